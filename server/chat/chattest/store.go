@@ -1,0 +1,236 @@
+// Package chattest holds the contract tests that every engine of the chat
+// domain runs: one suite per interface, so that the embedded default and
+// the scaled-out engines cannot drift apart.
+package chattest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/scalable-chat-go/server/chat"
+)
+
+// StoreOptions tune the Store contract to an engine.
+type StoreOptions struct {
+	// Unstorable, when set, returns a message the engine's database refuses
+	// for its data (a NUL byte for PostgreSQL), to check that it never
+	// blocks the rest of its batch.
+	Unstorable func(id string) chat.Message
+}
+
+// Msg returns a message with the id, text and time (milliseconds after a
+// fixed epoch), for tests.
+func Msg(id, text string, ms int) chat.Message {
+	return chat.Message{
+		ID:        id,
+		Text:      text,
+		Username:  "user-" + id,
+		CreatedAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC).Add(time.Duration(ms) * time.Millisecond),
+	}
+}
+
+// TestStore runs the Store contract against stores made by open. Each
+// subtest gets a new, empty store.
+func TestStore(t *testing.T, open func(t *testing.T) chat.Store, o StoreOptions) {
+	ctx := context.Background()
+
+	t.Run("SaveAndPageNewestFirst", func(t *testing.T) {
+		s := open(t)
+		var batch []chat.Message
+		for i := range 10 {
+			batch = append(batch, Msg(fmt.Sprintf("id-%02d", i), fmt.Sprintf("text %d", i), i*10))
+		}
+		mustSave(t, s, batch)
+		got, err := s.Recent(ctx, 4, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantIDs(t, got, "id-09", "id-08", "id-07", "id-06")
+		cur := chat.CursorOf(got[3])
+		got, err = s.Recent(ctx, 4, &cur)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantIDs(t, got, "id-05", "id-04", "id-03", "id-02")
+		cur = chat.CursorOf(got[3])
+		got, err = s.Recent(ctx, 4, &cur)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantIDs(t, got, "id-01", "id-00")
+	})
+
+	t.Run("FieldsRoundTrip", func(t *testing.T) {
+		s := open(t)
+		m := chat.Message{
+			ID:        "0191d2c4-7b1e-7c3a-9f00-5a1b2c3d4e5f",
+			Text:      "héllo 👋 <img src=x onerror=alert(1)> \"quoted\" 'single' \\ back\nline",
+			Username:  "Zoë 🦊",
+			CreatedAt: time.Date(2026, 11, 27, 13, 14, 15, 123_000_000, time.UTC),
+		}
+		mustSave(t, s, []chat.Message{m})
+		got, err := s.Find(ctx, m.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.ID != m.ID || got.Text != m.Text || got.Username != m.Username || !got.CreatedAt.Equal(m.CreatedAt) {
+			t.Fatalf("round trip changed the message:\n got %+v\nwant %+v", got, m)
+		}
+		if got.CreatedAt.Location() != time.UTC {
+			t.Errorf("CreatedAt comes back in %v, want UTC", got.CreatedAt.Location())
+		}
+		long := Msg("long", strings.Repeat("ü", 2000), 1)
+		mustSave(t, s, []chat.Message{long})
+		if got, err := s.Find(ctx, "long"); err != nil || got.Text != long.Text {
+			t.Fatalf("2000-character message: err %v, same text %v", err, got.Text == long.Text)
+		}
+		empty := Msg("anon", "no name", 2)
+		empty.Username = ""
+		mustSave(t, s, []chat.Message{empty})
+		if got, err := s.Find(ctx, "anon"); err != nil || got.Username != "" {
+			t.Fatalf("empty username: %+v %v", got, err)
+		}
+	})
+
+	t.Run("SaveIsIdempotentByID", func(t *testing.T) {
+		s := open(t)
+		a, b := Msg("a", "first", 1), Msg("b", "second", 2)
+		mustSave(t, s, []chat.Message{a, b})
+		changed := a
+		changed.Text = "a retry must not overwrite"
+		mustSave(t, s, []chat.Message{changed, b, Msg("c", "third", 3)})
+		mustSave(t, s, []chat.Message{b, b})
+		got, err := s.Recent(ctx, 100, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantIDs(t, got, "c", "b", "a")
+		if got[2].Text != "first" {
+			t.Errorf("stored text changed by a duplicate: %q", got[2].Text)
+		}
+	})
+
+	t.Run("TiesOrderByID", func(t *testing.T) {
+		s := open(t)
+		mustSave(t, s, []chat.Message{Msg("b", "x", 5), Msg("a", "x", 5), Msg("c", "x", 5), Msg("z", "x", 4)})
+		got, err := s.Recent(ctx, 10, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantIDs(t, got, "c", "b", "a", "z")
+		cur := chat.CursorOf(got[1])
+		got, err = s.Recent(ctx, 10, &cur)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantIDs(t, got, "a", "z")
+	})
+
+	t.Run("FindUnknown", func(t *testing.T) {
+		s := open(t)
+		if _, err := s.Find(ctx, "nope"); !errors.Is(err, chat.ErrNotFound) {
+			t.Fatalf("Find(unknown) = %v, want ErrNotFound", err)
+		}
+	})
+
+	t.Run("LargeAndEmptyBatches", func(t *testing.T) {
+		s := open(t)
+		mustSave(t, s, nil)
+		var batch []chat.Message
+		for i := range 2500 {
+			batch = append(batch, Msg(fmt.Sprintf("m%05d", i), "bulk", i))
+		}
+		mustSave(t, s, batch)
+		got, err := s.Recent(ctx, 3000, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 2500 {
+			t.Fatalf("stored %d of 2500", len(got))
+		}
+	})
+
+	t.Run("ConcurrentOverlappingBatches", func(t *testing.T) {
+		s := open(t)
+		var wg sync.WaitGroup
+		errs := make(chan error, 4)
+		for w := range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var batch []chat.Message
+				for i := range 200 {
+					batch = append(batch, Msg(fmt.Sprintf("c%03d", (i+w*50)%300), "c", i))
+				}
+				if _, err := s.SaveBatch(ctx, batch); err != nil {
+					errs <- err
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		got, err := s.Recent(ctx, 1000, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 300 {
+			t.Fatalf("stored %d distinct messages, want 300", len(got))
+		}
+	})
+
+	if o.Unstorable != nil {
+		t.Run("UnstorableRowDoesNotBlockItsBatch", func(t *testing.T) {
+			s := open(t)
+			batch := []chat.Message{Msg("ok1", "fine", 1), o.Unstorable("bad"), Msg("ok2", "fine", 3)}
+			rejected, err := s.SaveBatch(ctx, batch)
+			if err != nil {
+				t.Fatalf("SaveBatch: %v", err)
+			}
+			if len(rejected) != 1 || rejected[0].Message.ID != "bad" || rejected[0].Reason == "" {
+				t.Fatalf("rejected = %+v, want only the bad row, with a reason", rejected)
+			}
+			got, err := s.Recent(ctx, 10, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantIDs(t, got, "ok2", "ok1")
+		})
+	}
+
+	t.Run("PingAndClose", func(t *testing.T) {
+		s := open(t)
+		if err := s.Ping(ctx); err != nil {
+			t.Fatalf("Ping: %v", err)
+		}
+	})
+}
+
+func mustSave(t *testing.T, s chat.Store, batch []chat.Message) {
+	t.Helper()
+	rejected, err := s.SaveBatch(context.Background(), batch)
+	if err != nil {
+		t.Fatalf("SaveBatch(%d): %v", len(batch), err)
+	}
+	if len(rejected) > 0 {
+		t.Fatalf("SaveBatch rejected %+v", rejected)
+	}
+}
+
+func wantIDs(t *testing.T, got []chat.Message, ids ...string) {
+	t.Helper()
+	var have []string
+	for _, m := range got {
+		have = append(have, m.ID)
+	}
+	if strings.Join(have, ",") != strings.Join(ids, ",") {
+		t.Fatalf("ids = %v, want %v", have, ids)
+	}
+}

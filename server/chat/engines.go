@@ -1,0 +1,86 @@
+package chat
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Fanout delivers messages to the connected clients of the whole cluster.
+//
+// Broadcast delivers m once to every client connected to any node, after
+// every message this node broadcast before it (so each sender's order is
+// kept). It does not block on slow clients or slow peer nodes, and it never
+// fails the caller: an engine counts and logs its own delivery faults.
+type Fanout interface {
+	Broadcast(m Message)
+}
+
+// Log makes accepted messages durable, each exactly once.
+//
+// Append is admission: it is synchronous and returns ErrUnavailable, having
+// admitted nothing, when the log cannot take m now (its buffer is full, or
+// it is closing). Once m is admitted, done is called exactly once, from
+// another goroutine, with nil when m is durable (committed to the store, or
+// acknowledged by the broker), or with the error that made m fail for good;
+// the engine counts and logs such a loss. done must not block.
+//
+// Close stops admission and waits, until ctx ends, for every admitted
+// message to become durable; what it could not deliver it fails, counts and
+// logs, and reports in its error.
+type Log interface {
+	Append(m Message, done func(error)) error
+	Close(ctx context.Context) error
+}
+
+// Cursor is a position in history order: messages sort by CreatedAt, then ID.
+type Cursor struct {
+	CreatedAt time.Time
+	ID        string
+}
+
+// CursorOf returns the position of m.
+func CursorOf(m Message) Cursor { return Cursor{CreatedAt: m.CreatedAt, ID: m.ID} }
+
+// Rejected is a message the store refused for its data (not for an outage):
+// retrying it cannot succeed.
+type Rejected struct {
+	Message Message
+	Reason  string
+}
+
+// Store keeps messages.
+//
+// SaveBatch stores the batch in one transaction, idempotently by ID: a
+// message stored before is left as it is. A message the database refuses
+// for its data never blocks the rest of its batch: it is returned in
+// rejected, and the others are stored. A non-nil error means nothing was
+// stored and the whole batch may be retried.
+//
+// Recent returns up to limit messages, newest first, strictly before the
+// cursor when one is given. Find returns the stored message with the id, or
+// ErrNotFound.
+type Store interface {
+	SaveBatch(ctx context.Context, batch []Message) (rejected []Rejected, err error)
+	Recent(ctx context.Context, limit int, before *Cursor) ([]Message, error)
+	Find(ctx context.Context, id string) (Message, error)
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// ErrNotFound is returned by Store.Find for an unknown id.
+var ErrNotFound = errors.New("message not found")
+
+// Presence counts the clients online in the cluster.
+//
+// Online records local, this node's own count of connections, and returns
+// the count of the whole cluster. A single node returns local.
+type Presence interface {
+	Online(ctx context.Context, local int) (int, error)
+}
+
+// LocalPresence is the Presence of a node that runs alone.
+type LocalPresence struct{}
+
+// Online returns local.
+func (LocalPresence) Online(_ context.Context, local int) (int, error) { return local, nil }

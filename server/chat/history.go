@@ -1,0 +1,135 @@
+package chat
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+)
+
+// History answers "what was said lately": the store's pages merged, by id,
+// with a ring of the messages this node delivered most recently. The store
+// lags the live broadcast by a batch, or by more during an outage; the ring
+// covers that lag, so a newcomer's history has no gap and no duplicate at the
+// seam with the live messages that follow it.
+//
+// History is safe for concurrent use.
+type History struct {
+	store Store
+
+	mu   sync.RWMutex
+	ring []Message // circular, capacity fixed
+	next int       // where the next message goes
+	size int
+	byID map[string]int // id -> index in ring
+}
+
+// NewHistory returns a History over store that remembers the last capacity
+// delivered messages.
+func NewHistory(store Store, capacity int) *History {
+	capacity = max(capacity, 1)
+	return &History{
+		store: store,
+		ring:  make([]Message, capacity),
+		byID:  make(map[string]int, capacity),
+	}
+}
+
+// Observe records a message this node delivered to its clients.
+func (h *History) Observe(m Message) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, seen := h.byID[m.ID]; seen {
+		return
+	}
+	if h.size == len(h.ring) {
+		delete(h.byID, h.ring[h.next].ID)
+	} else {
+		h.size++
+	}
+	h.ring[h.next] = m
+	h.byID[m.ID] = h.next
+	h.next = (h.next + 1) % len(h.ring)
+}
+
+// Recent returns up to limit messages, newest first, strictly before the
+// message with id before when before is not empty. An unknown before is
+// reported as ErrNotFound.
+func (h *History) Recent(ctx context.Context, limit int, before string) ([]Message, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	var cur *Cursor
+	if before != "" {
+		c, err := h.cursor(ctx, before)
+		if err != nil {
+			return nil, err
+		}
+		cur = &c
+	}
+	stored, err := h.store.Recent(ctx, limit, cur)
+	if err != nil {
+		return nil, fmt.Errorf("read history from the store: %w", err)
+	}
+	return h.Merge(stored, limit, cur), nil
+}
+
+// Merge returns the newest limit messages of stored (a store page, newest
+// first) and of the ring, newest first, each once, strictly before cur when
+// cur is not nil.
+func (h *History) Merge(stored []Message, limit int, cur *Cursor) []Message {
+	h.mu.RLock()
+	out := make([]Message, 0, len(stored)+min(limit, h.size))
+	seen := make(map[string]struct{}, len(stored)+min(limit, h.size))
+	for _, m := range stored {
+		if _, dup := seen[m.ID]; !dup {
+			seen[m.ID] = struct{}{}
+			out = append(out, m)
+		}
+	}
+	// Walk the ring newest first; at most limit of it can make the page.
+	taken := 0
+	for i := 0; i < h.size && taken < limit; i++ {
+		m := h.ring[(h.next-1-i+2*len(h.ring))%len(h.ring)]
+		if cur != nil && !m.Before(Message{CreatedAt: cur.CreatedAt, ID: cur.ID}) {
+			continue
+		}
+		taken++
+		if _, dup := seen[m.ID]; !dup {
+			seen[m.ID] = struct{}{}
+			out = append(out, m)
+		}
+	}
+	h.mu.RUnlock()
+	slices.SortFunc(out, func(a, b Message) int {
+		switch {
+		case b.Before(a):
+			return -1
+		case a.Before(b):
+			return 1
+		}
+		return 0
+	})
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	return out
+}
+
+func (h *History) cursor(ctx context.Context, id string) (Cursor, error) {
+	h.mu.RLock()
+	i, ok := h.byID[id]
+	var m Message
+	if ok {
+		m = h.ring[i]
+	}
+	h.mu.RUnlock()
+	if ok {
+		return CursorOf(m), nil
+	}
+	m, err := h.store.Find(ctx, id)
+	if err != nil {
+		return Cursor{}, err
+	}
+	return CursorOf(m), nil
+}

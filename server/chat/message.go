@@ -1,0 +1,163 @@
+package chat
+
+import (
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+)
+
+// Message is one accepted chat message.
+type Message struct {
+	// ID identifies the message: a UUIDv7 assigned on accept (so ids sort by
+	// time), or the sender's clientId, so that a retried emit is broadcast
+	// and stored once.
+	ID string
+	// Text is the message text ("message" on the wire, "content" in the
+	// store).
+	Text string
+	// Username is the sender's name as given, trimmed and cleaned; it may be
+	// empty, as with the original server.
+	Username string
+	// CreatedAt is the accepting node's UTC time, in whole milliseconds.
+	CreatedAt time.Time
+}
+
+// TimeLayout formats CreatedAt on the wire: RFC 3339, UTC, milliseconds.
+const TimeLayout = "2006-01-02T15:04:05.000Z07:00"
+
+// Wire is a message as clients receive it in a `message` event. The first
+// two fields are exactly the original server's; its clients ignore the rest.
+type Wire struct {
+	Message   string `json:"message"`
+	Username  string `json:"username"`
+	ID        string `json:"id"`
+	CreatedAt string `json:"createdAt"`
+}
+
+// Wire returns m as clients receive it.
+func (m Message) Wire() Wire {
+	return Wire{
+		Message:   m.Text,
+		Username:  m.Username,
+		ID:        m.ID,
+		CreatedAt: m.CreatedAt.UTC().Format(TimeLayout),
+	}
+}
+
+// Before reports whether m sorts before o in history order: by CreatedAt,
+// then by ID.
+func (m Message) Before(o Message) bool {
+	if !m.CreatedAt.Equal(o.CreatedAt) {
+		return m.CreatedAt.Before(o.CreatedAt)
+	}
+	return m.ID < o.ID
+}
+
+// Limits are the bounds a message must keep. Every limit is a named setting.
+type Limits struct {
+	// MaxMessageLength is the most Unicode code points a message may have
+	// (MAX_MESSAGE_LENGTH, default 2000).
+	MaxMessageLength int
+	// MaxUsernameLength is the most Unicode code points a username may have
+	// (MAX_USERNAME_LENGTH, default 64).
+	MaxUsernameLength int
+}
+
+// DefaultLimits returns the documented defaults.
+func DefaultLimits() Limits {
+	return Limits{MaxMessageLength: 2000, MaxUsernameLength: 64}
+}
+
+// Draft is a validated client event, before it is given an id and a time.
+type Draft struct {
+	Text     string
+	Username string
+	// ClientID is the sender's own id for the message (a UUID), or "".
+	ClientID string
+}
+
+// ParseDraft validates the payload of an `event:message` event, as decoded
+// from JSON, against the limits. Control characters and NUL are removed from
+// the message and the username; both are trimmed. The error is an *Error
+// whose Code tells the client what to fix.
+func ParseDraft(payload any, l Limits) (Draft, error) {
+	obj, ok := payload.(map[string]any)
+	if !ok {
+		return Draft{}, Errorf(CodeInvalidPayload, "the payload must be an object {message, username}")
+	}
+	rawText, present := obj["message"]
+	if !present {
+		return Draft{}, Errorf(CodeInvalidPayload, "message is missing")
+	}
+	text, ok := rawText.(string)
+	if !ok {
+		return Draft{}, Errorf(CodeInvalidPayload, "message must be a string")
+	}
+	var username string
+	if rawUser, present := obj["username"]; present && rawUser != nil {
+		if username, ok = rawUser.(string); !ok {
+			return Draft{}, Errorf(CodeInvalidPayload, "username must be a string")
+		}
+	}
+	text = clean(text, true)
+	if text == "" {
+		return Draft{}, Errorf(CodeMessageEmpty, "message is empty")
+	}
+	if n := utf8.RuneCountInString(text); n > l.MaxMessageLength {
+		return Draft{}, Errorf(CodeMessageTooLong, "message is %d characters long; the limit is %d", n, l.MaxMessageLength)
+	}
+	username = clean(username, false)
+	if n := utf8.RuneCountInString(username); n > l.MaxUsernameLength {
+		return Draft{}, Errorf(CodeUsernameTooLong, "username is %d characters long; the limit is %d", n, l.MaxUsernameLength)
+	}
+	d := Draft{Text: text, Username: username}
+	if rawID, present := obj["clientId"]; present && rawID != nil {
+		s, ok := rawID.(string)
+		if !ok {
+			return Draft{}, Errorf(CodeInvalidClientID, "clientId must be a UUID string")
+		}
+		id, err := uuid.Parse(s)
+		if err != nil || len(s) != 36 {
+			return Draft{}, Errorf(CodeInvalidClientID, "clientId must be a UUID like 0191d2c4-7b1e-7c3a-9f00-5a1b2c3d4e5f")
+		}
+		d.ClientID = id.String()
+	}
+	return d, nil
+}
+
+// clean removes control characters (NUL included) and invalid UTF-8 and
+// trims surrounding white space. With keepBreaks, line feeds and tabs inside
+// the text stay.
+func clean(s string, keepBreaks bool) string {
+	drop := func(r rune, size int) bool {
+		if r == utf8.RuneError && size == 1 {
+			return true
+		}
+		if keepBreaks && (r == '\n' || r == '\t') {
+			return false
+		}
+		return unicode.IsControl(r)
+	}
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if drop(r, size) {
+			var b strings.Builder
+			b.Grow(len(s))
+			b.WriteString(s[:i])
+			for j := i; j < len(s); {
+				r, size := utf8.DecodeRuneInString(s[j:])
+				if !drop(r, size) {
+					b.WriteString(s[j : j+size])
+				}
+				j += size
+			}
+			s = b.String()
+			break
+		}
+		i += size
+	}
+	return strings.TrimSpace(s)
+}
