@@ -1,0 +1,182 @@
+// Package sqlstore is the chat Store on SQL databases through GORM: SQLite
+// (pure Go, no cgo) for the embedded default, in the same `messages` table
+// shape as the original Prisma model.
+//
+// Guarantees: SaveBatch writes a batch in one transaction and is idempotent
+// by id (INSERT ... ON CONFLICT (id) DO NOTHING); a row the database refuses
+// for its data is isolated by splitting the batch, reported, and never
+// blocks the others. Recent pages newest first on (created_at, id), which an
+// index covers.
+package sqlstore
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/scalable-chat-go/server/chat"
+)
+
+// Store is a chat.Store on a GORM database.
+type Store struct {
+	db      *gorm.DB
+	dialect dialect
+	// insertChunk bounds the rows of one INSERT statement (bind variables).
+	insertChunk int
+}
+
+// dialect holds what differs between databases.
+type dialect interface {
+	// toDB converts a message time to the column's value.
+	toDB(t time.Time) dbTime
+	// isDataError reports whether err refuses the data itself (retrying
+	// cannot help), rather than an outage or a timeout.
+	isDataError(err error) bool
+}
+
+// row maps a message onto the `messages` table (Prisma model Message).
+type row struct {
+	ID        string `gorm:"column:id;primaryKey"`
+	Content   string `gorm:"column:content"`
+	Username  string `gorm:"column:username"`
+	CreatedAt dbTime `gorm:"column:created_at"`
+}
+
+func (row) TableName() string { return "messages" }
+
+// dbTime is a message time on its way to the database: a time value, or
+// for SQLite a fixed-width text (see sqliteTimeLayout).
+type dbTime struct {
+	t      time.Time
+	asText bool
+}
+
+// Value implements driver.Valuer.
+func (d dbTime) Value() (driver.Value, error) {
+	if d.asText {
+		return d.t.UTC().Format(sqliteTimeLayout), nil
+	}
+	return d.t.UTC(), nil
+}
+
+// GormDataType names the column type for GORM.
+func (dbTime) GormDataType() string { return "time" }
+
+// readRow is row as read back.
+type readRow struct {
+	ID        string    `gorm:"column:id"`
+	Content   string    `gorm:"column:content"`
+	Username  string    `gorm:"column:username"`
+	CreatedAt time.Time `gorm:"column:created_at"`
+}
+
+func (readRow) TableName() string { return "messages" }
+
+func (r readRow) message() chat.Message {
+	return chat.Message{ID: r.ID, Text: r.Content, Username: r.Username, CreatedAt: r.CreatedAt.UTC()}
+}
+
+// SaveBatch stores batch in one transaction, idempotently by id. See the
+// package documentation for how refused rows are handled.
+func (s *Store) SaveBatch(ctx context.Context, batch []chat.Message) ([]chat.Rejected, error) {
+	if len(batch) == 0 {
+		return nil, nil
+	}
+	err := s.insert(ctx, batch)
+	if err == nil || !s.dialect.isDataError(err) {
+		if err != nil {
+			return nil, fmt.Errorf("store batch of %d: %w", len(batch), err)
+		}
+		return nil, nil
+	}
+	if len(batch) == 1 {
+		return []chat.Rejected{{Message: batch[0], Reason: err.Error()}}, nil
+	}
+	// Split to isolate the refused rows; the halves are stored on their own.
+	half := len(batch) / 2
+	left, err := s.SaveBatch(ctx, batch[:half])
+	if err != nil {
+		return nil, err
+	}
+	right, err := s.SaveBatch(ctx, batch[half:])
+	if err != nil {
+		return left, err
+	}
+	return append(left, right...), nil
+}
+
+func (s *Store) insert(ctx context.Context, batch []chat.Message) error {
+	rows := make([]row, len(batch))
+	for i, m := range batch {
+		rows[i] = row{ID: m.ID, Content: m.Text, Username: m.Username, CreatedAt: s.dialect.toDB(m.CreatedAt)}
+	}
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		for start := 0; start < len(rows); start += s.insertChunk {
+			chunk := rows[start:min(start+s.insertChunk, len(rows))]
+			if err := tx.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "id"}}, DoNothing: true}).
+				Create(&chunk).Error; err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Recent returns up to limit messages, newest first, strictly before cur.
+func (s *Store) Recent(ctx context.Context, limit int, cur *chat.Cursor) ([]chat.Message, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	q := s.db.WithContext(ctx).Model(&readRow{})
+	if cur != nil {
+		q = q.Where("(created_at, id) < (?, ?)", s.dialect.toDB(cur.CreatedAt), cur.ID)
+	}
+	var rows []readRow
+	if err := q.Order("created_at DESC, id DESC").Limit(limit).Find(&rows).Error; err != nil {
+		return nil, fmt.Errorf("read %d recent messages: %w", limit, err)
+	}
+	out := make([]chat.Message, len(rows))
+	for i, r := range rows {
+		out[i] = r.message()
+	}
+	return out, nil
+}
+
+// Find returns the message with id, or chat.ErrNotFound.
+func (s *Store) Find(ctx context.Context, id string) (chat.Message, error) {
+	var r readRow
+	err := s.db.WithContext(ctx).Where("id = ?", id).Take(&r).Error
+	switch {
+	case errors.Is(err, gorm.ErrRecordNotFound):
+		return chat.Message{}, chat.ErrNotFound
+	case err != nil:
+		return chat.Message{}, fmt.Errorf("find message %q: %w", id, err)
+	}
+	return r.message(), nil
+}
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return err
+	}
+	return sqlDB.PingContext(ctx)
+}
+
+// Close closes the database.
+func (s *Store) Close() error {
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return err
+	}
+	return sqlDB.Close()
+}
+
+// DB returns the GORM handle, for tests and tools.
+func (s *Store) DB() *gorm.DB { return s.db }
