@@ -1,0 +1,332 @@
+// Package directlog is the chat Log that writes accepted messages straight
+// to a Store, in batches, from one background writer: the engine of a node
+// that runs without Kafka.
+//
+// Guarantees: admission is bounded (Options.Buffer messages; past that
+// Append refuses with chat.ErrUnavailable); every admitted message is
+// written once per successful commit and its done callback fires after the
+// commit; while the store is down the writer retries the same batch with
+// exponential back-off, keeping order, and reports the outage through
+// Health and metrics; Close drains what was admitted, until its context
+// ends, and counts and logs what it could not write.
+package directlog
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/scalable-chat-go/server/chat"
+)
+
+// Options configure a Log. Zero fields take their defaults.
+type Options struct {
+	// Buffer is how many admitted messages may wait for the store
+	// (WRITE_BUFFER, default 100,000).
+	Buffer int
+	// BatchSize is the most messages one transaction writes (BATCH_SIZE,
+	// default 1000).
+	BatchSize int
+	// BatchWait is how long a batch may wait to fill before it is written
+	// (BATCH_WAIT, default 50 ms). Under load batches fill sooner.
+	BatchWait time.Duration
+	// RetryMin and RetryMax bound the back-off between retries while the
+	// store is down (default 100 ms and 60 s, DB_RETRY_MAX).
+	RetryMin, RetryMax time.Duration
+	// OnStored, when set, is called with each committed batch, from the
+	// writer goroutine, before the done callbacks.
+	OnStored func([]chat.Message)
+	Logger   *slog.Logger
+	// Registerer receives the metrics; nil registers none.
+	Registerer prometheus.Registerer
+}
+
+func (o *Options) defaults() {
+	if o.Buffer <= 0 {
+		o.Buffer = 100_000
+	}
+	if o.BatchSize <= 0 {
+		o.BatchSize = 1000
+	}
+	if o.BatchWait < 0 {
+		o.BatchWait = 0
+	} else if o.BatchWait == 0 {
+		o.BatchWait = 50 * time.Millisecond
+	}
+	if o.RetryMin <= 0 {
+		o.RetryMin = 100 * time.Millisecond
+	}
+	if o.RetryMax <= 0 {
+		o.RetryMax = 60 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+}
+
+type item struct {
+	m    chat.Message
+	done func(error)
+}
+
+// Log is a chat.Log over a chat.Store.
+type Log struct {
+	store chat.Store
+	o     Options
+	m     *metrics
+
+	mu      sync.Mutex
+	queue   []item
+	closed  bool
+	wake    chan struct{} // a message was queued, or Close was called
+	stopped chan struct{} // the writer has returned
+	abort   chan struct{} // Close gave up waiting: fail what is left
+
+	healthMu sync.Mutex
+	lastErr  error
+	downFrom time.Time
+}
+
+// New starts a Log writing to store.
+func New(store chat.Store, o Options) *Log {
+	o.defaults()
+	l := &Log{
+		store:   store,
+		o:       o,
+		m:       newMetrics(o.Registerer),
+		wake:    make(chan struct{}, 1),
+		stopped: make(chan struct{}),
+		abort:   make(chan struct{}),
+	}
+	go l.run()
+	return l
+}
+
+// Append admits m; see chat.Log.
+func (l *Log) Append(m chat.Message, done func(error)) error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return fmt.Errorf("append to a closed log: %w", chat.ErrUnavailable)
+	}
+	if len(l.queue) >= l.o.Buffer {
+		l.mu.Unlock()
+		l.m.refused.Inc()
+		return fmt.Errorf("write buffer full (%d messages): %w", l.o.Buffer, chat.ErrUnavailable)
+	}
+	l.queue = append(l.queue, item{m: m, done: done})
+	n := len(l.queue)
+	l.mu.Unlock()
+	l.m.depth.Set(float64(n))
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// Health returns nil while the store takes writes, or the last write error
+// and since when writes fail.
+func (l *Log) Health() (since time.Time, err error) {
+	l.healthMu.Lock()
+	defer l.healthMu.Unlock()
+	return l.downFrom, l.lastErr
+}
+
+// Close stops admission, waits until every admitted message is written or
+// ctx ends, and fails (counts, logs) what is left.
+func (l *Log) Close(ctx context.Context) error {
+	l.mu.Lock()
+	already := l.closed
+	l.closed = true
+	l.mu.Unlock()
+	if !already {
+		select {
+		case l.wake <- struct{}{}:
+		default:
+		}
+	}
+	select {
+	case <-l.stopped:
+		return nil
+	case <-ctx.Done():
+	}
+	l.mu.Lock()
+	select {
+	case <-l.abort:
+	default:
+		close(l.abort)
+	}
+	l.mu.Unlock()
+	<-l.stopped
+	l.mu.Lock()
+	left := l.queue
+	l.queue = nil
+	l.mu.Unlock()
+	if len(left) == 0 {
+		return nil
+	}
+	err := fmt.Errorf("%w: shutdown timeout: %d accepted messages were not stored", chat.ErrLost, len(left))
+	l.fail(left, "shutdown", err)
+	return err
+}
+
+// run is the writer: it takes batches off the queue and stores them.
+func (l *Log) run() {
+	defer close(l.stopped)
+	for {
+		batch, closing := l.next()
+		if len(batch) == 0 {
+			if closing {
+				return
+			}
+			continue
+		}
+		if !l.write(batch) {
+			// Aborted: put the batch back for Close to fail.
+			l.mu.Lock()
+			l.queue = append(batch, l.queue...)
+			l.mu.Unlock()
+			return
+		}
+	}
+}
+
+// next waits for the first message, then up to BatchWait for the batch to
+// fill, and takes it off the queue. closing reports that Close was called.
+func (l *Log) next() (batch []item, closing bool) {
+	for {
+		l.mu.Lock()
+		n, closing := len(l.queue), l.closed
+		l.mu.Unlock()
+		if n > 0 || closing {
+			break
+		}
+		<-l.wake
+	}
+	deadline := time.NewTimer(l.o.BatchWait)
+	defer deadline.Stop()
+	for {
+		l.mu.Lock()
+		n, closing := len(l.queue), l.closed
+		l.mu.Unlock()
+		if n >= l.o.BatchSize || closing {
+			break
+		}
+		select {
+		case <-l.wake:
+			continue
+		case <-deadline.C:
+		}
+		break
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := min(len(l.queue), l.o.BatchSize)
+	batch = make([]item, n)
+	copy(batch, l.queue)
+	// Shift rather than reslice, so the queue's array does not keep every
+	// message ever written alive.
+	rest := copy(l.queue, l.queue[n:])
+	clear(l.queue[rest:])
+	l.queue = l.queue[:rest]
+	l.m.depth.Set(float64(rest))
+	return batch, l.closed
+}
+
+// write stores batch, retrying with back-off while the store is down. It
+// returns false when Close gave up waiting before the batch was stored.
+func (l *Log) write(batch []item) bool {
+	msgs := make([]chat.Message, len(batch))
+	for i, it := range batch {
+		msgs[i] = it.m
+	}
+	backoff := l.o.RetryMin
+	for attempt := 1; ; attempt++ {
+		start := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		rejected, err := l.store.SaveBatch(ctx, msgs)
+		cancel()
+		l.m.latency.Observe(time.Since(start).Seconds())
+		if err == nil {
+			l.recovered()
+			l.m.batchSize.Observe(float64(len(batch)))
+			l.finish(batch, rejected)
+			return true
+		}
+		l.m.errors.Inc()
+		l.failing(err, attempt, backoff, len(batch))
+		select {
+		case <-time.After(backoff):
+		case <-l.abort:
+			return false
+		}
+		backoff = min(2*backoff, l.o.RetryMax)
+	}
+}
+
+func (l *Log) finish(batch []item, rejected []chat.Rejected) {
+	bad := make(map[string]string, len(rejected))
+	for _, r := range rejected {
+		bad[r.Message.ID] = r.Reason
+	}
+	if l.o.OnStored != nil {
+		stored := make([]chat.Message, 0, len(batch)-len(bad))
+		for _, it := range batch {
+			if _, refused := bad[it.m.ID]; !refused {
+				stored = append(stored, it.m)
+			}
+		}
+		l.o.OnStored(stored)
+	}
+	for _, it := range batch {
+		if reason, refused := bad[it.m.ID]; refused {
+			l.m.lost.WithLabelValues("rejected").Inc()
+			l.o.Logger.Error("store refused a message; it is not stored", "id", it.m.ID, "reason", reason)
+			it.done(fmt.Errorf("%w: the store refused it: %s", chat.ErrLost, reason))
+			continue
+		}
+		it.done(nil)
+	}
+	l.m.stored.Add(float64(len(batch) - len(bad)))
+}
+
+func (l *Log) fail(items []item, reason string, err error) {
+	l.m.lost.WithLabelValues(reason).Add(float64(len(items)))
+	l.o.Logger.Error("accepted messages lost", "count", len(items), "reason", reason, "err", err)
+	for _, it := range items {
+		it.done(err)
+	}
+}
+
+func (l *Log) failing(err error, attempt int, backoff time.Duration, n int) {
+	l.healthMu.Lock()
+	first := l.lastErr == nil
+	if first {
+		l.downFrom = time.Now()
+	}
+	l.lastErr = err
+	l.healthMu.Unlock()
+	l.m.up.Set(0)
+	// One line when the outage starts, then one per doubling of the wait.
+	if first || backoff < l.o.RetryMax {
+		l.o.Logger.Warn("store write failed; retrying", "batch", n, "attempt", attempt, "retry_in", backoff, "err", err)
+	}
+}
+
+func (l *Log) recovered() {
+	l.healthMu.Lock()
+	was := l.lastErr
+	since := l.downFrom
+	l.lastErr = nil
+	l.downFrom = time.Time{}
+	l.healthMu.Unlock()
+	l.m.up.Set(1)
+	if was != nil {
+		l.o.Logger.Info("store writes resumed", "down_for", time.Since(since).Round(time.Millisecond))
+	}
+}

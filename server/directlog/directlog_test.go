@@ -1,0 +1,134 @@
+package directlog_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/scalable-chat-go/server/chat"
+	"github.com/scalable-chat-go/server/chat/chattest"
+	"github.com/scalable-chat-go/server/directlog"
+	"github.com/scalable-chat-go/server/sqlstore"
+)
+
+func openStore(t *testing.T) *sqlstore.Store {
+	t.Helper()
+	s, err := sqlstore.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "chat.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+func readAll(t *testing.T, s chat.Store) []chat.Message {
+	t.Helper()
+	got, err := s.Recent(context.Background(), 1_000_000, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+func TestLogContractOnSQLite(t *testing.T) {
+	chattest.TestLog(t, func(t *testing.T) (chat.Log, func() []chat.Message) {
+		s := openStore(t)
+		l := directlog.New(s, directlog.Options{BatchWait: 5 * time.Millisecond})
+		t.Cleanup(func() { _ = l.Close(context.Background()) })
+		return l, func() []chat.Message { return readAll(t, s) }
+	})
+}
+
+// flaky is a store that fails while down is set, as a database outage does.
+type flaky struct {
+	chat.Store
+	mu   sync.Mutex
+	down bool
+}
+
+func (f *flaky) SaveBatch(ctx context.Context, b []chat.Message) ([]chat.Rejected, error) {
+	f.mu.Lock()
+	down := f.down
+	f.mu.Unlock()
+	if down {
+		return nil, errors.New("connection refused")
+	}
+	return f.Store.SaveBatch(ctx, b)
+}
+
+func (f *flaky) set(down bool) { f.mu.Lock(); f.down = down; f.mu.Unlock() }
+
+func TestOutageRetriesInOrderAndReportsHealth(t *testing.T) {
+	s := openStore(t)
+	f := &flaky{Store: s, down: true}
+	l := directlog.New(f, directlog.Options{BatchWait: time.Millisecond, RetryMin: 5 * time.Millisecond, RetryMax: 20 * time.Millisecond})
+	done := make(chan error, 10)
+	for i := range 10 {
+		if err := l.Append(chattest.Msg(string(rune('a'+i)), "x", i), func(err error) { done <- err }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, err := l.Health(); err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("Health never reported the outage")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("a message was settled (%v) while the store was down", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	f.set(false)
+	for range 10 {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("done(%v) after recovery", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("messages not stored after the store came back")
+		}
+	}
+	if _, err := l.Health(); err != nil {
+		t.Fatalf("Health still %v after recovery", err)
+	}
+	if n := len(readAll(t, s)); n != 10 {
+		t.Fatalf("stored %d of 10", n)
+	}
+	if err := l.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestFullBufferRefusesAdmission(t *testing.T) {
+	f := &flaky{Store: openStore(t), down: true}
+	l := directlog.New(f, directlog.Options{Buffer: 3, BatchSize: 1, BatchWait: time.Millisecond, RetryMin: time.Hour})
+	admitted := 0
+	var err error
+	for i := range 10 {
+		if err = l.Append(chattest.Msg(string(rune('a'+i)), "x", i), func(error) {}); err != nil {
+			break
+		}
+		admitted++
+	}
+	if !errors.Is(err, chat.ErrUnavailable) {
+		t.Fatalf("Append past the buffer = %v, want ErrUnavailable", err)
+	}
+	// One batch is with the writer, three wait in the buffer.
+	if admitted < 3 || admitted > 4 {
+		t.Fatalf("admitted %d with a buffer of 3", admitted)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := l.Close(ctx); !errors.Is(err, chat.ErrLost) {
+		t.Fatalf("Close with the store down = %v, want a count of lost messages", err)
+	}
+}
