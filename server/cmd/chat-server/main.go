@@ -1,0 +1,180 @@
+// Command chat-server is the scalable-chat-go server: a Socket.IO v4 chat
+// backend that an unmodified socket.io-client app uses as it used the
+// original Node.js server. With no configuration it runs alone: in-memory
+// fan-out and a local SQLite file.
+//
+// main reads the configuration, picks the engines, wires them, serves, and
+// shuts down gracefully on SIGINT or SIGTERM.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/scalable-chat-go/server/chat"
+	"github.com/scalable-chat-go/server/config"
+	"github.com/scalable-chat-go/server/directlog"
+	"github.com/scalable-chat-go/server/httpapi"
+	"github.com/scalable-chat-go/server/socketio"
+	"github.com/scalable-chat-go/server/sqlstore"
+)
+
+func main() {
+	cfg, err := config.Load()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "chat-server: bad configuration:\n%v\n", err)
+		os.Exit(2)
+	}
+	logger := newLogger(cfg)
+	slog.SetDefault(logger)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, cfg, logger); err != nil {
+		logger.Error("chat-server stopped", "err", err)
+		os.Exit(1)
+	}
+}
+
+func newLogger(cfg config.Config) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+// run serves until ctx ends, then shuts down within SHUTDOWN_TIMEOUT.
+func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
+	if cfg.DatabaseURL != "" || cfg.RedisURL != "" || len(cfg.KafkaBrokers) > 0 {
+		return errors.New("DATABASE_URL, REDIS_URL and KAFKA_BROKERS are not supported by this build yet; unset them to run on the embedded default")
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	dbPath := filepath.Join(cfg.DataDir, "chat.db")
+	store, err := sqlstore.OpenSQLite(ctx, dbPath)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	wlog := directlog.New(store, directlog.Options{
+		Buffer:     cfg.WriteBuffer,
+		BatchSize:  cfg.BatchSize,
+		BatchWait:  cfg.BatchWait,
+		RetryMax:   cfg.DBRetryMax,
+		Logger:     logger.With("component", "writer"),
+		Registerer: reg,
+	})
+	history := chat.NewHistory(store, cfg.HistoryRingSize)
+
+	historyLimit := cfg.HistoryLimit
+	if historyLimit == 0 {
+		historyLimit = -1
+	}
+	recovery := cfg.RecoveryWindow
+	if recovery == 0 {
+		recovery = -1
+	}
+	rate := cfg.RateLimitPerSec
+	if rate == 0 {
+		rate = -1
+	}
+	edge, err := socketio.New(socketio.Options{
+		History:             history,
+		PingInterval:        cfg.PingInterval,
+		PingTimeout:         cfg.PingTimeout,
+		CORSOrigins:         cfg.CORSOrigins,
+		MaxHTTPBufferSize:   cfg.MaxHTTPBufferSize,
+		RatePerSecond:       rate,
+		RateBurst:           cfg.RateLimitBurst,
+		MaxConnections:      cfg.MaxConnections,
+		MaxConnectionsPerIP: cfg.MaxConnectionsPerIP,
+		TrustedProxies:      cfg.TrustedProxies,
+		SendQueueLimit:      cfg.SendQueueLimit,
+		HistoryLimit:        historyLimit,
+		RecoveryWindow:      recovery,
+		PresenceInterval:    cfg.PresenceInterval,
+		Logger:              logger.With("component", "socketio"),
+		Registerer:          reg,
+	})
+	if err != nil {
+		return err
+	}
+	svc := chat.NewService(wlog, edge, chat.ServiceOptions{
+		Limits: chat.Limits{MaxMessageLength: cfg.MaxMessageLength, MaxUsernameLength: cfg.MaxUsernameLength},
+	})
+	edge.SetAccepter(svc)
+
+	api := httpapi.New(httpapi.Options{
+		History:  history,
+		Gatherer: reg,
+		Checks: []httpapi.Check{{Name: "store", Fn: func(ctx context.Context) error {
+			if since, err := wlog.Health(); err != nil {
+				return fmt.Errorf("writes failing since %s: %w", since.UTC().Format(time.RFC3339), err)
+			}
+			return store.Ping(ctx)
+		}}},
+		AllowOrigin: edge.AllowsOrigin,
+	})
+	mux := http.NewServeMux()
+	api.Register(mux)
+	mux.Handle("/socket.io/", edge.Handler())
+
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
+	}
+	ln, err := net.Listen("tcp", cfg.Addr())
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr(), err)
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	api.SetReady()
+	logger.Info("chat-server ready",
+		"addr", ln.Addr().String(), "store", "sqlite", "db", dbPath, "fanout", "memory", "log", "direct",
+		"env_files", cfg.EnvFiles)
+
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		return fmt.Errorf("serve HTTP: %w", err)
+	}
+
+	// Graceful shutdown: not ready, stop accepting, disconnect clients,
+	// store every accepted message, exit.
+	logger.Info("shutting down", "timeout", cfg.ShutdownTimeout)
+	start := time.Now()
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	api.SetDraining()
+	httpDone := make(chan error, 1)
+	go func() { httpDone <- srv.Shutdown(sctx) }()
+	if err := edge.Close(sctx); err != nil {
+		logger.Warn("closing client connections", "err", err)
+	}
+	var firstErr error
+	if err := wlog.Close(sctx); err != nil {
+		firstErr = err
+	}
+	if err := <-httpDone; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		logger.Warn("HTTP shutdown", "err", err)
+		_ = srv.Close()
+	}
+	logger.Info("stopped", "took", time.Since(start).Round(time.Millisecond))
+	return firstErr
+}

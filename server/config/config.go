@@ -1,0 +1,298 @@
+// Package config reads the server's settings from the environment (and a
+// .env file) once, at start-up, into one typed struct. A bad value stops the
+// start with a message naming the variable and what it expected.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/joho/godotenv"
+)
+
+// Config is every setting of the server. The README lists each variable
+// with its default and how it maps to the original server.
+type Config struct {
+	Host string // HOST
+	Port int    // PORT
+
+	CORSOrigins       []string      // CORS_ORIGINS
+	PingInterval      time.Duration // PING_INTERVAL
+	PingTimeout       time.Duration // PING_TIMEOUT
+	MaxHTTPBufferSize int64         // MAX_HTTP_BUFFER_SIZE
+
+	MaxMessageLength  int // MAX_MESSAGE_LENGTH
+	MaxUsernameLength int // MAX_USERNAME_LENGTH
+
+	RateLimitPerSec     float64        // RATE_LIMIT_PER_SEC
+	RateLimitBurst      int            // RATE_LIMIT_BURST
+	MaxConnections      int            // MAX_CONNECTIONS
+	MaxConnectionsPerIP int            // MAX_CONNECTIONS_PER_IP
+	TrustedProxies      []netip.Prefix // TRUSTED_PROXIES
+	SendQueueLimit      int            // SEND_QUEUE_LIMIT
+
+	HistoryLimit     int           // HISTORY_LIMIT (0 disables)
+	HistoryRingSize  int           // HISTORY_RING_SIZE
+	RecoveryWindow   time.Duration // CONNECTION_RECOVERY_WINDOW (0 disables)
+	PresenceInterval time.Duration // PRESENCE_INTERVAL
+
+	DataDir     string        // DATA_DIR
+	WriteBuffer int           // WRITE_BUFFER
+	BatchSize   int           // BATCH_SIZE
+	BatchWait   time.Duration // BATCH_WAIT
+	DBRetryMax  time.Duration // DB_RETRY_MAX
+
+	DatabaseURL  string   // DATABASE_URL
+	Migrate      bool     // MIGRATE
+	RedisURL     string   // REDIS_URL
+	RedisPasswd  string   // REDIS_PASSWD
+	KafkaBrokers []string // KAFKA_BROKERS
+	KafkaPasswd  string   // KAFKA_PASSWD
+
+	ShutdownTimeout time.Duration // SHUTDOWN_TIMEOUT
+	LogLevel        slog.Level    // LOG_LEVEL
+	LogFormat       string        // LOG_FORMAT
+
+	// EnvFiles are the .env files that were read, for the start-up log.
+	EnvFiles []string
+}
+
+// Addr is the address to listen on.
+func (c Config) Addr() string {
+	return fmt.Sprintf("%s:%d", c.Host, c.Port)
+}
+
+// Load reads the .env files (the working directory's, then server/.env
+// under it, then the one beside the executable; a variable already set in
+// the environment wins, and an earlier file wins over a later one), then
+// the environment.
+func Load() (Config, error) {
+	var files []string
+	candidates := []string{".env", filepath.Join("server", ".env")}
+	if exe, err := os.Executable(); err == nil {
+		candidates = append(candidates, filepath.Join(filepath.Dir(exe), ".env"))
+	}
+	seen := map[string]bool{}
+	for _, f := range candidates {
+		abs, err := filepath.Abs(f)
+		if err != nil || seen[abs] {
+			continue
+		}
+		seen[abs] = true
+		if _, err := os.Stat(abs); err != nil {
+			continue
+		}
+		if err := godotenv.Load(abs); err != nil {
+			return Config{}, fmt.Errorf("read %s: %w", abs, err)
+		}
+		files = append(files, abs)
+	}
+	c, err := FromLookup(os.LookupEnv)
+	c.EnvFiles = files
+	return c, err
+}
+
+// FromLookup parses the settings from lookup (os.LookupEnv, or a map in
+// tests). It reports every bad variable at once.
+func FromLookup(lookup func(string) (string, bool)) (Config, error) {
+	p := parser{lookup: lookup}
+	c := Config{
+		Host:              p.str("HOST", "0.0.0.0"),
+		Port:              p.intIn("PORT", 8000, 0, 65535),
+		CORSOrigins:       p.list("CORS_ORIGINS", []string{"*"}),
+		PingInterval:      p.duration("PING_INTERVAL", 25*time.Second, time.Millisecond),
+		PingTimeout:       p.duration("PING_TIMEOUT", 20*time.Second, time.Millisecond),
+		MaxHTTPBufferSize: int64(p.intIn("MAX_HTTP_BUFFER_SIZE", 64<<10, 1024, 100<<20)),
+
+		MaxMessageLength:  p.intIn("MAX_MESSAGE_LENGTH", 2000, 1, 1_000_000),
+		MaxUsernameLength: p.intIn("MAX_USERNAME_LENGTH", 64, 1, 10_000),
+
+		RateLimitPerSec:     p.float("RATE_LIMIT_PER_SEC", 20),
+		RateLimitBurst:      p.intIn("RATE_LIMIT_BURST", 40, 1, 1_000_000),
+		MaxConnections:      p.intIn("MAX_CONNECTIONS", 100_000, 0, 10_000_000),
+		MaxConnectionsPerIP: p.intIn("MAX_CONNECTIONS_PER_IP", 256, 0, 10_000_000),
+		TrustedProxies:      p.prefixes("TRUSTED_PROXIES"),
+		SendQueueLimit:      p.intIn("SEND_QUEUE_LIMIT", 1000, 1, 10_000_000),
+
+		HistoryLimit:     p.intIn("HISTORY_LIMIT", 50, 0, 10_000),
+		HistoryRingSize:  p.intIn("HISTORY_RING_SIZE", 1000, 1, 10_000_000),
+		RecoveryWindow:   p.duration("CONNECTION_RECOVERY_WINDOW", 2*time.Minute, 0),
+		PresenceInterval: p.duration("PRESENCE_INTERVAL", time.Second, 10*time.Millisecond),
+
+		DataDir:     p.str("DATA_DIR", "./data"),
+		WriteBuffer: p.intIn("WRITE_BUFFER", 100_000, 1, 100_000_000),
+		BatchSize:   p.intIn("BATCH_SIZE", 1000, 1, 100_000),
+		BatchWait:   p.duration("BATCH_WAIT", 50*time.Millisecond, 0),
+		DBRetryMax:  p.duration("DB_RETRY_MAX", 60*time.Second, 10*time.Millisecond),
+
+		DatabaseURL:  p.str("DATABASE_URL", ""),
+		Migrate:      p.onOff("MIGRATE", true),
+		RedisURL:     p.str("REDIS_URL", ""),
+		RedisPasswd:  p.str("REDIS_PASSWD", ""),
+		KafkaBrokers: p.list("KAFKA_BROKERS", nil),
+		KafkaPasswd:  p.str("KAFKA_PASSWD", ""),
+
+		ShutdownTimeout: p.duration("SHUTDOWN_TIMEOUT", 15*time.Second, time.Millisecond),
+		LogLevel:        p.level("LOG_LEVEL", slog.LevelInfo),
+		LogFormat:       p.oneOf("LOG_FORMAT", "text", "text", "json"),
+	}
+	if c.HistoryRingSize < c.HistoryLimit {
+		p.fail("HISTORY_RING_SIZE", strconv.Itoa(c.HistoryRingSize), fmt.Sprintf("at least HISTORY_LIMIT (%d)", c.HistoryLimit))
+	}
+	if c.RateLimitPerSec < 0 {
+		p.fail("RATE_LIMIT_PER_SEC", fmt.Sprint(c.RateLimitPerSec), "a number >= 0 (0 disables the limit)")
+	}
+	return c, errors.Join(p.errs...)
+}
+
+type parser struct {
+	lookup func(string) (string, bool)
+	errs   []error
+}
+
+func (p *parser) fail(name, value, want string) {
+	p.errs = append(p.errs, fmt.Errorf("%s=%q: want %s", name, value, want))
+}
+
+func (p *parser) raw(name string) (string, bool) {
+	v, ok := p.lookup(name)
+	v = strings.TrimSpace(v)
+	return v, ok && v != ""
+}
+
+func (p *parser) str(name, def string) string {
+	if v, ok := p.raw(name); ok {
+		return v
+	}
+	return def
+}
+
+func (p *parser) intIn(name string, def, lo, hi int) int {
+	v, ok := p.raw(name)
+	if !ok {
+		return def
+	}
+	n, err := strconv.Atoi(strings.ReplaceAll(v, "_", ""))
+	if err != nil || n < lo || n > hi {
+		p.fail(name, v, fmt.Sprintf("a whole number from %d to %d", lo, hi))
+		return def
+	}
+	return n
+}
+
+func (p *parser) float(name string, def float64) float64 {
+	v, ok := p.raw(name)
+	if !ok {
+		return def
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil {
+		p.fail(name, v, "a number")
+		return def
+	}
+	return f
+}
+
+// duration accepts a Go duration ("25s", "1m30s") or a whole number of
+// milliseconds, as the Node server's options were given.
+func (p *parser) duration(name string, def, least time.Duration) time.Duration {
+	v, ok := p.raw(name)
+	if !ok {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		ms, err2 := strconv.ParseInt(v, 10, 64)
+		if err2 != nil {
+			p.fail(name, v, "a duration like 500ms, 25s or 2m (or a number of milliseconds)")
+			return def
+		}
+		d = time.Duration(ms) * time.Millisecond
+	}
+	if d < 0 || (d != 0 && d < least) || (d == 0 && least > 0) {
+		p.fail(name, v, fmt.Sprintf("a duration of at least %v", least))
+		return def
+	}
+	return d
+}
+
+func (p *parser) list(name string, def []string) []string {
+	v, ok := p.raw(name)
+	if !ok {
+		return def
+	}
+	var out []string
+	for _, item := range strings.Split(v, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
+}
+
+func (p *parser) prefixes(name string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, item := range p.list(name, nil) {
+		if pre, err := netip.ParsePrefix(item); err == nil {
+			out = append(out, pre.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(item)
+		if err != nil {
+			p.fail(name, item, "IP addresses or CIDR ranges, comma separated (10.0.0.0/8,127.0.0.1)")
+			continue
+		}
+		a = a.Unmap()
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out
+}
+
+func (p *parser) onOff(name string, def bool) bool {
+	v, ok := p.raw(name)
+	if !ok {
+		return def
+	}
+	switch strings.ToLower(v) {
+	case "on", "true", "1", "yes":
+		return true
+	case "off", "false", "0", "no":
+		return false
+	}
+	p.fail(name, v, "on or off")
+	return def
+}
+
+func (p *parser) oneOf(name, def string, allowed ...string) string {
+	v, ok := p.raw(name)
+	if !ok {
+		return def
+	}
+	for _, a := range allowed {
+		if strings.EqualFold(v, a) {
+			return a
+		}
+	}
+	p.fail(name, v, "one of "+strings.Join(allowed, ", "))
+	return def
+}
+
+func (p *parser) level(name string, def slog.Level) slog.Level {
+	v, ok := p.raw(name)
+	if !ok {
+		return def
+	}
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(v)); err != nil {
+		p.fail(name, v, "debug, info, warn or error")
+		return def
+	}
+	return l
+}

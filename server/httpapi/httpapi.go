@@ -1,0 +1,165 @@
+// Package httpapi serves the chat server's plain HTTP endpoints: liveness
+// (/healthz), readiness (/readyz), Prometheus metrics (/metrics) and the
+// message history (/api/messages).
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/scalable-chat-go/server/chat"
+)
+
+// Check is one dependency /readyz reports on. Fn returns nil while the
+// dependency works.
+type Check struct {
+	Name string
+	Fn   func(ctx context.Context) error
+}
+
+// Options configure the API.
+type Options struct {
+	History *chat.History
+	Checks  []Check
+	// Gatherer serves /metrics (prometheus.DefaultGatherer when nil).
+	Gatherer prometheus.Gatherer
+	// MaxPage is the largest limit /api/messages accepts (API_MAX_PAGE, 200).
+	MaxPage int
+	// AllowOrigin tells whether a browser origin may read /api/messages.
+	AllowOrigin func(origin string) bool
+}
+
+// API serves the endpoints. Its readiness starts as "starting".
+type API struct {
+	o     Options
+	state atomic.Value // "starting", "ready", "draining"
+}
+
+// New returns the API.
+func New(o Options) *API {
+	if o.Gatherer == nil {
+		o.Gatherer = prometheus.DefaultGatherer
+	}
+	if o.MaxPage <= 0 {
+		o.MaxPage = 200
+	}
+	if o.AllowOrigin == nil {
+		o.AllowOrigin = func(string) bool { return true }
+	}
+	a := &API{o: o}
+	a.state.Store("starting")
+	return a
+}
+
+// SetReady marks the node ready to take traffic.
+func (a *API) SetReady() { a.state.Store("ready") }
+
+// SetDraining marks the node as shutting down: /readyz answers 503.
+func (a *API) SetDraining() { a.state.Store("draining") }
+
+// Register adds the endpoints to mux.
+func (a *API) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET /healthz", a.healthz)
+	mux.HandleFunc("GET /readyz", a.readyz)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(a.o.Gatherer, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /api/messages", a.messages)
+	mux.HandleFunc("OPTIONS /api/messages", a.messages)
+}
+
+func (a *API) healthz(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+type checkResult struct {
+	Status string `json:"status"`
+	Error  string `json:"error,omitempty"`
+}
+
+// readyz answers 503 while the node starts or drains, and 200 otherwise,
+// even when a dependency is down (a balancer must never drop every node at
+// once): the body tells which dependencies are ok or down.
+func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	checks := make(map[string]checkResult, len(a.o.Checks))
+	for _, c := range a.o.Checks {
+		if err := c.Fn(ctx); err != nil {
+			checks[c.Name] = checkResult{Status: "down", Error: err.Error()}
+		} else {
+			checks[c.Name] = checkResult{Status: "ok"}
+		}
+	}
+	state := a.state.Load().(string)
+	code := http.StatusOK
+	if state != "ready" {
+		code = http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, map[string]any{"status": state, "checks": checks})
+}
+
+type apiError struct {
+	Code   string `json:"code"`
+	Reason string `json:"reason"`
+}
+
+// messages pages through history, newest first:
+// GET /api/messages?limit=50&before=<id from an earlier page>.
+func (a *API) messages(w http.ResponseWriter, r *http.Request) {
+	if origin := r.Header.Get("Origin"); origin != "" && a.o.AllowOrigin(origin) {
+		w.Header().Set("Access-Control-Allow-Origin", origin)
+		w.Header().Set("Vary", "Origin")
+	}
+	if r.Method == http.MethodOptions {
+		w.Header().Set("Access-Control-Allow-Methods", "GET")
+		w.Header().Set("Access-Control-Allow-Headers", "*")
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	limit := 50
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > a.o.MaxPage {
+			writeJSON(w, http.StatusBadRequest, map[string]any{"error": apiError{"invalid_limit", "limit must be a whole number from 1 to " + strconv.Itoa(a.o.MaxPage)}})
+			return
+		}
+		limit = n
+	}
+	before := r.URL.Query().Get("before")
+	if len(before) > 64 {
+		writeJSON(w, http.StatusBadRequest, map[string]any{"error": apiError{"invalid_before", "before must be a message id"}})
+		return
+	}
+	page, err := a.o.History.Recent(r.Context(), limit, before)
+	switch {
+	case errors.Is(err, chat.ErrNotFound):
+		writeJSON(w, http.StatusNotFound, map[string]any{"error": apiError{"unknown_before", "no message has the id given in before"}})
+		return
+	case err != nil:
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"error": apiError{"unavailable", "history cannot be read right now"}})
+		return
+	}
+	out := make([]chat.Wire, len(page))
+	for i, m := range page {
+		out[i] = m.Wire()
+	}
+	resp := map[string]any{"messages": out, "nextBefore": nil}
+	if len(page) == limit {
+		resp["nextBefore"] = page[len(page)-1].ID
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}

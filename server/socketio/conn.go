@@ -1,0 +1,299 @@
+package socketio
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/zishang520/socket.io/parsers/engine/v3/packet"
+	"github.com/zishang520/socket.io/servers/socket/v3"
+	"github.com/zishang520/socket.io/v3/pkg/utils"
+
+	"github.com/scalable-chat-go/server/chat"
+)
+
+// conn is what the edge keeps of one connected socket.
+type conn struct {
+	s    *Server
+	sock *socket.Socket
+	// bucket and lastLimited are used from the socket's own serial event
+	// queue only.
+	bucket      *chat.TokenBucket
+	lastLimited time.Time
+}
+
+// errorEvent is the payload of an `error` event, and of a negative ack.
+type errorEvent struct {
+	Code         string `json:"code"`
+	Reason       string `json:"reason"`
+	RetryAfterMs int64  `json:"retryAfterMs,omitempty"`
+}
+
+type ackEvent struct {
+	OK    bool        `json:"ok"`
+	ID    string      `json:"id,omitempty"`
+	Error *errorEvent `json:"error,omitempty"`
+}
+
+type presenceEvent struct {
+	Online int `json:"online"`
+}
+
+func (s *Server) onConnection(args ...any) {
+	sock, ok := args[0].(*socket.Socket)
+	if !ok {
+		return
+	}
+	c := &conn{s: s, sock: sock, bucket: chat.NewTokenBucket(s.o.RatePerSecond, s.o.RateBurst, time.Now())}
+	s.connMu.Lock()
+	_, again := s.conns[sock.Id()]
+	s.conns[sock.Id()] = c
+	n := len(s.conns)
+	s.connMu.Unlock()
+	if !again {
+		s.m.connections.Set(float64(n))
+		s.m.connects.Inc()
+	}
+
+	s.watchQueue(c)
+	_ = sock.On("event:message", s.recover("event:message", c.onMessage))
+	_ = sock.On("disconnect", s.recover("disconnect", c.onDisconnect))
+	sock.OnAny(s.recover("any", c.onAny))
+
+	if sock.Recovered() {
+		// Rooms (the live one included) and missed messages were restored
+		// by connection-state recovery: no history replay.
+		s.m.recovered.Inc()
+	} else {
+		s.welcome(c)
+	}
+	s.sendPresence(sock)
+}
+
+// watchQueue disconnects the client when more than SendQueueLimit packets
+// wait for it: a slow reader must not grow the server's memory without
+// bound. It reconnects and catches up through recovery or history.
+func (s *Server) watchQueue(c *conn) {
+	es := c.sock.Conn()
+	var pending atomic.Int64
+	var cut atomic.Bool
+	limit := int64(s.o.SendQueueLimit)
+	_ = es.On("packetCreate", func(...any) {
+		if pending.Add(1) > limit && cut.CompareAndSwap(false, true) {
+			s.m.slowClients.Inc()
+			s.log.Info("disconnecting a slow client: its send queue passed SEND_QUEUE_LIMIT",
+				"sid", string(c.sock.Id()), "limit", limit)
+			go s.recover("slow client", func(...any) { c.sock.Disconnect(true) })()
+		}
+	})
+	_ = es.On("flush", func(args ...any) {
+		if len(args) > 0 {
+			if wbuf, ok := args[0].([]*packet.Packet); ok {
+				pending.Add(-int64(len(wbuf)))
+			}
+		}
+	})
+}
+
+// welcome sends a newcomer its history, then lets live messages through.
+func (s *Server) welcome(c *conn) {
+	limit := s.o.HistoryLimit
+	var after *time.Time
+	if t, ok := lastSeen(c.sock.Handshake().Auth); ok {
+		// A client that had a session which could not be recovered: send
+		// only what it has not seen, never what it already shows.
+		after = &t
+	}
+	var stored []chat.Message
+	if limit > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		page, err := s.o.History.Recent(ctx, limit, "")
+		cancel()
+		if err != nil {
+			s.log.Warn("history unavailable for a newcomer; sending what this node remembers", "err", err)
+		}
+		stored = page
+	}
+	s.deliverMu.Lock()
+	defer s.deliverMu.Unlock()
+	if limit > 0 {
+		page := s.o.History.Merge(stored, limit, nil)
+		for i := len(page) - 1; i >= 0; i-- {
+			if after != nil && !page[i].CreatedAt.After(*after) {
+				continue
+			}
+			_ = c.sock.Emit("message", page[i].Wire())
+		}
+	}
+	c.sock.Join(liveRoom)
+}
+
+// lastSeen reads, from the auth of a reconnecting client whose session was
+// not recovered, the time of the last message it received: the offset of
+// Socket.IO's connection-state recovery encodes it.
+func lastSeen(auth map[string]any) (time.Time, bool) {
+	if auth == nil {
+		return time.Time{}, false
+	}
+	if _, ok := auth["pid"].(string); !ok {
+		return time.Time{}, false
+	}
+	offset, ok := auth["offset"].(string)
+	if !ok || offset == "" || len(offset) > 16 {
+		return time.Time{}, false
+	}
+	if i := indexByte(offset, '.'); i >= 0 {
+		offset = offset[:i]
+	}
+	ms, err := utils.NewYeast().Decode(offset)
+	if err != nil || ms <= 0 {
+		return time.Time{}, false
+	}
+	return time.UnixMilli(ms).UTC(), true
+}
+
+func indexByte(s string, b byte) int {
+	for i := 0; i < len(s); i++ {
+		if s[i] == b {
+			return i
+		}
+	}
+	return -1
+}
+
+func (c *conn) onMessage(args ...any) {
+	s := c.s
+	var ack socket.Ack
+	if n := len(args); n > 0 {
+		if a, ok := args[n-1].(socket.Ack); ok {
+			ack, args = a, args[:n-1]
+		}
+	}
+	var payload any
+	if len(args) > 0 {
+		payload = args[0]
+	}
+	s.m.received.Inc()
+	now := time.Now()
+	if ok, wait := c.bucket.Take(now); !ok {
+		s.m.rejected.WithLabelValues(chat.CodeRateLimited).Inc()
+		e := &errorEvent{Code: chat.CodeRateLimited, Reason: "you are sending messages too fast", RetryAfterMs: max(wait.Milliseconds(), 1)}
+		if now.Sub(c.lastLimited) >= time.Second {
+			c.lastLimited = now
+			_ = c.sock.Emit("error", e)
+		}
+		if ack != nil {
+			ack([]any{ackEvent{Error: e}}, nil)
+		}
+		return
+	}
+	if s.accept == nil {
+		c.reject(ack, &chat.Error{Code: chat.CodeUnavailable, Reason: "the server is starting"})
+		return
+	}
+	var durable func(chat.Message, error)
+	if ack != nil {
+		var once sync.Once
+		durable = func(m chat.Message, err error) {
+			once.Do(func() {
+				if err != nil {
+					e := chat.CodeOf(err)
+					ack([]any{ackEvent{Error: &errorEvent{Code: e.Code, Reason: e.Reason}}}, nil)
+					return
+				}
+				ack([]any{ackEvent{OK: true, ID: m.ID}}, nil)
+			})
+		}
+	}
+	if _, err := s.accept.Accept(payload, durable); err != nil {
+		c.reject(ack, chat.CodeOf(err))
+	}
+}
+
+// reject tells the sender why its message was not taken: an `error` event,
+// and the negative acknowledgement when it asked for one.
+func (c *conn) reject(ack socket.Ack, e *chat.Error) {
+	c.s.m.rejected.WithLabelValues(e.Code).Inc()
+	ev := &errorEvent{Code: e.Code, Reason: e.Reason, RetryAfterMs: e.RetryAfter.Milliseconds()}
+	_ = c.sock.Emit("error", ev)
+	if ack != nil {
+		ack([]any{ackEvent{Error: ev}}, nil)
+	}
+}
+
+// onAny answers events the server does not know, so a client learns of its
+// mistake instead of waiting.
+func (c *conn) onAny(args ...any) {
+	if len(args) == 0 {
+		return
+	}
+	if name, _ := args[0].(string); name == "event:message" {
+		return
+	}
+	c.s.m.rejected.WithLabelValues(chat.CodeUnknownEvent).Inc()
+	_ = c.sock.Emit("error", &errorEvent{Code: chat.CodeUnknownEvent, Reason: "the server only handles event:message"})
+}
+
+func (c *conn) onDisconnect(...any) {
+	s := c.s
+	s.connMu.Lock()
+	cur, ok := s.conns[c.sock.Id()]
+	if ok && cur == c {
+		delete(s.conns, c.sock.Id())
+	}
+	n := len(s.conns)
+	s.connMu.Unlock()
+	if ok && cur == c {
+		s.m.connections.Set(float64(n))
+	}
+}
+
+// sendPresence tells one socket how many are online.
+func (s *Server) sendPresence(sock *socket.Socket) {
+	s.connMu.Lock()
+	n := s.lastOnline
+	if n < 0 {
+		n = len(s.conns)
+	}
+	s.connMu.Unlock()
+	_ = sock.Emit("presence", presenceEvent{Online: n})
+}
+
+// presenceLoop sends `presence` to everyone at most once an interval, when
+// the count changed.
+func (s *Server) presenceLoop() {
+	defer close(s.stopped)
+	t := time.NewTicker(s.o.PresenceInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+		func() {
+			defer func() {
+				if r := recover(); r != nil {
+					s.m.panics.Inc()
+					s.log.Error("presence loop panicked", "panic", r)
+				}
+			}()
+			local := s.Connections()
+			ctx, cancel := context.WithTimeout(context.Background(), s.o.PresenceInterval)
+			online, err := s.o.Presence.Online(ctx, local)
+			cancel()
+			if err != nil {
+				s.log.Debug("cluster presence unavailable; using this node's count", "err", err)
+				online = local
+			}
+			s.connMu.Lock()
+			changed := online != s.lastOnline
+			s.lastOnline = online
+			s.connMu.Unlock()
+			if changed {
+				_ = s.io.Local().Emit("presence", presenceEvent{Online: online})
+			}
+		}()
+	}
+}
