@@ -71,20 +71,40 @@ func (s *Server) onConnection(args ...any) {
 	s.sendPresence(sock)
 }
 
-// watchQueue disconnects the client when more than SendQueueLimit packets
-// wait for it: a slow reader must not grow the server's memory without
-// bound. It reconnects and catches up through recovery or history.
+// slowGrace is how long a client's send queue may stay above
+// SendQueueLimit (a burst it is draining) before it counts as slow.
+const slowGrace = time.Second
+
+// watchQueue disconnects a client whose send queue stays above
+// SendQueueLimit packets for slowGrace, or passes ten times the limit: a
+// slow reader must not grow the server's memory without bound. It
+// reconnects and catches up through recovery or history.
 func (s *Server) watchQueue(c *conn) {
 	es := c.sock.Conn()
 	var pending atomic.Int64
-	var cut atomic.Bool
+	var cut, armed atomic.Bool
 	limit := int64(s.o.SendQueueLimit)
+	disconnect := func(why string) {
+		if !cut.CompareAndSwap(false, true) {
+			return
+		}
+		s.m.slowClients.Inc()
+		s.log.Info("disconnecting a slow client: its send queue passed SEND_QUEUE_LIMIT",
+			"sid", string(c.sock.Id()), "limit", limit, "queued", pending.Load(), "why", why)
+		go s.recover("slow client", func(...any) { c.sock.Disconnect(true) })()
+	}
 	_ = es.On("packetCreate", func(...any) {
-		if pending.Add(1) > limit && cut.CompareAndSwap(false, true) {
-			s.m.slowClients.Inc()
-			s.log.Info("disconnecting a slow client: its send queue passed SEND_QUEUE_LIMIT",
-				"sid", string(c.sock.Id()), "limit", limit)
-			go s.recover("slow client", func(...any) { c.sock.Disconnect(true) })()
+		n := pending.Add(1)
+		switch {
+		case n > 10*limit:
+			disconnect("ten times the limit")
+		case n > limit && armed.CompareAndSwap(false, true):
+			time.AfterFunc(slowGrace, func() {
+				armed.Store(false)
+				if pending.Load() > limit {
+					disconnect("above the limit for " + slowGrace.String())
+				}
+			})
 		}
 	})
 	_ = es.On("flush", func(args ...any) {

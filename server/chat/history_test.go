@@ -1,0 +1,97 @@
+package chat
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+)
+
+// memStore is a Store in a slice: pure logic, for History's unit tests.
+type memStore struct{ msgs []Message }
+
+func (s *memStore) SaveBatch(_ context.Context, b []Message) ([]Rejected, error) {
+	s.msgs = append(s.msgs, b...)
+	return nil, nil
+}
+func (s *memStore) Recent(_ context.Context, limit int, cur *Cursor) ([]Message, error) {
+	all := slices.Clone(s.msgs)
+	slices.SortFunc(all, func(a, b Message) int {
+		if b.Before(a) {
+			return -1
+		}
+		return 1
+	})
+	var out []Message
+	for _, m := range all {
+		if cur != nil && !m.Before(Message{CreatedAt: cur.CreatedAt, ID: cur.ID}) {
+			continue
+		}
+		if len(out) == limit {
+			break
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+func (s *memStore) Find(_ context.Context, id string) (Message, error) {
+	for _, m := range s.msgs {
+		if m.ID == id {
+			return m, nil
+		}
+	}
+	return Message{}, ErrNotFound
+}
+func (s *memStore) Ping(context.Context) error { return nil }
+func (s *memStore) Close() error               { return nil }
+
+func hm(i int) Message {
+	return Message{ID: fmt.Sprintf("m%03d", i), Text: "t", CreatedAt: time.Unix(1000, 0).Add(time.Duration(i) * time.Millisecond)}
+}
+
+func ids(ms []Message) []string {
+	var out []string
+	for _, m := range ms {
+		out = append(out, m.ID)
+	}
+	return out
+}
+
+func TestHistoryMergesStoreAndRingWithoutGapOrDuplicate(t *testing.T) {
+	st := &memStore{}
+	for i := range 10 {
+		st.msgs = append(st.msgs, hm(i)) // stored: 0..9
+	}
+	h := NewHistory(st, 5)
+	for i := 7; i < 15; i++ {
+		h.Observe(hm(i)) // delivered: 7..14, the ring keeps 10..14
+	}
+	got, err := h.Recent(context.Background(), 8, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"m014", "m013", "m012", "m011", "m010", "m009", "m008", "m007"}
+	if !slices.Equal(ids(got), want) {
+		t.Fatalf("got %v, want %v", ids(got), want)
+	}
+	next, err := h.Recent(context.Background(), 4, "m007")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(ids(next), []string{"m006", "m005", "m004", "m003"}) {
+		t.Fatalf("next page %v", ids(next))
+	}
+	// A cursor only the ring knows.
+	fromRing, _ := h.Recent(context.Background(), 2, "m012")
+	if !slices.Equal(ids(fromRing), []string{"m011", "m010"}) {
+		t.Fatalf("page before a ring message: %v", ids(fromRing))
+	}
+	if _, err := h.Recent(context.Background(), 2, "unknown"); err != ErrNotFound {
+		t.Fatalf("unknown before: %v", err)
+	}
+	h.Observe(hm(14))
+	if got, _ := h.Recent(context.Background(), 3, ""); !slices.Equal(ids(got), []string{"m014", "m013", "m012"}) {
+		t.Fatalf("observing twice duplicated: %v", ids(got))
+	}
+}

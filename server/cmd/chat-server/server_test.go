@@ -1,0 +1,315 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+
+	"github.com/scalable-chat-go/server/sqlstore"
+)
+
+// A Socket.IO client drives the real server over each transport.
+func TestEachTransport(t *testing.T) {
+	for _, transport := range []string{"websocket", "polling"} {
+		t.Run(transport, func(t *testing.T) {
+			p := start(t, "")
+			a, b := dialSIO(t, p.URL, transport), dialSIO(t, p.URL, transport)
+			text := "over " + transport
+			ack := a.ack(`{"message":` + jsonString(text) + `,"username":"gopher"}`)
+			if ack["ok"] != true || ack["id"] == "" {
+				t.Fatalf("ack = %v", ack)
+			}
+			m := b.message()
+			if m.Message != text || m.Username != "gopher" || m.ID != ack["id"] || !strings.HasSuffix(m.CreatedAt, "Z") {
+				t.Fatalf("received %+v for ack %v", m, ack)
+			}
+			if mine := a.message(); mine != m {
+				t.Fatalf("the sender got %+v, the other %+v", mine, m)
+			}
+		})
+	}
+}
+
+// Regression tests for faults of the library's v2.5.0 line: a two-byte
+// packet ("42") stopped the server; WebSocket bursts lost and reordered
+// broadcast messages.
+func TestRawFrameRegressions(t *testing.T) {
+	p := start(t, "", "RATE_LIMIT_PER_SEC=0")
+	receiver := dialSIO(t, p.URL, "websocket")
+
+	rogue := dialSIO(t, p.URL, "websocket")
+	_ = rogue.send("2") // with the Engine.IO type: the two bytes "42"
+	select {
+	case <-rogue.closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a client sending a bare \"42\" was not closed")
+	}
+
+	sender := dialSIO(t, p.URL, "websocket")
+	const n = 2000
+	for i := range n {
+		sender.emit(fmt.Sprintf(`{"message":"burst %d","username":"raw"}`, i))
+	}
+	seen := map[string]bool{}
+	for i := range n {
+		m := receiver.message()
+		if want := fmt.Sprintf("burst %d", i); m.Message != want {
+			t.Fatalf("message %d is %q, want %q (lost or reordered)", i, m.Message, want)
+		}
+		if seen[m.ID] {
+			t.Fatalf("duplicate %s", m.ID)
+		}
+		seen[m.ID] = true
+	}
+	if res, err := http.Get(p.URL + "/healthz"); err != nil || res.StatusCode != 200 {
+		t.Fatalf("server stopped serving: %v", err)
+	}
+}
+
+func TestRestartKeepsHistory(t *testing.T) {
+	dir := t.TempDir()
+	p := start(t, dir)
+	a := dialSIO(t, p.URL, "websocket")
+	for i := range 3 {
+		if ack := a.ack(fmt.Sprintf(`{"message":"kept %d","username":"r"}`, i)); ack["ok"] != true {
+			t.Fatalf("ack %v", ack)
+		}
+	}
+	a.close()
+	if code := p.stop(); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	p = start(t, dir)
+	b := dialSIO(t, p.URL, "polling")
+	for i := range 3 {
+		if m := b.message(); m.Message != fmt.Sprintf("kept %d", i) || m.Username != "r" {
+			t.Fatalf("history[%d] = %+v", i, m)
+		}
+	}
+}
+
+// Every accepted message is stored before the process exits on SIGTERM:
+// acknowledged ones and best-effort ones alike.
+func TestSIGTERMStoresEveryAcceptedMessage(t *testing.T) {
+	dir := t.TempDir()
+	p := start(t, dir, "RATE_LIMIT_PER_SEC=0", "BATCH_WAIT=200ms")
+	watcher := dialSIO(t, p.URL, "websocket")
+	acked := dialSIO(t, p.URL, "websocket")
+	const nAcked, nBest = 200, 1000
+	var acks []<-chan map[string]any
+	for i := range nAcked {
+		acks = append(acks, acked.emitAck(fmt.Sprintf(`{"message":"acked %d","username":"a"}`, i)))
+	}
+	sender := dialSIO(t, p.URL, "websocket")
+	for i := range nBest {
+		sender.emit(fmt.Sprintf(`{"message":"best %d","username":"b"}`, i))
+	}
+	// Wait until the last best-effort message was broadcast (accepted), and
+	// every acknowledgement came back; then stop at once.
+	for watcher.message().Message != fmt.Sprintf("best %d", nBest-1) {
+	}
+	for i, ch := range acks {
+		select {
+		case a := <-ch:
+			if a["ok"] != true {
+				t.Fatalf("ack %d: %v", i, a)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("ack %d missing", i)
+		}
+	}
+	if code := p.stop(); code != 0 {
+		t.Fatalf("exit code %d\n%s", code, p.logs.String())
+	}
+	store, err := sqlstore.OpenSQLite(context.Background(), filepath.Join(dir, "chat.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	all, err := store.Recent(context.Background(), 10_000, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	texts := map[string]int{}
+	for _, m := range all {
+		texts[m.Text]++
+	}
+	for i := range nAcked {
+		if texts[fmt.Sprintf("acked %d", i)] != 1 {
+			t.Fatalf("acknowledged message %d stored %d times", i, texts[fmt.Sprintf("acked %d", i)])
+		}
+	}
+	for i := range nBest {
+		if texts[fmt.Sprintf("best %d", i)] != 1 {
+			t.Fatalf("accepted message %d stored %d times", i, texts[fmt.Sprintf("best %d", i)])
+		}
+	}
+}
+
+// A polling client that stops polling lets packets pile up for it; past
+// SEND_QUEUE_LIMIT the server disconnects it, and the others keep going.
+func TestSlowClientIsDisconnected(t *testing.T) {
+	p := start(t, "", "SEND_QUEUE_LIMIT=50", "RATE_LIMIT_PER_SEC=0", "HISTORY_LIMIT=0")
+	// Handshake and namespace connect over polling, then never poll again.
+	res, err := http.Get(p.URL + "/socket.io/?EIO=4&transport=polling")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	sid := strings.SplitN(strings.SplitN(string(body), `"sid":"`, 2)[1], `"`, 2)[0]
+	poll := p.URL + "/socket.io/?EIO=4&transport=polling&sid=" + sid
+	if res, err := http.Post(poll, "text/plain", strings.NewReader("40")); err != nil || res.StatusCode != 200 {
+		t.Fatalf("namespace connect: %v %v", err, res)
+	}
+	if res, err := http.Get(poll); err != nil || res.StatusCode != 200 {
+		t.Fatalf("first poll: %v", err)
+	}
+	other := dialSIO(t, p.URL, "websocket")
+	sender := dialSIO(t, p.URL, "websocket")
+	// A steady pace: a client that keeps up never holds more than a few.
+	for i := range 200 {
+		sender.emit(fmt.Sprintf(`{"message":"m %d","username":"s"}`, i))
+		if m := other.message(); m.Message != fmt.Sprintf("m %d", i) {
+			t.Fatalf("other client got %q at %d", m.Message, i)
+		}
+	}
+	var metrics string
+	eventually(t, 5*time.Second, "slow client disconnect counted", func() bool {
+		res, err := http.Get(p.URL + "/metrics")
+		if err != nil {
+			return false
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		metrics = string(b)
+		return strings.Contains(metrics, "chat_slow_client_disconnects_total 1")
+	})
+	res, err = http.Get(poll)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode == 200 && !strings.Contains(string(body), "1") {
+		t.Fatalf("the slow client's session is still open: %d %q", res.StatusCode, body)
+	}
+}
+
+func TestHealthReadinessMetricsAndHistoryAPI(t *testing.T) {
+	p := start(t, "", "RATE_LIMIT_PER_SEC=0")
+	var health map[string]any
+	if code := p.getJSON(t, "/healthz", &health); code != 200 {
+		t.Fatalf("/healthz %d", code)
+	}
+	var ready struct {
+		Status string
+		Checks map[string]struct{ Status string }
+	}
+	if code := p.getJSON(t, "/readyz", &ready); code != 200 || ready.Status != "ready" || ready.Checks["store"].Status != "ok" {
+		t.Fatalf("/readyz %d %+v", code, ready)
+	}
+	a := dialSIO(t, p.URL, "websocket")
+	var ids []string
+	for i := range 5 {
+		ack := a.ack(fmt.Sprintf(`{"message":"page %d","username":"api"}`, i))
+		ids = append(ids, ack["id"].(string))
+	}
+	var page struct {
+		Messages   []wire
+		NextBefore *string
+	}
+	if code := p.getJSON(t, "/api/messages?limit=2", &page); code != 200 || len(page.Messages) != 2 ||
+		page.Messages[0].ID != ids[4] || page.Messages[1].ID != ids[3] || page.NextBefore == nil || *page.NextBefore != ids[3] {
+		t.Fatalf("first page %d %+v", code, page)
+	}
+	if code := p.getJSON(t, "/api/messages?limit=10&before="+ids[3], &page); code != 200 || len(page.Messages) != 3 || page.Messages[0].ID != ids[2] || page.NextBefore != nil {
+		t.Fatalf("second page %d %+v", code, page)
+	}
+	var bad map[string]map[string]string
+	for path, want := range map[string]int{"/api/messages?limit=0": 400, "/api/messages?limit=x": 400, "/api/messages?limit=100000": 400, "/api/messages?before=nope": 404} {
+		if code := p.getJSON(t, path, &bad); code != want || bad["error"]["code"] == "" {
+			t.Errorf("%s: %d %v, want %d with an error code", path, code, bad, want)
+		}
+	}
+	res, err := http.Get(p.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	for _, name := range []string{"chat_connections 1", "chat_messages_received_total 5", "chat_messages_broadcast_total 5",
+		"chat_store_batch_size_count", "chat_store_write_seconds_bucket", "chat_slow_client_disconnects_total 0", "go_goroutines"} {
+		if !strings.Contains(string(b), name) {
+			t.Errorf("/metrics lacks %q", name)
+		}
+	}
+}
+
+func TestReadinessDuringShutdown(t *testing.T) {
+	p := start(t, "", "SHUTDOWN_TIMEOUT=5s")
+	// Hold a long-poll open so that shutdown has something to drain.
+	res, err := http.Get(p.URL + "/socket.io/?EIO=4&transport=polling")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	p.signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no exit")
+	}
+	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	if !strings.Contains(p.logs.String(), "shutting down") || !strings.Contains(p.logs.String(), "stopped") {
+		t.Fatalf("shutdown not logged:\n%s", p.logs.String())
+	}
+}
+
+func TestBadConfigurationStopsTheStartWithAClearMessage(t *testing.T) {
+	cmd := exec.Command(binary)
+	cmd.Env = []string{"PORT=eighty", "PING_TIMEOUT=soon", "DATA_DIR=" + t.TempDir()}
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if !asExit(err, &exit) || exit.ExitCode() != 2 {
+		t.Fatalf("err %v, want exit code 2", err)
+	}
+	for _, want := range []string{`PORT="eighty"`, `PING_TIMEOUT="soon"`} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output lacks %s:\n%s", want, out)
+		}
+	}
+}
+
+func TestPortInUseIsReported(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	cmd := exec.Command(binary)
+	cmd.Env = []string{"HOST=127.0.0.1", fmt.Sprintf("PORT=%d", l.Addr().(*net.TCPAddr).Port), "DATA_DIR=" + t.TempDir()}
+	out, _ := cmd.CombinedOutput()
+	if !strings.Contains(string(out), "address already in use") {
+		t.Fatalf("output: %s", out)
+	}
+}
+
+func asExit(err error, target **exec.ExitError) bool {
+	e, ok := err.(*exec.ExitError)
+	if ok {
+		*target = e
+	}
+	return ok
+}

@@ -1,0 +1,57 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func lookup(env map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := FromLookup(lookup(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Addr() != "0.0.0.0:8000" || c.PingInterval != 25*time.Second || c.PingTimeout != 20*time.Second ||
+		c.MaxMessageLength != 2000 || c.MaxUsernameLength != 64 || c.MaxHTTPBufferSize != 64<<10 ||
+		c.RateLimitPerSec != 20 || c.RateLimitBurst != 40 || c.HistoryLimit != 50 ||
+		c.RecoveryWindow != 2*time.Minute || c.PresenceInterval != time.Second || c.DataDir != "./data" ||
+		c.ShutdownTimeout != 15*time.Second || len(c.CORSOrigins) != 1 || c.CORSOrigins[0] != "*" || !c.Migrate {
+		t.Fatalf("defaults: %+v", c)
+	}
+}
+
+func TestValues(t *testing.T) {
+	c, err := FromLookup(lookup(map[string]string{
+		"PORT": "9000", "PING_INTERVAL": "1500", "PING_TIMEOUT": "2s", "CORS_ORIGINS": "https://a.example, https://b.example",
+		"TRUSTED_PROXIES": "10.0.0.0/8, 127.0.0.1", "HISTORY_LIMIT": "0", "CONNECTION_RECOVERY_WINDOW": "0",
+		"LOG_FORMAT": "JSON", "LOG_LEVEL": "debug", "MIGRATE": "off", "KAFKA_BROKERS": "a:9092,b:9092",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Port != 9000 || c.PingInterval != 1500*time.Millisecond || c.PingTimeout != 2*time.Second ||
+		len(c.CORSOrigins) != 2 || c.CORSOrigins[1] != "https://b.example" || len(c.TrustedProxies) != 2 ||
+		c.TrustedProxies[1].String() != "127.0.0.1/32" || c.HistoryLimit != 0 || c.RecoveryWindow != 0 ||
+		c.LogFormat != "json" || c.Migrate || len(c.KafkaBrokers) != 2 {
+		t.Fatalf("parsed %+v", c)
+	}
+}
+
+func TestBadValuesAreAllReportedByName(t *testing.T) {
+	_, err := FromLookup(lookup(map[string]string{
+		"PORT": "eighty", "PING_INTERVAL": "soon", "MAX_MESSAGE_LENGTH": "0", "TRUSTED_PROXIES": "not-an-ip",
+		"LOG_FORMAT": "xml", "MIGRATE": "maybe", "HISTORY_LIMIT": "100", "HISTORY_RING_SIZE": "10",
+	}))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, name := range []string{"PORT=", "PING_INTERVAL=", "MAX_MESSAGE_LENGTH=", "TRUSTED_PROXIES=", "LOG_FORMAT=", "MIGRATE=", "HISTORY_RING_SIZE="} {
+		if !strings.Contains(err.Error(), name) {
+			t.Errorf("error does not name %s:\n%v", name, err)
+		}
+	}
+}
