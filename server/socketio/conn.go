@@ -61,6 +61,9 @@ func (s *Server) onConnection(args ...any) {
 	_ = sock.On("disconnect", s.recover("disconnect", c.onDisconnect))
 	sock.OnAny(s.recover("any", c.onAny))
 
+	// Listeners are in place: the client's next packets may go through.
+	s.openGate(sock.Conn().Id())
+
 	if sock.Recovered() {
 		// Rooms (the live one included) and missed messages were restored
 		// by connection-state recovery: no history replay.

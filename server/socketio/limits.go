@@ -137,6 +137,7 @@ func (s *Server) onEngineConnection(args ...any) {
 		return
 	}
 	id := es.Id()
+	s.installGate(es)
 	addr := s.clientAddr(es.Request().Request())
 	s.connMu.Lock()
 	s.sessions[id] = addr

@@ -140,6 +140,8 @@ type Server struct {
 	sessions map[string]string // Engine.IO session id -> client address
 	perIP    map[string]int
 
+	gates sync.Map // Engine.IO session id -> *connectGate
+
 	lastOnline int
 	stop       chan struct{}
 	stopped    chan struct{}

@@ -24,6 +24,8 @@ type sio struct {
 	closed  chan struct{} // the transport closed
 	closeFn func()
 
+	early []string // packets that came before the CONNECT answer
+
 	ackID atomic.Int64
 	mu    sync.Mutex
 	acks  map[int64]chan map[string]any
@@ -49,8 +51,17 @@ func dialSIO(t *testing.T, url, transport string) *sio {
 	if err := c.send("0"); err != nil { // Socket.IO CONNECT to "/"
 		t.Fatal(err)
 	}
-	if f := c.next(); !strings.HasPrefix(f, "0{") {
-		t.Fatalf("namespace connect answered %q", f)
+	// Like socket.io-client, keep events that arrive before the CONNECT
+	// answer (the library can write a broadcast first) for later.
+	for {
+		f := c.recv()
+		if strings.HasPrefix(f, "0{") {
+			break
+		}
+		if !strings.HasPrefix(f, "2[") {
+			t.Fatalf("namespace connect answered %q", f)
+		}
+		c.early = append(c.early, f)
 	}
 	return c
 }
@@ -196,6 +207,17 @@ func (c *sio) close() {
 // next returns the next Socket.IO packet (without the Engine.IO type).
 func (c *sio) next() string {
 	c.t.Helper()
+	if len(c.early) > 0 {
+		f := c.early[0]
+		c.early = c.early[1:]
+		return f
+	}
+	return c.recv()
+}
+
+// recv returns the next packet from the transport.
+func (c *sio) recv() string {
+	c.t.Helper()
 	select {
 	case f := <-c.frames:
 		return f
@@ -234,6 +256,9 @@ func (c *sio) ack(payload string) map[string]any {
 	select {
 	case m := <-c.emitAck(payload):
 		return m
+	case <-c.closed:
+		c.t.Fatal("the server closed the connection instead of acknowledging")
+		return nil
 	case <-time.After(10 * time.Second):
 		c.t.Fatal("no acknowledgement within 10 s")
 		return nil

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -312,4 +313,38 @@ func asExit(err error, target **exec.ExitError) bool {
 		*target = e
 	}
 	return ok
+}
+
+// Regression test of the library's connect race (see socketio's
+// connectGate): clients that emit the moment their CONNECT is answered must
+// all be served, none disconnected.
+func TestEmitAtOnceAfterConnect(t *testing.T) {
+	p := start(t, "", "RATE_LIMIT_PER_SEC=0", "HISTORY_LIMIT=0")
+	const clients = 60
+	var wg sync.WaitGroup
+	errs := make(chan string, clients)
+	for i := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			transport := []string{"websocket", "polling"}[i%2]
+			c := dialSIO(t, p.URL, transport)
+			select {
+			case a := <-c.emitAck(fmt.Sprintf(`{"message":"at once %d","username":"x"}`, i)):
+				if a["ok"] != true {
+					errs <- fmt.Sprintf("client %d: %v", i, a)
+				}
+			case <-c.closed:
+				errs <- fmt.Sprintf("client %d (%s) was disconnected", i, transport)
+			case <-time.After(15 * time.Second):
+				errs <- fmt.Sprintf("client %d (%s): no acknowledgement", i, transport)
+			}
+			c.close()
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
 }
