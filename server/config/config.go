@@ -50,12 +50,17 @@ type Config struct {
 	BatchWait   time.Duration // BATCH_WAIT
 	DBRetryMax  time.Duration // DB_RETRY_MAX
 
-	DatabaseURL  string   // DATABASE_URL
-	Migrate      bool     // MIGRATE
-	RedisURL     string   // REDIS_URL
-	RedisPasswd  string   // REDIS_PASSWD
-	KafkaBrokers []string // KAFKA_BROKERS
-	KafkaPasswd  string   // KAFKA_PASSWD
+	DatabaseURL         string        // DATABASE_URL
+	Migrate             bool          // MIGRATE
+	RedisURL            string        // REDIS_URL
+	RedisPasswd         string        // REDIS_PASSWD
+	RedisCAFile         string        // REDIS_CA_FILE
+	RedisAdapterMode    string        // REDIS_ADAPTER_MODE
+	RedisKeyPrefix      string        // REDIS_KEY_PREFIX
+	RedisRequestTimeout time.Duration // REDIS_REQUEST_TIMEOUT
+	RedisPublishBuffer  int           // REDIS_PUBLISH_BUFFER
+	KafkaBrokers        []string      // KAFKA_BROKERS
+	KafkaPasswd         string        // KAFKA_PASSWD
 
 	ShutdownTimeout time.Duration // SHUTDOWN_TIMEOUT
 	LogLevel        slog.Level    // LOG_LEVEL
@@ -134,10 +139,17 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 		BatchWait:   p.duration("BATCH_WAIT", 50*time.Millisecond, 0),
 		DBRetryMax:  p.duration("DB_RETRY_MAX", 60*time.Second, 10*time.Millisecond),
 
-		DatabaseURL:  p.str("DATABASE_URL", ""),
-		Migrate:      p.onOff("MIGRATE", true),
-		RedisURL:     p.str("REDIS_URL", ""),
-		RedisPasswd:  p.str("REDIS_PASSWD", ""),
+		DatabaseURL: p.str("DATABASE_URL", ""),
+		Migrate:     p.onOff("MIGRATE", true),
+		RedisURL:    p.str("REDIS_URL", ""),
+		RedisPasswd: p.str("REDIS_PASSWD", ""),
+
+		RedisCAFile:         p.str("REDIS_CA_FILE", ""),
+		RedisAdapterMode:    p.oneOf("REDIS_ADAPTER_MODE", "sharded", "sharded", "streams"),
+		RedisKeyPrefix:      p.str("REDIS_KEY_PREFIX", "socket.io"),
+		RedisRequestTimeout: p.duration("REDIS_REQUEST_TIMEOUT", 5*time.Second, 10*time.Millisecond),
+		RedisPublishBuffer:  p.intIn("REDIS_PUBLISH_BUFFER", 10_000, 1, 10_000_000),
+
 		KafkaBrokers: p.list("KAFKA_BROKERS", nil),
 		KafkaPasswd:  p.str("KAFKA_PASSWD", ""),
 

@@ -264,12 +264,13 @@ func (c *conn) onDisconnect(...any) {
 	}
 }
 
-// sendPresence tells one socket how many are online.
+// sendPresence tells one socket how many are online: the cluster's count
+// at the last tick, corrected by this node's change since.
 func (s *Server) sendPresence(sock *socket.Socket) {
 	s.connMu.Lock()
-	n := s.lastOnline
-	if n < 0 {
-		n = len(s.conns)
+	n := len(s.conns)
+	if s.lastOnline >= 0 {
+		n = max(s.lastOnline+n-s.lastLocal, n)
 	}
 	s.connMu.Unlock()
 	_ = sock.Emit("presence", presenceEvent{Online: n})
@@ -306,6 +307,7 @@ func (s *Server) loop() {
 			s.connMu.Lock()
 			changed := online != s.lastOnline
 			s.lastOnline = online
+			s.lastLocal = local
 			s.connMu.Unlock()
 			if changed {
 				_ = s.io.Local().Emit("presence", presenceEvent{Online: online})

@@ -22,11 +22,13 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/zishang520/socket.io/servers/socket/v3"
 
 	"github.com/scalable-chat-go/server/chat"
 	"github.com/scalable-chat-go/server/config"
 	"github.com/scalable-chat-go/server/directlog"
 	"github.com/scalable-chat-go/server/httpapi"
+	"github.com/scalable-chat-go/server/redis"
 	"github.com/scalable-chat-go/server/socketio"
 	"github.com/scalable-chat-go/server/sqlstore"
 )
@@ -47,6 +49,14 @@ func main() {
 	}
 }
 
+// clusterAdapter is the Socket.IO cluster adapter of c, or nil.
+func clusterAdapter(c *redis.Cluster) socket.AdapterConstructor {
+	if c == nil {
+		return nil
+	}
+	return c.Adapter()
+}
+
 func newLogger(cfg config.Config) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
 	if cfg.LogFormat == "json" {
@@ -57,8 +67,8 @@ func newLogger(cfg config.Config) *slog.Logger {
 
 // run serves until ctx ends, then shuts down within SHUTDOWN_TIMEOUT.
 func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
-	if cfg.DatabaseURL != "" || cfg.RedisURL != "" || len(cfg.KafkaBrokers) > 0 {
-		return errors.New("DATABASE_URL, REDIS_URL and KAFKA_BROKERS are not supported by this build yet; unset them to run on the embedded default")
+	if cfg.DatabaseURL != "" || len(cfg.KafkaBrokers) > 0 {
+		return errors.New("DATABASE_URL and KAFKA_BROKERS are not supported by this build yet; unset them to run on the embedded default")
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -96,8 +106,43 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if rate == 0 {
 		rate = -1
 	}
+	checks := []httpapi.Check{{Name: "store", Fn: func(ctx context.Context) error {
+		if since, err := wlog.Health(); err != nil {
+			return fmt.Errorf("writes failing since %s: %w", since.UTC().Format(time.RFC3339), err)
+		}
+		return store.Ping(ctx)
+	}}}
+	var presence chat.Presence = chat.LocalPresence{}
+	var cluster *redis.Cluster
+	var onRemote func(chat.Message)
+	fanout := "memory"
+	if cfg.RedisURL != "" {
+		cluster, err = redis.Open(redis.Options{
+			URL:            cfg.RedisURL,
+			Password:       cfg.RedisPasswd,
+			CAFile:         cfg.RedisCAFile,
+			Mode:           cfg.RedisAdapterMode,
+			KeyPrefix:      cfg.RedisKeyPrefix,
+			RequestTimeout: cfg.RedisRequestTimeout,
+			Logger:         logger.With("component", "redis"),
+			Registerer:     reg,
+		})
+		if err != nil {
+			return err
+		}
+		defer cluster.Close()
+		presence = cluster.Presence()
+		checks = append(checks, httpapi.Check{Name: "redis", Fn: cluster.Ping})
+		fanout = "redis-" + cluster.Mode()
+		// No shared database: every node keeps a replica of the history.
+		onRemote = func(m chat.Message) { _ = wlog.Append(m, func(error) {}) }
+	}
+
 	edge, err := socketio.New(socketio.Options{
 		History:             history,
+		Presence:            presence,
+		OnRemote:            onRemote,
+		ClusterBuffer:       cfg.RedisPublishBuffer,
 		PingInterval:        cfg.PingInterval,
 		PingTimeout:         cfg.PingTimeout,
 		CORSOrigins:         cfg.CORSOrigins,
@@ -113,6 +158,7 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		PresenceInterval:    cfg.PresenceInterval,
 		WSWriteWindow:       window,
 		Logger:              logger.With("component", "socketio"),
+		Cluster:             clusterAdapter(cluster),
 		Registerer:          reg,
 	})
 	if err != nil {
@@ -124,15 +170,13 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	edge.SetAccepter(svc)
 
 	api := httpapi.New(httpapi.Options{
-		History:  history,
-		Gatherer: reg,
-		Checks: []httpapi.Check{{Name: "store", Fn: func(ctx context.Context) error {
-			if since, err := wlog.Health(); err != nil {
-				return fmt.Errorf("writes failing since %s: %w", since.UTC().Format(time.RFC3339), err)
-			}
-			return store.Ping(ctx)
-		}}},
+		History:     history,
+		Gatherer:    reg,
+		Checks:      checks,
 		AllowOrigin: edge.AllowsOrigin,
+		Details: func() map[string]any {
+			return map[string]any{"fanout": fanout, "servers": edge.ClusterNodes()}
+		},
 	})
 	mux := http.NewServeMux()
 	api.Register(mux)
@@ -151,7 +195,7 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	go func() { serveErr <- srv.Serve(ln) }()
 	api.SetReady()
 	logger.Info("chat-server ready",
-		"addr", ln.Addr().String(), "store", "sqlite", "db", dbPath, "fanout", "memory", "log", "direct",
+		"addr", ln.Addr().String(), "store", "sqlite", "db", dbPath, "fanout", fanout, "log", "direct",
 		"env_files", cfg.EnvFiles)
 
 	select {
@@ -171,6 +215,9 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	go func() { httpDone <- srv.Shutdown(sctx) }()
 	if err := edge.Close(sctx); err != nil {
 		logger.Warn("closing client connections", "err", err)
+	}
+	if cluster != nil {
+		_ = cluster.Presence().Leave(sctx)
 	}
 	var firstErr error
 	if err := wlog.Close(sctx); err != nil {
