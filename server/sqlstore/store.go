@@ -6,8 +6,8 @@
 // Guarantees: SaveBatch writes a batch in one transaction and is idempotent
 // by id (INSERT ... ON CONFLICT (id) DO NOTHING; on PostgreSQL a COPY
 // first, and that insert when an id is already stored); a row the database
-// refuses for its data is
-// isolated by splitting the batch, reported, and never blocks the others.
+// refuses for its data is isolated by splitting the batch, reported, and
+// never blocks the others.
 // Recent pages newest first on (created_at, id), which an index covers.
 package sqlstore
 
