@@ -49,12 +49,14 @@ type Config struct {
 	BatchWait   time.Duration // BATCH_WAIT
 	DBRetryMax  time.Duration // DB_RETRY_MAX
 
-	DatabaseURL  string   // DATABASE_URL
-	Migrate      bool     // MIGRATE
-	RedisURL     string   // REDIS_URL
-	RedisPasswd  string   // REDIS_PASSWD
-	KafkaBrokers []string // KAFKA_BROKERS
-	KafkaPasswd  string   // KAFKA_PASSWD
+	DatabaseURL string // DATABASE_URL
+	Migrate     bool   // MIGRATE
+	// MigrateLockTimeout bounds the wait for the migration lock.
+	MigrateLockTimeout time.Duration // MIGRATE_LOCK_TIMEOUT
+	RedisURL           string        // REDIS_URL
+	RedisPasswd        string        // REDIS_PASSWD
+	KafkaBrokers       []string      // KAFKA_BROKERS
+	KafkaPasswd        string        // KAFKA_PASSWD
 
 	ShutdownTimeout time.Duration // SHUTDOWN_TIMEOUT
 	LogLevel        slog.Level    // LOG_LEVEL
@@ -132,12 +134,14 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 		BatchWait:   p.duration("BATCH_WAIT", 50*time.Millisecond, 0),
 		DBRetryMax:  p.duration("DB_RETRY_MAX", 60*time.Second, 10*time.Millisecond),
 
-		DatabaseURL:  p.str("DATABASE_URL", ""),
-		Migrate:      p.onOff("MIGRATE", true),
-		RedisURL:     p.str("REDIS_URL", ""),
-		RedisPasswd:  p.str("REDIS_PASSWD", ""),
-		KafkaBrokers: p.list("KAFKA_BROKERS", nil),
-		KafkaPasswd:  p.str("KAFKA_PASSWD", ""),
+		DatabaseURL: p.str("DATABASE_URL", ""),
+		Migrate:     p.onOff("MIGRATE", true),
+		// Prisma's migrate waits 10 s for the same lock.
+		MigrateLockTimeout: p.duration("MIGRATE_LOCK_TIMEOUT", 10*time.Second, 100*time.Millisecond),
+		RedisURL:           p.str("REDIS_URL", ""),
+		RedisPasswd:        p.str("REDIS_PASSWD", ""),
+		KafkaBrokers:       p.list("KAFKA_BROKERS", nil),
+		KafkaPasswd:        p.str("KAFKA_PASSWD", ""),
 
 		ShutdownTimeout: p.duration("SHUTDOWN_TIMEOUT", 15*time.Second, time.Millisecond),
 		LogLevel:        p.level("LOG_LEVEL", slog.LevelInfo),

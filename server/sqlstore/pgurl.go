@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -46,6 +47,7 @@ var prismaOnly = []string{
 //     certificate);
 //   - pgbouncer=true: unnamed prepared statements only;
 //   - sslidentity (a PKCS#12 client certificate): refused, with a hint;
+//   - connect_timeout: as libpq's, default 5 s as Prisma's;
 //   - the rest of Prisma's (pool_timeout, socket_timeout, ...): dropped.
 //
 // Errors never contain the password.
@@ -102,6 +104,9 @@ func parsePostgresURL(raw string) (pgURL, error) {
 	if err != nil {
 		// pgconn's parse errors redact the password.
 		return pgURL{}, err
+	}
+	if !q.Has("connect_timeout") {
+		cfg.ConnectTimeout = 5 * time.Second // Prisma's default
 	}
 	cfg.RuntimeParams["search_path"] = quoteIdent(out.schema)
 	out.config = cfg

@@ -13,7 +13,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
 )
 
 var binary string
@@ -48,8 +47,12 @@ type syncBuffer struct {
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
-func (s *syncBuffer) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 func freePort(t *testing.T) int {
 	t.Helper()
@@ -64,6 +67,14 @@ func freePort(t *testing.T) int {
 // start runs chat-server with env on top of the test defaults, in dataDir
 // (a new temporary directory when empty), and waits until it is ready.
 func start(t *testing.T, dataDir string, env ...string) *proc {
+	t.Helper()
+	p := launch(t, dataDir, env...)
+	p.awaitReady()
+	return p
+}
+
+// launch runs chat-server like start, without waiting for it.
+func launch(t *testing.T, dataDir string, env ...string) *proc {
 	t.Helper()
 	if dataDir == "" {
 		dataDir = t.TempDir()
@@ -88,6 +99,14 @@ func start(t *testing.T, dataDir string, env ...string) *proc {
 			t.Logf("server log:\n%s", p.logs.String())
 		}
 	})
+	return p
+}
+
+// awaitReady waits until /readyz answers 200, failing the test if the
+// server exits first or takes longer than 30 s.
+func (p *proc) awaitReady() {
+	t := p.t
+	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		select {
@@ -98,7 +117,7 @@ func start(t *testing.T, dataDir string, env ...string) *proc {
 		if res, err := http.Get(p.URL + "/readyz"); err == nil {
 			res.Body.Close()
 			if res.StatusCode == 200 {
-				return p
+				return
 			}
 		}
 		if time.Now().After(deadline) {
@@ -160,4 +179,3 @@ func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
-
