@@ -94,17 +94,6 @@ func matchesChecksum(script, sum string) bool {
 	return false
 }
 
-// Migrations returns the names of the embedded migrations, in the order
-// they are applied.
-func Migrations() ([]string, error) {
-	ms, err := embeddedMigrations()
-	names := make([]string, len(ms))
-	for i, m := range ms {
-		names[i] = m.name
-	}
-	return names, err
-}
-
 // embeddedMigrations reads the migration folders in name order (Prisma
 // sorts them with localeCompare, the same order for its
 // YYYYMMDDHHMMSS_name names) and checks migration_lock.toml.
@@ -131,7 +120,7 @@ func embeddedMigrations() ([]migration, error) {
 }
 
 // checkLockFile refuses a migration_lock.toml for another provider, as
-// Prisma does (P3019).
+// Prisma does (P3019). A missing file is fine.
 func checkLockFile() error {
 	b, err := fs.ReadFile(migrationFiles, "migrations/migration_lock.toml")
 	if errors.Is(err, fs.ErrNotExist) {
@@ -139,17 +128,22 @@ func checkLockFile() error {
 	} else if err != nil {
 		return err
 	}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if strings.HasPrefix(line, "provider") {
-			provider := strings.Trim(strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(strings.TrimPrefix(line, "provider")), "=")), `"`)
-			if provider != "postgresql" {
-				return fmt.Errorf("migration_lock.toml names provider %q, not postgresql", provider)
-			}
-		}
+	if provider := lockFileProvider(b); provider != "postgresql" {
+		return fmt.Errorf("migration_lock.toml names provider %q, not postgresql (as Prisma's P3019)", provider)
 	}
 	return nil
+}
+
+// lockFileProvider returns the provider a migration_lock.toml names.
+func lockFileProvider(b []byte) string {
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		key, value, ok := strings.Cut(sc.Text(), "=")
+		if ok && strings.TrimSpace(key) == "provider" {
+			return strings.Trim(strings.TrimSpace(value), `"`)
+		}
+	}
+	return ""
 }
 
 // migrationRow is a row of _prisma_migrations.

@@ -10,7 +10,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"net/url"
 	"os"
 	"os/exec"
@@ -284,9 +283,4 @@ func CheckPrismaMigrations(t testing.TB, dbURL string, f Fixture, migrationsDir 
 		}
 		prevStart = r.started
 	}
-}
-
-// Describe returns a short description of a fixture mismatch for logs.
-func Describe(want, got string) string {
-	return fmt.Sprintf("--- want\n%s--- got\n%s", want, got)
 }
