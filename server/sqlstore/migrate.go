@@ -261,9 +261,11 @@ func lockMigrations(ctx context.Context, conn *sql.Conn, timeout time.Duration, 
 	if err != nil {
 		return fmt.Errorf("take the migration lock: %w", err)
 	}
+	level := slog.LevelDebug
 	if waited := time.Since(start); waited > 100*time.Millisecond {
-		log.Info("waited for the migration lock", "waited", waited.Round(time.Millisecond))
+		level = slog.LevelInfo
 	}
+	log.Log(ctx, level, "took the migration lock", "waited", time.Since(start).Round(time.Microsecond))
 	if _, err := conn.ExecContext(ctx, "RESET lock_timeout"); err != nil {
 		return fmt.Errorf("reset lock_timeout: %w", err)
 	}

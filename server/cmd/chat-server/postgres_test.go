@@ -72,13 +72,20 @@ func TestPostgresSchemaIsTheMigrationFiles(t *testing.T) {
 func TestPostgresTwoNodesMigrateOnce(t *testing.T) {
 	t.Parallel()
 	db := pgtest.NewDatabase(t)
-	env := []string{"DATABASE_URL=" + db, "RATE_LIMIT_PER_SEC=0"}
+	env := []string{"DATABASE_URL=" + db, "RATE_LIMIT_PER_SEC=0", "LOG_LEVEL=debug"}
 	n1, n2 := launch(t, "", env...), launch(t, "", env...)
 	n1.awaitReady()
 	n2.awaitReady()
 	applied := strings.Count(n1.logs.String(), "applied migration") + strings.Count(n2.logs.String(), "applied migration")
 	if applied != 2 {
 		t.Fatalf("%d \"applied migration\" lines, want 2 (each migration once):\n%s\n----\n%s", applied, n1.logs, n2.logs)
+	}
+	for i, n := range []*proc{n1, n2} {
+		for _, line := range strings.Split(n.logs.String(), "\n") {
+			if strings.Contains(line, "took the migration lock") || strings.Contains(line, "applied migration") {
+				t.Logf("node %d: %s", i+1, line)
+			}
+		}
 	}
 	var rows, names int
 	if err := pgtest.Connect(t, db).QueryRow(context.Background(),
