@@ -54,6 +54,25 @@ async function adminQuery(sql) {
   }
 }
 
+/**
+ * Ends this role's sessions on the database and drops it. Not WITH (FORCE): a role that is
+ * not a superuser cannot end an autovacuum worker that way; a plain DROP stops it.
+ */
+async function dropDatabase(name) {
+  for (let attempt = 0; ; attempt++) {
+    await adminQuery(
+      `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '${name}' AND usename = current_user AND pid <> pg_backend_pid()`,
+    );
+    try {
+      await adminQuery(`DROP DATABASE IF EXISTS "${name}"`);
+      return;
+    } catch (err) {
+      if (err.code !== "55006" || attempt >= 50) throw err; // object_in_use
+      await sleep(100);
+    }
+  }
+}
+
 /** Runs client.ts with args against the test database; returns its JSON output. */
 async function prisma(...args) {
   const { stdout } = await run(join(here, "node_modules", ".bin", "tsx"), ["client.ts", ...args], {
@@ -115,7 +134,7 @@ after(async () => {
     server.child.kill("SIGTERM");
     await server.exited;
   }
-  if (dbName) await adminQuery(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`);
+  if (dbName) await dropDatabase(dbName);
   if (tmp) rmSync(tmp, { recursive: true, force: true });
 });
 

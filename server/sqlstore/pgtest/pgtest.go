@@ -10,6 +10,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"net/url"
 	"os"
 	"os/exec"
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // AdminURL returns DATABASE_URL, or fails the test with how to get one.
@@ -50,15 +52,7 @@ func NewDatabase(t testing.TB) string {
 	name = "t_" + name + "_" + hex.EncodeToString(b[:])
 	Exec(t, admin, `CREATE DATABASE "`+name+`"`)
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		c, err := pgx.Connect(ctx, admin)
-		if err != nil {
-			t.Errorf("drop test database %s: %v", name, err)
-			return
-		}
-		defer c.Close(ctx)
-		if _, err := c.Exec(ctx, `DROP DATABASE IF EXISTS "`+name+`" WITH (FORCE)`); err != nil {
+		if err := dropDatabase(admin, name); err != nil {
 			t.Errorf("drop test database %s: %v", name, err)
 		}
 	})
@@ -68,6 +62,36 @@ func NewDatabase(t testing.TB) string {
 	}
 	u.Path = "/" + name
 	return u.String()
+}
+
+// dropDatabase ends this role's sessions on database name and drops it.
+// Not DROP ... WITH (FORCE): a role that is not a superuser cannot end an
+// autovacuum worker that way (SQLSTATE 42501), while a plain DROP DATABASE
+// stops autovacuum itself; it is retried while sessions linger.
+func dropDatabase(admin, name string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		return err
+	}
+	defer c.Close(ctx)
+	for {
+		if _, err := c.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+			WHERE datname = $1 AND usename = current_user AND pid <> pg_backend_pid()`, name); err != nil {
+			return err
+		}
+		_, err := c.Exec(ctx, `DROP DATABASE IF EXISTS "`+name+`"`)
+		var pe *pgconn.PgError
+		if err == nil || !errors.As(err, &pe) || pe.Code != "55006" { // object_in_use
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // WithParams returns dbURL with the query parameters added or replaced
