@@ -50,8 +50,10 @@ type Config struct {
 	BatchWait   time.Duration // BATCH_WAIT
 	DBRetryMax  time.Duration // DB_RETRY_MAX
 
-	DatabaseURL         string        // DATABASE_URL
-	Migrate             bool          // MIGRATE
+	DatabaseURL string // DATABASE_URL
+	Migrate     bool   // MIGRATE
+	// MigrateLockTimeout bounds the wait for the migration lock.
+	MigrateLockTimeout  time.Duration // MIGRATE_LOCK_TIMEOUT
 	RedisURL            string        // REDIS_URL
 	RedisPasswd         string        // REDIS_PASSWD
 	RedisCAFile         string        // REDIS_CA_FILE
@@ -141,8 +143,10 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 
 		DatabaseURL: p.str("DATABASE_URL", ""),
 		Migrate:     p.onOff("MIGRATE", true),
-		RedisURL:    p.str("REDIS_URL", ""),
-		RedisPasswd: p.str("REDIS_PASSWD", ""),
+		// Prisma's migrate waits 10 s for the same lock.
+		MigrateLockTimeout: p.duration("MIGRATE_LOCK_TIMEOUT", 10*time.Second, 100*time.Millisecond),
+		RedisURL:           p.str("REDIS_URL", ""),
+		RedisPasswd:        p.str("REDIS_PASSWD", ""),
 
 		RedisCAFile:         p.str("REDIS_CA_FILE", ""),
 		RedisAdapterMode:    p.oneOf("REDIS_ADAPTER_MODE", "sharded", "sharded", "streams"),

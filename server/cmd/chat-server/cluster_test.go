@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -161,83 +160,6 @@ func (p *proc) metric(t *testing.T, name string) float64 {
 	return 0
 }
 
-// tcpProxy forwards connections to target until cut.
-type tcpProxy struct {
-	t      *testing.T
-	target string
-	addr   string
-	mu     sync.Mutex
-	ln     net.Listener
-	conns  map[net.Conn]bool
-}
-
-func newProxy(t *testing.T, target string) *tcpProxy {
-	t.Helper()
-	p := &tcpProxy{t: t, target: target, conns: map[net.Conn]bool{}}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.addr = ln.Addr().String()
-	p.serve(ln)
-	t.Cleanup(func() { p.cut() })
-	return p
-}
-
-func (p *tcpProxy) serve(ln net.Listener) {
-	p.mu.Lock()
-	p.ln = ln
-	p.mu.Unlock()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			up, err := net.Dial("tcp", p.target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns[c], p.conns[up] = true, true
-			p.mu.Unlock()
-			go func() { io.Copy(up, c); up.Close(); c.Close() }()
-			go func() { io.Copy(c, up); up.Close(); c.Close() }()
-		}
-	}()
-}
-
-// cut closes every connection and refuses new ones, as a dead Redis does.
-func (p *tcpProxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.ln != nil {
-		p.ln.Close()
-		p.ln = nil
-	}
-	for c := range p.conns {
-		c.Close()
-	}
-	clear(p.conns)
-}
-
-// restore accepts connections again on the same address.
-func (p *tcpProxy) restore() {
-	var ln net.Listener
-	var err error
-	for range 50 {
-		if ln, err = net.Listen("tcp", p.addr); err == nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	p.serve(ln)
-}
-
 func mustEvent(f string) any {
 	var ev []any
 	if err := jsonUnmarshal(f[1:], &ev); err != nil || len(ev) < 2 {
@@ -245,7 +167,6 @@ func mustEvent(f string) any {
 	}
 	return ev[1]
 }
-
 
 // Churn: a thousand connect/disconnect cycles leave goroutines and heap
 // near where they started, on a node of a cluster.

@@ -79,6 +79,20 @@ func start(t *testing.T, dataDir string, env ...string) *proc {
 // startBinary is start with another build of the server.
 func startBinary(t *testing.T, bin, dataDir string, env ...string) *proc {
 	t.Helper()
+	p := launchBinary(t, bin, dataDir, env...)
+	p.awaitReady()
+	return p
+}
+
+// launch runs chat-server like start, without waiting for it.
+func launch(t *testing.T, dataDir string, env ...string) *proc {
+	t.Helper()
+	return launchBinary(t, binary, dataDir, env...)
+}
+
+// launchBinary is launch with another build of the server.
+func launchBinary(t *testing.T, bin, dataDir string, env ...string) *proc {
+	t.Helper()
 	if dataDir == "" {
 		dataDir = t.TempDir()
 	}
@@ -102,6 +116,14 @@ func startBinary(t *testing.T, bin, dataDir string, env ...string) *proc {
 			t.Logf("server log:\n%s", p.logs.String())
 		}
 	})
+	return p
+}
+
+// awaitReady waits until /readyz answers 200, failing the test if the
+// server exits first or takes longer than 30 s.
+func (p *proc) awaitReady() {
+	t := p.t
+	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		select {
@@ -112,7 +134,7 @@ func startBinary(t *testing.T, bin, dataDir string, env ...string) *proc {
 		if res, err := http.Get(p.URL + "/readyz"); err == nil {
 			res.Body.Close()
 			if res.StatusCode == 200 {
-				return p
+				return
 			}
 		}
 		if time.Now().After(deadline) {
