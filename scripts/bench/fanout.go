@@ -589,12 +589,7 @@ func fanoutStep(ctx context.Context, s *session, f *fanoutFlags, k server.Kind, 
 	}
 	pt.ServerRSSMB = float64(end.Status.RSS) / (1 << 20)
 	pt.ServerThreads = end.Status.Threads
-	if !math.IsNaN(end.Goroutines) {
-		pt.Goroutines = ptr(end.Goroutines)
-	}
-	if !math.IsNaN(end.SlowDisconnects) {
-		pt.SlowDisconnects = ptr(end.SlowDisconnects)
-	}
+	pt.Goroutines, pt.SlowDisconnects = ptr(end.Goroutines), ptr(end.SlowDisconnects)
 	pt.BenchCPUSec = self1.Sub(self0).Total().Seconds()
 	if wall > 0 {
 		pt.BenchCores = pt.BenchCPUSec / wall

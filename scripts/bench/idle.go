@@ -180,12 +180,10 @@ func idleOne(ctx context.Context, s *session, f *idleFlags, k server.Kind) (Idle
 		pt.IdleCores = end.CPU.Sub(connected.CPU).Total().Seconds() / held
 	}
 	pt.BenchRSSPerConnKB = float64(benchEnd.RSS-benchBase.RSS) / n / kb
-	if !math.IsNaN(end.Goroutines) {
-		pt.BaseGoroutines, pt.Goroutines = ptr(base.Goroutines), ptr(end.Goroutines)
-		pt.GoroutinesPerConn = ptr((end.Goroutines - base.Goroutines) / n)
-		pt.HeapInusePerConnKB = ptr((end.HeapInuse - base.HeapInuse) / n / kb)
-		pt.StackPerConnKB = ptr((end.StackInuse - base.StackInuse) / n / kb)
-	}
+	pt.BaseGoroutines, pt.Goroutines = ptr(base.Goroutines), ptr(end.Goroutines)
+	pt.GoroutinesPerConn = ptr((end.Goroutines - base.Goroutines) / n)
+	pt.HeapInusePerConnKB = ptr((end.HeapInuse - base.HeapInuse) / n / kb)
+	pt.StackPerConnKB = ptr((end.StackInuse - base.StackInuse) / n / kb)
 	fmt.Fprintf(s.log, "%s: %.1f KB RSS per connection\n", k.Label(), pt.RSSPerConnKB)
 	return pt, nil
 }
@@ -238,7 +236,14 @@ func find[T any](points []T, kind func(T) string) (ours, ref *T) {
 	return ours, ref
 }
 
-func ptr(v float64) *float64 { return &v }
+// ptr returns a pointer to v, or nil when v is NaN (a figure the server
+// does not report).
+func ptr(v float64) *float64 {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return nil
+	}
+	return &v
+}
 
 func opt(v *float64) string {
 	if v == nil {

@@ -238,8 +238,8 @@ func (l *Launcher) Start(ctx context.Context, k Kind) (*Process, error) {
 	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Its own process group, so a Ctrl-C of the bench reaches it only
-	// through Stop.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// through Stop; killed if the bench dies without stopping it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return nil, fmt.Errorf("start %s server: %w", k, err)
