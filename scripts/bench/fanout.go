@@ -245,8 +245,8 @@ func runFanout(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			res.Points = append(res.Points, p)
 		}
 	}
-	title := fmt.Sprintf("fanout: %d receivers, %d sender(s), %s per rate after %s warm-up, %d-character texts",
-		f.receivers, f.senders, f.duration, f.warmup, f.text)
+	title := fmt.Sprintf("fanout: %d receivers, %s, %s per rate after %s warm-up, %d-character texts",
+		f.receivers, plural(f.senders, "sender"), f.duration, f.warmup, f.text)
 	md := s.header(title) + fanoutTable(res.Points)
 	svg := fanoutChart(title, res.Points, f.receivers)
 	paths, err := s.write(res, md, svg)
@@ -713,6 +713,13 @@ func fanoutTable(points []FanoutPoint) string {
 	return out
 }
 
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
+}
+
 func rateText(r float64) string { return strconv.FormatFloat(r, 'f', -1, 64) }
 
 func firstLine(s string) string {
@@ -757,6 +764,7 @@ func fanoutChart(title string, points []FanoutPoint, receivers int) []byte {
 		{Title: "deliveries per second", XLabel: "offered messages/s", YLabel: "deliveries/s",
 			Series: append(series(func(p FanoutPoint) float64 { return p.DeliveriesPerSec }), offered)},
 		{Title: "p99 latency (log scale)", XLabel: "offered messages/s", YLabel: "ms", LogY: true,
+			Marks:  []report.Mark{{Y: 100, Label: "100 ms"}, {Y: 250, Label: "250 ms"}},
 			Series: series(func(p FanoutPoint) float64 { return p.LatencyMs.P99 })},
 		{Title: "server CPU per delivery", XLabel: "offered messages/s", YLabel: "µs",
 			Series: series(func(p FanoutPoint) float64 { return p.CPUPerDeliveryUs })},

@@ -25,6 +25,14 @@ type Panel struct {
 	// LogY draws the y axis in powers of ten (for latencies).
 	LogY   bool
 	Series []Series
+	// Marks are labelled horizontal lines (targets, thresholds).
+	Marks []Mark
+}
+
+// Mark is a labelled horizontal line at Y.
+type Mark struct {
+	Y     float64
+	Label string
 }
 
 const (
@@ -57,6 +65,11 @@ func drawPanel(b *strings.Builder, p Panel) {
 	x0, x1 := marginL, panelW-marginR
 	y0, y1 := panelH-marginB, marginT // pixel rows: bottom, top
 	var xs, ys []float64
+	for _, m := range p.Marks {
+		if usable(m.Y, p.LogY) {
+			ys = append(ys, m.Y)
+		}
+	}
 	for _, s := range p.Series {
 		for _, pt := range s.Points {
 			if usable(pt.Y, p.LogY) {
@@ -66,7 +79,7 @@ func drawPanel(b *strings.Builder, p Panel) {
 		}
 	}
 	fmt.Fprintf(b, `<text x="%d" y="16" font-size="12" text-anchor="middle">%s</text>`+"\n", (x0+x1)/2, html.EscapeString(p.Title))
-	if len(xs) == 0 {
+	if len(xs) == 0 || len(ys) == 0 {
 		fmt.Fprintf(b, `<text x="%d" y="%d" text-anchor="middle">no data</text>`+"\n", (x0+x1)/2, (y0+y1)/2)
 		return
 	}
@@ -104,16 +117,24 @@ func drawPanel(b *strings.Builder, p Panel) {
 	for _, v := range yt {
 		y := py(v)
 		fmt.Fprintf(b, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#e5e5e5"/>`+"\n", x0, y, x1, y)
-		fmt.Fprintf(b, `<text x="%d" y="%.1f" text-anchor="end">%s</text>`+"\n", x0-5, y+4, Num(v))
+		fmt.Fprintf(b, `<text x="%d" y="%.1f" text-anchor="end">%s</text>`+"\n", x0-5, y+4, tick(v))
 	}
 	for _, v := range xt {
 		x := px(v)
 		fmt.Fprintf(b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#999"/>`+"\n", x, y0, x, y0+4)
-		fmt.Fprintf(b, `<text x="%.1f" y="%d" text-anchor="middle">%s</text>`+"\n", x, y0+16, Num(v))
+		fmt.Fprintf(b, `<text x="%.1f" y="%d" text-anchor="middle">%s</text>`+"\n", x, y0+16, tick(v))
 	}
 	fmt.Fprintf(b, `<polyline points="%d,%d %d,%d %d,%d" fill="none" stroke="#333"/>`+"\n", x0, y1, x0, y0, x1, y0)
 	fmt.Fprintf(b, `<text x="%d" y="%d" text-anchor="middle">%s</text>`+"\n", (x0+x1)/2, y0+32, html.EscapeString(p.XLabel))
 	fmt.Fprintf(b, `<text transform="translate(14,%d) rotate(-90)" text-anchor="middle">%s</text>`+"\n", (y0+y1)/2, html.EscapeString(p.YLabel))
+	for _, m := range p.Marks {
+		if !usable(m.Y, p.LogY) {
+			continue
+		}
+		y := py(m.Y)
+		fmt.Fprintf(b, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#c33" stroke-dasharray="2,3"/>`+"\n", x0, y, x1, y)
+		fmt.Fprintf(b, `<text x="%d" y="%.1f" text-anchor="end" fill="#c33">%s</text>`+"\n", x1, y-3, html.EscapeString(m.Label))
+	}
 	// Lines and markers.
 	for _, s := range p.Series {
 		var pts []string
@@ -145,6 +166,15 @@ func drawPanel(b *strings.Builder, p Panel) {
 		fmt.Fprintf(b, `<text x="%d" y="%d">%s</text>`+"\n", lx+22, y0+54, html.EscapeString(s.Name))
 		lx += 30 + 6*len(s.Name)
 	}
+}
+
+// tick formats an axis value: whole numbers plainly (k from ten
+// thousand), others as Num does.
+func tick(v float64) string {
+	if v == math.Trunc(v) && math.Abs(v) < 1e4 {
+		return fmt.Sprintf("%.0f", v)
+	}
+	return Num(v)
 }
 
 func usable(y float64, logY bool) bool {

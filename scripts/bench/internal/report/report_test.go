@@ -69,7 +69,7 @@ func TestSVGIsWellFormed(t *testing.T) {
 			{Name: "ours", Color: "#1f77b4", Points: []Point{{25, 25000}, {50, 50000}, {100, 98000}}},
 			{Name: "offered", Color: "#999", Dashed: true, Points: []Point{{25, 25000}, {100, 100000}}},
 		}},
-		{Title: "p99", LogY: true, Series: []Series{
+		{Title: "p99", LogY: true, Marks: []Mark{{Y: 250, Label: "250 ms"}}, Series: []Series{
 			{Name: "ref", Color: "#ff7f0e", Points: []Point{{25, 3}, {50, 0}, {100, math.NaN()}, {150, 2400}}},
 		}},
 		{Title: "empty"},
@@ -85,7 +85,7 @@ func TestSVGIsWellFormed(t *testing.T) {
 		}
 	}
 	s := string(svg)
-	for _, want := range []string{"&lt;1000&gt;", "no data", "stroke-dasharray", ">10k<"} {
+	for _, want := range []string{"&lt;1000&gt;", "no data", "stroke-dasharray", ">10k<", ">250 ms<", ">25<", ">100<"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("SVG lacks %q", want)
 		}
