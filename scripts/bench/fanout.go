@@ -166,7 +166,7 @@ type Latency struct {
 }
 
 func runFanout(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	f := fanoutFlags{rates: []float64{25, 50, 100, 150, 200}}
+	f := fanoutFlags{rates: []float64{25, 50, 70, 100, 150, 200}}
 	fs := flag.NewFlagSet("fanout", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	f.register(fs)
