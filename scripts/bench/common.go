@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/scalable-chat-go/bench/internal/procfs"
 	"github.com/scalable-chat-go/bench/internal/server"
 )
 
@@ -32,6 +33,10 @@ type common struct {
 	timeout    time.Duration
 	parallel   int
 	cpuProfile string
+	// quiet is the most the machine may be busy (cores) before a step
+	// starts; quietMax bounds the wait for it.
+	quiet    float64
+	quietMax time.Duration
 }
 
 // listFlag is a repeatable flag.
@@ -82,6 +87,8 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.nodeScript, "node-script", "", "reference server script (default server/e2e/fixtures/original-server.js)")
 	fs.DurationVar(&c.timeout, "timeout", 30*time.Minute, "bound of the whole run")
 	fs.IntVar(&c.parallel, "dial-parallel", 64, "connections opened at once")
+	fs.Float64Var(&c.quiet, "quiet", 0, "before each step, wait until the machine is busy less than this many cores (0: do not wait); for shared machines")
+	fs.DurationVar(&c.quietMax, "quiet-max", 5*time.Minute, "longest wait for -quiet before a step (then it runs anyway, noted)")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write the bench's own CPU profile to this file (to check the load generator)")
 }
 
@@ -96,6 +103,12 @@ func (c *common) check() error {
 	}
 	if c.timeout <= 0 || c.timeout > 3*time.Hour {
 		return usagef("-timeout %s: want a duration up to 3h", c.timeout)
+	}
+	if c.quiet < 0 || c.quiet > float64(runtime.NumCPU()) {
+		return usagef("-quiet %g: want 0..%d cores", c.quiet, runtime.NumCPU())
+	}
+	if c.quietMax < 0 || c.quietMax > time.Hour {
+		return usagef("-quiet-max %s: want 0..1h", c.quietMax)
 	}
 	if c.parallel < 1 || c.parallel > 1024 {
 		return usagef("-dial-parallel %d: want 1..1024", c.parallel)
@@ -317,6 +330,43 @@ func (s *session) header(title string) string {
 	}
 	b.WriteString("\n")
 	return b.String()
+}
+
+// waitQuiet waits, when -quiet is set, until the machine's busy CPU over
+// a second is below it, at most -quiet-max. It returns the busy cores of
+// the last second and whether the machine was quiet.
+func (s *session) waitQuiet(ctx context.Context) (busy float64, quiet bool, err error) {
+	if s.c.quiet <= 0 {
+		return 0, true, nil
+	}
+	deadline := time.Now().Add(s.c.quietMax)
+	said := false
+	for {
+		m0, err := procfs.ReadMachine()
+		if err != nil {
+			return 0, false, err
+		}
+		t0 := time.Now()
+		if err := sleepCtx(ctx, time.Second); err != nil {
+			return 0, false, err
+		}
+		m1, err := procfs.ReadMachine()
+		if err != nil {
+			return 0, false, err
+		}
+		busy = m1.Sub(m0).Busy.Seconds() / time.Since(t0).Seconds()
+		if busy < s.c.quiet {
+			return busy, true, nil
+		}
+		if time.Now().After(deadline) {
+			fmt.Fprintf(s.log, "the machine is still busy (%.2f cores) after %s; going on\n", busy, s.c.quietMax)
+			return busy, false, nil
+		}
+		if !said {
+			fmt.Fprintf(s.log, "waiting for the machine to be quiet (busy %.2f cores, want < %.2f)\n", busy, s.c.quiet)
+			said = true
+		}
+	}
 }
 
 // sleepCtx sleeps for d or until ctx ends.

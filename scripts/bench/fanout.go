@@ -153,6 +153,10 @@ type FanoutPoint struct {
 	OtherCores   float64 `json:"other_cores"`
 	LoadAverage  float64 `json:"load_average_1m"`
 	Saturated    bool    `json:"saturated"`
+	// With -quiet: the machine's busy cores just before the step, and
+	// whether the wait for quiet gave up.
+	BusyBefore float64 `json:"busy_before,omitempty"`
+	NotQuiet   bool    `json:"not_quiet,omitempty"`
 }
 
 // Latency is end-to-end: from just before the sender's write to the
@@ -219,7 +223,7 @@ func runFanout(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	defer cleanup()
 	s.meta.Params = map[string]any{
 		"receivers": f.receivers, "senders": f.senders, "rates": f.rates, "duration": f.duration.String(),
-		"warmup": f.warmup.String(), "drain": f.drain.String(), "text": f.text,
+		"warmup": f.warmup.String(), "drain": f.drain.String(), "text": f.text, "quiet": f.quiet,
 	}
 	// The receivers allocate little; a lazier GC keeps the bench's own
 	// CPU low.
@@ -374,6 +378,11 @@ func (r *fanoutRun) probed() (receivers, senders int) {
 func fanoutStep(ctx context.Context, s *session, f *fanoutFlags, k server.Kind, rate float64, step int) (pt FanoutPoint, err error) {
 	pt = FanoutPoint{Server: string(k), Label: k.Label(), Rate: rate, Receivers: f.receivers, Senders: f.senders,
 		OfferedDeliveriesPerSec: rate * float64(f.receivers)}
+	busy, quiet, err := s.waitQuiet(ctx)
+	if err != nil {
+		return pt, err
+	}
+	pt.BusyBefore, pt.NotQuiet = busy, !quiet
 	loadAvg, _ := procfs.LoadAverage()
 	sys, err := startSystem(ctx, s, k, 1)
 	if err != nil {
@@ -675,6 +684,9 @@ func fanoutTable(points []FanoutPoint) string {
 				}
 				notes = append(notes, fmt.Sprintf("%s at %g msgs/s: %d receivers dropped, %.0f cut as slow, %d duplicates, %d out of order, %d refused",
 					p.Label, rate, p.Dropped, slow, p.Duplicates, p.OutOfOrder, p.Refused))
+			}
+			if p.NotQuiet {
+				notes = append(notes, fmt.Sprintf("%s at %g msgs/s started on a busy machine (%.2f cores busy; -quiet gave up)", p.Label, rate, p.BusyBefore))
 			}
 			if p.OtherCores > 0.25 {
 				notes = append(notes, fmt.Sprintf("%s at %g msgs/s: %.2f cores busy outside the server and the bench (load average %.1f): other work disturbed this step",

@@ -126,6 +126,9 @@ func runIdle(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 func idleOne(ctx context.Context, s *session, f *idleFlags, k server.Kind) (IdlePoint, error) {
 	pt := IdlePoint{Server: string(k), Label: k.Label(), Conns: f.conns, HoldSec: f.hold.Seconds()}
+	if _, _, err := s.waitQuiet(ctx); err != nil {
+		return pt, err
+	}
 	sys, err := startSystem(ctx, s, k, 1)
 	if err != nil {
 		return pt, err

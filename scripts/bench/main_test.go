@@ -40,6 +40,7 @@ func TestCommandLineMistakes(t *testing.T) {
 		{"unknown server", []string{"idle", "-servers", "go,python"}, `unknown server "python"`, false},
 		{"server twice", []string{"idle", "-servers", "go,go"}, `server "go" given twice`, false},
 		{"bad env", []string{"fanout", "-env", "NOEQUALS"}, `-env "NOEQUALS"`, true},
+		{"quiet beyond the machine", []string{"fanout", "-quiet", "1000"}, "-quiet 1000", true},
 		{"bad repo", []string{"idle", "-repo", os.TempDir()}, "no server/cmd/chat-server", true},
 	}
 	for _, tt := range tests {
