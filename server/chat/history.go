@@ -133,3 +133,31 @@ func (h *History) cursor(ctx context.Context, id string) (Cursor, error) {
 	}
 	return CursorOf(m), nil
 }
+
+// Since returns the messages delivered after the one with id, in delivery
+// order, from the ring only. found is false when the ring does not hold id
+// (too old, or never delivered on this node).
+func (h *History) Since(id string) (msgs []Message, found bool) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	i, ok := h.byID[id]
+	if !ok {
+		return nil, false
+	}
+	// Positions from the oldest entry: the ring is full or starts at 0.
+	oldest := 0
+	if h.size == len(h.ring) {
+		oldest = h.next
+	}
+	pos := (i - oldest + len(h.ring)) % len(h.ring)
+	for k := pos + 1; k < h.size; k++ {
+		msgs = append(msgs, h.ring[(oldest+k)%len(h.ring)])
+	}
+	return msgs, true
+}
+
+// Cursor returns the position of the message with id, from the ring or the
+// store, or ErrNotFound.
+func (h *History) Cursor(ctx context.Context, id string) (Cursor, error) {
+	return h.cursor(ctx, id)
+}

@@ -8,7 +8,6 @@ import (
 
 	"github.com/zishang520/socket.io/parsers/engine/v3/packet"
 	"github.com/zishang520/socket.io/servers/socket/v3"
-	"github.com/zishang520/socket.io/v3/pkg/utils"
 
 	"github.com/scalable-chat-go/server/chat"
 )
@@ -66,8 +65,12 @@ func (s *Server) onConnection(args ...any) {
 
 	if sock.Recovered() {
 		// Rooms (the live one included) and missed messages were restored
-		// by connection-state recovery: no history replay.
+		// by connection-state recovery: no history replay. Send what was
+		// broadcast while the library made the socket reachable.
 		s.m.recovered.Inc()
+		s.deliverMu.Lock()
+		s.recovered(sock)
+		s.deliverMu.Unlock()
 	} else {
 		s.welcome(c)
 	}
@@ -120,69 +123,58 @@ func (s *Server) watchQueue(c *conn) {
 }
 
 // welcome sends a newcomer its history, then lets live messages through.
+// A client that comes back (its auth carries the recovery offset, the id of
+// the last message it saw) but whose session could not be recovered gets
+// only the messages after that one, so it never shows one twice.
 func (s *Server) welcome(c *conn) {
 	limit := s.o.HistoryLimit
-	var after *time.Time
-	if t, ok := lastSeen(c.sock.Handshake().Auth); ok {
-		// A client that had a session which could not be recovered: send
-		// only what it has not seen, never what it already shows.
-		after = &t
+	if limit <= 0 {
+		s.deliverMu.Lock()
+		c.sock.Join(liveRoom)
+		s.deliverMu.Unlock()
+		return
 	}
-	var stored []chat.Message
-	if limit > 0 {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		page, err := s.o.History.Recent(ctx, limit, "")
-		cancel()
-		if err != nil {
-			s.log.Warn("history unavailable for a newcomer; sending what this node remembers", "err", err)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	stored, err := s.o.History.Recent(ctx, limit, "")
+	if err != nil {
+		s.log.Warn("history unavailable for a newcomer; sending what this node remembers", "err", err)
+	}
+	var after *chat.Cursor
+	if offset := resumeOffset(c.sock.Handshake().Auth); offset != "" {
+		if cur, err := s.o.History.Cursor(ctx, offset); err == nil {
+			after = &cur
 		}
-		stored = page
 	}
 	s.deliverMu.Lock()
 	defer s.deliverMu.Unlock()
-	if limit > 0 {
-		page := s.o.History.Merge(stored, limit, nil)
-		for i := len(page) - 1; i >= 0; i-- {
-			if after != nil && !page[i].CreatedAt.After(*after) {
-				continue
-			}
-			_ = c.sock.Emit("message", page[i].Wire())
+	page := s.o.History.Merge(stored, limit, nil)
+	for i := len(page) - 1; i >= 0; i-- {
+		m := page[i]
+		if after != nil && !(chat.Message{CreatedAt: after.CreatedAt, ID: after.ID}).Before(m) {
+			continue
 		}
+		args := s.messageArgs(m)
+		_ = c.sock.Emit(args[0].(string), args[1:]...)
 	}
 	c.sock.Join(liveRoom)
 }
 
-// lastSeen reads, from the auth of a reconnecting client whose session was
-// not recovered, the time of the last message it received: the offset of
-// Socket.IO's connection-state recovery encodes it.
-func lastSeen(auth map[string]any) (time.Time, bool) {
+// resumeOffset reads the recovery offset a reconnecting socket.io-client
+// sends in its auth ({pid, offset}); it is the id of the last message the
+// client received.
+func resumeOffset(auth map[string]any) string {
 	if auth == nil {
-		return time.Time{}, false
+		return ""
 	}
 	if _, ok := auth["pid"].(string); !ok {
-		return time.Time{}, false
+		return ""
 	}
-	offset, ok := auth["offset"].(string)
-	if !ok || offset == "" || len(offset) > 16 {
-		return time.Time{}, false
+	offset, _ := auth["offset"].(string)
+	if len(offset) > 64 {
+		return ""
 	}
-	if i := indexByte(offset, '.'); i >= 0 {
-		offset = offset[:i]
-	}
-	ms, err := utils.NewYeast().Decode(offset)
-	if err != nil || ms <= 0 {
-		return time.Time{}, false
-	}
-	return time.UnixMilli(ms).UTC(), true
-}
-
-func indexByte(s string, b byte) int {
-	for i := 0; i < len(s); i++ {
-		if s[i] == b {
-			return i
-		}
-	}
-	return -1
+	return offset
 }
 
 func (c *conn) onMessage(args ...any) {
@@ -283,9 +275,9 @@ func (s *Server) sendPresence(sock *socket.Socket) {
 	_ = sock.Emit("presence", presenceEvent{Online: n})
 }
 
-// presenceLoop sends `presence` to everyone at most once an interval, when
-// the count changed.
-func (s *Server) presenceLoop() {
+// loop sends `presence` to everyone at most once an interval, when the
+// count changed, and forgets recovery sessions past their window.
+func (s *Server) loop() {
 	defer close(s.stopped)
 	t := time.NewTicker(s.o.PresenceInterval)
 	defer t.Stop()
@@ -293,7 +285,8 @@ func (s *Server) presenceLoop() {
 		select {
 		case <-s.stop:
 			return
-		case <-t.C:
+		case now := <-t.C:
+			s.sweepSessions(now)
 		}
 		func() {
 			defer func() {

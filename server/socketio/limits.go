@@ -119,7 +119,7 @@ func hostOf(hostport string) string {
 func (s *Server) admitSession(addr string) (int, string) {
 	s.connMu.Lock()
 	defer s.connMu.Unlock()
-	if s.o.MaxConnections > 0 && len(s.sessions) >= s.o.MaxConnections {
+	if s.o.MaxConnections > 0 && len(s.engineSessions) >= s.o.MaxConnections {
 		s.m.refused.WithLabelValues("max_connections").Inc()
 		return http.StatusServiceUnavailable, "this server is full (MAX_CONNECTIONS); try another or retry later"
 	}
@@ -140,25 +140,18 @@ func (s *Server) onEngineConnection(args ...any) {
 	s.installGate(es)
 	addr := s.clientAddr(es.Request().Request())
 	s.connMu.Lock()
-	s.sessions[id] = addr
+	s.engineSessions[id] = addr
 	s.perIP[addr]++
 	s.connMu.Unlock()
-	_ = es.Once("close", s.recover("engine close", func(args ...any) {
+	_ = es.Once("close", s.recover("engine close", func(...any) {
 		s.connMu.Lock()
-		if a, ok := s.sessions[id]; ok {
-			delete(s.sessions, id)
+		if a, ok := s.engineSessions[id]; ok {
+			delete(s.engineSessions, id)
 			if s.perIP[a]--; s.perIP[a] <= 0 {
 				delete(s.perIP, a)
 			}
 		}
 		s.connMu.Unlock()
-		if len(args) > 1 {
-			if err, _ := args[1].(error); err != nil && strings.Contains(err.Error(), "read limit exceeded") {
-				s.m.tooLarge.Inc()
-				s.log.Info("closed a connection that sent a frame over MAX_HTTP_BUFFER_SIZE",
-					"transport", "websocket", "limit", s.o.MaxHTTPBufferSize)
-			}
-		}
 	}))
 }
 

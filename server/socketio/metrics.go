@@ -14,6 +14,7 @@ type metrics struct {
 	tooLarge        prometheus.Counter
 	slowClients     prometheus.Counter
 	panics          prometheus.Counter
+	wsWrites        prometheus.Counter
 }
 
 func newMetrics(r prometheus.Registerer) *metrics {
@@ -51,10 +52,13 @@ func newMetrics(r prometheus.Registerer) *metrics {
 		panics: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "chat_handler_panics_total", Help: "Handler panics recovered (each is a bug).",
 		}),
+		wsWrites: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "chat_ws_writes_total", Help: "WebSocket write system calls (each carries one or more frames).",
+		}),
 	}
 	if r != nil {
 		r.MustRegister(m.connections, m.connects, m.recovered, m.received, m.broadcast, m.broadcastErrors,
-			m.rejected, m.refused, m.tooLarge, m.slowClients, m.panics)
+			m.rejected, m.refused, m.tooLarge, m.slowClients, m.panics, m.wsWrites)
 	}
 	return m
 }

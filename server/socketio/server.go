@@ -19,11 +19,15 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
+	engine "github.com/zishang520/socket.io/servers/engine/v3"
+	"github.com/zishang520/socket.io/servers/engine/v3/transports"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 	"github.com/zishang520/socket.io/v3/pkg/types"
 
@@ -71,6 +75,10 @@ type Options struct {
 	RecoveryWindow time.Duration
 	// PresenceInterval is the most often `presence` is sent (1 s).
 	PresenceInterval time.Duration
+	// WSWriteWindow is the longest a WebSocket frame waits so that frames
+	// for the same client go out in one write (20 ms; -1: write at once).
+	// A frame after a quiet period is written at once.
+	WSWriteWindow time.Duration
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
@@ -110,6 +118,11 @@ func (o *Options) defaults() {
 	if o.PresenceInterval <= 0 {
 		o.PresenceInterval = time.Second
 	}
+	if o.WSWriteWindow == 0 {
+		o.WSWriteWindow = 20 * time.Millisecond
+	} else if o.WSWriteWindow < 0 {
+		o.WSWriteWindow = 0
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -135,12 +148,20 @@ type Server struct {
 	// room, so that each newcomer's history meets the live stream exactly.
 	deliverMu sync.Mutex
 
-	connMu   sync.Mutex
-	conns    map[socket.SocketId]*conn
-	sessions map[string]string // Engine.IO session id -> client address
-	perIP    map[string]int
+	connMu         sync.Mutex
+	conns          map[socket.SocketId]*conn
+	engineSessions map[string]string // Engine.IO session id -> client address
+	perIP          map[string]int
 
 	gates sync.Map // Engine.IO session id -> *connectGate
+
+	frames *frameCache
+	hub    *flushHub
+
+	sessMu     sync.Mutex
+	sessions   map[socket.PrivateSessionId]savedSession
+	recoverMu  sync.Mutex
+	recovering map[socket.SocketId]*recovering
 
 	lastOnline int
 	stop       chan struct{}
@@ -159,16 +180,20 @@ func New(o Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		o:          o,
-		m:          newMetrics(o.Registerer),
-		log:        o.Logger,
-		origins:    origins,
-		conns:      make(map[socket.SocketId]*conn),
-		sessions:   make(map[string]string),
-		perIP:      make(map[string]int),
-		lastOnline: -1,
-		stop:       make(chan struct{}),
-		stopped:    make(chan struct{}),
+		o:              o,
+		m:              newMetrics(o.Registerer),
+		log:            o.Logger,
+		origins:        origins,
+		conns:          make(map[socket.SocketId]*conn),
+		engineSessions: make(map[string]string),
+		perIP:          make(map[string]int),
+		lastOnline:     -1,
+		frames:         newFrameCache(),
+		hub:            newFlushHub(runtime.GOMAXPROCS(0), o.WSWriteWindow),
+		sessions:       make(map[socket.PrivateSessionId]savedSession),
+		recovering:     make(map[socket.SocketId]*recovering),
+		stop:           make(chan struct{}),
+		stopped:        make(chan struct{}),
 	}
 
 	opts := socket.DefaultServerOptions()
@@ -177,6 +202,7 @@ func New(o Options) (*Server, error) {
 	opts.SetPingInterval(o.PingInterval)
 	opts.SetPingTimeout(o.PingTimeout)
 	opts.SetMaxHttpBufferSize(o.MaxHTTPBufferSize)
+	opts.SetTransports(types.NewSet[transports.TransportCtor](engine.Polling, &wsBuilder{edge: s, hub: s.hub}))
 	opts.SetCors(&types.Cors{
 		Origin:         origins.corsValue(),
 		AllowedHeaders: "*",
@@ -189,12 +215,14 @@ func New(o Options) (*Server, error) {
 	}
 	if o.Adapter != nil {
 		opts.SetAdapter(o.Adapter)
+	} else {
+		opts.SetAdapter(adapterBuilder{edge: s})
 	}
 	s.io = socket.NewServer(nil, opts)
 	s.handler = s.io.ServeHandler(nil)
 	s.io.Engine().On("connection", s.recover("engine connection", s.onEngineConnection))
 	_ = s.io.On("connection", s.recover("connection", s.onConnection))
-	go s.presenceLoop()
+	go s.loop()
 	return s, nil
 }
 
@@ -216,7 +244,8 @@ func (s *Server) Broadcast(m chat.Message) {
 	s.deliverMu.Lock()
 	defer s.deliverMu.Unlock()
 	s.o.History.Observe(m)
-	if err := s.io.To(liveRoom).Emit("message", m.Wire()); err != nil {
+	args := s.messageArgs(m)
+	if err := s.io.To(liveRoom).Emit(args[0].(string), args[1:]...); err != nil {
 		s.m.broadcastErrors.Inc()
 		s.log.Error("broadcast failed", "id", m.ID, "err", err)
 		return
@@ -240,6 +269,7 @@ func (s *Server) Close(ctx context.Context) error {
 		return fmt.Errorf("close the Socket.IO server: %w", ctx.Err())
 	}
 	<-s.stopped
+	s.hub.close()
 	return nil
 }
 
@@ -274,14 +304,23 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	} else if r.Method == http.MethodPost && r.ContentLength > s.o.MaxHTTPBufferSize {
-		s.m.tooLarge.Inc()
-		s.log.Info("closing a connection that sent a frame over MAX_HTTP_BUFFER_SIZE",
-			"transport", "polling", "bytes", r.ContentLength, "limit", s.o.MaxHTTPBufferSize)
+		s.frameTooLarge("polling")
 		s.closeSession(q.Get("sid"))
 		writeEngineError(w, http.StatusRequestEntityTooLarge, 6, "payload too large")
 		return
 	}
+	if websocket.IsWebSocketUpgrade(r) {
+		w = &dropAfterHijack{w: w}
+	}
 	s.handler.ServeHTTP(w, r)
+}
+
+// frameTooLarge counts and logs a connection closed for a frame over
+// MAX_HTTP_BUFFER_SIZE.
+func (s *Server) frameTooLarge(transport string) {
+	s.m.tooLarge.Inc()
+	s.log.Info("closed a connection that sent a frame over MAX_HTTP_BUFFER_SIZE",
+		"transport", transport, "limit", s.o.MaxHTTPBufferSize)
 }
 
 // writeEngineError answers a refused Engine.IO request as Engine.IO does:

@@ -88,6 +88,10 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if recovery == 0 {
 		recovery = -1
 	}
+	window := cfg.WSWriteWindow
+	if window == 0 {
+		window = -1
+	}
 	rate := cfg.RateLimitPerSec
 	if rate == 0 {
 		rate = -1
@@ -107,6 +111,7 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		HistoryLimit:        historyLimit,
 		RecoveryWindow:      recovery,
 		PresenceInterval:    cfg.PresenceInterval,
+		WSWriteWindow:       window,
 		Logger:              logger.With("component", "socketio"),
 		Registerer:          reg,
 	})

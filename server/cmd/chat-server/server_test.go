@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
 
 	"github.com/scalable-chat-go/server/sqlstore"
 )
@@ -347,4 +348,59 @@ func TestEmitAtOnceAfterConnect(t *testing.T) {
 	for e := range errs {
 		t.Error(e)
 	}
+}
+
+// A WebSocket client that stops reading fills its socket buffers, then its
+// queue on the server; past SEND_QUEUE_LIMIT it is disconnected while the
+// others keep their pace.
+func TestSlowWebSocketClientIsDisconnected(t *testing.T) {
+	p := start(t, "", "SEND_QUEUE_LIMIT=50", "RATE_LIMIT_PER_SEC=0", "HISTORY_LIMIT=0", "MAX_MESSAGE_LENGTH=4000")
+	// The stalled client: a tiny receive buffer, and nobody reads it after
+	// its namespace connect.
+	netDialer := &net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		return c.Control(func(fd uintptr) { _ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+	}}
+	wsDialer := &websocket.Dialer{NetDialContext: netDialer.DialContext}
+	stalled, _, err := wsDialer.Dial("ws"+strings.TrimPrefix(p.URL, "http")+"/socket.io/?EIO=4&transport=websocket", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stalled.Close()
+	if err := stalled.WriteMessage(websocket.TextMessage, []byte("40")); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		_, f, err := stalled.ReadMessage()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(string(f), "40{") {
+			break
+		}
+	}
+	other := dialSIO(t, p.URL, "websocket")
+	sender := dialSIO(t, p.URL, "websocket")
+	text := strings.Repeat("x", 3000)
+	for i := 0; i < 3000; i += 20 {
+		for j := i; j < i+20; j++ {
+			sender.emit(fmt.Sprintf(`{"message":"%s %d","username":"s"}`, text, j))
+		}
+		for j := i; j < i+20; j++ {
+			if m := other.message(); !strings.HasSuffix(m.Message, fmt.Sprintf(" %d", j)) {
+				t.Fatalf("the other client got %q at %d", m.Message[len(m.Message)-8:], j)
+			}
+		}
+		if i%200 == 0 {
+			res, err := http.Get(p.URL + "/metrics")
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if strings.Contains(string(b), "chat_slow_client_disconnects_total 1") {
+				return
+			}
+		}
+	}
+	t.Fatal("the stalled client was never disconnected")
 }

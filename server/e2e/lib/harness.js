@@ -38,7 +38,7 @@ export function freePort() {
  * waits until /readyz answers 200. Returns {url, stop, kill, logs, dataDir}.
  */
 export async function startServer(env = {}, { dataDir } = {}) {
-  const port = await freePort();
+  const port = env.PORT ? Number(env.PORT) : await freePort();
   const ownDir = !dataDir;
   dataDir ??= mkdtempSync(join(tmpdir(), "chat-data-"));
   const child = spawn(serverBinary(), [], {

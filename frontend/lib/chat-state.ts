@@ -1,0 +1,369 @@
+// The chat's state as a pure reducer: the message list, the outbox of the
+// user's own messages, the connection state, the online count and the last
+// error the server reported. No I/O here: the provider (ChatProvider) feeds
+// it socket events and clock readings and performs the sends it asks for.
+//
+// Own messages carry a clientId (a UUID) from the moment they are typed. The
+// Go server uses it as the message id, broadcasts it back and de-duplicates
+// retries by it, so a retry with the same clientId is always safe there. A
+// server speaking only the original protocol sends neither ids nor
+// acknowledgements: there an own message counts as "sent" as soon as its echo
+// (same username and text, no id) comes back, and is never retried after
+// that.
+
+/** Connection states shown to the user. */
+export type ConnectionStatus = "connecting" | "live" | "reconnecting" | "offline";
+
+/** What the user sees about one of their own messages. */
+export type Delivery =
+  | "pending" // not acknowledged yet (queued, in flight or waiting to retry)
+  | "stored" // the server acknowledged it: stored and broadcast
+  | "echoed" // the server broadcast it but does not acknowledge (original protocol)
+  | "unconfirmed" // no acknowledgement after every attempt; can be retried
+  | "failed"; // the server refused it; error says why
+
+/** An error the server sent (`error` event or negative acknowledgement). */
+export interface ServerError {
+  code: string;
+  reason: string;
+  retryAfterMs?: number;
+}
+
+/** The outbox part of an own message. */
+export interface Outgoing {
+  /** Sends so far. */
+  attempts: number;
+  /** An emit is waiting for its acknowledgement. */
+  inFlight: boolean;
+  /** When the next send is due (epoch ms), or null when nothing is to be sent. */
+  due: number | null;
+  delivery: Delivery;
+  error?: ServerError;
+}
+
+/** One line of the message list. */
+export interface ChatItem {
+  /** Stable React key: the id, the clientId, or a local counter. */
+  key: string;
+  /** The server's id, when it sent one. */
+  id?: string;
+  /** Set on messages typed here. */
+  clientId?: string;
+  username: string;
+  text: string;
+  /** The server's time (RFC 3339), when it sent one. */
+  createdAt?: string;
+  /** When this client created or received it (epoch ms): the fallback time. */
+  localAt: number;
+  /** Present on messages typed here. */
+  out?: Outgoing;
+}
+
+/** The connection, as far as the client can tell. */
+export interface Connection {
+  /** A connection was established at least once. */
+  everConnected: boolean;
+  connected: boolean;
+  /** Failed connection attempts since the last success. */
+  failures: number;
+  /** The browser says it has no network. */
+  browserOffline: boolean;
+}
+
+/** The whole chat state. */
+export interface ChatState {
+  items: ChatItem[];
+  connection: Connection;
+  /** The last `presence` count, or null when the server never sent one. */
+  online: number | null;
+  /** The last error the server reported, for the banner. */
+  lastError: (ServerError & { at: number }) | null;
+  /** Counter for local keys. */
+  seq: number;
+}
+
+/** Tunables of the outbox and the list. */
+export const LIMITS = {
+  /** Sends of one message before it is shown as unconfirmed or failed. */
+  maxAttempts: 5,
+  /** Back-off after the first failed attempt, doubled each time up to backoffMaxMs. */
+  backoffMs: 1000,
+  backoffMaxMs: 10_000,
+  /** Failed connection attempts after which "reconnecting" becomes "offline". */
+  offlineAfterFailures: 2,
+  /** Most messages kept in the list (older settled ones are dropped). */
+  maxItems: 500,
+} as const;
+
+/** Server error codes after which sending the same message again may work. */
+const RETRYABLE = new Set(["rate_limited", "unavailable", "not_stored", "internal"]);
+
+/** Whether a message refused with this code is worth sending again. */
+export function isRetryable(code: string): boolean {
+  return RETRYABLE.has(code);
+}
+
+/** The empty state. */
+export function initialState(): ChatState {
+  return {
+    items: [],
+    connection: { everConnected: false, connected: false, failures: 0, browserOffline: false },
+    online: null,
+    lastError: null,
+    seq: 0,
+  };
+}
+
+/** The connection state to show. */
+export function connectionStatus(c: Connection): ConnectionStatus {
+  if (c.connected) return "live";
+  if (c.browserOffline || c.failures >= LIMITS.offlineAfterFailures) return "offline";
+  return c.everConnected ? "reconnecting" : "connecting";
+}
+
+/** Delay before attempt number `attempts + 1`. */
+export function backoff(attempts: number): number {
+  return Math.min(LIMITS.backoffMs * 2 ** Math.max(0, attempts - 1), LIMITS.backoffMaxMs);
+}
+
+/** A `message` event's payload, checked; null when it is not a chat message. */
+export interface IncomingMessage {
+  message: string;
+  username: string;
+  id?: string;
+  createdAt?: string;
+}
+
+/** Reads a `message` payload; extra fields are ignored, wrong types rejected. */
+export function parseIncoming(p: unknown): IncomingMessage | null {
+  if (typeof p !== "object" || p === null) return null;
+  const r = p as Record<string, unknown>;
+  if (typeof r.message !== "string") return null;
+  const m: IncomingMessage = {
+    message: r.message,
+    username: typeof r.username === "string" ? r.username : "",
+  };
+  if (typeof r.id === "string" && r.id !== "") m.id = r.id;
+  if (typeof r.createdAt === "string" && !Number.isNaN(Date.parse(r.createdAt))) m.createdAt = r.createdAt;
+  return m;
+}
+
+/** Reads an `error` payload or the error of a negative acknowledgement. */
+export function parseServerError(p: unknown): ServerError | null {
+  if (typeof p !== "object" || p === null) return null;
+  const r = p as Record<string, unknown>;
+  if (typeof r.code !== "string") return null;
+  const e: ServerError = { code: r.code, reason: typeof r.reason === "string" ? r.reason : "" };
+  if (typeof r.retryAfterMs === "number" && r.retryAfterMs > 0) e.retryAfterMs = r.retryAfterMs;
+  return e;
+}
+
+/** An acknowledgement, read: ok with the id, or the server's error. */
+export type AckResult = { ok: true; id?: string } | { ok: false; error: ServerError };
+
+/** Reads an acknowledgement payload; anything unreadable is an `internal` error. */
+export function parseAck(p: unknown): AckResult {
+  if (typeof p === "object" && p !== null) {
+    const r = p as Record<string, unknown>;
+    if (r.ok === true) return typeof r.id === "string" ? { ok: true, id: r.id } : { ok: true };
+    const e = parseServerError(r.error);
+    if (e) return { ok: false, error: e };
+  }
+  return { ok: false, error: { code: "internal", reason: "the server's answer could not be read" } };
+}
+
+/** Everything that changes the state. */
+export type Action =
+  | { type: "submit"; clientId: string; username: string; text: string; now: number }
+  | { type: "send-started"; clientId: string }
+  | { type: "acked"; clientId: string; result: AckResult; now: number }
+  | { type: "ack-timeout"; clientId: string; connected: boolean; now: number }
+  | { type: "received"; payload: unknown; me: string | null; now: number }
+  | { type: "connected" }
+  | { type: "disconnected" }
+  | { type: "connect-failed" }
+  | { type: "browser-online"; online: boolean }
+  | { type: "presence"; payload: unknown }
+  | { type: "server-error"; payload: unknown; now: number }
+  | { type: "dismiss-error" }
+  | { type: "retry"; clientId: string; now: number }
+  | { type: "remove"; clientId: string };
+
+function updateOwn(state: ChatState, clientId: string, f: (it: ChatItem, out: Outgoing) => ChatItem): ChatState {
+  const i = state.items.findIndex((it) => it.clientId === clientId && it.out);
+  if (i < 0) return state;
+  const it = state.items[i];
+  const next = f(it, it.out as Outgoing);
+  if (next === it) return state;
+  const items = state.items.slice();
+  items[i] = next;
+  return { ...state, items };
+}
+
+/** Drops the oldest settled items past LIMITS.maxItems; pending ones stay. */
+function cap(items: ChatItem[]): ChatItem[] {
+  let excess = items.length - LIMITS.maxItems;
+  if (excess <= 0) return items;
+  return items.filter((it) => {
+    if (excess > 0 && it.out?.delivery !== "pending") {
+      excess--;
+      return false;
+    }
+    return true;
+  });
+}
+
+/** The chat reducer. */
+export function chatReducer(state: ChatState, a: Action): ChatState {
+  switch (a.type) {
+    case "submit": {
+      if (state.items.some((it) => it.clientId === a.clientId)) return state;
+      const item: ChatItem = {
+        key: a.clientId,
+        clientId: a.clientId,
+        username: a.username,
+        text: a.text,
+        localAt: a.now,
+        out: { attempts: 0, inFlight: false, due: a.now, delivery: "pending" },
+      };
+      return { ...state, items: cap([...state.items, item]) };
+    }
+    case "send-started":
+      return updateOwn(state, a.clientId, (it, out) => ({
+        ...it,
+        out: { ...out, attempts: out.attempts + 1, inFlight: true, due: null },
+      }));
+    case "acked":
+      return updateOwn(state, a.clientId, (it, out) => {
+        const r = a.result;
+        if (r.ok) {
+          return { ...it, id: r.id ?? it.id ?? it.clientId, out: { ...out, inFlight: false, due: null, delivery: "stored", error: undefined } };
+        }
+        if (out.delivery === "stored") return { ...it, out: { ...out, inFlight: false } };
+        if (isRetryable(r.error.code) && out.attempts < LIMITS.maxAttempts) {
+          const wait = Math.max(r.error.retryAfterMs ?? 0, backoff(out.attempts));
+          return { ...it, out: { ...out, inFlight: false, due: a.now + wait, error: r.error } };
+        }
+        return { ...it, out: { ...out, inFlight: false, due: null, delivery: "failed", error: r.error } };
+      });
+    case "ack-timeout":
+      return updateOwn(state, a.clientId, (it, out) => {
+        if (!out.inFlight) return it;
+        if (out.delivery !== "pending") return { ...it, out: { ...out, inFlight: false } };
+        // A send that timed out because the connection was down does not
+        // count as an attempt: it goes out again when the connection is back.
+        const attempts = a.connected ? out.attempts : out.attempts - 1;
+        if (attempts < LIMITS.maxAttempts) {
+          return { ...it, out: { ...out, attempts, inFlight: false, due: a.now + (a.connected ? backoff(attempts) : 0) } };
+        }
+        return { ...it, out: { ...out, attempts, inFlight: false, due: null, delivery: "unconfirmed" } };
+      });
+    case "received": {
+      const m = parseIncoming(a.payload);
+      if (!m) return state;
+      if (m.id) {
+        const i = state.items.findIndex((it) => it.id === m.id || it.clientId === m.id);
+        if (i >= 0) {
+          const it = state.items[i];
+          if (it.id === m.id && it.createdAt === m.createdAt) return state; // a duplicate
+          const items = state.items.slice();
+          items[i] = { ...it, id: m.id, createdAt: m.createdAt ?? it.createdAt };
+          return { ...state, items };
+        }
+      } else if (a.me !== null && m.username === a.me) {
+        // The original protocol: no id, so the echo of an own message is
+        // recognised by its text. It was broadcast: never send it again.
+        const i = state.items.findIndex(
+          (it) => it.out?.delivery === "pending" && it.username === m.username && it.text === m.message && !it.id,
+        );
+        if (i >= 0) {
+          const it = state.items[i];
+          const out = it.out as Outgoing;
+          const items = state.items.slice();
+          items[i] = { ...it, out: { ...out, due: null, delivery: "echoed", error: undefined } };
+          return { ...state, items };
+        }
+      }
+      const seq = state.seq + 1;
+      const item: ChatItem = {
+        key: m.id ?? `local-${seq}`,
+        username: m.username,
+        text: m.message,
+        localAt: a.now,
+      };
+      if (m.id) item.id = m.id;
+      if (m.createdAt) item.createdAt = m.createdAt;
+      return { ...state, seq, items: cap([...state.items, item]) };
+    }
+    case "connected":
+      return { ...state, connection: { ...state.connection, everConnected: true, connected: true, failures: 0 } };
+    case "disconnected":
+      if (!state.connection.connected) return state;
+      return { ...state, connection: { ...state.connection, connected: false, failures: 0 } };
+    case "connect-failed":
+      return { ...state, connection: { ...state.connection, connected: false, failures: state.connection.failures + 1 } };
+    case "browser-online":
+      if (state.connection.browserOffline === !a.online) return state;
+      return { ...state, connection: { ...state.connection, browserOffline: !a.online } };
+    case "presence": {
+      if (typeof a.payload !== "object" || a.payload === null) return state;
+      const n = (a.payload as Record<string, unknown>).online;
+      if (typeof n !== "number" || !Number.isFinite(n) || n < 0) return state;
+      return { ...state, online: n };
+    }
+    case "server-error": {
+      const e = parseServerError(a.payload);
+      if (!e) return state;
+      return { ...state, lastError: { ...e, at: a.now } };
+    }
+    case "dismiss-error":
+      return state.lastError ? { ...state, lastError: null } : state;
+    case "retry":
+      return updateOwn(state, a.clientId, (it, out) => {
+        if (out.delivery !== "failed" && out.delivery !== "unconfirmed") return it;
+        return { ...it, out: { attempts: 0, inFlight: false, due: a.now, delivery: "pending" } };
+      });
+    case "remove": {
+      const items = state.items.filter((it) => !(it.clientId === a.clientId && it.out && it.out.delivery !== "pending"));
+      return items.length === state.items.length ? state : { ...state, items };
+    }
+  }
+}
+
+/** Own messages whose next send is due at `now` (oldest first). */
+export function dueSends(state: ChatState, now: number): ChatItem[] {
+  return state.items.filter((it) => it.out && !it.out.inFlight && it.out.due !== null && it.out.due <= now);
+}
+
+/** The earliest future time a send is due, or null. */
+export function nextDue(state: ChatState): number | null {
+  let next: number | null = null;
+  for (const it of state.items) {
+    const d = it.out && !it.out.inFlight ? it.out.due : null;
+    if (d !== null && (next === null || d < next)) next = d;
+  }
+  return next;
+}
+
+/** A user-facing sentence for a server error. */
+export function describeError(e: ServerError): string {
+  const reason = e.reason ? `: ${e.reason}` : "";
+  switch (e.code) {
+    case "message_too_long":
+      return `Message too long${reason}`;
+    case "username_too_long":
+      return `Name too long${reason}`;
+    case "message_empty":
+      return "Empty messages are not sent";
+    case "rate_limited": {
+      const s = e.retryAfterMs ? ` Try again in ${Math.max(1, Math.ceil(e.retryAfterMs / 1000))} s.` : "";
+      return `You are sending too fast.${s}`;
+    }
+    case "unavailable":
+      return `The server cannot take messages right now${reason}. Your message will be retried.`;
+    case "not_stored":
+      return `The message was delivered but not stored${reason}`;
+    default:
+      return `The server refused the message (${e.code})${reason}`;
+  }
+}

@@ -1,0 +1,303 @@
+// End-to-end harness: the real Go chat server (or the original-protocol Node
+// fixture), the real Next.js production build served by `next start`, and
+// Debian's Chromium driven by playwright-core with a fresh profile per user.
+//
+// Environment:
+//   CHAT_SERVER_BIN   a built chat-server binary (default: built here with go build)
+//   E2E_SOCKET_PORT   the port the app was built for: `next build` already ran with
+//                     NEXT_PUBLIC_SOCKET_URL=http://127.0.0.1:$E2E_SOCKET_PORT
+//                     (default: a free port is picked and the app is built here)
+//   CHROMIUM          the browser (default /usr/bin/chromium)
+import { spawn, execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync, existsSync, readdirSync, readFileSync, mkdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import net from "node:net";
+import { chromium } from "playwright-core";
+
+export const frontendDir = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+export const repoDir = join(frontendDir, "..");
+export const artifactsDir = join(frontendDir, "test-results");
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** A free TCP port on 127.0.0.1. */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+    srv.on("error", reject);
+  });
+}
+
+const started = new Set();
+process.on("exit", () => {
+  for (const child of started) {
+    try {
+      process.kill(-child.pid, "SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+});
+
+/**
+ * Starts a command in its own process group, keeps its output, and waits
+ * until `ready(url)` resolves true. Returns {child, logs(), exited, stop()}.
+ */
+async function startProcess(name, cmd, args, { cwd, env, readyUrl, timeoutMs = 30_000 }) {
+  const child = spawn(cmd, args, { cwd, env, stdio: ["ignore", "pipe", "pipe"], detached: true });
+  started.add(child);
+  let logs = "";
+  child.stdout.on("data", (d) => (logs += d));
+  child.stderr.on("data", (d) => (logs += d));
+  const exited = new Promise((resolve) =>
+    child.on("exit", (code, signal) => {
+      started.delete(child);
+      resolve({ code, signal });
+    }),
+  );
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(`${name} exited early (${child.exitCode ?? child.signalCode}):\n${logs}`);
+    }
+    try {
+      const res = await fetch(readyUrl, { signal: AbortSignal.timeout(2000) });
+      if (res.status === 200) break;
+    } catch {
+      // not yet
+    }
+    if (Date.now() > deadline) {
+      process.kill(-child.pid, "SIGKILL");
+      throw new Error(`${name} not ready at ${readyUrl} in ${timeoutMs} ms:\n${logs}`);
+    }
+    await sleep(100);
+  }
+  return {
+    child,
+    logs: () => logs,
+    exited,
+    /** SIGTERM to the process group, then SIGKILL after 20 s; resolves with the exit. */
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        try {
+          process.kill(-child.pid, "SIGTERM");
+        } catch {
+          // gone
+        }
+        const t = setTimeout(() => {
+          try {
+            process.kill(-child.pid, "SIGKILL");
+          } catch {
+            // gone
+          }
+        }, 20_000);
+        const r = await exited;
+        clearTimeout(t);
+        return r;
+      }
+      return exited;
+    },
+  };
+}
+
+let serverBin;
+/** The chat-server binary: $CHAT_SERVER_BIN, or built once with go build. */
+export function chatServerBinary() {
+  if (process.env.CHAT_SERVER_BIN) return process.env.CHAT_SERVER_BIN;
+  if (!serverBin) {
+    const dir = mkdtempSync(join(tmpdir(), "chat-bin-"));
+    serverBin = join(dir, "chat-server");
+    execFileSync("go", ["build", "-o", serverBin, "./cmd/chat-server"], { cwd: join(repoDir, "server"), stdio: "inherit" });
+  }
+  return serverBin;
+}
+
+/** Starts the Go chat server on 127.0.0.1:port with its data in dataDir. */
+export function startGoServer({ port, dataDir, env = {} }) {
+  return startProcess("chat-server", chatServerBinary(), [], {
+    cwd: dataDir,
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      HOST: "127.0.0.1",
+      PORT: String(port),
+      DATA_DIR: dataDir,
+      MAX_CONNECTIONS_PER_IP: "10000",
+      PRESENCE_INTERVAL: "200ms",
+      LOG_LEVEL: "warn",
+      ...env,
+    },
+    readyUrl: `http://127.0.0.1:${port}/readyz`,
+  });
+}
+
+/** Starts the original-protocol Node fixture (server/e2e/fixtures/original-server.js) on port. */
+export function startOriginalServer({ port }) {
+  const e2eDir = join(repoDir, "server", "e2e");
+  if (!existsSync(join(e2eDir, "node_modules", "socket.io"))) {
+    throw new Error(`socket.io is not installed in ${e2eDir}: run npm ci there first`);
+  }
+  return startProcess("original-server", process.execPath, ["fixtures/original-server.js"], {
+    cwd: e2eDir,
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, HOST: "127.0.0.1", PORT: String(port) },
+    readyUrl: `http://127.0.0.1:${port}/healthz`,
+  });
+}
+
+const nextBin = () => join(frontendDir, "node_modules", "next", "dist", "bin", "next");
+
+/**
+ * The port the production build talks to. Builds the app for a free port
+ * unless E2E_SOCKET_PORT says it was built already; either way checks that
+ * the built bundle really holds that URL.
+ */
+export function socketPortForBuild() {
+  let port = Number(process.env.E2E_SOCKET_PORT || 0);
+  return (async () => {
+    if (!port) {
+      port = await freePort();
+      execFileSync(process.execPath, [nextBin(), "build"], {
+        cwd: frontendDir,
+        env: { ...process.env, NEXT_PUBLIC_SOCKET_URL: `http://127.0.0.1:${port}`, NEXT_TELEMETRY_DISABLED: "1" },
+        stdio: "inherit",
+      });
+    }
+    const url = `http://127.0.0.1:${port}`;
+    if (!bundleContains(join(frontendDir, ".next", "static"), url)) {
+      throw new Error(`the production build in ${frontendDir}/.next does not contain ${url}: build it with NEXT_PUBLIC_SOCKET_URL=${url}`);
+    }
+    return port;
+  })();
+}
+
+function bundleContains(dir, needle) {
+  if (!existsSync(dir)) return false;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory() ? bundleContains(p, needle) : e.name.endsWith(".js") && readFileSync(p, "utf8").includes(needle)) return true;
+  }
+  return false;
+}
+
+/** Serves the production build with `next start` on a free port; returns {url, stop}. */
+export async function startNext() {
+  const port = await freePort();
+  const p = await startProcess("next start", process.execPath, [nextBin(), "start", "-H", "127.0.0.1", "-p", String(port)], {
+    cwd: frontendDir,
+    env: { ...process.env, NEXT_TELEMETRY_DISABLED: "1", NODE_ENV: "production" },
+    readyUrl: `http://127.0.0.1:${port}/`,
+  });
+  return { ...p, url: `http://127.0.0.1:${port}/` };
+}
+
+export const CHROMIUM_FLAGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+  "--no-first-run",
+];
+
+/**
+ * Opens a user: a fresh Chromium profile (persistent context on a temp dir)
+ * with one page. Records page errors, console errors, dialogs, and requests
+ * that leave loopback. Returns {context, page, dialogs, pageErrors, external, close()}.
+ */
+export async function openUser({ viewport = { width: 1000, height: 760 } } = {}) {
+  const profile = mkdtempSync(join(tmpdir(), "chat-profile-"));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    headless: true,
+    args: CHROMIUM_FLAGS,
+    viewport,
+    timeout: 60_000,
+  });
+  const page = context.pages()[0] ?? (await context.newPage());
+  const user = { context, page, dialogs: [], pageErrors: [], external: [] };
+  page.on("dialog", (d) => {
+    user.dialogs.push(`${d.type()}: ${d.message()}`);
+    d.dismiss().catch(() => {});
+  });
+  page.on("pageerror", (e) => user.pageErrors.push(String(e)));
+  context.on("request", (r) => {
+    const u = new URL(r.url());
+    if (!["127.0.0.1", "localhost", "[::1]"].includes(u.hostname) && !["data:", "blob:", "about:"].includes(u.protocol)) {
+      user.external.push(r.url());
+    }
+  });
+  user.close = async () => {
+    await context.close().catch(() => {});
+    rmSync(profile, { recursive: true, force: true });
+  };
+  return user;
+}
+
+/** Opens the app, enters name and presses Continue; waits for the room. */
+export async function enterRoom(user, appUrl, name) {
+  const { page } = user;
+  await page.goto(appUrl);
+  await page.getByLabel("Your name").fill(name);
+  await page.getByRole("button", { name: "Continue" }).click();
+  await page.getByTestId("me").filter({ hasText: name }).waitFor();
+}
+
+/** Types a message into the input and presses Enter. */
+export async function say(user, text) {
+  const input = user.page.getByLabel("Message", { exact: true });
+  await input.fill(text);
+  await input.press("Enter");
+}
+
+/** The message list as [{author, text, own, delivery}] in order. */
+export function messages(user) {
+  return user.page.$$eval("[data-testid=messages] li.msg", (lis) =>
+    lis.map((li) => ({
+      author: li.querySelector(".author")?.textContent ?? "",
+      text: li.querySelector(".text")?.textContent ?? "",
+      own: li.getAttribute("data-own") === "true",
+      id: li.getAttribute("data-id") ?? "",
+      time: li.querySelector("time")?.getAttribute("datetime") ?? "",
+      delivery: li.querySelector("[data-delivery]")?.getAttribute("data-delivery") ?? "",
+    })),
+  );
+}
+
+/** Waits until pred(await messages(user)) holds; throws with the list on time-out. */
+export async function untilMessages(user, pred, what, ms = 15_000) {
+  const deadline = Date.now() + ms;
+  let last = [];
+  for (;;) {
+    last = await messages(user);
+    if (pred(last)) return last;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; list is ${JSON.stringify(last, null, 1)}`);
+    await sleep(100);
+  }
+}
+
+/** Waits for the connection badge to show status. */
+export async function untilStatus(user, status, ms = 30_000) {
+  await user.page.locator(`[data-testid=connection][data-status=${status}]`).waitFor({ timeout: ms });
+}
+
+/** Saves a screenshot under test-results/ and prints its path. */
+export async function screenshot(user, name) {
+  mkdirSync(artifactsDir, { recursive: true });
+  const path = join(artifactsDir, name);
+  await user.page.screenshot({ path, fullPage: true });
+  console.log(`screenshot: ${path}`);
+  return path;
+}
+
+/** A temp dir removed by the returned function. */
+export function tempDir(prefix) {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}

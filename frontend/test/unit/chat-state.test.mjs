@@ -1,0 +1,212 @@
+// Unit tests of the chat reducer (pure logic; compiled by run.mjs).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import {
+  LIMITS,
+  backoff,
+  chatReducer,
+  connectionStatus,
+  describeError,
+  dueSends,
+  initialState,
+  nextDue,
+  parseAck,
+  parseIncoming,
+} from "../../test-results/unit-build/chat-state.js";
+
+const ME = "alice";
+const CID = "0191d2c4-7b1e-4c3a-9f00-5a1b2c3d4e5f";
+
+function run(actions, state = initialState()) {
+  return actions.reduce(chatReducer, state);
+}
+
+function submitted(text = "hi", now = 1000) {
+  return run([{ type: "submit", clientId: CID, username: ME, text, now }]);
+}
+
+function own(state) {
+  const it = state.items.find((i) => i.clientId === CID);
+  assert.ok(it, "own message in the list");
+  return it;
+}
+
+test("parseIncoming keeps the original fields and ignores extras and bad types", () => {
+  const cases = [
+    { in: { message: "a", username: "b" }, want: { message: "a", username: "b" } },
+    { in: { message: "a", username: "b", id: "x", createdAt: "2024-01-01T00:00:00.000Z", extra: 1 }, want: { message: "a", username: "b", id: "x", createdAt: "2024-01-01T00:00:00.000Z" } },
+    { in: { message: "a" }, want: { message: "a", username: "" } },
+    { in: { message: "a", username: "b", createdAt: "not a date", id: 5 }, want: { message: "a", username: "b" } },
+    { in: { message: 1, username: "b" }, want: null },
+    { in: null, want: null },
+    { in: "text", want: null },
+  ];
+  for (const c of cases) assert.deepEqual(parseIncoming(c.in), c.want, JSON.stringify(c.in));
+});
+
+test("parseAck reads ok, errors, and turns anything else into internal", () => {
+  assert.deepEqual(parseAck({ ok: true, id: "i" }), { ok: true, id: "i" });
+  assert.deepEqual(parseAck({ ok: false, error: { code: "message_too_long", reason: "r" } }), {
+    ok: false,
+    error: { code: "message_too_long", reason: "r" },
+  });
+  assert.equal(parseAck(undefined).ok, false);
+  assert.equal(parseAck({ ok: false }).error.code, "internal");
+});
+
+test("a submitted message is pending and due at once; sending marks it in flight", () => {
+  let s = submitted();
+  assert.equal(own(s).out.delivery, "pending");
+  assert.equal(dueSends(s, 1000).length, 1);
+  s = chatReducer(s, { type: "send-started", clientId: CID });
+  assert.equal(own(s).out.inFlight, true);
+  assert.equal(own(s).out.attempts, 1);
+  assert.equal(dueSends(s, 10_000).length, 0);
+  assert.equal(nextDue(s), null);
+});
+
+test("a positive acknowledgement marks the message stored", () => {
+  const s = run([{ type: "send-started", clientId: CID }, { type: "acked", clientId: CID, result: { ok: true, id: CID }, now: 1100 }], submitted());
+  assert.equal(own(s).out.delivery, "stored");
+  assert.equal(own(s).id, CID);
+});
+
+test("acknowledgement errors: retryable ones are retried with back-off, others fail", () => {
+  const cases = [
+    { code: "rate_limited", retryAfterMs: 3000, want: "pending", due: 1100 + 3000 },
+    { code: "unavailable", want: "pending", due: 1100 + backoff(1) },
+    { code: "not_stored", want: "pending", due: 1100 + backoff(1) },
+    { code: "message_too_long", want: "failed", due: null },
+    { code: "username_too_long", want: "failed", due: null },
+    { code: "invalid_client_id", want: "failed", due: null },
+  ];
+  for (const c of cases) {
+    const error = { code: c.code, reason: "why", ...(c.retryAfterMs ? { retryAfterMs: c.retryAfterMs } : {}) };
+    const s = run([{ type: "send-started", clientId: CID }, { type: "acked", clientId: CID, result: { ok: false, error }, now: 1100 }], submitted());
+    assert.equal(own(s).out.delivery, c.want, c.code);
+    assert.equal(own(s).out.due, c.due, c.code);
+    assert.equal(own(s).out.error.code, c.code);
+  }
+});
+
+test("retryable errors stop after maxAttempts", () => {
+  let s = submitted();
+  for (let i = 0; i < LIMITS.maxAttempts; i++) {
+    s = run([{ type: "send-started", clientId: CID }, { type: "acked", clientId: CID, result: { ok: false, error: { code: "unavailable", reason: "" } }, now: 2000 }], s);
+  }
+  assert.equal(own(s).out.delivery, "failed");
+  assert.equal(own(s).out.attempts, LIMITS.maxAttempts);
+});
+
+test("a timeout while connected retries with back-off, then shows unconfirmed", () => {
+  let s = submitted();
+  for (let i = 1; i <= LIMITS.maxAttempts; i++) {
+    s = run([{ type: "send-started", clientId: CID }, { type: "ack-timeout", clientId: CID, connected: true, now: 5000 }], s);
+    if (i < LIMITS.maxAttempts) {
+      assert.equal(own(s).out.delivery, "pending");
+      assert.equal(own(s).out.due, 5000 + backoff(i));
+    }
+  }
+  assert.equal(own(s).out.delivery, "unconfirmed");
+  s = chatReducer(s, { type: "retry", clientId: CID, now: 9000 });
+  assert.equal(own(s).out.delivery, "pending");
+  assert.equal(own(s).out.attempts, 0);
+  assert.equal(own(s).out.due, 9000);
+});
+
+test("a timeout while disconnected does not count as an attempt", () => {
+  let s = submitted();
+  for (let i = 0; i < LIMITS.maxAttempts * 2; i++) {
+    s = run([{ type: "send-started", clientId: CID }, { type: "ack-timeout", clientId: CID, connected: false, now: 5000 }], s);
+  }
+  assert.equal(own(s).out.delivery, "pending");
+  assert.equal(own(s).out.attempts, 0);
+  assert.equal(own(s).out.due, 5000);
+});
+
+test("the echo of an own message (id = clientId) is merged, not added", () => {
+  let s = run([{ type: "send-started", clientId: CID }], submitted());
+  s = chatReducer(s, { type: "received", payload: { message: "hi", username: ME, id: CID, createdAt: "2024-05-01T10:00:00.000Z" }, me: ME, now: 1050 });
+  assert.equal(s.items.length, 1);
+  assert.equal(own(s).createdAt, "2024-05-01T10:00:00.000Z");
+  assert.equal(own(s).out.delivery, "pending", "pending until acknowledged");
+});
+
+test("messages with an id already shown are dropped (history replay, recovery)", () => {
+  const m = { message: "x", username: "bob", id: "m1", createdAt: "2024-05-01T10:00:00.000Z" };
+  const s = run([
+    { type: "received", payload: m, me: ME, now: 1 },
+    { type: "received", payload: m, me: ME, now: 2 },
+    { type: "received", payload: { ...m, id: "m2" }, me: ME, now: 3 },
+    { type: "received", payload: m, me: ME, now: 4 },
+  ]);
+  assert.deepEqual(s.items.map((i) => i.id), ["m1", "m2"]);
+});
+
+test("original protocol: an id-less echo of an own message marks it sent and stops retries", () => {
+  let s = run([{ type: "send-started", clientId: CID }], submitted("same"));
+  s = chatReducer(s, { type: "received", payload: { message: "same", username: ME }, me: ME, now: 1100 });
+  assert.equal(s.items.length, 1);
+  assert.equal(own(s).out.delivery, "echoed");
+  s = chatReducer(s, { type: "ack-timeout", clientId: CID, connected: true, now: 6000 });
+  assert.equal(own(s).out.delivery, "echoed");
+  assert.equal(nextDue(s), null);
+  // The same text again from this name (another tab) is a new line.
+  s = chatReducer(s, { type: "received", payload: { message: "same", username: ME }, me: ME, now: 1200 });
+  assert.equal(s.items.length, 2);
+  // Id-less messages of others are always added.
+  s = chatReducer(s, { type: "received", payload: { message: "same", username: "bob" }, me: ME, now: 1300 });
+  assert.equal(s.items.length, 3);
+});
+
+test("connection status: connecting, live, reconnecting, offline", () => {
+  let s = initialState();
+  assert.equal(connectionStatus(s.connection), "connecting");
+  s = chatReducer(s, { type: "connect-failed" });
+  s = chatReducer(s, { type: "connect-failed" });
+  assert.equal(connectionStatus(s.connection), "offline");
+  s = chatReducer(s, { type: "connected" });
+  assert.equal(connectionStatus(s.connection), "live");
+  s = chatReducer(s, { type: "disconnected" });
+  assert.equal(connectionStatus(s.connection), "reconnecting");
+  for (let i = 0; i < LIMITS.offlineAfterFailures; i++) s = chatReducer(s, { type: "connect-failed" });
+  assert.equal(connectionStatus(s.connection), "offline");
+  s = chatReducer(s, { type: "connected" });
+  s = chatReducer(s, { type: "browser-online", online: false });
+  assert.equal(connectionStatus(s.connection), "live", "a working socket wins over navigator.onLine");
+  s = chatReducer(s, { type: "disconnected" });
+  assert.equal(connectionStatus(s.connection), "offline");
+});
+
+test("presence and server errors are read; bad payloads are ignored", () => {
+  let s = run([
+    { type: "presence", payload: { online: 3 } },
+    { type: "presence", payload: { online: "many" } },
+    { type: "presence", payload: null },
+  ]);
+  assert.equal(s.online, 3);
+  s = chatReducer(s, { type: "server-error", payload: { code: "message_too_long", reason: "message is 2001 characters long; the limit is 2000" }, now: 5 });
+  assert.equal(describeError(s.lastError), "Message too long: message is 2001 characters long; the limit is 2000");
+  s = chatReducer(s, { type: "server-error", payload: "nonsense", now: 6 });
+  assert.equal(s.lastError.code, "message_too_long");
+  s = chatReducer(s, { type: "dismiss-error" });
+  assert.equal(s.lastError, null);
+});
+
+test("the list is capped, but pending own messages are kept", () => {
+  let s = submitted();
+  for (let i = 0; i < LIMITS.maxItems + 10; i++) {
+    s = chatReducer(s, { type: "received", payload: { message: `m${i}`, username: "bob", id: `id${i}` }, me: ME, now: i });
+  }
+  assert.equal(s.items.length, LIMITS.maxItems);
+  assert.ok(s.items.some((i) => i.clientId === CID), "pending message kept");
+  assert.equal(s.items.at(-1).id, `id${LIMITS.maxItems + 9}`);
+});
+
+test("remove drops a failed own message but never a pending one", () => {
+  let s = submitted();
+  s = chatReducer(s, { type: "remove", clientId: CID });
+  assert.equal(s.items.length, 1);
+  s = run([{ type: "send-started", clientId: CID }, { type: "acked", clientId: CID, result: { ok: false, error: { code: "message_too_long", reason: "" } }, now: 1 }, { type: "remove", clientId: CID }], s);
+  assert.equal(s.items.length, 0);
+});
