@@ -85,7 +85,7 @@ func TestSVGIsWellFormed(t *testing.T) {
 		}
 	}
 	s := string(svg)
-	for _, want := range []string{"&lt;1000&gt;", "no data", "stroke-dasharray", ">10k<", ">250 ms<", ">25<", ">100<"} {
+	for _, want := range []string{"&lt;1000&gt;", "no data", "stroke-dasharray", ">10k<", ">250 ms<", ">20<", ">100<"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("SVG lacks %q", want)
 		}
