@@ -264,6 +264,10 @@ func (c *common) start(ctx context.Context, mode string, args []string, fds int,
 	return s, cleanup, nil
 }
 
+// fdMargin is the open files a process needs beside its connections
+// (listener, store, HTTP clients, standard streams).
+const fdMargin = 256
+
 // raiseFileLimit lifts this process's open-file limit to at least need
 // (the servers it starts inherit it): the soft limit up to the hard one,
 // and, with the privilege to, the hard one too.

@@ -216,7 +216,7 @@ func runFanout(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
 
-	s, cleanup, err := f.start(ctx, "fanout", args, f.receivers+f.senders+1024, stderr)
+	s, cleanup, err := f.start(ctx, "fanout", args, f.receivers+f.senders+fdMargin, stderr)
 	if err != nil {
 		return err
 	}

@@ -99,7 +99,7 @@ func runIdle(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
 
-	s, cleanup, err := f.start(ctx, "idle", args, f.conns+1024, stderr)
+	s, cleanup, err := f.start(ctx, "idle", args, f.conns+fdMargin, stderr)
 	if err != nil {
 		return err
 	}
