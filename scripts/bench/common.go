@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -90,6 +91,20 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.Float64Var(&c.quiet, "quiet", 0, "before each step, wait until the machine is busy less than this many cores (0: do not wait); for shared machines")
 	fs.DurationVar(&c.quietMax, "quiet-max", 5*time.Minute, "longest wait for -quiet before a step (then it runs anyway, noted)")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write the bench's own CPU profile to this file (to check the load generator)")
+}
+
+// parseFlags parses a mode's flags; a mistake is a usage error.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usagef("%s: %v", fs.Name(), err)
+	}
+	if fs.NArg() > 0 {
+		return usagef("%s: unexpected argument %q", fs.Name(), fs.Arg(0))
+	}
+	return nil
 }
 
 func (c *common) check() error {

@@ -188,11 +188,8 @@ func runFanout(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			"sends at the rate, and measures deliveries/s, loss, latency and CPU per delivery.\n\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return usagef("fanout: unexpected argument %q", fs.Arg(0))
 	}
 	if err := f.check(); err != nil {
 		return err

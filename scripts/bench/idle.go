@@ -78,11 +78,8 @@ func runIdle(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fmt.Fprintf(stderr, "usage: go run ./scripts/bench idle [flags]\n\nOpens -conns idle WebSocket connections to each server and reports what each costs.\n\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return usagef("idle: unexpected argument %q", fs.Arg(0))
 	}
 	if err := f.check(); err != nil {
 		return err
