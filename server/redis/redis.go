@@ -158,7 +158,7 @@ func Open(o Options) (*Cluster, error) {
 func clientOptions(o Options) (*goredis.Options, error) {
 	u, err := url.Parse(o.URL)
 	if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
-		return nil, fmt.Errorf("REDIS_URL: want redis://[user:password@]host:port[/db] or rediss://...")
+		return nil, fmt.Errorf("REDIS_URL: want redis://[user:password@]host:port[/db] or rediss:// with the same parts")
 	}
 	opts, err := goredis.ParseURL(o.URL)
 	if err != nil {

@@ -49,6 +49,7 @@ func (s *Server) onConnection(args ...any) {
 	_, again := s.conns[sock.Id()]
 	s.conns[sock.Id()] = c
 	n := len(s.conns)
+	s.presenceDirty = true
 	s.connMu.Unlock()
 	if !again {
 		s.m.connections.Set(float64(n))
@@ -256,6 +257,7 @@ func (c *conn) onDisconnect(...any) {
 	cur, ok := s.conns[c.sock.Id()]
 	if ok && cur == c {
 		delete(s.conns, c.sock.Id())
+		s.presenceDirty = true
 	}
 	n := len(s.conns)
 	s.connMu.Unlock()
@@ -305,7 +307,10 @@ func (s *Server) loop() {
 				online = local
 			}
 			s.connMu.Lock()
-			changed := online != s.lastOnline
+			// A client that joined since the last tick was told an estimate:
+			// send everyone the count when it or this node's clients changed.
+			changed := online != s.lastOnline || s.presenceDirty
+			s.presenceDirty = false
 			s.lastOnline = online
 			s.lastLocal = local
 			s.connMu.Unlock()

@@ -177,9 +177,11 @@ type Server struct {
 
 	lastOnline int // the cluster's count at the last presence tick
 	lastLocal  int // this node's count then
-	stop       chan struct{}
-	stopped    chan struct{}
-	closeOnce  sync.Once
+	// presenceDirty: this node's clients changed since the last tick.
+	presenceDirty bool
+	stop          chan struct{}
+	stopped       chan struct{}
+	closeOnce     sync.Once
 }
 
 // New builds the edge. Call SetAccepter before serving Handler.

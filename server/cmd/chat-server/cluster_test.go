@@ -128,19 +128,6 @@ func TestFanoutContract(t *testing.T) {
 	}
 }
 
-// cpuSeconds is the user+system CPU time of process pid.
-func cpuSeconds(t *testing.T, pid int) float64 {
-	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := strings.Fields(string(b)[strings.LastIndexByte(string(b), ')')+2:])
-	u, _ := strconv.ParseFloat(f[11], 64)
-	s, _ := strconv.ParseFloat(f[12], 64)
-	return (u + s) / 100 // USER_HZ
-}
-
 // metric reads one sample of /metrics.
 func (p *proc) metric(t *testing.T, name string) float64 {
 	t.Helper()
