@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -50,12 +51,29 @@ type Config struct {
 	BatchWait   time.Duration // BATCH_WAIT
 	DBRetryMax  time.Duration // DB_RETRY_MAX
 
-	DatabaseURL  string   // DATABASE_URL
-	Migrate      bool     // MIGRATE
-	RedisURL     string   // REDIS_URL
-	RedisPasswd  string   // REDIS_PASSWD
-	KafkaBrokers []string // KAFKA_BROKERS
-	KafkaPasswd  string   // KAFKA_PASSWD
+	DatabaseURL string // DATABASE_URL
+	Migrate     bool   // MIGRATE
+	RedisURL    string // REDIS_URL
+	RedisPasswd string // REDIS_PASSWD
+
+	KafkaBrokers     []string      // KAFKA_BROKERS
+	KafkaTopic       string        // KAFKA_TOPIC
+	KafkaPartitions  int           // KAFKA_PARTITIONS
+	KafkaDLQTopic    string        // KAFKA_DLQ_TOPIC
+	KafkaGroup       string        // KAFKA_GROUP
+	KafkaConsumer    bool          // KAFKA_CONSUMER
+	KafkaUsername    string        // KAFKA_USERNAME
+	KafkaPasswd      string        // KAFKA_PASSWD
+	KafkaCAFile      string        // KAFKA_CA_FILE ("" when unset and the default file is missing)
+	KafkaCompression string        // KAFKA_COMPRESSION
+	KafkaRetryMax    time.Duration // KAFKA_RETRY_MAX
+	ProducerBuffer   int           // PRODUCER_BUFFER
+
+	// KafkaTestCrashAfterCommit is a fault hook for tests
+	// (KAFKA_TEST_CRASH_AFTER_COMMIT): when > 0, the consumer kills its
+	// own process right after committing that many batches to the store,
+	// before marking their offsets.
+	KafkaTestCrashAfterCommit int
 
 	ShutdownTimeout time.Duration // SHUTDOWN_TIMEOUT
 	LogLevel        slog.Level    // LOG_LEVEL
@@ -134,12 +152,25 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 		BatchWait:   p.duration("BATCH_WAIT", 50*time.Millisecond, 0),
 		DBRetryMax:  p.duration("DB_RETRY_MAX", 60*time.Second, 10*time.Millisecond),
 
-		DatabaseURL:  p.str("DATABASE_URL", ""),
-		Migrate:      p.onOff("MIGRATE", true),
-		RedisURL:     p.str("REDIS_URL", ""),
-		RedisPasswd:  p.str("REDIS_PASSWD", ""),
-		KafkaBrokers: p.list("KAFKA_BROKERS", nil),
-		KafkaPasswd:  p.str("KAFKA_PASSWD", ""),
+		DatabaseURL: p.str("DATABASE_URL", ""),
+		Migrate:     p.onOff("MIGRATE", true),
+		RedisURL:    p.str("REDIS_URL", ""),
+		RedisPasswd: p.str("REDIS_PASSWD", ""),
+
+		KafkaBrokers:     p.list("KAFKA_BROKERS", nil),
+		KafkaTopic:       p.topic("KAFKA_TOPIC", "MESSAGES"),
+		KafkaPartitions:  p.intIn("KAFKA_PARTITIONS", 6, 1, 10_000),
+		KafkaDLQTopic:    p.topic("KAFKA_DLQ_TOPIC", "MESSAGES.DLQ"),
+		KafkaGroup:       p.str("KAFKA_GROUP", "default"),
+		KafkaConsumer:    p.onOff("KAFKA_CONSUMER", true),
+		KafkaUsername:    p.str("KAFKA_USERNAME", "avnadmin"),
+		KafkaPasswd:      p.str("KAFKA_PASSWD", ""),
+		KafkaCAFile:      p.file("KAFKA_CA_FILE", DefaultKafkaCAFile),
+		KafkaCompression: p.oneOf("KAFKA_COMPRESSION", "gzip", "none", "gzip", "snappy", "lz4", "zstd"),
+		KafkaRetryMax:    p.duration("KAFKA_RETRY_MAX", 5*time.Second, 10*time.Millisecond),
+		ProducerBuffer:   p.intIn("PRODUCER_BUFFER", 100_000, 1, 100_000_000),
+
+		KafkaTestCrashAfterCommit: p.intIn("KAFKA_TEST_CRASH_AFTER_COMMIT", 0, 0, 1_000_000),
 
 		ShutdownTimeout: p.duration("SHUTDOWN_TIMEOUT", 15*time.Second, time.Millisecond),
 		LogLevel:        p.level("LOG_LEVEL", slog.LevelInfo),
@@ -148,11 +179,23 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 	if c.HistoryRingSize < c.HistoryLimit {
 		p.fail("HISTORY_RING_SIZE", strconv.Itoa(c.HistoryRingSize), fmt.Sprintf("at least HISTORY_LIMIT (%d)", c.HistoryLimit))
 	}
+	if c.KafkaTopic == c.KafkaDLQTopic {
+		p.fail("KAFKA_DLQ_TOPIC", c.KafkaDLQTopic, "a topic other than KAFKA_TOPIC")
+	}
+	if len(c.KafkaGroup) > 255 {
+		p.fail("KAFKA_GROUP", c.KafkaGroup, "a group id of at most 255 characters")
+	}
 	if c.RateLimitPerSec < 0 {
 		p.fail("RATE_LIMIT_PER_SEC", fmt.Sprint(c.RateLimitPerSec), "a number >= 0 (0 disables the limit)")
 	}
 	return c, errors.Join(p.errs...)
 }
+
+// DefaultKafkaCAFile is where the original server read its Kafka CA
+// certificate; KAFKA_CA_FILE defaults to it when the file exists.
+const DefaultKafkaCAFile = "/etc/secrets/ca.pem"
+
+var topicName = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,249}$`)
 
 type parser struct {
 	lookup func(string) (string, bool)
@@ -255,6 +298,33 @@ func (p *parser) prefixes(name string) []netip.Prefix {
 		out = append(out, netip.PrefixFrom(a, a.BitLen()))
 	}
 	return out
+}
+
+// topic is a Kafka topic name: letters, digits, '.', '_', '-'.
+func (p *parser) topic(name, def string) string {
+	v := p.str(name, def)
+	if !topicName.MatchString(v) || v == "." || v == ".." {
+		p.fail(name, v, "a Kafka topic name: 1 to 249 letters, digits, '.', '_' or '-'")
+		return def
+	}
+	return v
+}
+
+// file is the path of a readable file. Unset, it is def when that file
+// exists, else "".
+func (p *parser) file(name, def string) string {
+	v, ok := p.raw(name)
+	if !ok {
+		if _, err := os.Stat(def); err == nil {
+			return def
+		}
+		return ""
+	}
+	if st, err := os.Stat(v); err != nil || st.IsDir() {
+		p.fail(name, v, "the path of a readable file")
+		return ""
+	}
+	return v
 }
 
 func (p *parser) onOff(name string, def bool) bool {
