@@ -25,7 +25,6 @@ import (
 
 	"github.com/scalable-chat-go/server/chat"
 	"github.com/scalable-chat-go/server/config"
-	"github.com/scalable-chat-go/server/directlog"
 	"github.com/scalable-chat-go/server/httpapi"
 	"github.com/scalable-chat-go/server/socketio"
 	"github.com/scalable-chat-go/server/sqlstore"
@@ -57,8 +56,8 @@ func newLogger(cfg config.Config) *slog.Logger {
 
 // run serves until ctx ends, then shuts down within SHUTDOWN_TIMEOUT.
 func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
-	if cfg.DatabaseURL != "" || cfg.RedisURL != "" || len(cfg.KafkaBrokers) > 0 {
-		return errors.New("DATABASE_URL, REDIS_URL and KAFKA_BROKERS are not supported by this build yet; unset them to run on the embedded default")
+	if cfg.DatabaseURL != "" || cfg.RedisURL != "" {
+		return errors.New("DATABASE_URL and REDIS_URL are not supported by this build yet; unset them to run on the embedded default")
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -70,14 +69,10 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	}
 	defer store.Close()
 
-	wlog := directlog.New(store, directlog.Options{
-		Buffer:     cfg.WriteBuffer,
-		BatchSize:  cfg.BatchSize,
-		BatchWait:  cfg.BatchWait,
-		RetryMax:   cfg.DBRetryMax,
-		Logger:     logger.With("component", "writer"),
-		Registerer: reg,
-	})
+	wlog, err := newLogEngine(cfg, store, reg, logger)
+	if err != nil {
+		return err
+	}
 	history := chat.NewHistory(store, cfg.HistoryRingSize)
 
 	historyLimit := cfg.HistoryLimit
@@ -126,12 +121,7 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	api := httpapi.New(httpapi.Options{
 		History:  history,
 		Gatherer: reg,
-		Checks: []httpapi.Check{{Name: "store", Fn: func(ctx context.Context) error {
-			if since, err := wlog.Health(); err != nil {
-				return fmt.Errorf("writes failing since %s: %w", since.UTC().Format(time.RFC3339), err)
-			}
-			return store.Ping(ctx)
-		}}},
+		Checks:      wlog.checks,
 		AllowOrigin: edge.AllowsOrigin,
 	})
 	mux := http.NewServeMux()
@@ -151,7 +141,7 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	go func() { serveErr <- srv.Serve(ln) }()
 	api.SetReady()
 	logger.Info("chat-server ready",
-		"addr", ln.Addr().String(), "store", "sqlite", "db", dbPath, "fanout", "memory", "log", "direct",
+		"addr", ln.Addr().String(), "store", "sqlite", "db", dbPath, "fanout", "memory", "log", wlog.kind,
 		"env_files", cfg.EnvFiles)
 
 	select {
@@ -175,6 +165,9 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	var firstErr error
 	if err := wlog.Close(sctx); err != nil {
 		firstErr = err
+	}
+	if err := wlog.stop(sctx); err != nil {
+		logger.Warn("stopping the log", "err", err)
 	}
 	if err := <-httpDone; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		logger.Warn("HTTP shutdown", "err", err)
