@@ -53,8 +53,10 @@ type Config struct {
 
 	DatabaseURL string // DATABASE_URL
 	Migrate     bool   // MIGRATE
-	RedisURL    string // REDIS_URL
-	RedisPasswd string // REDIS_PASSWD
+	// MigrateLockTimeout bounds the wait for the migration lock.
+	MigrateLockTimeout time.Duration // MIGRATE_LOCK_TIMEOUT
+	RedisURL           string        // REDIS_URL
+	RedisPasswd        string        // REDIS_PASSWD
 
 	KafkaBrokers     []string      // KAFKA_BROKERS
 	KafkaTopic       string        // KAFKA_TOPIC
@@ -154,8 +156,10 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 
 		DatabaseURL: p.str("DATABASE_URL", ""),
 		Migrate:     p.onOff("MIGRATE", true),
-		RedisURL:    p.str("REDIS_URL", ""),
-		RedisPasswd: p.str("REDIS_PASSWD", ""),
+		// Prisma's migrate waits 10 s for the same lock.
+		MigrateLockTimeout: p.duration("MIGRATE_LOCK_TIMEOUT", 10*time.Second, 100*time.Millisecond),
+		RedisURL:           p.str("REDIS_URL", ""),
+		RedisPasswd:        p.str("REDIS_PASSWD", ""),
 
 		KafkaBrokers:     p.list("KAFKA_BROKERS", nil),
 		KafkaTopic:       p.topic("KAFKA_TOPIC", "MESSAGES"),

@@ -21,7 +21,8 @@ func TestDefaults(t *testing.T) {
 		c.MaxMessageLength != 2000 || c.MaxUsernameLength != 64 || c.MaxHTTPBufferSize != 64<<10 ||
 		c.RateLimitPerSec != 20 || c.RateLimitBurst != 40 || c.HistoryLimit != 50 ||
 		c.RecoveryWindow != 2*time.Minute || c.PresenceInterval != time.Second || c.DataDir != "./data" ||
-		c.ShutdownTimeout != 15*time.Second || len(c.CORSOrigins) != 1 || c.CORSOrigins[0] != "*" || !c.Migrate {
+		c.ShutdownTimeout != 15*time.Second || len(c.CORSOrigins) != 1 || c.CORSOrigins[0] != "*" || !c.Migrate ||
+		c.MigrateLockTimeout != 10*time.Second {
 		t.Fatalf("defaults: %+v", c)
 	}
 }
@@ -31,6 +32,7 @@ func TestValues(t *testing.T) {
 		"PORT": "9000", "PING_INTERVAL": "1500", "PING_TIMEOUT": "2s", "CORS_ORIGINS": "https://a.example, https://b.example",
 		"TRUSTED_PROXIES": "10.0.0.0/8, 127.0.0.1", "HISTORY_LIMIT": "0", "CONNECTION_RECOVERY_WINDOW": "0",
 		"LOG_FORMAT": "JSON", "LOG_LEVEL": "debug", "MIGRATE": "off", "KAFKA_BROKERS": "a:9092,b:9092",
+		"MIGRATE_LOCK_TIMEOUT": "1m",
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -38,7 +40,7 @@ func TestValues(t *testing.T) {
 	if c.Port != 9000 || c.PingInterval != 1500*time.Millisecond || c.PingTimeout != 2*time.Second ||
 		len(c.CORSOrigins) != 2 || c.CORSOrigins[1] != "https://b.example" || len(c.TrustedProxies) != 2 ||
 		c.TrustedProxies[1].String() != "127.0.0.1/32" || c.HistoryLimit != 0 || c.RecoveryWindow != 0 ||
-		c.LogFormat != "json" || c.Migrate || len(c.KafkaBrokers) != 2 {
+		c.LogFormat != "json" || c.Migrate || len(c.KafkaBrokers) != 2 || c.MigrateLockTimeout != time.Minute {
 		t.Fatalf("parsed %+v", c)
 	}
 }
@@ -47,11 +49,12 @@ func TestBadValuesAreAllReportedByName(t *testing.T) {
 	_, err := FromLookup(lookup(map[string]string{
 		"PORT": "eighty", "PING_INTERVAL": "soon", "MAX_MESSAGE_LENGTH": "0", "TRUSTED_PROXIES": "not-an-ip",
 		"LOG_FORMAT": "xml", "MIGRATE": "maybe", "HISTORY_LIMIT": "100", "HISTORY_RING_SIZE": "10",
+		"MIGRATE_LOCK_TIMEOUT": "10us",
 	}))
 	if err == nil {
 		t.Fatal("no error")
 	}
-	for _, name := range []string{"PORT=", "PING_INTERVAL=", "MAX_MESSAGE_LENGTH=", "TRUSTED_PROXIES=", "LOG_FORMAT=", "MIGRATE=", "HISTORY_RING_SIZE="} {
+	for _, name := range []string{"PORT=", "PING_INTERVAL=", "MAX_MESSAGE_LENGTH=", "TRUSTED_PROXIES=", "LOG_FORMAT=", "MIGRATE=", "HISTORY_RING_SIZE=", "MIGRATE_LOCK_TIMEOUT="} {
 		if !strings.Contains(err.Error(), name) {
 			t.Errorf("error does not name %s:\n%v", name, err)
 		}

@@ -14,6 +14,8 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
 	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/scalable-chat-go/server/chat"
 )
 
 // sqliteSchema is the `messages` table of the Prisma model, in SQLite's
@@ -62,13 +64,18 @@ func OpenSQLite(ctx context.Context, path string) (*Store, error) {
 		_ = sqlDB.Close()
 		return nil, fmt.Errorf("create the messages table in %s: %w", path, err)
 	}
-	// 4 bind variables a row; SQLite allows 32766 a statement.
-	return &Store{db: db, dialect: sqliteDialect{}, insertChunk: 1000}, nil
+	return &Store{db: db, dialect: sqliteDialect{}}, nil
 }
 
 type sqliteDialect struct{}
 
 func (sqliteDialect) toDB(t time.Time) dbTime { return dbTime{t: t, asText: true} }
+
+// insert writes 1000 rows a statement: 4 bind variables a row, and SQLite
+// allows 32766 a statement.
+func (d sqliteDialect) insert(ctx context.Context, db *gorm.DB, batch []chat.Message) error {
+	return insertRows(ctx, db, d, batch, 1000)
+}
 
 func (sqliteDialect) isDataError(err error) bool {
 	var se *sqlite.Error

@@ -1,12 +1,14 @@
 // Package sqlstore is the chat Store on SQL databases through GORM: SQLite
-// (pure Go, no cgo) for the embedded default, in the same `messages` table
-// shape as the original Prisma model.
+// (pure Go, no cgo) for the embedded default, and PostgreSQL on the
+// original server's Prisma schema (the `messages` table of the Prisma model
+// Message, migrated as `prisma migrate deploy` does; see OpenPostgres).
 //
 // Guarantees: SaveBatch writes a batch in one transaction and is idempotent
-// by id (INSERT ... ON CONFLICT (id) DO NOTHING); a row the database refuses
-// for its data is isolated by splitting the batch, reported, and never
-// blocks the others. Recent pages newest first on (created_at, id), which an
-// index covers.
+// by id (INSERT ... ON CONFLICT (id) DO NOTHING; on PostgreSQL a COPY
+// first, and that insert when an id is already stored); a row the database
+// refuses for its data is isolated by splitting the batch, reported, and
+// never blocks the others.
+// Recent pages newest first on (created_at, id), which an index covers.
 package sqlstore
 
 import (
@@ -26,14 +28,14 @@ import (
 type Store struct {
 	db      *gorm.DB
 	dialect dialect
-	// insertChunk bounds the rows of one INSERT statement (bind variables).
-	insertChunk int
 }
 
 // dialect holds what differs between databases.
 type dialect interface {
 	// toDB converts a message time to the column's value.
 	toDB(t time.Time) dbTime
+	// insert stores batch in one transaction, skipping ids already stored.
+	insert(ctx context.Context, db *gorm.DB, batch []chat.Message) error
 	// isDataError reports whether err refuses the data itself (retrying
 	// cannot help), rather than an outage or a timeout.
 	isDataError(err error) bool
@@ -87,7 +89,7 @@ func (s *Store) SaveBatch(ctx context.Context, batch []chat.Message) ([]chat.Rej
 	if len(batch) == 0 {
 		return nil, nil
 	}
-	err := s.insert(ctx, batch)
+	err := s.dialect.insert(ctx, s.db, batch)
 	if err == nil || !s.dialect.isDataError(err) {
 		if err != nil {
 			return nil, fmt.Errorf("store batch of %d: %w", len(batch), err)
@@ -110,16 +112,18 @@ func (s *Store) SaveBatch(ctx context.Context, batch []chat.Message) ([]chat.Rej
 	return append(left, right...), nil
 }
 
-func (s *Store) insert(ctx context.Context, batch []chat.Message) error {
+// insertRows stores batch through GORM in one transaction, chunk rows per
+// INSERT ... ON CONFLICT (id) DO NOTHING statement.
+func insertRows(ctx context.Context, db *gorm.DB, d dialect, batch []chat.Message, chunk int) error {
 	rows := make([]row, len(batch))
 	for i, m := range batch {
-		rows[i] = row{ID: m.ID, Content: m.Text, Username: m.Username, CreatedAt: s.dialect.toDB(m.CreatedAt)}
+		rows[i] = row{ID: m.ID, Content: m.Text, Username: m.Username, CreatedAt: d.toDB(m.CreatedAt)}
 	}
-	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		for start := 0; start < len(rows); start += s.insertChunk {
-			chunk := rows[start:min(start+s.insertChunk, len(rows))]
+	return db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		for start := 0; start < len(rows); start += chunk {
+			part := rows[start:min(start+chunk, len(rows))]
 			if err := tx.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "id"}}, DoNothing: true}).
-				Create(&chunk).Error; err != nil {
+				Create(&part).Error; err != nil {
 				return err
 			}
 		}
@@ -132,12 +136,8 @@ func (s *Store) Recent(ctx context.Context, limit int, cur *chat.Cursor) ([]chat
 	if limit <= 0 {
 		return nil, nil
 	}
-	q := s.db.WithContext(ctx).Model(&readRow{})
-	if cur != nil {
-		q = q.Where("(created_at, id) < (?, ?)", s.dialect.toDB(cur.CreatedAt), cur.ID)
-	}
 	var rows []readRow
-	if err := q.Order("created_at DESC, id DESC").Limit(limit).Find(&rows).Error; err != nil {
+	if err := s.recentQuery(s.db.WithContext(ctx), limit, cur).Find(&rows).Error; err != nil {
 		return nil, fmt.Errorf("read %d recent messages: %w", limit, err)
 	}
 	out := make([]chat.Message, len(rows))
@@ -145,6 +145,16 @@ func (s *Store) Recent(ctx context.Context, limit int, cur *chat.Cursor) ([]chat
 		out[i] = r.message()
 	}
 	return out, nil
+}
+
+// recentQuery selects a page of Recent; the (created_at, id) index serves
+// both the order and the row comparison.
+func (s *Store) recentQuery(db *gorm.DB, limit int, cur *chat.Cursor) *gorm.DB {
+	q := db.Model(&readRow{})
+	if cur != nil {
+		q = q.Where("(created_at, id) < (?, ?)", s.dialect.toDB(cur.CreatedAt), cur.ID)
+	}
+	return q.Order("created_at DESC, id DESC").Limit(limit)
 }
 
 // Find returns the message with id, or chat.ErrNotFound.

@@ -68,6 +68,14 @@ func freePort(t *testing.T) int {
 // (a new temporary directory when empty), and waits until it is ready.
 func start(t *testing.T, dataDir string, env ...string) *proc {
 	t.Helper()
+	p := launch(t, dataDir, env...)
+	p.awaitReady()
+	return p
+}
+
+// launch runs chat-server like start, without waiting for it.
+func launch(t *testing.T, dataDir string, env ...string) *proc {
+	t.Helper()
 	if dataDir == "" {
 		dataDir = t.TempDir()
 	}
@@ -91,6 +99,14 @@ func start(t *testing.T, dataDir string, env ...string) *proc {
 			t.Logf("server log:\n%s", p.logs.String())
 		}
 	})
+	return p
+}
+
+// awaitReady waits until /readyz answers 200, failing the test if the
+// server exits first or takes longer than 30 s.
+func (p *proc) awaitReady() {
+	t := p.t
+	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		select {
@@ -101,7 +117,7 @@ func start(t *testing.T, dataDir string, env ...string) *proc {
 		if res, err := http.Get(p.URL + "/readyz"); err == nil {
 			res.Body.Close()
 			if res.StatusCode == 200 {
-				return p
+				return
 			}
 		}
 		if time.Now().After(deadline) {

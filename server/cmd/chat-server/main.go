@@ -1,7 +1,8 @@
 // Command chat-server is the scalable-chat-go server: a Socket.IO v4 chat
 // backend that an unmodified socket.io-client app uses as it used the
 // original Node.js server. With no configuration it runs alone: in-memory
-// fan-out and a local SQLite file.
+// fan-out and a local SQLite file; DATABASE_URL puts the messages in
+// PostgreSQL instead, in the original server's Prisma schema.
 //
 // main reads the configuration, picks the engines, wires them, serves, and
 // shuts down gracefully on SIGINT or SIGTERM.
@@ -54,16 +55,39 @@ func newLogger(cfg config.Config) *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, opts))
 }
 
+// openStore opens PostgreSQL when DATABASE_URL is set (migrating it unless
+// MIGRATE=off), else SQLite in DATA_DIR. where names the database for logs,
+// never with its password.
+func openStore(ctx context.Context, cfg config.Config, logger *slog.Logger) (store *sqlstore.Store, kind, where string, err error) {
+	if cfg.DatabaseURL == "" {
+		where = filepath.Join(cfg.DataDir, "chat.db")
+		store, err = sqlstore.OpenSQLite(ctx, where)
+		return store, "sqlite", where, err
+	}
+	where = sqlstore.RedactURL(cfg.DatabaseURL)
+	migrate := map[bool]string{true: "on", false: "off"}[cfg.Migrate]
+	logger.Info("opening the PostgreSQL store", "db", where, "migrate", migrate)
+	store, err = sqlstore.OpenPostgres(ctx, cfg.DatabaseURL, sqlstore.PostgresOptions{
+		SkipMigrations: !cfg.Migrate,
+		LockTimeout:    cfg.MigrateLockTimeout,
+		Logger:         logger.With("component", "store"),
+	})
+	return store, "postgres", where, err
+}
+
 // run serves until ctx ends, then shuts down within SHUTDOWN_TIMEOUT.
 func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
-	if cfg.DatabaseURL != "" || cfg.RedisURL != "" {
-		return errors.New("DATABASE_URL and REDIS_URL are not supported by this build yet; unset them to run on the embedded default")
+	if cfg.RedisURL != "" {
+		return errors.New("REDIS_URL is not supported by this build yet; unset it to run with in-memory fan-out")
+	}
+	if len(cfg.KafkaBrokers) > 0 && cfg.DatabaseURL == "" {
+		return errors.New("KAFKA_BROKERS needs DATABASE_URL: the consumer group spreads the topic's partitions over the nodes, " +
+			"so they must all write one PostgreSQL database")
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	dbPath := filepath.Join(cfg.DataDir, "chat.db")
-	store, err := sqlstore.OpenSQLite(ctx, dbPath)
+	store, storeKind, where, err := openStore(ctx, cfg, logger)
 	if err != nil {
 		return err
 	}
@@ -141,7 +165,7 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	go func() { serveErr <- srv.Serve(ln) }()
 	api.SetReady()
 	logger.Info("chat-server ready",
-		"addr", ln.Addr().String(), "store", "sqlite", "db", dbPath, "fanout", "memory", "log", wlog.kind,
+		"addr", ln.Addr().String(), "store", storeKind, "db", where, "fanout", "memory", "log", wlog.kind,
 		"env_files", cfg.EnvFiles)
 
 	select {

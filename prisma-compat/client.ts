@@ -1,0 +1,56 @@
+// A Prisma 7 client of the chat's database, as another tool of a team that
+// keeps Prisma next to the Go server would be (an admin script, a Next.js
+// route reading history): generator `prisma-client`, driver adapter
+// `@prisma/adapter-pg`, no query engine binary.
+//
+//   npx tsx client.ts write <username> <message>   store one message, print it as JSON
+//   npx tsx client.ts list [limit]                 print the newest messages as JSON, newest first
+//
+// DATABASE_URL is the same URL the Go server reads; a Prisma-style
+// `?schema=NAME` selects the schema (default public).
+import { PrismaPg } from "@prisma/adapter-pg";
+import { PrismaClient } from "./generated/prisma/client.ts";
+
+function connect(): PrismaClient {
+  const raw = process.env.DATABASE_URL;
+  if (!raw) throw new Error("DATABASE_URL is not set");
+  const url = new URL(raw);
+  const schema = url.searchParams.get("schema") ?? undefined;
+  url.searchParams.delete("schema"); // Prisma's own parameter, unknown to node-postgres
+  const adapter = new PrismaPg({ connectionString: url.toString() }, { schema });
+  return new PrismaClient({ adapter });
+}
+
+async function main(args: string[]): Promise<void> {
+  const prisma = connect();
+  try {
+    switch (args[0]) {
+      case "write": {
+        if (args.length !== 3) throw new Error("usage: client.ts write <username> <message>");
+        // id (a UUID v4) and createdAt come from the schema's defaults, as in the original server.
+        const m = await prisma.message.create({ data: { username: args[1], content: args[2] } });
+        console.log(JSON.stringify(m));
+        break;
+      }
+      case "list": {
+        const take = Number(args[1] ?? 50);
+        if (!Number.isInteger(take) || take < 1) throw new Error(`list: bad limit ${args[1]}`);
+        const rows = await prisma.message.findMany({
+          orderBy: [{ createdAt: "desc" }, { id: "desc" }],
+          take,
+        });
+        console.log(JSON.stringify(rows));
+        break;
+      }
+      default:
+        throw new Error("usage: client.ts write <username> <message> | list [limit]");
+    }
+  } finally {
+    await prisma.$disconnect();
+  }
+}
+
+main(process.argv.slice(2)).catch((err) => {
+  console.error(err instanceof Error ? err.message : err);
+  process.exit(1);
+});

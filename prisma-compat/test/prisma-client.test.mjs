@@ -1,0 +1,217 @@
+// The Go server and a Prisma 7 client (client.ts: generator `prisma-client`,
+// `@prisma/adapter-pg`) on one PostgreSQL database: what either writes, the
+// other reads, usernames included. The database is the real one that
+// DATABASE_URL names (scripts/services up postgres); the test makes its own
+// database there and drops it afterwards. Without DATABASE_URL it fails.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, execFile, execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import net from "node:net";
+import pg from "pg";
+import { io } from "socket.io-client";
+
+const here = join(dirname(fileURLToPath(import.meta.url)), "..");
+const serverDir = join(here, "..", "server");
+const run = promisify(execFile);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+let admin; // DATABASE_URL
+let dbName;
+let dbUrl; // Prisma style, ?schema=public
+let server;
+let tmp;
+
+function serverBinary() {
+  if (process.env.CHAT_SERVER_BIN) return process.env.CHAT_SERVER_BIN;
+  const bin = join(tmp, "chat-server");
+  execFileSync("go", ["build", "-o", bin, "./cmd/chat-server"], { cwd: serverDir, stdio: "inherit" });
+  return bin;
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+    srv.on("error", reject);
+  });
+}
+
+async function adminQuery(sql) {
+  const c = new pg.Client({ connectionString: admin });
+  await c.connect();
+  try {
+    return await c.query(sql);
+  } finally {
+    await c.end();
+  }
+}
+
+/**
+ * Ends this role's sessions on the database and drops it. Not WITH (FORCE): a role that is
+ * not a superuser cannot end an autovacuum worker that way; a plain DROP stops it.
+ */
+async function dropDatabase(name) {
+  for (let attempt = 0; ; attempt++) {
+    await adminQuery(
+      `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '${name}' AND usename = current_user AND pid <> pg_backend_pid()`,
+    );
+    try {
+      await adminQuery(`DROP DATABASE IF EXISTS "${name}"`);
+      return;
+    } catch (err) {
+      if (err.code !== "55006" || attempt >= 50) throw err; // object_in_use
+      await sleep(100);
+    }
+  }
+}
+
+/** Runs client.ts with args against the test database; returns its JSON output. */
+async function prisma(...args) {
+  const { stdout } = await run(join(here, "node_modules", ".bin", "tsx"), ["client.ts", ...args], {
+    cwd: here,
+    env: { ...process.env, DATABASE_URL: dbUrl },
+  });
+  return JSON.parse(stdout);
+}
+
+before(async () => {
+  admin = process.env.DATABASE_URL;
+  if (!admin) {
+    throw new Error(
+      'DATABASE_URL is not set: this test needs the real PostgreSQL. Start it with: eval "$(scripts/services up postgres)"',
+    );
+  }
+  if (!existsSync(join(here, "generated", "prisma", "client.ts"))) {
+    throw new Error("the Prisma client is not generated: run `npm run generate` in prisma-compat first");
+  }
+  tmp = mkdtempSync(join(tmpdir(), "prisma-compat-"));
+  dbName = `prisma_compat_${process.pid}_${Date.now()}`;
+  await adminQuery(`CREATE DATABASE "${dbName}"`);
+  const u = new URL(admin);
+  u.pathname = "/" + dbName;
+  u.searchParams.set("schema", "public");
+  dbUrl = u.toString();
+
+  const port = await freePort();
+  const child = spawn(serverBinary(), [], {
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      HOST: "127.0.0.1",
+      PORT: String(port),
+      DATA_DIR: tmp,
+      DATABASE_URL: dbUrl,
+      RATE_LIMIT_PER_SEC: "0",
+      BATCH_WAIT: "10ms",
+    },
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  let logs = "";
+  child.stderr.on("data", (d) => (logs += d));
+  const exited = new Promise((resolve) => child.on("exit", resolve));
+  server = { url: `http://127.0.0.1:${port}`, child, exited, logs: () => logs };
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`the Go server exited (${child.exitCode}):\n${logs}`);
+    try {
+      if ((await fetch(`${server.url}/readyz`)).status === 200) break;
+    } catch {}
+    if (Date.now() > deadline) throw new Error(`the Go server is not ready after 30 s:\n${logs}`);
+    await sleep(50);
+  }
+});
+
+after(async () => {
+  if (server) {
+    server.child.kill("SIGTERM");
+    await server.exited;
+  }
+  if (dbName) await dropDatabase(dbName);
+  if (tmp) rmSync(tmp, { recursive: true, force: true });
+});
+
+async function connect() {
+  const socket = io(server.url, { reconnection: false, forceNew: true });
+  const history = [];
+  socket.on("message", (m) => history.push(m));
+  await new Promise((resolve, reject) => {
+    socket.once("connect", resolve);
+    socket.once("connect_error", reject);
+  });
+  return { socket, history };
+}
+
+async function waitFor(what, cond, ms = 10_000) {
+  const deadline = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+test("a message written by the Prisma client is served by the Go server", async () => {
+  const row = await prisma("write", "prisma-user", "written through Prisma Client");
+  assert.match(row.id, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/, "Prisma's @default(uuid())");
+  assert.equal(row.username, "prisma-user");
+
+  const res = await fetch(`${server.url}/api/messages?limit=10`);
+  assert.equal(res.status, 200);
+  const { messages } = await res.json();
+  const served = messages.find((m) => m.id === row.id);
+  assert.deepEqual(served, {
+    id: row.id,
+    message: "written through Prisma Client",
+    username: "prisma-user",
+    createdAt: row.createdAt,
+  });
+
+  // A newcomer's history (the original client's `message` events) has it too.
+  const { socket, history } = await connect();
+  try {
+    await waitFor("the history on connect", () => history.some((m) => m.id === row.id));
+    const m = history.find((m) => m.id === row.id);
+    assert.equal(m.message, "written through Prisma Client");
+    assert.equal(m.username, "prisma-user");
+  } finally {
+    socket.close();
+  }
+});
+
+test("the Prisma client reads the messages the Go server stored, with their usernames", async () => {
+  const { socket } = await connect();
+  const sent = [];
+  try {
+    for (const [username, message] of [
+      ["ada", "first from socket.io"],
+      ["Zoë 🦊", "second, with ünïcode and \"quotes\""],
+      ["grace", "third"],
+    ]) {
+      const ack = await socket.timeout(10_000).emitWithAck("event:message", { message, username });
+      assert.equal(ack.ok, true, JSON.stringify(ack));
+      sent.push({ id: ack.id, username, content: message });
+    }
+  } finally {
+    socket.close();
+  }
+  // Acknowledged means committed: Prisma sees all three at once.
+  const rows = await prisma("list", "10");
+  for (const s of sent) {
+    const r = rows.find((r) => r.id === s.id);
+    assert.ok(r, `message ${s.id} is not visible to Prisma: ${JSON.stringify(rows)}`);
+    assert.equal(r.username, s.username);
+    assert.equal(r.content, s.content);
+    assert.ok(!Number.isNaN(Date.parse(r.createdAt)));
+  }
+  // Newest first, as the Go server orders history: the last one sent leads.
+  assert.equal(rows[0].id, sent[2].id);
+  const order = sent.map((s) => rows.findIndex((r) => r.id === s.id));
+  assert.deepEqual([...order].sort((a, b) => b - a), order, "newest first");
+});
