@@ -16,6 +16,7 @@ import (
 	"github.com/scalable-chat-go/server/chat"
 	"github.com/scalable-chat-go/server/kafka"
 	"github.com/scalable-chat-go/server/sqlstore"
+	"github.com/scalable-chat-go/server/sqlstore/pgtest"
 )
 
 // brokers returns KAFKA_BROKERS, or fails the test: these tests need the
@@ -43,10 +44,11 @@ func unique(t testing.TB, prefix string) string {
 	return prefix + "-" + name + "-" + hex.EncodeToString(b[:])
 }
 
-// newStore returns an empty store for t.
+// newStore returns an empty PostgreSQL store for t, in a database of its
+// own on DATABASE_URL's server.
 func newStore(t testing.TB) chat.Store {
 	t.Helper()
-	s, err := sqlstore.OpenSQLite(context.Background(), t.TempDir()+"/chat.db")
+	s, err := sqlstore.OpenPostgres(context.Background(), pgtest.NewDatabase(t), sqlstore.PostgresOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
