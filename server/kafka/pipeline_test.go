@@ -133,8 +133,8 @@ func TestOriginalRecordsAndDeadLetters(t *testing.T) {
 		return &sarama.ProducerMessage{Topic: p.topic, Key: sarama.StringEncoder("message-" + strconv.FormatInt(ms, 10)), Value: sarama.StringEncoder(text)}
 	}
 	produceRaw(t, p.conn.Brokers,
-		orig("from the original", ms),                           // offset 0: stored, username ""
-		orig("nul \x00 byte", ms+1),                             // 1: the store refuses it
+		orig("from the original", ms), // offset 0: stored, username ""
+		orig("nul \x00 byte", ms+1),   // 1: the store refuses it
 		&sarama.ProducerMessage{Topic: p.topic, Value: sarama.ByteEncoder{0xff, 0xfe}}, // 2: not UTF-8
 		&sarama.ProducerMessage{Topic: p.topic, Value: sarama.StringEncoder("x"), Headers: []sarama.RecordHeader{
 			{Key: []byte("id"), Value: []byte("abc")}, {Key: []byte("created-at"), Value: []byte("soon")}}}, // 3: bad time

@@ -143,8 +143,8 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	edge.SetAccepter(svc)
 
 	api := httpapi.New(httpapi.Options{
-		History:  history,
-		Gatherer: reg,
+		History:     history,
+		Gatherer:    reg,
 		Checks:      wlog.checks,
 		AllowOrigin: edge.AllowsOrigin,
 	})
