@@ -508,3 +508,91 @@ func TestKafkaCrashAfterCommitBeforeMark(t *testing.T) {
 		return k.committed(int32(part)) > lastOff
 	})
 }
+
+// TestKafkaSIGTERMDeliversEveryAcceptedMessage: on SIGTERM a node waits for
+// the broker to acknowledge everything it accepted (best-effort messages
+// too) before it exits 0; another node then stores each once.
+func TestKafkaSIGTERMDeliversEveryAcceptedMessage(t *testing.T) {
+	t.Parallel()
+	k := newKafkaEnv(t)
+	p := start(t, "", k.env("KAFKA_CONSUMER=off")...)
+	watcher := dialSIO(t, p.URL, "websocket")
+	sender := dialSIO(t, p.URL, "websocket")
+	const n = 2000
+	for i := range n {
+		sender.emit(fmt.Sprintf(`{"message":"best %d","username":"b"}`, i))
+	}
+	for watcher.message().Message != fmt.Sprintf("best %d", n-1) {
+	}
+	if code := p.stop(); code != 0 {
+		t.Fatalf("exit code %d\n%s", code, p.logs.String())
+	}
+	if strings.Contains(p.logs.String(), "not delivered") {
+		t.Fatalf("the node reports undelivered messages:\n%s", p.logs.String())
+	}
+	start(t, "", k.env()...)
+	k.waitCount(n, 60*time.Second)
+	texts := map[string]bool{}
+	for _, r := range k.rows() {
+		texts[r.content] = true
+	}
+	for i := range n {
+		if !texts[fmt.Sprintf("best %d", i)] {
+			t.Fatalf("accepted message %d is not stored", i)
+		}
+	}
+}
+
+// What stops a Kafka node's start says what is wrong; a Kafka password
+// never shows in the log or in /readyz.
+func TestKafkaStartErrors(t *testing.T) {
+	t.Parallel()
+	broker := os.Getenv("KAFKA_BROKERS")
+	if broker == "" {
+		t.Fatal("KAFKA_BROKERS is not set: this test needs the real Kafka broker")
+	}
+	notPEM := t.TempDir() + "/ca.pem"
+	if err := os.WriteFile(notPEM, []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		env  []string
+		code int
+		want string
+	}{
+		{"no database", []string{"KAFKA_BROKERS=" + broker}, 1, "KAFKA_BROKERS needs DATABASE_URL"},
+		{"missing CA file", []string{"KAFKA_BROKERS=" + broker, "KAFKA_CA_FILE=/no/such/ca.pem"}, 2, `KAFKA_CA_FILE="/no/such/ca.pem": want the path of a readable file`},
+		{"CA file without a certificate", []string{"KAFKA_BROKERS=" + broker, "KAFKA_CA_FILE=" + notPEM, "DATABASE_URL=" + pgtest.NewDatabase(t)}, 1, "holds no PEM certificate"},
+		{"same topic twice", []string{"KAFKA_BROKERS=" + broker, "KAFKA_DLQ_TOPIC=MESSAGES"}, 2, "KAFKA_DLQ_TOPIC"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			code, out := runServer(t, tc.env...)
+			if code != tc.code || !strings.Contains(out, tc.want) {
+				t.Fatalf("exit code %d, want %d, with %q:\n%s", code, tc.code, tc.want, out)
+			}
+		})
+	}
+	t.Run("a SASL password the broker refuses", func(t *testing.T) {
+		t.Parallel()
+		k := newKafkaEnv(t)
+		const secret = "Kafka-Secret-Pw-123"
+		p := start(t, "", k.env("KAFKA_PASSWD="+secret)...)
+		var ready struct {
+			Checks map[string]struct{ Status, Error string }
+		}
+		eventually(t, 10*time.Second, "kafka down in /readyz", func() bool {
+			p.getJSON(t, "/readyz", &ready)
+			return ready.Checks["kafka"].Status == "down"
+		})
+		time.Sleep(500 * time.Millisecond)
+		body := fmt.Sprint(ready)
+		if strings.Contains(p.logs.String(), secret) || strings.Contains(body, secret) {
+			t.Fatalf("the password shows:\n%s\n%s", body, p.logs.String())
+		}
+		if !strings.Contains(p.logs.String(), "sasl=true") || !strings.Contains(p.logs.String(), "clear text") {
+			t.Errorf("the log does not say SASL is on without TLS:\n%s", p.logs.String())
+		}
+	})
+}
