@@ -73,7 +73,7 @@ type pipelineOptions struct {
 	noConsumer bool
 }
 
-func newPipeline(t *testing.T, store chat.Store, po pipelineOptions) *pipeline {
+func newPipeline(t testing.TB, store chat.Store, po pipelineOptions) *pipeline {
 	t.Helper()
 	if po.partitions == 0 {
 		po.partitions = 3
@@ -103,7 +103,7 @@ func newPipeline(t *testing.T, store chat.Store, po pipelineOptions) *pipeline {
 	return p
 }
 
-func (p *pipeline) startConsumer(t *testing.T, group string, batchSize int, reg prometheus.Registerer) *kafka.Consumer {
+func (p *pipeline) startConsumer(t testing.TB, group string, batchSize int, reg prometheus.Registerer) *kafka.Consumer {
 	t.Helper()
 	if reg == nil {
 		reg = p.reg
