@@ -164,7 +164,6 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 		KafkaBrokers:     p.list("KAFKA_BROKERS", nil),
 		KafkaTopic:       p.topic("KAFKA_TOPIC", "MESSAGES"),
 		KafkaPartitions:  p.intIn("KAFKA_PARTITIONS", 6, 1, 10_000),
-		KafkaDLQTopic:    p.topic("KAFKA_DLQ_TOPIC", "MESSAGES.DLQ"),
 		KafkaGroup:       p.str("KAFKA_GROUP", "default"),
 		KafkaConsumer:    p.onOff("KAFKA_CONSUMER", true),
 		KafkaUsername:    p.str("KAFKA_USERNAME", "avnadmin"),
@@ -183,6 +182,7 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 	if c.HistoryRingSize < c.HistoryLimit {
 		p.fail("HISTORY_RING_SIZE", strconv.Itoa(c.HistoryRingSize), fmt.Sprintf("at least HISTORY_LIMIT (%d)", c.HistoryLimit))
 	}
+	c.KafkaDLQTopic = p.topic("KAFKA_DLQ_TOPIC", c.KafkaTopic+".DLQ")
 	if c.KafkaTopic == c.KafkaDLQTopic {
 		p.fail("KAFKA_DLQ_TOPIC", c.KafkaDLQTopic, "a topic other than KAFKA_TOPIC")
 	}

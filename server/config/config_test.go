@@ -90,6 +90,13 @@ func TestKafkaSettings(t *testing.T) {
 	}
 }
 
+func TestKafkaDLQTopicFollowsTheTopic(t *testing.T) {
+	c, err := FromLookup(lookup(map[string]string{"KAFKA_TOPIC": "chat"}))
+	if err != nil || c.KafkaDLQTopic != "chat.DLQ" {
+		t.Fatalf("KAFKA_DLQ_TOPIC = %q (%v), want chat.DLQ", c.KafkaDLQTopic, err)
+	}
+}
+
 func TestBadKafkaSettingsAreReportedByName(t *testing.T) {
 	tests := map[string]map[string]string{
 		"KAFKA_TOPIC=":                   {"KAFKA_TOPIC": "has space"},
