@@ -112,7 +112,8 @@ func OpenPostgres(ctx context.Context, rawURL string, o PostgresOptions) (*Store
 }
 
 type pgDialect struct {
-	// noCopy skips the COPY fast path (benchmarks compare both).
+	// noCopy skips the COPY fast path, so that the Store contract also
+	// runs on the fallback alone (TestPostgresStoreContractWithoutCopy).
 	noCopy bool
 }
 

@@ -17,6 +17,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/scalable-chat-go/server/chat"
+	"github.com/scalable-chat-go/server/chat/chattest"
 	"github.com/scalable-chat-go/server/sqlstore/pgtest"
 )
 
@@ -226,6 +227,27 @@ func TestPostgresHistoryReadsUseTheIndex(t *testing.T) {
 			t.Errorf("%s: %s\nplan:\n%s", name, query, text)
 		}
 	}
+}
+
+// The fallback of SaveBatch (INSERT ... SELECT FROM unnest ... ON CONFLICT)
+// keeps the Store contract on its own, data errors included.
+func TestPostgresStoreContractWithoutCopy(t *testing.T) {
+	t.Parallel()
+	db := pgtest.NewDatabase(t)
+	n := 0
+	chattest.TestStore(t, func(t *testing.T) chat.Store {
+		n++
+		s, err := OpenPostgres(context.Background(), pgtest.WithParams(t, db, "schema", fmt.Sprintf("nocopy%d", n)),
+			PostgresOptions{Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.dialect = pgDialect{noCopy: true}
+		t.Cleanup(func() { _ = s.Close() })
+		return s
+	}, chattest.StoreOptions{
+		Unstorable: func(id string) chat.Message { return chattest.Msg(id, "a NUL byte \x00 in text", 2) },
+	})
 }
 
 // A migration whose script fails is recorded as Prisma records it (logs

@@ -208,7 +208,7 @@ func runOutage(t *testing.T, db, serverURL string, down, up func()) {
 		p.getJSON(t, "/readyz", &ready)
 		return ready.Checks["store"].Status == "ok" && strings.Contains(metrics(t, p), "chat_store_up 1")
 	})
-	if outageMsgs < 500 {
+	if outageMsgs < 200 {
 		t.Errorf("only %d messages were sent during the outage", outageMsgs)
 	}
 
