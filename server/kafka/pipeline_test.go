@@ -362,3 +362,69 @@ func metricWith(t *testing.T, g prometheus.Gatherer, name string, labels ...stri
 	}
 	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: "missing"}, func() float64 { return -1 })
 }
+
+// TestCloseDoesNotWaitForABrokerThatNeverAnswers: against an address that
+// accepts connections and never answers (sarama would wait out its read
+// timeout), Close with nothing admitted returns at once, and Close with
+// messages admitted returns when its context ends.
+func TestCloseDoesNotWaitForABrokerThatNeverAnswers(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+	})
+	open := func() *kafka.Log {
+		l, err := kafka.NewLog(kafka.LogOptions{Connection: kafka.Connection{Brokers: []string{ln.Addr().String()}}, Topic: "silent"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+
+	l := open()
+	time.Sleep(200 * time.Millisecond) // the producer is trying to connect
+	start := time.Now()
+	if err := l.Close(context.Background()); err != nil {
+		t.Fatalf("Close with nothing admitted: %v", err)
+	}
+	// At most the 2 s Close gives a connection attempt to end, not
+	// sarama's 30 s read timeout.
+	if took := time.Since(start); took > 3*time.Second {
+		t.Fatalf("Close with nothing admitted took %v", took)
+	}
+
+	l = open()
+	if err := l.Append(chattest.Msg("x", "x", 1), func(error) {}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	start = time.Now()
+	if err := l.Close(ctx); !errors.Is(err, chat.ErrLost) {
+		t.Fatalf("Close = %v, want ErrLost", err)
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Fatalf("Close with a message admitted took %v past a 500 ms deadline", took)
+	}
+}

@@ -243,13 +243,18 @@ func (l *Log) Close(ctx context.Context) error {
 			err = fmt.Errorf("%w: shutdown timeout: %d accepted messages were not acknowledged by Kafka", chat.ErrLost, lost)
 		}
 	}
-	// Old producers still handing back records: give them what is left of
-	// ctx, then leave them (their records were failed or acknowledged).
+	// Old producers still handing back records, or a connection attempt
+	// to a broker that does not answer: give them a moment of what is left
+	// of ctx, then leave them to end on their own within sarama's timeouts
+	// (no record of ours is in them any more).
 	bgDone := make(chan struct{})
 	go func() { l.bg.Wait(); close(bgDone) }()
+	linger := time.NewTimer(2 * time.Second)
+	defer linger.Stop()
 	select {
 	case <-bgDone:
 	case <-ctx.Done():
+	case <-linger.C:
 	}
 	return err
 }
@@ -271,15 +276,12 @@ func (l *Log) run() {
 			return
 		}
 		attempt++
-		var err error
-		if !topicReady {
-			err = l.ensureTopic()
-			topicReady = err == nil
+		client, p, err := l.startProducer(unsent, !topicReady)
+		if client != nil || errors.Is(err, errNoProducer) {
+			topicReady = true
 		}
-		var p sarama.AsyncProducer
-		var client sarama.Client
-		if err == nil {
-			client, p, err = l.newProducer()
+		if errors.Is(err, errGaveUp) {
+			continue // the loop's start fails or finishes what is left
 		}
 		if err != nil {
 			l.m.errors.Inc()
@@ -287,6 +289,7 @@ func (l *Log) run() {
 			select {
 			case <-time.After(backoff):
 			case <-l.abort:
+			case <-l.wake: // Close: the loop's start sees whether anything is left
 			}
 			backoff = min(2*backoff, l.o.RetryMax)
 			continue
@@ -300,17 +303,68 @@ func (l *Log) run() {
 	}
 }
 
-func (l *Log) ensureTopic() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+// errGaveUp is startProducer's answer when Close gave up waiting, or when
+// the Log was closed with nothing left to send.
+var errGaveUp = errors.New("stopped waiting for the producer")
+
+// errNoProducer wraps a failure to start the producer once the topic
+// exists.
+var errNoProducer = errors.New("the Kafka producer did not start")
+
+// startProducer creates the topic when ensure is set, then the producer,
+// aside, so that Close need not wait for a broker that does not answer
+// (sarama's dial and read timeouts): when Close gives up, or leaves
+// nothing to send, the attempt is left to end on its own, and what it made
+// is closed.
+func (l *Log) startProducer(unsent []*item, ensure bool) (sarama.Client, sarama.AsyncProducer, error) {
+	type result struct {
+		c   sarama.Client
+		p   sarama.AsyncProducer
+		err error
+	}
+	ch := make(chan result, 1)
+	l.bg.Add(1)
 	go func() {
-		select {
-		case <-l.abort:
+		defer l.bg.Done()
+		if ensure {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			err := EnsureTopics(ctx, l.o.Connection, l.o.Partitions, l.o.Topic)
 			cancel()
-		case <-ctx.Done():
+			if err != nil {
+				ch <- result{err: err}
+				return
+			}
 		}
+		c, p, err := l.newProducer()
+		if err != nil {
+			err = fmt.Errorf("%w: %w", errNoProducer, err)
+		}
+		ch <- result{c, p, err}
 	}()
-	return EnsureTopics(ctx, l.o.Connection, l.o.Partitions, l.o.Topic)
+	leave := func() {
+		l.bg.Add(1)
+		go func() {
+			defer l.bg.Done()
+			if r := <-ch; r.err == nil {
+				_ = r.p.Close()
+				_ = r.c.Close()
+			}
+		}()
+	}
+	for {
+		select {
+		case r := <-ch:
+			return r.c, r.p, r.err
+		case <-l.abort:
+			leave()
+			return nil, nil, errGaveUp
+		case <-l.wake:
+			if l.finished(unsent) {
+				leave()
+				return nil, nil, errGaveUp
+			}
+		}
+	}
 }
 
 func (l *Log) newProducer() (sarama.Client, sarama.AsyncProducer, error) {
