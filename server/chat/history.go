@@ -161,3 +161,11 @@ func (h *History) Since(id string) (msgs []Message, found bool) {
 func (h *History) Cursor(ctx context.Context, id string) (Cursor, error) {
 	return h.cursor(ctx, id)
 }
+
+// Has reports whether the ring holds the message with id.
+func (h *History) Has(id string) bool {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	_, ok := h.byID[id]
+	return ok
+}

@@ -54,9 +54,14 @@ type Config struct {
 	DatabaseURL string // DATABASE_URL
 	Migrate     bool   // MIGRATE
 	// MigrateLockTimeout bounds the wait for the migration lock.
-	MigrateLockTimeout time.Duration // MIGRATE_LOCK_TIMEOUT
-	RedisURL           string        // REDIS_URL
-	RedisPasswd        string        // REDIS_PASSWD
+	MigrateLockTimeout  time.Duration // MIGRATE_LOCK_TIMEOUT
+	RedisURL            string        // REDIS_URL
+	RedisPasswd         string        // REDIS_PASSWD
+	RedisCAFile         string        // REDIS_CA_FILE
+	RedisAdapterMode    string        // REDIS_ADAPTER_MODE
+	RedisKeyPrefix      string        // REDIS_KEY_PREFIX
+	RedisRequestTimeout time.Duration // REDIS_REQUEST_TIMEOUT
+	RedisPublishBuffer  int           // REDIS_PUBLISH_BUFFER
 
 	KafkaBrokers     []string      // KAFKA_BROKERS
 	KafkaTopic       string        // KAFKA_TOPIC
@@ -160,6 +165,12 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 		MigrateLockTimeout: p.duration("MIGRATE_LOCK_TIMEOUT", 10*time.Second, 100*time.Millisecond),
 		RedisURL:           p.str("REDIS_URL", ""),
 		RedisPasswd:        p.str("REDIS_PASSWD", ""),
+
+		RedisCAFile:         p.str("REDIS_CA_FILE", ""),
+		RedisAdapterMode:    p.oneOf("REDIS_ADAPTER_MODE", "sharded", "sharded", "streams"),
+		RedisKeyPrefix:      p.str("REDIS_KEY_PREFIX", "socket.io"),
+		RedisRequestTimeout: p.duration("REDIS_REQUEST_TIMEOUT", 5*time.Second, 10*time.Millisecond),
+		RedisPublishBuffer:  p.intIn("REDIS_PUBLISH_BUFFER", 10_000, 1, 10_000_000),
 
 		KafkaBrokers:     p.list("KAFKA_BROKERS", nil),
 		KafkaTopic:       p.topic("KAFKA_TOPIC", "MESSAGES"),

@@ -35,6 +35,8 @@ type Options struct {
 	MaxPage int
 	// AllowOrigin tells whether a browser origin may read /api/messages.
 	AllowOrigin func(origin string) bool
+	// Details, when set, adds facts about the node to /readyz's body.
+	Details func() map[string]any
 }
 
 // API serves the endpoints. Its readiness starts as "starting".
@@ -102,7 +104,13 @@ func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
 	if state != "ready" {
 		code = http.StatusServiceUnavailable
 	}
-	writeJSON(w, code, map[string]any{"status": state, "checks": checks})
+	body := map[string]any{"status": state, "checks": checks}
+	if a.o.Details != nil {
+		for k, v := range a.o.Details() {
+			body[k] = v
+		}
+	}
+	writeJSON(w, code, body)
 }
 
 type apiError struct {

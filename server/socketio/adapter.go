@@ -1,6 +1,7 @@
 package socketio
 
 import (
+	"sync"
 	"time"
 
 	"github.com/zishang520/socket.io/parsers/socket/v3/parser"
@@ -10,10 +11,22 @@ import (
 	"github.com/scalable-chat-go/server/chat"
 )
 
-// adapterBuilder makes the edge's in-memory adapter.
-type adapterBuilder struct{ edge *Server }
+// adapterBuilder makes the edge's adapter; once, when next is set, it makes
+// the cluster adapter of the internal namespace instead (see clusterLink).
+type adapterBuilder struct {
+	edge *Server
+	mu   sync.Mutex
+	next socket.AdapterConstructor
+}
 
-func (b adapterBuilder) New(nsp socket.Namespace) socket.Adapter {
+func (b *adapterBuilder) New(nsp socket.Namespace) socket.Adapter {
+	b.mu.Lock()
+	next := b.next
+	b.next = nil
+	b.mu.Unlock()
+	if next != nil {
+		return next.New(nsp)
+	}
 	a := &adapter{Adapter: socket.MakeAdapter(), edge: b.edge, enc: parser.NewEncoder()}
 	a.Prototype(a)
 	a.Construct(nsp)

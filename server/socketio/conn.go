@@ -49,6 +49,7 @@ func (s *Server) onConnection(args ...any) {
 	_, again := s.conns[sock.Id()]
 	s.conns[sock.Id()] = c
 	n := len(s.conns)
+	s.presenceDirty = true
 	s.connMu.Unlock()
 	if !again {
 		s.m.connections.Set(float64(n))
@@ -256,6 +257,7 @@ func (c *conn) onDisconnect(...any) {
 	cur, ok := s.conns[c.sock.Id()]
 	if ok && cur == c {
 		delete(s.conns, c.sock.Id())
+		s.presenceDirty = true
 	}
 	n := len(s.conns)
 	s.connMu.Unlock()
@@ -264,12 +266,13 @@ func (c *conn) onDisconnect(...any) {
 	}
 }
 
-// sendPresence tells one socket how many are online.
+// sendPresence tells one socket how many are online: the cluster's count
+// at the last tick, corrected by this node's change since.
 func (s *Server) sendPresence(sock *socket.Socket) {
 	s.connMu.Lock()
-	n := s.lastOnline
-	if n < 0 {
-		n = len(s.conns)
+	n := len(s.conns)
+	if s.lastOnline >= 0 {
+		n = max(s.lastOnline+n-s.lastLocal, n)
 	}
 	s.connMu.Unlock()
 	_ = sock.Emit("presence", presenceEvent{Online: n})
@@ -304,8 +307,12 @@ func (s *Server) loop() {
 				online = local
 			}
 			s.connMu.Lock()
-			changed := online != s.lastOnline
+			// A client that joined since the last tick was told an estimate:
+			// send everyone the count when it or this node's clients changed.
+			changed := online != s.lastOnline || s.presenceDirty
+			s.presenceDirty = false
 			s.lastOnline = online
+			s.lastLocal = local
 			s.connMu.Unlock()
 			if changed {
 				_ = s.io.Local().Emit("presence", presenceEvent{Online: online})

@@ -15,6 +15,12 @@ type metrics struct {
 	slowClients     prometheus.Counter
 	panics          prometheus.Counter
 	wsWrites        prometheus.Counter
+
+	clusterReceived      prometheus.Counter
+	clusterPublished     prometheus.Counter
+	clusterPublishErrors prometheus.Counter
+	clusterDropped       prometheus.Counter
+	clusterQueue         prometheus.Gauge
 }
 
 func newMetrics(r prometheus.Registerer) *metrics {
@@ -56,7 +62,23 @@ func newMetrics(r prometheus.Registerer) *metrics {
 			Name: "chat_ws_writes_total", Help: "WebSocket write system calls (each carries one or more frames).",
 		}),
 	}
+	m.clusterReceived = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "chat_cluster_received_total", Help: "Broadcasts received from other nodes.",
+	})
+	m.clusterPublished = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "chat_cluster_published_total", Help: "Messages published to the other nodes.",
+	})
+	m.clusterPublishErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "chat_cluster_publish_errors_total", Help: "Failed publications to the cluster (each is retried).",
+	})
+	m.clusterDropped = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "chat_cluster_dropped_total", Help: "Messages that could not be published to the other nodes.",
+	})
+	m.clusterQueue = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "chat_cluster_publish_queue", Help: "Messages waiting to be published to the other nodes.",
+	})
 	if r != nil {
+		r.MustRegister(m.clusterReceived, m.clusterPublished, m.clusterPublishErrors, m.clusterDropped, m.clusterQueue)
 		r.MustRegister(m.connections, m.connects, m.recovered, m.received, m.broadcast, m.broadcastErrors,
 			m.rejected, m.refused, m.tooLarge, m.slowClients, m.panics, m.wsWrites)
 	}

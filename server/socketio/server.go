@@ -45,9 +45,16 @@ type Options struct {
 	History *chat.History
 	// Presence counts the clients of the cluster (LocalPresence by default).
 	Presence chat.Presence
-	// Adapter builds the Socket.IO adapter (fan-out between nodes); nil is
-	// the in-memory adapter of a single node.
-	Adapter socket.AdapterConstructor
+	// Cluster builds the Socket.IO cluster adapter that links the nodes (the
+	// Redis adapter); nil runs a single node. See clusterLink.
+	Cluster socket.AdapterConstructor
+	// ClusterBuffer bounds the messages waiting to be published to the
+	// other nodes during a cluster outage (10,000); past it the oldest is
+	// dropped, counted and logged.
+	ClusterBuffer int
+	// OnRemote, when set, is called with every message another node
+	// broadcast, once (a node that keeps a replica of the history stores it).
+	OnRemote func(chat.Message)
 
 	// PingInterval and PingTimeout are Engine.IO's heartbeat (25 s, 20 s).
 	PingInterval, PingTimeout time.Duration
@@ -115,6 +122,9 @@ func (o *Options) defaults() {
 	if o.RecoveryWindow == 0 {
 		o.RecoveryWindow = 2 * time.Minute
 	}
+	if o.ClusterBuffer <= 0 {
+		o.ClusterBuffer = 10_000
+	}
 	if o.PresenceInterval <= 0 {
 		o.PresenceInterval = time.Second
 	}
@@ -155,6 +165,8 @@ type Server struct {
 
 	gates sync.Map // Engine.IO session id -> *connectGate
 
+	cluster *clusterLink // nil on a single node
+
 	frames *frameCache
 	hub    *flushHub
 
@@ -163,10 +175,13 @@ type Server struct {
 	recoverMu  sync.Mutex
 	recovering map[socket.SocketId]*recovering
 
-	lastOnline int
-	stop       chan struct{}
-	stopped    chan struct{}
-	closeOnce  sync.Once
+	lastOnline int // the cluster's count at the last presence tick
+	lastLocal  int // this node's count then
+	// presenceDirty: this node's clients changed since the last tick.
+	presenceDirty bool
+	stop          chan struct{}
+	stopped       chan struct{}
+	closeOnce     sync.Once
 }
 
 // New builds the edge. Call SetAccepter before serving Handler.
@@ -213,12 +228,14 @@ func New(o Options) (*Server, error) {
 		rec.SetSkipMiddlewares(true)
 		opts.SetConnectionStateRecovery(rec)
 	}
-	if o.Adapter != nil {
-		opts.SetAdapter(o.Adapter)
-	} else {
-		opts.SetAdapter(adapterBuilder{edge: s})
-	}
+	builder := &adapterBuilder{edge: s}
+	opts.SetAdapter(builder)
 	s.io = socket.NewServer(nil, opts)
+	if o.Cluster != nil {
+		if err := s.startCluster(builder); err != nil {
+			return nil, err
+		}
+	}
 	s.handler = s.io.ServeHandler(nil)
 	s.io.Engine().On("connection", s.recover("engine connection", s.onEngineConnection))
 	_ = s.io.On("connection", s.recover("connection", s.onConnection))
@@ -248,9 +265,21 @@ func (s *Server) Broadcast(m chat.Message) {
 	if err := s.io.To(liveRoom).Emit(args[0].(string), args[1:]...); err != nil {
 		s.m.broadcastErrors.Inc()
 		s.log.Error("broadcast failed", "id", m.ID, "err", err)
-		return
+	} else {
+		s.m.broadcast.Inc()
 	}
-	s.m.broadcast.Inc()
+	if s.cluster != nil {
+		s.cluster.publish(m)
+	}
+}
+
+// ClusterNodes is how many servers share the cluster channel (1 without a
+// cluster).
+func (s *Server) ClusterNodes() int64 {
+	if s.cluster == nil {
+		return 1
+	}
+	return s.cluster.nodes()
 }
 
 // Close disconnects every client and stops the edge. Clients with
@@ -269,6 +298,9 @@ func (s *Server) Close(ctx context.Context) error {
 		return fmt.Errorf("close the Socket.IO server: %w", ctx.Err())
 	}
 	<-s.stopped
+	if s.cluster != nil {
+		s.cluster.close(ctx)
+	}
 	s.hub.close()
 	return nil
 }

@@ -147,7 +147,14 @@ func (c *sio) dialPolling(url string) string {
 	poll := base + "&sid=" + hs.Sid
 	stop := make(chan struct{})
 	var once sync.Once
-	c.closeFn = func() { once.Do(func() { close(stop) }) }
+	c.closeFn = func() {
+		once.Do(func() {
+			close(stop)
+			if res, err := http.Post(poll, "text/plain;charset=UTF-8", strings.NewReader("1")); err == nil {
+				res.Body.Close()
+			}
+		})
+	}
 	post := func(payload string) error {
 		res, err := http.Post(poll, "text/plain;charset=UTF-8", strings.NewReader(payload))
 		if err != nil {
@@ -198,7 +205,12 @@ func (c *sio) dialPolling(url string) string {
 	return string(body)
 }
 
+// close leaves cleanly: a Socket.IO DISCONNECT, then the transport closes
+// (polling sends Engine.IO's close packet).
 func (c *sio) close() {
+	if c.send != nil {
+		_ = c.send("1")
+	}
 	if c.closeFn != nil {
 		c.closeFn()
 	}
@@ -286,3 +298,5 @@ func (c *sio) event(name string) any {
 func (c *sio) message() wire { c.t.Helper(); return toWire(c.event("message")) }
 
 func jsonString(s string) string { b, _ := json.Marshal(s); return string(b) }
+
+func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }

@@ -15,7 +15,9 @@ import (
 	"time"
 )
 
-var binary string
+// binary is built with the race detector; plainBinary without, for the
+// tests that measure latency or CPU.
+var binary, plainBinary string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "chat-server-test-")
@@ -23,9 +25,12 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binary = filepath.Join(dir, "chat-server")
-	if out, err := exec.Command("go", "build", "-race", "-o", binary, ".").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build chat-server: %v\n%s", err, out)
-		os.Exit(1)
+	plainBinary = filepath.Join(dir, "chat-server-plain")
+	for bin, args := range map[string][]string{binary: {"-race"}, plainBinary: nil} {
+		if out, err := exec.Command("go", append(append([]string{"build"}, args...), "-o", bin, ".")...).CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "build chat-server: %v\n%s", err, out)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
@@ -68,7 +73,13 @@ func freePort(t *testing.T) int {
 // (a new temporary directory when empty), and waits until it is ready.
 func start(t *testing.T, dataDir string, env ...string) *proc {
 	t.Helper()
-	p := launch(t, dataDir, env...)
+	return startBinary(t, binary, dataDir, env...)
+}
+
+// startBinary is start with another build of the server.
+func startBinary(t *testing.T, bin, dataDir string, env ...string) *proc {
+	t.Helper()
+	p := launchBinary(t, bin, dataDir, env...)
 	p.awaitReady()
 	return p
 }
@@ -76,12 +87,18 @@ func start(t *testing.T, dataDir string, env ...string) *proc {
 // launch runs chat-server like start, without waiting for it.
 func launch(t *testing.T, dataDir string, env ...string) *proc {
 	t.Helper()
+	return launchBinary(t, binary, dataDir, env...)
+}
+
+// launchBinary is launch with another build of the server.
+func launchBinary(t *testing.T, bin, dataDir string, env ...string) *proc {
+	t.Helper()
 	if dataDir == "" {
 		dataDir = t.TempDir()
 	}
 	port := freePort(t)
 	p := &proc{t: t, URL: fmt.Sprintf("http://127.0.0.1:%d", port), DataDir: dataDir, logs: &syncBuffer{}, exited: make(chan struct{})}
-	p.cmd = exec.Command(binary)
+	p.cmd = exec.Command(bin)
 	p.cmd.Env = append([]string{
 		"PATH=" + os.Getenv("PATH"), "HOST=127.0.0.1", fmt.Sprintf("PORT=%d", port), "DATA_DIR=" + dataDir,
 		"PRESENCE_INTERVAL=200ms", "DEBUG=" + os.Getenv("SERVER_DEBUG"),

@@ -23,10 +23,12 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/zishang520/socket.io/servers/socket/v3"
 
 	"github.com/scalable-chat-go/server/chat"
 	"github.com/scalable-chat-go/server/config"
 	"github.com/scalable-chat-go/server/httpapi"
+	"github.com/scalable-chat-go/server/redis"
 	"github.com/scalable-chat-go/server/socketio"
 	"github.com/scalable-chat-go/server/sqlstore"
 )
@@ -45,6 +47,14 @@ func main() {
 		logger.Error("chat-server stopped", "err", err)
 		os.Exit(1)
 	}
+}
+
+// clusterAdapter is the Socket.IO cluster adapter of c, or nil.
+func clusterAdapter(c *redis.Cluster) socket.AdapterConstructor {
+	if c == nil {
+		return nil
+	}
+	return c.Adapter()
 }
 
 func newLogger(cfg config.Config) *slog.Logger {
@@ -77,9 +87,6 @@ func openStore(ctx context.Context, cfg config.Config, logger *slog.Logger) (sto
 
 // run serves until ctx ends, then shuts down within SHUTDOWN_TIMEOUT.
 func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
-	if cfg.RedisURL != "" {
-		return errors.New("REDIS_URL is not supported by this build yet; unset it to run with in-memory fan-out")
-	}
 	if len(cfg.KafkaBrokers) > 0 && cfg.DatabaseURL == "" {
 		return errors.New("KAFKA_BROKERS needs DATABASE_URL: the consumer group spreads the topic's partitions over the nodes, " +
 			"so they must all write one PostgreSQL database")
@@ -115,8 +122,40 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if rate == 0 {
 		rate = -1
 	}
+	checks := append([]httpapi.Check(nil), wlog.checks...)
+	var presence chat.Presence = chat.LocalPresence{}
+	var cluster *redis.Cluster
+	var onRemote func(chat.Message)
+	fanout := "memory"
+	if cfg.RedisURL != "" {
+		cluster, err = redis.Open(redis.Options{
+			URL:            cfg.RedisURL,
+			Password:       cfg.RedisPasswd,
+			CAFile:         cfg.RedisCAFile,
+			Mode:           cfg.RedisAdapterMode,
+			KeyPrefix:      cfg.RedisKeyPrefix,
+			RequestTimeout: cfg.RedisRequestTimeout,
+			Logger:         logger.With("component", "redis"),
+			Registerer:     reg,
+		})
+		if err != nil {
+			return err
+		}
+		defer cluster.Close()
+		presence = cluster.Presence()
+		checks = append(checks, httpapi.Check{Name: "redis", Fn: cluster.Ping})
+		fanout = "redis-" + cluster.Mode()
+		if cfg.DatabaseURL == "" {
+			// No shared database: every node keeps a replica of the history.
+			onRemote = func(m chat.Message) { _ = wlog.Append(m, func(error) {}) }
+		}
+	}
+
 	edge, err := socketio.New(socketio.Options{
 		History:             history,
+		Presence:            presence,
+		OnRemote:            onRemote,
+		ClusterBuffer:       cfg.RedisPublishBuffer,
 		PingInterval:        cfg.PingInterval,
 		PingTimeout:         cfg.PingTimeout,
 		CORSOrigins:         cfg.CORSOrigins,
@@ -132,6 +171,7 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		PresenceInterval:    cfg.PresenceInterval,
 		WSWriteWindow:       window,
 		Logger:              logger.With("component", "socketio"),
+		Cluster:             clusterAdapter(cluster),
 		Registerer:          reg,
 	})
 	if err != nil {
@@ -145,8 +185,11 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	api := httpapi.New(httpapi.Options{
 		History:     history,
 		Gatherer:    reg,
-		Checks:      wlog.checks,
+		Checks:      checks,
 		AllowOrigin: edge.AllowsOrigin,
+		Details: func() map[string]any {
+			return map[string]any{"fanout": fanout, "servers": edge.ClusterNodes()}
+		},
 	})
 	mux := http.NewServeMux()
 	api.Register(mux)
@@ -165,7 +208,7 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	go func() { serveErr <- srv.Serve(ln) }()
 	api.SetReady()
 	logger.Info("chat-server ready",
-		"addr", ln.Addr().String(), "store", storeKind, "db", where, "fanout", "memory", "log", wlog.kind,
+		"addr", ln.Addr().String(), "store", storeKind, "db", where, "fanout", fanout, "log", wlog.kind,
 		"env_files", cfg.EnvFiles)
 
 	select {
@@ -185,6 +228,9 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	go func() { httpDone <- srv.Shutdown(sctx) }()
 	if err := edge.Close(sctx); err != nil {
 		logger.Warn("closing client connections", "err", err)
+	}
+	if cluster != nil {
+		_ = cluster.Presence().Leave(sctx)
 	}
 	var firstErr error
 	if err := wlog.Close(sctx); err != nil {

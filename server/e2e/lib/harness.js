@@ -74,6 +74,7 @@ export async function startServer(env = {}, { dataDir } = {}) {
   return {
     url,
     port,
+    pid: child.pid,
     dataDir,
     logs: () => logs,
     exited,

@@ -1,0 +1,781 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/scalable-chat-go/bench/internal/hist"
+	"github.com/scalable-chat-go/bench/internal/procfs"
+	"github.com/scalable-chat-go/bench/internal/report"
+	"github.com/scalable-chat-go/bench/internal/server"
+	"github.com/scalable-chat-go/bench/internal/sio"
+	"github.com/scalable-chat-go/bench/internal/stamp"
+)
+
+// Bounds of the fanout mode: every run is bounded in count and time.
+const (
+	maxReceivers = 50000
+	maxSenders   = 100
+	maxRate      = 10000
+	maxRates     = 20
+	maxDuration  = 2 * time.Minute
+	maxWarmup    = 30 * time.Second
+	maxDrain     = time.Minute
+	maxText      = 2000
+	// probeTimeout bounds the wait until every connection receives
+	// broadcasts (our server adds a socket to the live room after its
+	// CONNECT answer).
+	probeTimeout = 30 * time.Second
+)
+
+type fanoutFlags struct {
+	common
+	receivers, senders int
+	rates              []float64
+	duration, warmup   time.Duration
+	drain              time.Duration
+	text               int
+	readBuffer         int
+}
+
+type ratesFlag struct{ rates *[]float64 }
+
+func (f ratesFlag) String() string {
+	if f.rates == nil {
+		return ""
+	}
+	var s []string
+	for _, r := range *f.rates {
+		s = append(s, strconv.FormatFloat(r, 'f', -1, 64))
+	}
+	return strings.Join(s, ",")
+}
+
+func (f ratesFlag) Set(v string) error {
+	var out []float64
+	for _, p := range strings.Split(v, ",") {
+		r, err := strconv.ParseFloat(strings.TrimSpace(p), 64)
+		if err != nil || !(r > 0 && r <= maxRate) {
+			return fmt.Errorf("rate %q: want a number of messages per second in (0, %d]", p, maxRate)
+		}
+		out = append(out, r)
+	}
+	if len(out) > maxRates {
+		return fmt.Errorf("%d rates: at most %d", len(out), maxRates)
+	}
+	*f.rates = out
+	return nil
+}
+
+// FanoutResult is the JSON of a fanout run.
+type FanoutResult struct {
+	Meta   Meta          `json:"meta"`
+	Points []FanoutPoint `json:"points"`
+}
+
+// FanoutPoint is one server at one offered rate.
+type FanoutPoint struct {
+	Server string `json:"server"`
+	Label  string `json:"label"`
+	// Rate is the offered rate, messages per second (all senders).
+	Rate      float64 `json:"rate"`
+	Receivers int     `json:"receivers"`
+	Senders   int     `json:"senders"`
+	Error     string  `json:"error,omitempty"`
+
+	// Sent is how many measured messages went out; SendRate their real
+	// rate; SendLagMaxMs the largest delay of a send behind its schedule.
+	Sent         int64   `json:"sent"`
+	SendRate     float64 `json:"send_rate"`
+	SendLagMaxMs float64 `json:"send_lag_max_ms"`
+	// Expected = Sent × Receivers; Delivered counts receptions, Missing
+	// the expected ones that did not arrive within the drain time,
+	// Duplicates the extra ones; OutOfOrder counts receptions older than
+	// one already seen from the same sender.
+	Expected   int64   `json:"expected"`
+	Delivered  int64   `json:"delivered"`
+	Missing    int64   `json:"missing"`
+	Duplicates int64   `json:"duplicates"`
+	OutOfOrder int64   `json:"out_of_order"`
+	LossPct    float64 `json:"loss_pct"`
+	// Dropped counts receivers whose connection ended during the step;
+	// Refused counts `error` events the senders got.
+	Dropped int64 `json:"dropped"`
+	Refused int64 `json:"refused"`
+
+	// DeliveriesPerSec = Delivered / (last reception - first measured
+	// send); Offered = Rate × Receivers.
+	DeliveriesPerSec        float64 `json:"deliveries_per_sec"`
+	OfferedDeliveriesPerSec float64 `json:"offered_deliveries_per_sec"`
+	WindowSec               float64 `json:"window_sec"`
+
+	LatencyMs Latency `json:"latency_ms"`
+
+	// Server CPU over the window (first measured send to the end of the
+	// drain), from /proc/<pid>/stat; per delivery it counts the copies
+	// the senders receive too, as the server writes them.
+	ServerCPUSec     float64 `json:"server_cpu_sec"`
+	ServerUserSec    float64 `json:"server_user_sec"`
+	ServerSysSec     float64 `json:"server_sys_sec"`
+	ServerCores      float64 `json:"server_cores"`
+	CPUPerDeliveryUs float64 `json:"cpu_per_delivery_us"`
+	ServerRSSMB      float64 `json:"server_rss_mb"`
+	ServerThreads    int     `json:"server_threads"`
+	// Goroutines and SlowDisconnects come from the Go server's /metrics.
+	Goroutines      *float64 `json:"goroutines,omitempty"`
+	SlowDisconnects *float64 `json:"slow_disconnects,omitempty"`
+
+	// The load generator's own CPU over the same window: if server and
+	// bench together use all cores, the figures are the machine's, not
+	// the server's.
+	BenchCPUSec float64 `json:"bench_cpu_sec"`
+	BenchCores  float64 `json:"bench_cores"`
+	// BenchLag is how late a bench goroutine that sleeps 2 ms at a time
+	// wakes up (p99, max): the part of a latency that may be the bench's.
+	BenchLagP99Ms float64 `json:"bench_lag_p99_ms"`
+	BenchLagMaxMs float64 `json:"bench_lag_max_ms"`
+	// MachineCores is the whole machine's busy CPU over the window
+	// (/proc/stat); OtherCores what neither the server nor the bench
+	// process used (other processes, and kernel network work not charged
+	// to either): other work on the machine disturbs the figures.
+	MachineCores float64 `json:"machine_cores"`
+	OtherCores   float64 `json:"other_cores"`
+	LoadAverage  float64 `json:"load_average_1m"`
+	Saturated    bool    `json:"saturated"`
+	// With -quiet: the machine's busy cores just before the step, and
+	// whether the wait for quiet gave up.
+	BusyBefore float64 `json:"busy_before,omitempty"`
+	NotQuiet   bool    `json:"not_quiet,omitempty"`
+}
+
+// Latency is end-to-end: from just before the sender's write to the
+// receiver's read, on one monotonic clock.
+type Latency struct {
+	P50  float64 `json:"p50"`
+	P95  float64 `json:"p95"`
+	P99  float64 `json:"p99"`
+	Max  float64 `json:"max"`
+	Mean float64 `json:"mean"`
+}
+
+func runFanout(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	f := fanoutFlags{rates: []float64{25, 50, 70, 100, 150, 200}}
+	fs := flag.NewFlagSet("fanout", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	f.register(fs)
+	fs.IntVar(&f.receivers, "receivers", 1000, fmt.Sprintf("receiving connections (1..%d)", maxReceivers))
+	fs.IntVar(&f.senders, "senders", 1, fmt.Sprintf("sending connections, sharing the rate (1..%d); they receive too", maxSenders))
+	fs.Var(ratesFlag{&f.rates}, "rates", "offered rates to sweep, messages per second over all senders, comma separated")
+	fs.DurationVar(&f.duration, "duration", 10*time.Second, "measured sending time per rate")
+	fs.DurationVar(&f.warmup, "warmup", 2*time.Second, "sending at the rate before the measurement starts")
+	fs.DurationVar(&f.drain, "drain", 10*time.Second, "longest wait for deliveries after the last send; later ones count as missing")
+	fs.IntVar(&f.text, "text", 120, "message text length, characters (the stamp included)")
+	fs.IntVar(&f.readBuffer, "read-buffer", 4096, "bench read buffer per connection, bytes")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: go run ./scripts/bench fanout [flags]\n\n"+
+			"For each offered rate and each server: starts the server, connects the receivers and senders,\n"+
+			"sends at the rate, and measures deliveries/s, loss, latency and CPU per delivery.\n\n")
+		fs.PrintDefaults()
+	}
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := f.check(); err != nil {
+		return err
+	}
+	switch {
+	case f.receivers < 1 || f.receivers > maxReceivers:
+		return usagef("-receivers %d: want 1..%d", f.receivers, maxReceivers)
+	case f.senders < 1 || f.senders > maxSenders:
+		return usagef("-senders %d: want 1..%d", f.senders, maxSenders)
+	case f.duration <= 0 || f.duration > maxDuration:
+		return usagef("-duration %s: want (0, %s]", f.duration, maxDuration)
+	case f.warmup < 0 || f.warmup > maxWarmup:
+		return usagef("-warmup %s: want 0..%s", f.warmup, maxWarmup)
+	case f.drain <= 0 || f.drain > maxDrain:
+		return usagef("-drain %s: want (0, %s]", f.drain, maxDrain)
+	case f.text < 1 || f.text > maxText:
+		return usagef("-text %d: want 1..%d", f.text, maxText)
+	case f.readBuffer < 256 || f.readBuffer > 1<<20:
+		return usagef("-read-buffer %d: want 256..1048576", f.readBuffer)
+	}
+	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+
+	s, cleanup, err := f.start(ctx, "fanout", args, f.receivers+f.senders+fdMargin, stderr)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	s.meta.Params = map[string]any{
+		"receivers": f.receivers, "senders": f.senders, "rates": f.rates, "duration": f.duration.String(),
+		"warmup": f.warmup.String(), "drain": f.drain.String(), "text": f.text, "quiet": f.quiet,
+	}
+	// The receivers allocate little; a lazier GC keeps the bench's own
+	// CPU low.
+	defer debug.SetGCPercent(debug.SetGCPercent(400))
+
+	res := FanoutResult{Meta: s.meta}
+	failed := 0
+	// Rate by rate, each server in turn on a fresh process, so that both
+	// see the same machine at about the same time.
+	step := 0
+	for _, rate := range f.rates {
+		for _, k := range f.servers {
+			step++
+			p, err := fanoutStep(ctx, s, &f, k, rate, step)
+			if err != nil {
+				if ctx.Err() != nil {
+					return fmt.Errorf("fanout, %s at %g msgs/s: %w", k.Label(), rate, err)
+				}
+				failed++
+				p.Error = err.Error()
+				fmt.Fprintf(stderr, "%s at %g msgs/s failed: %v\n", k.Label(), rate, err)
+			}
+			res.Points = append(res.Points, p)
+		}
+	}
+	title := fmt.Sprintf("fanout: %d receivers, %s, %s per rate after %s warm-up, %d-character texts",
+		f.receivers, plural(f.senders, "sender"), f.duration, f.warmup, f.text)
+	md := s.header(title) + fanoutTable(res.Points)
+	svg := fanoutChart(title, res.Points, f.receivers)
+	paths, err := s.write(res, md, svg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprint(stdout, md)
+	fmt.Fprintf(stdout, "\nwritten: %v\n", paths)
+	if failed > 0 {
+		return fmt.Errorf("%d of %d steps failed", failed, len(res.Points))
+	}
+	return nil
+}
+
+// fanoutRun is the state of one step, shared by the connections' readers.
+type fanoutRun struct {
+	base                          time.Time
+	probeRun, warmRun, measureRun int64
+	senders                       int
+	perSender                     int64
+	counts                        []atomic.Int32 // receptions per message: sender*perSender + seq
+	hist                          *hist.Sharded
+	rs                            []receiverState
+	probedSenders                 []atomic.Bool
+	senderCopies                  atomic.Int64
+	refused                       atomic.Int64
+}
+
+// receiverState is one receiver's, padded so that receivers on different
+// cores do not share a cache line.
+type receiverState struct {
+	got        atomic.Int64
+	last       atomic.Int64 // clock of the last measured reception
+	outOfOrder atomic.Int64
+	probed     atomic.Bool
+	lastSeq    []int64 // per sender; its reader only
+	_          [24]byte
+}
+
+var (
+	messagePrefix = []byte(`42["message",`)
+	errorPrefix   = []byte(`42["error",`)
+)
+
+func (r *fanoutRun) now() int64 { return int64(time.Since(r.base)) }
+
+func (r *fanoutRun) receiver(i int) func([]byte) {
+	rs := &r.rs[i]
+	rs.lastSeq = make([]int64, r.senders)
+	for j := range rs.lastSeq {
+		rs.lastSeq[j] = -1
+	}
+	return func(f []byte) {
+		if !bytes.HasPrefix(f, messagePrefix) {
+			return
+		}
+		st, ok := stamp.Parse(f)
+		if !ok {
+			return
+		}
+		switch st.Run {
+		case r.probeRun:
+			rs.probed.Store(true)
+		case r.measureRun:
+			now := r.now()
+			r.hist.Record(i, uint64(max(now-st.Sent, 0)/1000))
+			if st.Sender < int64(r.senders) && st.Seq < r.perSender {
+				r.counts[st.Sender*r.perSender+st.Seq].Add(1)
+				if st.Seq <= rs.lastSeq[st.Sender] {
+					rs.outOfOrder.Add(1)
+				} else {
+					rs.lastSeq[st.Sender] = st.Seq
+				}
+			}
+			rs.got.Add(1)
+			rs.last.Store(now)
+		}
+	}
+}
+
+func (r *fanoutRun) sender(j int) func([]byte) {
+	return func(f []byte) {
+		if bytes.HasPrefix(f, errorPrefix) {
+			r.refused.Add(1)
+			return
+		}
+		if !bytes.HasPrefix(f, messagePrefix) {
+			return
+		}
+		st, ok := stamp.Parse(f)
+		if !ok {
+			return
+		}
+		switch st.Run {
+		case r.probeRun:
+			r.probedSenders[j].Store(true)
+		case r.measureRun:
+			r.senderCopies.Add(1)
+		}
+	}
+}
+
+func (r *fanoutRun) delivered() (n int64, last int64) {
+	for i := range r.rs {
+		n += r.rs[i].got.Load()
+		last = max(last, r.rs[i].last.Load())
+	}
+	return n, last
+}
+
+func (r *fanoutRun) probed() (receivers, senders int) {
+	for i := range r.rs {
+		if r.rs[i].probed.Load() {
+			receivers++
+		}
+	}
+	for j := range r.probedSenders {
+		if r.probedSenders[j].Load() {
+			senders++
+		}
+	}
+	return receivers, senders
+}
+
+func fanoutStep(ctx context.Context, s *session, f *fanoutFlags, k server.Kind, rate float64, step int) (pt FanoutPoint, err error) {
+	pt = FanoutPoint{Server: string(k), Label: k.Label(), Rate: rate, Receivers: f.receivers, Senders: f.senders,
+		OfferedDeliveriesPerSec: rate * float64(f.receivers)}
+	busy, quiet, err := s.waitQuiet(ctx)
+	if err != nil {
+		return pt, err
+	}
+	pt.BusyBefore, pt.NotQuiet = busy, !quiet
+	loadAvg, _ := procfs.LoadAverage()
+	sys, err := startSystem(ctx, s, k, 1)
+	if err != nil {
+		return pt, err
+	}
+	defer func() {
+		if err != nil {
+			if log := sys.exited(); log != "" {
+				err = fmt.Errorf("%w\n%s", err, log)
+			}
+		}
+		_ = sys.stop(s)
+	}()
+
+	measured := int64(math.Round(rate * f.duration.Seconds()))
+	warm := int64(math.Round(rate * f.warmup.Seconds()))
+	if measured < 1 {
+		return pt, fmt.Errorf("%g msgs/s for %s sends no message", rate, f.duration)
+	}
+	runID := int64(step) * 10
+	r := &fanoutRun{
+		base: time.Now(), probeRun: runID + 1, warmRun: runID + 2, measureRun: runID + 3,
+		senders: f.senders, perSender: (measured+int64(f.senders)-1)/int64(f.senders) + 1,
+		hist: hist.NewSharded(16), rs: make([]receiverState, f.receivers),
+		probedSenders: make([]atomic.Bool, f.senders),
+	}
+	r.counts = make([]atomic.Int32, int64(f.senders)*r.perSender)
+
+	d := &sio.Dialer{ReadBufferSize: f.readBuffer}
+	t := time.Now()
+	rc, err := dial(ctx, d, sys.urls(), f.receivers, f.parallel, r.receiver)
+	defer rc.close()
+	if err != nil {
+		return pt, fmt.Errorf("connect receivers (%d open): %w", rc.open(), err)
+	}
+	sc, err := dial(ctx, d, sys.urls(), f.senders, f.parallel, r.sender)
+	defer sc.close()
+	if err != nil {
+		return pt, fmt.Errorf("connect senders: %w", err)
+	}
+	fmt.Fprintf(s.log, "%s, %g msgs/s: %d receivers and %d senders connected in %.1fs\n",
+		sys.describe(), rate, f.receivers, f.senders, time.Since(t).Seconds())
+
+	// Probe until every connection receives broadcasts.
+	probeBuf := make([]byte, 0, 256)
+	deadline := time.Now().Add(probeTimeout)
+	for seq := int64(0); ; seq++ {
+		probeBuf = stamp.AppendEvent(probeBuf[:0], stamp.Stamp{Run: r.probeRun, Seq: seq, Sent: r.now()}, 0)
+		if err := sc.list[0].Write(probeBuf); err != nil {
+			return pt, fmt.Errorf("send a probe: %w", err)
+		}
+		if err := sleepCtx(ctx, 100*time.Millisecond); err != nil {
+			return pt, err
+		}
+		nr, ns := r.probed()
+		if nr == f.receivers && ns == f.senders {
+			break
+		}
+		if time.Now().After(deadline) {
+			return pt, fmt.Errorf("after %s, %d of %d receivers and %d of %d senders still receive no broadcast",
+				probeTimeout, f.receivers-nr, f.receivers, f.senders-ns, f.senders)
+		}
+	}
+	if err := sleepCtx(ctx, 200*time.Millisecond); err != nil { // let the last probes land
+		return pt, err
+	}
+
+	// Send on an absolute schedule: message k (warm-up ones first) at
+	// start + k/rate, sender k mod S.
+	total := warm + measured
+	start := time.Now().Add(20 * time.Millisecond)
+	at := func(k int64) time.Time { return start.Add(time.Duration(float64(k) / rate * float64(time.Second))) }
+	t0 := at(warm)
+	var (
+		wg       sync.WaitGroup
+		sent     atomic.Int64
+		lastSend atomic.Int64
+		maxLag   atomic.Int64
+		sendErr  = make(chan error, f.senders)
+	)
+	sctx, stopSending := context.WithCancel(ctx)
+	defer stopSending()
+	for j := 0; j < f.senders; j++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 0, f.text+128)
+			var seq int64
+			for k := int64(j); k < total; k += int64(f.senders) {
+				due := at(k)
+				if d := time.Until(due); d > 0 {
+					if sleepCtx(sctx, d) != nil {
+						return
+					}
+				}
+				now := time.Now()
+				for lag := int64(now.Sub(due)); ; {
+					m := maxLag.Load()
+					if lag <= m || maxLag.CompareAndSwap(m, lag) {
+						break
+					}
+				}
+				st := stamp.Stamp{Run: r.warmRun, Sender: int64(j), Seq: k, Sent: r.now()}
+				if k >= warm {
+					st.Run, st.Seq = r.measureRun, seq
+				}
+				buf = stamp.AppendEvent(buf[:0], st, f.text)
+				if err := sc.list[j].Write(buf); err != nil {
+					sendErr <- fmt.Errorf("sender %d: %w", j, err)
+					stopSending()
+					return
+				}
+				if k >= warm {
+					seq++
+					sent.Add(1)
+					lastSend.Store(r.now())
+				}
+			}
+		}()
+	}
+	if err := sleepUntil(ctx, t0); err != nil {
+		return pt, err
+	}
+	cpu0, err := sys.cpu()
+	if err != nil {
+		return pt, err
+	}
+	self0, _ := procfs.ReadCPU(0)
+	mach0, _ := procfs.ReadMachine()
+	w0 := time.Now()
+	lagCtx, stopLag := context.WithCancel(ctx)
+	lagDone := make(chan hist.Snapshot, 1)
+	go func() { lagDone <- measureLag(lagCtx, 2*time.Millisecond) }()
+	defer stopLag()
+	wg.Wait()
+	select {
+	case err := <-sendErr:
+		return pt, err
+	default:
+	}
+	if ctx.Err() != nil {
+		return pt, ctx.Err()
+	}
+
+	// Drain: until every expected delivery arrived, or the drain time is
+	// over.
+	pt.Sent = sent.Load()
+	pt.Expected = pt.Sent * int64(f.receivers)
+	drainEnd := time.Now().Add(f.drain)
+	for {
+		n, _ := r.delivered()
+		if n >= pt.Expected || time.Now().After(drainEnd) {
+			break
+		}
+		if err := sleepCtx(ctx, 10*time.Millisecond); err != nil {
+			return pt, err
+		}
+	}
+	stopLag()
+	lag := <-lagDone
+	end, err := sys.sample(ctx)
+	if err != nil {
+		return pt, err
+	}
+	self1, _ := procfs.ReadCPU(0)
+	mach1, _ := procfs.ReadMachine()
+	wall := end.At.Sub(w0).Seconds()
+
+	// Figures.
+	delivered, last := r.delivered()
+	pt.Delivered = delivered
+	firstSend := int64(t0.Sub(r.base))
+	// The window spans at least the sending time (so a server that keeps
+	// up shows the offered rate), and stretches to the last reception
+	// when the server falls behind.
+	pt.WindowSec = max(float64(max(last, lastSend.Load())-firstSend)/1e9, float64(pt.Sent)/rate)
+	if pt.WindowSec > 0 {
+		pt.DeliveriesPerSec = float64(delivered) / pt.WindowSec
+	}
+	if sendSpan := float64(lastSend.Load()-firstSend) / 1e9; sendSpan > 0 && pt.Sent > 1 {
+		pt.SendRate = float64(pt.Sent-1) / sendSpan
+	}
+	pt.SendLagMaxMs = float64(maxLag.Load()) / 1e6
+	sentBy := make([]int64, f.senders)
+	for m := int64(0); m < pt.Sent; m++ {
+		sentBy[m%int64(f.senders)]++
+	}
+	for j := range f.senders {
+		for seq := int64(0); seq < sentBy[j]; seq++ {
+			c := int64(r.counts[int64(j)*r.perSender+seq].Load())
+			pt.Missing += max(int64(f.receivers)-c, 0)
+			pt.Duplicates += max(c-int64(f.receivers), 0)
+		}
+	}
+	if pt.Expected > 0 {
+		pt.LossPct = 100 * float64(pt.Missing) / float64(pt.Expected)
+	}
+	for i := range r.rs {
+		pt.OutOfOrder += r.rs[i].outOfOrder.Load()
+	}
+	pt.Dropped = rc.dropped.Load()
+	pt.Refused = r.refused.Load()
+	h := r.hist.Merge()
+	ms := func(us uint64) float64 { return float64(us) / 1000 }
+	pt.LatencyMs = Latency{P50: ms(h.Quantile(0.5)), P95: ms(h.Quantile(0.95)), P99: ms(h.Quantile(0.99)), Max: ms(h.Max), Mean: h.Mean() / 1000}
+	cpu := end.CPU.Sub(cpu0)
+	pt.ServerCPUSec, pt.ServerUserSec, pt.ServerSysSec = cpu.Total().Seconds(), cpu.User.Seconds(), cpu.System.Seconds()
+	if wall > 0 {
+		pt.ServerCores = pt.ServerCPUSec / wall
+	}
+	if n := delivered + r.senderCopies.Load(); n > 0 {
+		pt.CPUPerDeliveryUs = pt.ServerCPUSec / float64(n) * 1e6
+	}
+	pt.ServerRSSMB = float64(end.Status.RSS) / (1 << 20)
+	pt.ServerThreads = end.Status.Threads
+	pt.Goroutines, pt.SlowDisconnects = ptr(end.Goroutines), ptr(end.SlowDisconnects)
+	pt.BenchCPUSec = self1.Sub(self0).Total().Seconds()
+	if wall > 0 {
+		pt.BenchCores = pt.BenchCPUSec / wall
+	}
+	pt.BenchLagP99Ms, pt.BenchLagMaxMs = float64(lag.Quantile(0.99))/1000, float64(lag.Max)/1000
+	if wall > 0 {
+		pt.MachineCores = mach1.Sub(mach0).Busy.Seconds() / wall
+		pt.OtherCores = max(pt.MachineCores-pt.ServerCores-pt.BenchCores, 0)
+	}
+	pt.LoadAverage = loadAvg
+	pt.Saturated = pt.ServerCores+pt.BenchCores > 0.9*float64(runtime.NumCPU())
+	fmt.Fprintf(s.log, "%s, %g msgs/s: %s deliveries/s (offered %s), missing %d, p50 %s ms, p99 %s ms, %s µs CPU/delivery, server %.2f cores, bench %.2f cores\n",
+		k.Label(), rate, report.Num(pt.DeliveriesPerSec), report.Num(pt.OfferedDeliveriesPerSec), pt.Missing,
+		report.Num(pt.LatencyMs.P50), report.Num(pt.LatencyMs.P99), report.Num(pt.CPUPerDeliveryUs), pt.ServerCores, pt.BenchCores)
+	return pt, nil
+}
+
+// measureLag sleeps period at a time until ctx ends and returns how late
+// each wake-up was, in microseconds.
+func measureLag(ctx context.Context, period time.Duration) hist.Snapshot {
+	var h hist.Histogram
+	t := time.NewTimer(period)
+	defer t.Stop()
+	for {
+		due := time.Now().Add(period)
+		t.Reset(period)
+		select {
+		case <-ctx.Done():
+			return h.Snapshot()
+		case now := <-t.C:
+			h.Record(uint64(max(now.Sub(due), 0) / time.Microsecond))
+		}
+	}
+}
+
+func sleepUntil(ctx context.Context, t time.Time) error {
+	if d := time.Until(t); d > 0 {
+		return sleepCtx(ctx, d)
+	}
+	return nil
+}
+
+func fanoutTable(points []FanoutPoint) string {
+	t := report.Table{
+		Header: []string{"msgs/s", "server", "deliveries/s", "missing", "p50 ms", "p95 ms", "p99 ms", "max ms",
+			"server cores", "µs CPU/delivery", "bench cores"},
+		Right: []bool{true, false, true, true, true, true, true, true, true, true, true},
+	}
+	var notes []string
+	byRate := map[float64][]FanoutPoint{}
+	var rates []float64
+	for _, p := range points {
+		if _, ok := byRate[p.Rate]; !ok {
+			rates = append(rates, p.Rate)
+		}
+		byRate[p.Rate] = append(byRate[p.Rate], p)
+	}
+	for _, rate := range rates {
+		ps := byRate[rate]
+		for _, p := range ps {
+			if p.Error != "" {
+				t.Rows = append(t.Rows, []string{rateText(rate), p.Label, "failed", "", "", "", "", "", "", "", ""})
+				notes = append(notes, fmt.Sprintf("%s at %g msgs/s failed: %s", p.Label, rate, firstLine(p.Error)))
+				continue
+			}
+			missing := fmt.Sprintf("%d", p.Missing)
+			if p.Missing > 0 {
+				missing = fmt.Sprintf("%d (%.2f%%)", p.Missing, p.LossPct)
+			}
+			bench := report.Num(p.BenchCores)
+			if p.Saturated {
+				bench += " (!)"
+			}
+			t.Rows = append(t.Rows, []string{
+				rateText(rate), p.Label, report.Num(p.DeliveriesPerSec), missing,
+				report.Num(p.LatencyMs.P50), report.Num(p.LatencyMs.P95), report.Num(p.LatencyMs.P99), report.Num(p.LatencyMs.Max),
+				report.Num(p.ServerCores), report.Num(p.CPUPerDeliveryUs), bench,
+			})
+			if p.Dropped > 0 || p.Duplicates > 0 || p.OutOfOrder > 0 || p.Refused > 0 || (p.SlowDisconnects != nil && *p.SlowDisconnects > 0) {
+				slow := 0.0
+				if p.SlowDisconnects != nil {
+					slow = *p.SlowDisconnects
+				}
+				notes = append(notes, fmt.Sprintf("%s at %g msgs/s: %d receivers dropped, %.0f cut as slow, %d duplicates, %d out of order, %d refused",
+					p.Label, rate, p.Dropped, slow, p.Duplicates, p.OutOfOrder, p.Refused))
+			}
+			if p.NotQuiet {
+				notes = append(notes, fmt.Sprintf("%s at %g msgs/s started on a busy machine (%.2f cores busy; -quiet gave up)", p.Label, rate, p.BusyBefore))
+			}
+			if p.OtherCores > 0.25 {
+				notes = append(notes, fmt.Sprintf("%s at %g msgs/s: %.2f cores busy outside the server and the bench (load average %.1f): other work disturbed this step",
+					p.Label, rate, p.OtherCores, p.LoadAverage))
+			}
+			if p.BenchLagP99Ms > 10 {
+				notes = append(notes, fmt.Sprintf("%s at %g msgs/s: the bench's own wake-ups were up to %.0f ms late (p99 %.0f ms); latencies below that are not the server's alone",
+					p.Label, rate, p.BenchLagMaxMs, p.BenchLagP99Ms))
+			}
+			if p.SendLagMaxMs > 50 {
+				notes = append(notes, fmt.Sprintf("%s at %g msgs/s: a send was %.0f ms behind its schedule (the bench could not keep the rate)",
+					p.Label, rate, p.SendLagMaxMs))
+			}
+		}
+		ours, ref := find(ps, func(p FanoutPoint) string { return p.Server })
+		if ours != nil && ref != nil && ours.Error == "" && ref.Error == "" {
+			t.Rows = append(t.Rows, []string{
+				"", "**ours/reference**", report.Ratio(ours.DeliveriesPerSec, ref.DeliveriesPerSec), "",
+				report.Ratio(ours.LatencyMs.P50, ref.LatencyMs.P50), report.Ratio(ours.LatencyMs.P95, ref.LatencyMs.P95),
+				"**" + report.Ratio(ours.LatencyMs.P99, ref.LatencyMs.P99) + "**", report.Ratio(ours.LatencyMs.Max, ref.LatencyMs.Max),
+				report.Ratio(ours.ServerCores, ref.ServerCores), "**" + report.Ratio(ours.CPUPerDeliveryUs, ref.CPUPerDeliveryUs) + "**", "",
+			})
+		}
+	}
+	out := t.Markdown()
+	out += "\ndeliveries/s: receptions over the time from the first measured send to the last reception; " +
+		"missing: expected receptions that did not arrive within the drain time; latency: send to reception; " +
+		"server CPU from /proc/<pid>/stat over the same window, per delivery including the senders' own copies; " +
+		"bench cores: the load generator's own CPU, (!) when server and bench together used over 90% of the machine.\n"
+	for _, n := range notes {
+		out += "\n- " + n
+	}
+	if len(notes) > 0 {
+		out += "\n"
+	}
+	return out
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
+}
+
+func rateText(r float64) string { return strconv.FormatFloat(r, 'f', -1, 64) }
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}
+
+var seriesColor = map[server.Kind]string{server.Go: "#1f77b4", server.Node: "#ff7f0e"}
+
+func fanoutChart(title string, points []FanoutPoint, receivers int) []byte {
+	var kinds []server.Kind
+	byKind := map[server.Kind][]FanoutPoint{}
+	var rates []float64
+	for _, p := range points {
+		k := server.Kind(p.Server)
+		if _, ok := byKind[k]; !ok {
+			kinds = append(kinds, k)
+		}
+		if p.Error == "" {
+			byKind[k] = append(byKind[k], p)
+		}
+		if len(rates) == 0 || rates[len(rates)-1] != p.Rate {
+			rates = append(rates, p.Rate)
+		}
+	}
+	series := func(y func(FanoutPoint) float64) []report.Series {
+		var out []report.Series
+		for _, k := range kinds {
+			s := report.Series{Name: k.Label(), Color: seriesColor[k]}
+			for _, p := range byKind[k] {
+				s.Points = append(s.Points, report.Point{X: p.Rate, Y: y(p)})
+			}
+			out = append(out, s)
+		}
+		return out
+	}
+	offered := report.Series{Name: "offered", Color: "#999999", Dashed: true}
+	for _, r := range rates {
+		offered.Points = append(offered.Points, report.Point{X: r, Y: r * float64(receivers)})
+	}
+	return report.SVG(title, []report.Panel{
+		{Title: "deliveries per second", XLabel: "offered messages/s", YLabel: "deliveries/s",
+			Series: append(series(func(p FanoutPoint) float64 { return p.DeliveriesPerSec }), offered)},
+		{Title: "p99 latency (log scale)", XLabel: "offered messages/s", YLabel: "ms", LogY: true,
+			Marks:  []report.Mark{{Y: 100, Label: "100 ms"}, {Y: 250, Label: "250 ms"}},
+			Series: series(func(p FanoutPoint) float64 { return p.LatencyMs.P99 })},
+		{Title: "server CPU per delivery", XLabel: "offered messages/s", YLabel: "µs",
+			Series: series(func(p FanoutPoint) float64 { return p.CPUPerDeliveryUs })},
+	})
+}

@@ -1,0 +1,208 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"math"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestCommandLineMistakes(t *testing.T) {
+	tests := []struct {
+		name  string
+		args  []string
+		want  string
+		usage bool
+	}{
+		{"no mode", nil, "no mode given", true},
+		{"unknown mode", []string{"stress"}, `unknown mode "stress"`, true},
+		{"later mode", []string{"cluster"}, "not implemented yet", false},
+		{"unknown flag", []string{"fanout", "-receviers", "10"}, "flag provided but not defined", true},
+		{"stray argument", []string{"idle", "5000"}, `unexpected argument "5000"`, true},
+		{"no receivers", []string{"fanout", "-receivers", "0"}, "-receivers 0", true},
+		{"too many receivers", []string{"fanout", "-receivers", "50001"}, "-receivers 50001", true},
+		{"zero rate", []string{"fanout", "-rates", "10,0"}, `rate "0"`, true},
+		{"rate not a number", []string{"fanout", "-rates", "fast"}, `rate "fast"`, true},
+		{"too fast", []string{"fanout", "-rates", "10001"}, `rate "10001"`, true},
+		{"too long", []string{"fanout", "-duration", "3m"}, "-duration 3m0s", true},
+		{"no drain", []string{"fanout", "-drain", "0s"}, "-drain 0s", true},
+		{"text too long", []string{"fanout", "-text", "5000"}, "-text 5000", true},
+		{"too many senders", []string{"fanout", "-senders", "101"}, "-senders 101", true},
+		{"too many connections", []string{"idle", "-conns", "60001"}, "-conns 60001", true},
+		{"hold too long", []string{"idle", "-hold", "1h"}, "-hold 1h0m0s", true},
+		{"unknown server", []string{"idle", "-servers", "go,python"}, `unknown server "python"`, true},
+		{"server twice", []string{"idle", "-servers", "go,go"}, `server "go" given twice`, true},
+		{"bad env", []string{"fanout", "-env", "NOEQUALS"}, `-env "NOEQUALS"`, true},
+		{"quiet beyond the machine", []string{"fanout", "-quiet", "1000"}, "-quiet 1000", true},
+		{"bad repo", []string{"idle", "-repo", os.TempDir()}, "no server/cmd/chat-server", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			err := run(context.Background(), tt.args, &out, &errOut)
+			if err == nil {
+				t.Fatal("want an error")
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %q, want it to mention %q", err, tt.want)
+			}
+			var ue usageError
+			if errors.As(err, &ue) != tt.usage {
+				t.Fatalf("usage error: %v, want %v (%v)", errors.As(err, &ue), tt.usage, err)
+			}
+		})
+	}
+}
+
+func TestSourceAddr(t *testing.T) {
+	if sourceAddr(5, 100) != nil {
+		t.Fatal("a small run lets the kernel choose")
+	}
+	tests := []struct {
+		i    int
+		want string
+	}{{0, "127.0.0.1"}, {perSourceAddr - 1, "127.0.0.1"}, {perSourceAddr, "127.0.0.2"}, {3*perSourceAddr + 7, "127.0.0.4"}}
+	for _, tt := range tests {
+		got := sourceAddr(tt.i, 60000)
+		if !got.Equal(net.ParseIP(tt.want)) || !got.IsLoopback() {
+			t.Errorf("sourceAddr(%d) = %v, want %s", tt.i, got, tt.want)
+		}
+	}
+}
+
+func TestFanoutTable(t *testing.T) {
+	points := []FanoutPoint{
+		{Server: "go", Label: "ours (Go)", Rate: 70, DeliveriesPerSec: 56000, LatencyMs: Latency{P50: 700, P95: 2000, P99: 2500, Max: 2600}, CPUPerDeliveryUs: 21, ServerCores: 1.2},
+		{Server: "node", Label: "reference (Node)", Rate: 70, DeliveriesPerSec: 70000, LatencyMs: Latency{P50: 7, P95: 50, P99: 100, Max: 150}, CPUPerDeliveryUs: 7, ServerCores: 0.5, Missing: 10, LossPct: 0.01, OtherCores: 0.5},
+		{Server: "go", Label: "ours (Go)", Rate: 150, Error: "connect receivers: refused\nmore"},
+		{Server: "node", Label: "reference (Node)", Rate: 150, DeliveriesPerSec: 150000, Dropped: 2, SendLagMaxMs: 80},
+	}
+	md := fanoutTable(points)
+	for _, want := range []string{
+		"70 | ours (Go)", "| **ours/reference** |", "**25.00**", "**3.00**", "0.80", "10 (0.01%)",
+		"150 | ours (Go)", "failed", "ours (Go) at 150 msgs/s failed: connect receivers: refused",
+		"2 receivers dropped", "80 ms behind its schedule", "0.50 cores busy outside",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("table lacks %q:\n%s", want, md)
+		}
+	}
+	if strings.Count(md, "ours/reference") != 1 {
+		t.Errorf("a ratio row only where both servers have figures:\n%s", md)
+	}
+	svg := string(fanoutChart("t", points, 1000))
+	for _, want := range []string{"deliveries per second", "p99 latency", "offered", "ours (Go)", "reference (Node)"} {
+		if !strings.Contains(svg, want) {
+			t.Errorf("chart lacks %q", want)
+		}
+	}
+}
+
+// TestSmoke runs both modes for real, tiny and bounded, against both
+// servers: our chat-server built from this repository and the Node
+// reference (npm ci in server/e2e when its packages are missing). Node and
+// npm are required: without them it fails.
+func TestSmoke(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	out := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	defer func() {
+		if t.Failed() {
+			t.Logf("stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+		}
+	}()
+
+	t.Run("fanout", func(t *testing.T) {
+		err := run(ctx, []string{"fanout", "-receivers", "20", "-senders", "2", "-rates", "50", "-duration", "2s",
+			"-warmup", "500ms", "-drain", "5s", "-out", out, "-name", "smoke-fanout"}, &stdout, &stderr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var res FanoutResult
+		readJSON(t, filepath.Join(out, "smoke-fanout.json"), &res)
+		if len(res.Points) != 2 || res.Points[0].Server != "go" || res.Points[1].Server != "node" {
+			t.Fatalf("want one point per server, ours first: %+v", res.Points)
+		}
+		for _, p := range res.Points {
+			if p.Error != "" {
+				t.Fatalf("%s: %s", p.Label, p.Error)
+			}
+			if p.Sent != 100 || p.Expected != 2000 || p.Delivered != 2000 || p.Missing != 0 || p.Duplicates != 0 || p.OutOfOrder != 0 {
+				t.Errorf("%s: sent %d, expected %d, delivered %d, missing %d, duplicates %d, out of order %d",
+					p.Label, p.Sent, p.Expected, p.Delivered, p.Missing, p.Duplicates, p.OutOfOrder)
+			}
+			if p.Dropped != 0 || p.Refused != 0 {
+				t.Errorf("%s: %d receivers dropped, %d messages refused", p.Label, p.Dropped, p.Refused)
+			}
+			l := p.LatencyMs
+			if !(l.P50 > 0 && l.P50 <= l.P95 && l.P95 <= l.P99 && l.P99 <= l.Max && l.Max < 5000) {
+				t.Errorf("%s: implausible latencies %+v", p.Label, l)
+			}
+			if math.Abs(p.DeliveriesPerSec-1000) > 150 {
+				t.Errorf("%s: %v deliveries/s, offered 1000", p.Label, p.DeliveriesPerSec)
+			}
+			if !(p.ServerCPUSec > 0 && p.CPUPerDeliveryUs > 0 && p.BenchCPUSec > 0 && p.ServerRSSMB > 1) {
+				t.Errorf("%s: server CPU %v s (%v µs/delivery), bench CPU %v s, RSS %v MB", p.Label, p.ServerCPUSec, p.CPUPerDeliveryUs, p.BenchCPUSec, p.ServerRSSMB)
+			}
+		}
+		if g := res.Points[0].Goroutines; g == nil || *g < 40 {
+			t.Errorf("our server's goroutines from /metrics: %v", g)
+		}
+		if res.Meta.Servers["node_socket.io"] == "" || res.Meta.Servers["go_server"] == "" {
+			t.Errorf("versions missing from the report: %v", res.Meta.Servers)
+		}
+		md, err := os.ReadFile(filepath.Join(out, "smoke-fanout.md"))
+		if err != nil || !strings.Contains(string(md), "**ours/reference**") {
+			t.Errorf("Markdown table without the ratio row: %v\n%s", err, md)
+		}
+		if svg, err := os.ReadFile(filepath.Join(out, "smoke-fanout.svg")); err != nil || !bytes.HasPrefix(svg, []byte("<svg")) {
+			t.Errorf("chart: %v", err)
+		}
+	})
+
+	t.Run("idle", func(t *testing.T) {
+		err := run(ctx, []string{"idle", "-conns", "50", "-hold", "1s", "-settle", "200ms", "-out", out, "-name", "smoke-idle"}, &stdout, &stderr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var res IdleResult
+		readJSON(t, filepath.Join(out, "smoke-idle.json"), &res)
+		if len(res.Points) != 2 {
+			t.Fatalf("want one point per server: %+v", res.Points)
+		}
+		for _, p := range res.Points {
+			if p.Connected != 50 || p.Dropped != 0 {
+				t.Errorf("%s: %d connected, %d dropped", p.Label, p.Connected, p.Dropped)
+			}
+			if !(p.RSSMB > 1 && p.BaseRSSMB > 1) || math.IsNaN(p.RSSPerConnKB) {
+				t.Errorf("%s: RSS %v MB (empty %v MB)", p.Label, p.RSSMB, p.BaseRSSMB)
+			}
+		}
+		ours := res.Points[0]
+		if g := ours.GoroutinesPerConn; g == nil || *g < 0.5 || *g > 10 {
+			t.Errorf("our goroutines per connection: %v", g)
+		}
+		if res.Points[1].GoroutinesPerConn != nil {
+			t.Errorf("the reference has no goroutines")
+		}
+	})
+}
+
+func readJSON(t *testing.T, path string, v any) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+}

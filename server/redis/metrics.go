@@ -1,0 +1,32 @@
+package redis
+
+import "github.com/prometheus/client_golang/prometheus"
+
+type metrics struct {
+	up         prometheus.Gauge
+	errors     prometheus.Counter
+	dialErrors prometheus.Counter
+	reconnects prometheus.Counter
+}
+
+func newMetrics(r prometheus.Registerer) *metrics {
+	m := &metrics{
+		up: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "chat_redis_up", Help: "1 while the last connection attempt to Redis succeeded.",
+		}),
+		errors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "chat_redis_adapter_errors_total", Help: "Errors reported by the Socket.IO Redis adapter.",
+		}),
+		dialErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "chat_redis_dial_errors_total", Help: "Failed connection attempts to Redis.",
+		}),
+		reconnects: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "chat_redis_reconnects_total", Help: "Connections to Redis made again after failures.",
+		}),
+	}
+	m.up.Set(1)
+	if r != nil {
+		r.MustRegister(m.up, m.errors, m.dialErrors, m.reconnects)
+	}
+	return m
+}

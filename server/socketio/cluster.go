@@ -1,0 +1,302 @@
+package socketio
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	sioadapter "github.com/zishang520/socket.io/adapters/adapter/v3"
+	"github.com/zishang520/socket.io/parsers/engine/v3/packet"
+	"github.com/zishang520/socket.io/parsers/socket/v3/parser"
+	engine "github.com/zishang520/socket.io/servers/engine/v3"
+	"github.com/zishang520/socket.io/servers/engine/v3/transports"
+	"github.com/zishang520/socket.io/servers/socket/v3"
+	"github.com/zishang520/socket.io/v3/pkg/types"
+
+	"github.com/scalable-chat-go/server/chat"
+)
+
+// The cluster link.
+//
+// With a cluster adapter (the Socket.IO Redis adapter), the edge keeps its
+// own adapter for its own sockets and attaches the cluster adapter to a
+// second, internal namespace object named "/" (never served to clients), so
+// it speaks on exactly the channels Node's adapters use. That namespace has
+// one socket: the sink, an in-process connection that discards what it is
+// sent. A broadcast that arrives from another node is delivered by the
+// cluster adapter to the sink, whose outgoing listener hands it to the
+// edge; the edge then observes it (history ring, replica store) and
+// delivers it to its own clients under the same lock as local messages, so
+// newcomers meet remote messages without a gap or a duplicate too.
+//
+// Outgoing, the edge delivers locally first and queues the publication for
+// a background publisher, so a Redis outage never slows local delivery;
+// the publisher retries in order and, when its bounded queue is full,
+// drops the oldest (counted and logged).
+type clusterLink struct {
+	edge    *Server
+	nsp     socket.Namespace
+	pub     publisher
+	sink    *socket.Socket
+	sinkCon *sinkConn
+
+	mu      sync.Mutex
+	cond    *sync.Cond
+	queue   []*sioadapter.ClusterMessage
+	closed  bool
+	stopped chan struct{}
+
+	servers atomic.Int64
+	quit    chan struct{}
+}
+
+// publisher is the part of the library's cluster adapters the link uses.
+type publisher interface {
+	PublishAndReturnOffset(*sioadapter.ClusterMessage) (sioadapter.Offset, error)
+	ServerCount() int64
+	Close()
+}
+
+func (s *Server) startCluster(b *adapterBuilder) error {
+	b.mu.Lock()
+	b.next = s.o.Cluster
+	b.mu.Unlock()
+	nsp := socket.NewNamespace(s.io, "/")
+	pub, ok := nsp.Adapter().(publisher)
+	if !ok {
+		return fmt.Errorf("socketio: the cluster adapter %T cannot publish", nsp.Adapter())
+	}
+	l := &clusterLink{edge: s, nsp: nsp, pub: pub, stopped: make(chan struct{}), quit: make(chan struct{})}
+	l.servers.Store(-1)
+	l.cond = sync.NewCond(&l.mu)
+	l.sinkCon = newSinkConn()
+	client := socket.NewClient(s.io, l.sinkCon)
+	joined := make(chan *socket.Socket, 1)
+	nsp.Add(client, nil, func(sock *socket.Socket) { joined <- sock })
+	select {
+	case l.sink = <-joined:
+	case <-time.After(5 * time.Second):
+		return fmt.Errorf("socketio: the cluster sink did not join")
+	}
+	l.sink.OnAnyOutgoing(s.recover("cluster message", l.onRemote))
+	s.cluster = l
+	go l.publishLoop()
+	go l.countLoop()
+	return nil
+}
+
+// onRemote handles a broadcast from another node: [event, args..., offset].
+func (l *clusterLink) onRemote(args ...any) {
+	s := l.edge
+	if len(args) == 0 {
+		return
+	}
+	ev, ok := args[0].(string)
+	if !ok {
+		return
+	}
+	payload := args[1:]
+	if s.o.RecoveryWindow > 0 && len(payload) > 0 {
+		// The cluster adapter appends its recovery offset; ours is the id.
+		if _, isOffset := payload[len(payload)-1].(string); isOffset {
+			payload = payload[:len(payload)-1]
+		}
+	}
+	s.m.clusterReceived.Inc()
+	if m, ok := wireMessage(ev, payload); ok {
+		s.deliverMu.Lock()
+		defer s.deliverMu.Unlock()
+		if s.o.History.Has(m.ID) {
+			return // already delivered here (a repeated publication)
+		}
+		s.o.History.Observe(m)
+		args := s.messageArgs(m)
+		_ = s.io.To(liveRoom).Emit(args[0].(string), args[1:]...)
+		if s.o.OnRemote != nil {
+			s.o.OnRemote(m)
+		}
+		return
+	}
+	// Another node's own event (for example a Node server of the same
+	// cluster, which sends {message, username} only): relay it as it is.
+	s.deliverMu.Lock()
+	defer s.deliverMu.Unlock()
+	_ = s.io.To(liveRoom).Emit(ev, payload...)
+}
+
+// wireMessage reads a `message` event of a Go node: {message, username, id,
+// createdAt}.
+func wireMessage(ev string, payload []any) (chat.Message, bool) {
+	if ev != "message" || len(payload) == 0 {
+		return chat.Message{}, false
+	}
+	obj, ok := payload[0].(map[string]any)
+	if !ok {
+		return chat.Message{}, false
+	}
+	text, _ := obj["message"].(string)
+	user, _ := obj["username"].(string)
+	id, _ := obj["id"].(string)
+	at, _ := obj["createdAt"].(string)
+	created, err := time.Parse(time.RFC3339Nano, at)
+	if id == "" || len(id) > 64 || err != nil {
+		return chat.Message{}, false
+	}
+	return chat.Message{ID: id, Text: text, Username: user, CreatedAt: created.UTC()}, true
+}
+
+// publish queues a message for the other nodes.
+func (l *clusterLink) publish(m chat.Message) {
+	msg := &sioadapter.ClusterMessage{
+		Type: sioadapter.BROADCAST,
+		Data: &sioadapter.BroadcastMessage{
+			Packet: &parser.Packet{Type: parser.EVENT, Nsp: "/", Data: []any{"message", m.Wire()}},
+			Opts:   &sioadapter.PacketOptions{Rooms: []socket.Room{}, Except: []socket.Room{}, Flags: &socket.BroadcastFlags{}},
+		},
+	}
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return
+	}
+	if len(l.queue) >= l.edge.o.ClusterBuffer {
+		l.queue[0] = nil
+		l.queue = l.queue[1:]
+		l.edge.m.clusterDropped.Inc()
+		l.edge.log.Warn("cluster publish queue full: the oldest message will not reach the other nodes",
+			"limit", l.edge.o.ClusterBuffer)
+	}
+	l.queue = append(l.queue, msg)
+	l.edge.m.clusterQueue.Set(float64(len(l.queue)))
+	l.mu.Unlock()
+	l.cond.Signal()
+}
+
+// publishLoop publishes queued messages in order, retrying with back-off
+// while the cluster is unreachable.
+func (l *clusterLink) publishLoop() {
+	defer close(l.stopped)
+	backoff := 50 * time.Millisecond
+	for {
+		l.mu.Lock()
+		for len(l.queue) == 0 && !l.closed {
+			l.cond.Wait()
+		}
+		if len(l.queue) == 0 {
+			l.mu.Unlock()
+			return
+		}
+		msg := l.queue[0]
+		closed := l.closed
+		l.mu.Unlock()
+		if _, err := l.pub.PublishAndReturnOffset(msg); err != nil {
+			l.edge.m.clusterPublishErrors.Inc()
+			if closed {
+				l.drop("shutdown")
+				continue
+			}
+			time.Sleep(backoff)
+			backoff = min(2*backoff, 2*time.Second)
+			continue
+		}
+		backoff = 50 * time.Millisecond
+		l.mu.Lock()
+		if len(l.queue) > 0 && l.queue[0] == msg {
+			l.queue[0] = nil
+			l.queue = l.queue[1:]
+		}
+		l.edge.m.clusterQueue.Set(float64(len(l.queue)))
+		l.mu.Unlock()
+		l.edge.m.clusterPublished.Inc()
+	}
+}
+
+// drop gives up the queued messages (on shutdown, when the cluster is
+// unreachable), counting them.
+func (l *clusterLink) drop(why string) {
+	l.mu.Lock()
+	n := len(l.queue)
+	l.queue = nil
+	l.mu.Unlock()
+	if n > 0 {
+		l.edge.m.clusterDropped.Add(float64(n))
+		l.edge.log.Warn("messages not published to the other nodes", "count", n, "why", why)
+	}
+}
+
+// nodes is how many servers share the cluster channel, as Redis counted
+// them lately (Node's adapters count the same way); -1 before the first
+// count.
+func (l *clusterLink) nodes() int64 { return l.servers.Load() }
+
+// countLoop refreshes the server count every two seconds.
+func (l *clusterLink) countLoop() {
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		if n := l.pub.ServerCount(); n > 0 {
+			l.servers.Store(n)
+		}
+		select {
+		case <-l.quit:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// close publishes what is queued until ctx ends, then stops.
+func (l *clusterLink) close(ctx context.Context) {
+	l.mu.Lock()
+	l.closed = true
+	l.mu.Unlock()
+	l.cond.Broadcast()
+	close(l.quit)
+	select {
+	case <-l.stopped:
+	case <-ctx.Done():
+		l.drop("shutdown timeout")
+		<-l.stopped
+	}
+	l.pub.Close()
+}
+
+// sinkConn is the in-process Engine.IO connection of the cluster sink. It
+// discards what it is sent.
+type sinkConn struct {
+	types.EventEmitter
+	req       *types.HttpContext
+	transport transports.Transport
+}
+
+func newSinkConn() *sinkConn {
+	r, _ := http.NewRequest(http.MethodGet, "http://cluster.internal/socket.io/?EIO=4&transport=internal", nil)
+	// Its transport is never writable: volatile broadcasts skip the sink.
+	return &sinkConn{EventEmitter: types.NewEventEmitter(), req: types.NewHttpContext(discardWriter{}, r), transport: transports.MakeTransport()}
+}
+
+func (c *sinkConn) SetReadyState(string)              {}
+func (c *sinkConn) Protocol() int                     { return 4 }
+func (c *sinkConn) Request() *types.HttpContext       { return c.req }
+func (c *sinkConn) RemoteAddress() string             { return "cluster.internal" }
+func (c *sinkConn) Transport() transports.Transport   { return c.transport }
+func (c *sinkConn) Id() string                        { return "cluster-sink" }
+func (c *sinkConn) ReadyState() string                { return "open" }
+func (c *sinkConn) Upgraded() bool                    { return false }
+func (c *sinkConn) Upgrading() bool                   { return false }
+func (c *sinkConn) MaybeUpgrade(transports.Transport) {}
+func (c *sinkConn) Close(bool)                        {}
+func (c *sinkConn) Construct(string, engine.BaseServer, transports.Transport, *types.HttpContext, int) {
+}
+func (c *sinkConn) Send(io.Reader, *packet.Options, engine.SendCallback) engine.Socket  { return c }
+func (c *sinkConn) Write(io.Reader, *packet.Options, engine.SendCallback) engine.Socket { return c }
+
+type discardWriter struct{}
+
+func (discardWriter) Header() http.Header         { return http.Header{} }
+func (discardWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (discardWriter) WriteHeader(int)             {}
