@@ -185,16 +185,8 @@ func TestSlowClientIsDisconnected(t *testing.T) {
 			t.Fatalf("other client got %q at %d", m.Message, i)
 		}
 	}
-	var metrics string
 	eventually(t, 5*time.Second, "slow client disconnect counted", func() bool {
-		res, err := http.Get(p.URL + "/metrics")
-		if err != nil {
-			return false
-		}
-		b, _ := io.ReadAll(res.Body)
-		res.Body.Close()
-		metrics = string(b)
-		return strings.Contains(metrics, "chat_slow_client_disconnects_total 1")
+		return p.metric(t, "chat_slow_client_disconnects_total") == 1
 	})
 	res, err = http.Get(poll)
 	if err != nil {
@@ -243,15 +235,10 @@ func TestHealthReadinessMetricsAndHistoryAPI(t *testing.T) {
 			t.Errorf("%s: %d %v, want %d with an error code", path, code, bad, want)
 		}
 	}
-	res, err := http.Get(p.URL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(res.Body)
-	res.Body.Close()
+	b := metrics(t, p)
 	for _, name := range []string{"chat_connections 1", "chat_messages_received_total 5", "chat_messages_broadcast_total 5",
 		"chat_store_batch_size_count", "chat_store_write_seconds_bucket", "chat_slow_client_disconnects_total 0", "go_goroutines"} {
-		if !strings.Contains(string(b), name) {
+		if !strings.Contains(b, name) {
 			t.Errorf("/metrics lacks %q", name)
 		}
 	}
@@ -390,16 +377,8 @@ func TestSlowWebSocketClientIsDisconnected(t *testing.T) {
 				t.Fatalf("the other client got %q at %d", m.Message[len(m.Message)-8:], j)
 			}
 		}
-		if i%200 == 0 {
-			res, err := http.Get(p.URL + "/metrics")
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, _ := io.ReadAll(res.Body)
-			res.Body.Close()
-			if strings.Contains(string(b), "chat_slow_client_disconnects_total 1") {
-				return
-			}
+		if i%200 == 0 && p.metric(t, "chat_slow_client_disconnects_total") == 1 {
+			return
 		}
 	}
 	t.Fatal("the stalled client was never disconnected")
