@@ -82,6 +82,7 @@ type Config struct {
 	// before marking their offsets.
 	KafkaTestCrashAfterCommit int
 
+	PprofAddr       string        // PPROF_ADDR (empty: off)
 	ShutdownTimeout time.Duration // SHUTDOWN_TIMEOUT
 	LogLevel        slog.Level    // LOG_LEVEL
 	LogFormat       string        // LOG_FORMAT
@@ -151,7 +152,7 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 		HistoryRingSize:  p.intIn("HISTORY_RING_SIZE", 1000, 1, 10_000_000),
 		RecoveryWindow:   p.duration("CONNECTION_RECOVERY_WINDOW", 2*time.Minute, 0),
 		PresenceInterval: p.duration("PRESENCE_INTERVAL", time.Second, 10*time.Millisecond),
-		WSWriteWindow:    p.duration("WS_WRITE_WINDOW", 20*time.Millisecond, 0),
+		WSWriteWindow:    p.duration("WS_WRITE_WINDOW", 50*time.Millisecond, 0),
 
 		DataDir:     p.str("DATA_DIR", "./data"),
 		WriteBuffer: p.intIn("WRITE_BUFFER", 100_000, 1, 100_000_000),
@@ -186,6 +187,7 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 
 		KafkaTestCrashAfterCommit: p.intIn("KAFKA_TEST_CRASH_AFTER_COMMIT", 0, 0, 1_000_000),
 
+		PprofAddr:       p.str("PPROF_ADDR", ""),
 		ShutdownTimeout: p.duration("SHUTDOWN_TIMEOUT", 15*time.Second, time.Millisecond),
 		LogLevel:        p.level("LOG_LEVEL", slog.LevelInfo),
 		LogFormat:       p.oneOf("LOG_FORMAT", "text", "text", "json"),

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -47,6 +48,23 @@ func main() {
 		logger.Error("chat-server stopped", "err", err)
 		os.Exit(1)
 	}
+}
+
+// startPprof serves Go's profiler on addr, apart from the public port (give
+// it a loopback address: it is for operators, not clients).
+func startPprof(addr string, logger *slog.Logger) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	go func() {
+		srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		logger.Info("profiler listening", "addr", addr)
+		if err := srv.ListenAndServe(); err != nil {
+			logger.Error("profiler stopped", "err", err)
+		}
+	}()
 }
 
 // clusterAdapter is the Socket.IO cluster adapter of c, or nil.
@@ -206,6 +224,9 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
+	if cfg.PprofAddr != "" {
+		startPprof(cfg.PprofAddr, logger)
+	}
 	api.SetReady()
 	logger.Info("chat-server ready",
 		"addr", ln.Addr().String(), "store", storeKind, "db", where, "fanout", fanout, "log", wlog.kind,
