@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -61,9 +62,27 @@ type Config struct {
 	RedisKeyPrefix      string        // REDIS_KEY_PREFIX
 	RedisRequestTimeout time.Duration // REDIS_REQUEST_TIMEOUT
 	RedisPublishBuffer  int           // REDIS_PUBLISH_BUFFER
-	KafkaBrokers        []string      // KAFKA_BROKERS
-	KafkaPasswd         string        // KAFKA_PASSWD
 
+	KafkaBrokers     []string      // KAFKA_BROKERS
+	KafkaTopic       string        // KAFKA_TOPIC
+	KafkaPartitions  int           // KAFKA_PARTITIONS
+	KafkaDLQTopic    string        // KAFKA_DLQ_TOPIC
+	KafkaGroup       string        // KAFKA_GROUP
+	KafkaConsumer    bool          // KAFKA_CONSUMER
+	KafkaUsername    string        // KAFKA_USERNAME
+	KafkaPasswd      string        // KAFKA_PASSWD
+	KafkaCAFile      string        // KAFKA_CA_FILE ("" when unset and the default file is missing)
+	KafkaCompression string        // KAFKA_COMPRESSION
+	KafkaRetryMax    time.Duration // KAFKA_RETRY_MAX
+	ProducerBuffer   int           // PRODUCER_BUFFER
+
+	// KafkaTestCrashAfterCommit is a fault hook for tests
+	// (KAFKA_TEST_CRASH_AFTER_COMMIT): when > 0, the consumer kills its
+	// own process right after committing that many batches to the store,
+	// before marking their offsets.
+	KafkaTestCrashAfterCommit int
+
+	PprofAddr       string        // PPROF_ADDR (empty: off)
 	ShutdownTimeout time.Duration // SHUTDOWN_TIMEOUT
 	LogLevel        slog.Level    // LOG_LEVEL
 	LogFormat       string        // LOG_FORMAT
@@ -133,7 +152,7 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 		HistoryRingSize:  p.intIn("HISTORY_RING_SIZE", 1000, 1, 10_000_000),
 		RecoveryWindow:   p.duration("CONNECTION_RECOVERY_WINDOW", 2*time.Minute, 0),
 		PresenceInterval: p.duration("PRESENCE_INTERVAL", time.Second, 10*time.Millisecond),
-		WSWriteWindow:    p.duration("WS_WRITE_WINDOW", 20*time.Millisecond, 0),
+		WSWriteWindow:    p.duration("WS_WRITE_WINDOW", 50*time.Millisecond, 0),
 
 		DataDir:     p.str("DATA_DIR", "./data"),
 		WriteBuffer: p.intIn("WRITE_BUFFER", 100_000, 1, 100_000_000),
@@ -154,9 +173,21 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 		RedisRequestTimeout: p.duration("REDIS_REQUEST_TIMEOUT", 5*time.Second, 10*time.Millisecond),
 		RedisPublishBuffer:  p.intIn("REDIS_PUBLISH_BUFFER", 10_000, 1, 10_000_000),
 
-		KafkaBrokers: p.list("KAFKA_BROKERS", nil),
-		KafkaPasswd:  p.str("KAFKA_PASSWD", ""),
+		KafkaBrokers:     p.list("KAFKA_BROKERS", nil),
+		KafkaTopic:       p.topic("KAFKA_TOPIC", "MESSAGES"),
+		KafkaPartitions:  p.intIn("KAFKA_PARTITIONS", 6, 1, 10_000),
+		KafkaGroup:       p.str("KAFKA_GROUP", "default"),
+		KafkaConsumer:    p.onOff("KAFKA_CONSUMER", true),
+		KafkaUsername:    p.str("KAFKA_USERNAME", "avnadmin"),
+		KafkaPasswd:      p.str("KAFKA_PASSWD", ""),
+		KafkaCAFile:      p.file("KAFKA_CA_FILE", DefaultKafkaCAFile),
+		KafkaCompression: p.oneOf("KAFKA_COMPRESSION", "gzip", "none", "gzip", "snappy", "lz4", "zstd"),
+		KafkaRetryMax:    p.duration("KAFKA_RETRY_MAX", 5*time.Second, 10*time.Millisecond),
+		ProducerBuffer:   p.intIn("PRODUCER_BUFFER", 100_000, 1, 100_000_000),
 
+		KafkaTestCrashAfterCommit: p.intIn("KAFKA_TEST_CRASH_AFTER_COMMIT", 0, 0, 1_000_000),
+
+		PprofAddr:       p.str("PPROF_ADDR", ""),
 		ShutdownTimeout: p.duration("SHUTDOWN_TIMEOUT", 15*time.Second, time.Millisecond),
 		LogLevel:        p.level("LOG_LEVEL", slog.LevelInfo),
 		LogFormat:       p.oneOf("LOG_FORMAT", "text", "text", "json"),
@@ -164,11 +195,24 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 	if c.HistoryRingSize < c.HistoryLimit {
 		p.fail("HISTORY_RING_SIZE", strconv.Itoa(c.HistoryRingSize), fmt.Sprintf("at least HISTORY_LIMIT (%d)", c.HistoryLimit))
 	}
+	c.KafkaDLQTopic = p.topic("KAFKA_DLQ_TOPIC", c.KafkaTopic+".DLQ")
+	if c.KafkaTopic == c.KafkaDLQTopic {
+		p.fail("KAFKA_DLQ_TOPIC", c.KafkaDLQTopic, "a topic other than KAFKA_TOPIC")
+	}
+	if len(c.KafkaGroup) > 255 {
+		p.fail("KAFKA_GROUP", c.KafkaGroup, "a group id of at most 255 characters")
+	}
 	if c.RateLimitPerSec < 0 {
 		p.fail("RATE_LIMIT_PER_SEC", fmt.Sprint(c.RateLimitPerSec), "a number >= 0 (0 disables the limit)")
 	}
 	return c, errors.Join(p.errs...)
 }
+
+// DefaultKafkaCAFile is where the original server read its Kafka CA
+// certificate; KAFKA_CA_FILE defaults to it when the file exists.
+const DefaultKafkaCAFile = "/etc/secrets/ca.pem"
+
+var topicName = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,249}$`)
 
 type parser struct {
 	lookup func(string) (string, bool)
@@ -271,6 +315,33 @@ func (p *parser) prefixes(name string) []netip.Prefix {
 		out = append(out, netip.PrefixFrom(a, a.BitLen()))
 	}
 	return out
+}
+
+// topic is a Kafka topic name: letters, digits, '.', '_', '-'.
+func (p *parser) topic(name, def string) string {
+	v := p.str(name, def)
+	if !topicName.MatchString(v) || v == "." || v == ".." {
+		p.fail(name, v, "a Kafka topic name: 1 to 249 letters, digits, '.', '_' or '-'")
+		return def
+	}
+	return v
+}
+
+// file is the path of a readable file. Unset, it is def when that file
+// exists, else "".
+func (p *parser) file(name, def string) string {
+	v, ok := p.raw(name)
+	if !ok {
+		if _, err := os.Stat(def); err == nil {
+			return def
+		}
+		return ""
+	}
+	if st, err := os.Stat(v); err != nil || st.IsDir() {
+		p.fail(name, v, "the path of a readable file")
+		return ""
+	}
+	return v
 }
 
 func (p *parser) onOff(name string, def bool) bool {

@@ -128,6 +128,7 @@ func Open(o Options) (*Cluster, error) {
 		}
 	}
 	opts.Dialer = d.dial
+	goredis.SetLogger(&redisLogger{c: c})
 	c.client = goredis.NewClient(opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
@@ -236,6 +237,14 @@ func (c *Cluster) reportError(err error) {
 	c.o.Logger.Warn("redis adapter error", "err", err, "suppressed_since_last", c.suppressed)
 	c.lastLog = time.Now()
 	c.suppressed = 0
+}
+
+// redisLogger routes go-redis's own log lines (connection pool failures)
+// through the rate-limited error report.
+type redisLogger struct{ c *Cluster }
+
+func (l *redisLogger) Printf(_ context.Context, format string, v ...any) {
+	l.c.reportError(fmt.Errorf(format, v...))
 }
 
 // backoffDialer dials Redis, and after a failure makes the next dial wait,

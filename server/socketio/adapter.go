@@ -2,6 +2,7 @@ package socketio
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/zishang520/socket.io/parsers/socket/v3/parser"
@@ -30,6 +31,7 @@ func (b *adapterBuilder) New(nsp socket.Namespace) socket.Adapter {
 	a := &adapter{Adapter: socket.MakeAdapter(), edge: b.edge, enc: parser.NewEncoder()}
 	a.Prototype(a)
 	a.Construct(nsp)
+	b.edge.main = a
 	return a
 }
 
@@ -47,8 +49,76 @@ type adapter struct {
 	socket.Adapter
 	edge *Server
 	enc  parser.Encoder
+
+	// version counts membership changes; a room's snapshot is rebuilt when
+	// it is older (see members).
+	version   atomic.Uint64
+	snapMu    sync.Mutex
+	snapshots map[socket.Room]*roomSnapshot
 }
 
+// roomSnapshot is the live room's members as a plain slice: building it
+// costs what one walk over the library's maps costs, and each broadcast
+// until the next membership change saves that.
+type roomSnapshot struct {
+	version uint64
+	sockets []*socket.Socket
+	absent  []socket.SocketId // members not (yet) reachable: being recovered
+}
+
+// AddAll, Del and DelAll keep the library's bookkeeping and mark the
+// snapshots stale.
+func (a *adapter) AddAll(id socket.SocketId, rooms *types.Set[socket.Room]) {
+	a.Adapter.AddAll(id, rooms)
+	a.version.Add(1)
+}
+
+func (a *adapter) Del(id socket.SocketId, room socket.Room) {
+	a.Adapter.Del(id, room)
+	a.version.Add(1)
+}
+
+func (a *adapter) DelAll(id socket.SocketId) {
+	a.Adapter.DelAll(id)
+	a.version.Add(1)
+}
+
+// invalidate marks the snapshots stale: a socket became reachable (the
+// library adds it to the namespace after it joined its rooms).
+func (a *adapter) invalidate() { a.version.Add(1) }
+
+// members returns room's members, from a snapshot no older than the last
+// membership change.
+func (a *adapter) members(room socket.Room) *roomSnapshot {
+	v := a.version.Load()
+	a.snapMu.Lock()
+	defer a.snapMu.Unlock()
+	if snap := a.snapshots[room]; snap != nil && snap.version == v {
+		return snap
+	}
+	snap := &roomSnapshot{version: v}
+	if ids, ok := a.Rooms().Load(room); ok {
+		sockets := a.Nsp().Sockets()
+		for _, id := range ids.Keys() {
+			if s, ok := sockets.Load(id); ok {
+				snap.sockets = append(snap.sockets, s)
+			} else {
+				snap.absent = append(snap.absent, id)
+			}
+		}
+	}
+	if a.snapshots == nil {
+		a.snapshots = make(map[socket.Room]*roomSnapshot)
+	}
+	a.snapshots[room] = snap
+	return snap
+}
+
+// Broadcast encodes p once and delivers it to every recipient: the same
+// frame bytes are queued for each client on the edge's WebSocket
+// transport; long-polling clients (and clients in the middle of an
+// upgrade) take the library's path. Outgoing-packet listeners of client
+// sockets are not called: the edge registers none.
 func (a *adapter) Broadcast(p *parser.Packet, opts *socket.BroadcastOptions) {
 	flags := &socket.BroadcastFlags{}
 	if opts != nil && opts.Flags != nil {
@@ -70,9 +140,6 @@ func (a *adapter) Broadcast(p *parser.Packet, opts *socket.BroadcastOptions) {
 	deliver := func(s *socket.Socket) {
 		if !s.Connected() {
 			return
-		}
-		if notify := s.NotifyOutgoingListeners(); notify != nil {
-			notify(p)
 		}
 		conn := s.Client().Conn()
 		if t, ok := conn.Transport().(*wsTransport); ok && frame != nil && t.direct.Load() {
@@ -96,6 +163,19 @@ func (a *adapter) Broadcast(p *parser.Packet, opts *socket.BroadcastOptions) {
 				except.Add(ids.Keys()...)
 			}
 		}
+	}
+	if opts != nil && opts.Rooms != nil && opts.Rooms.Len() == 1 && opts.Rooms.Has(liveRoom) {
+		// The live room of every message: walk its snapshot.
+		snap := a.members(liveRoom)
+		for _, s := range snap.sockets {
+			if except == nil || !except.Has(s.Id()) {
+				deliver(s)
+			}
+		}
+		for _, id := range snap.absent {
+			a.edge.holdForRecovering(id, p.Data)
+		}
+		return
 	}
 	sockets := a.Nsp().Sockets()
 	if opts != nil && opts.Rooms != nil && opts.Rooms.Len() > 0 {

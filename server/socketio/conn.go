@@ -63,6 +63,10 @@ func (s *Server) onConnection(args ...any) {
 
 	// Listeners are in place: the client's next packets may go through.
 	s.openGate(sock.Conn().Id())
+	// The socket is reachable now: room snapshots must include it.
+	if s.main != nil {
+		s.main.invalidate()
+	}
 
 	if sock.Recovered() {
 		// Rooms (the live one included) and missed messages were restored

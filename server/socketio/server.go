@@ -83,7 +83,7 @@ type Options struct {
 	// PresenceInterval is the most often `presence` is sent (1 s).
 	PresenceInterval time.Duration
 	// WSWriteWindow is the longest a WebSocket frame waits so that frames
-	// for the same client go out in one write (20 ms; -1: write at once).
+	// for the same client go out in one write (50 ms; -1: write at once).
 	// A frame after a quiet period is written at once.
 	WSWriteWindow time.Duration
 
@@ -129,7 +129,7 @@ func (o *Options) defaults() {
 		o.PresenceInterval = time.Second
 	}
 	if o.WSWriteWindow == 0 {
-		o.WSWriteWindow = 20 * time.Millisecond
+		o.WSWriteWindow = 50 * time.Millisecond
 	} else if o.WSWriteWindow < 0 {
 		o.WSWriteWindow = 0
 	}
@@ -166,6 +166,7 @@ type Server struct {
 	gates sync.Map // Engine.IO session id -> *connectGate
 
 	cluster *clusterLink // nil on a single node
+	main    *adapter     // the adapter of the clients' namespace
 
 	frames *frameCache
 	hub    *flushHub

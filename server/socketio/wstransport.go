@@ -40,11 +40,15 @@ type wsTransport struct {
 	wsc         *types.WebSocketConn
 	rc          syscall.RawConn
 
-	// direct turns true with the first Send: from then on the engine
-	// socket's own buffer is empty, so the adapter may enqueue broadcast
-	// frames here directly without overtaking packets written before (as
-	// during an upgrade from polling).
+	// direct turns true with the first Send made while this transport is
+	// its engine socket's (the flush after an upgrade, or any later write):
+	// from then on the engine socket's own buffer is empty, so the adapter
+	// may enqueue broadcast frames here directly without overtaking packets
+	// written before. A Send during the upgrade probe does not count.
 	direct atomic.Bool
+	// sid is the Engine.IO session this transport upgrades ("" for a
+	// connection that starts on WebSocket).
+	sid string
 
 	mu       sync.Mutex
 	q        [][]byte // queued frames, shared and read-only
@@ -78,6 +82,7 @@ func (t *wsTransport) Construct(ctx *types.HttpContext) {
 	t.Transport.Construct(ctx)
 	t.idleTimeout = ctx.IdleTimeout
 	t.wsc = ctx.Websocket
+	t.sid = ctx.Query().Peek("sid")
 	if sc, ok := t.wsc.NetConn().(syscall.Conn); ok {
 		t.rc, _ = sc.SyscallConn()
 	}
@@ -158,9 +163,24 @@ func (t *wsTransport) Send(packets []*packet.Packet) {
 		}
 		t.enqueue(frame)
 	}
-	t.direct.Store(true)
+	if !t.direct.Load() && t.current() {
+		t.direct.Store(true)
+	}
 	// One "drain" per Send keeps the engine socket's send callbacks in step.
 	t.Emit("drain")
+}
+
+// current reports whether this transport is its engine socket's.
+func (t *wsTransport) current() bool {
+	if t.sid == "" {
+		return true // never anything but WebSocket
+	}
+	es, ok := t.edge.io.Engine().Clients().Load(t.sid)
+	if !ok {
+		return false
+	}
+	cur, ok := es.Transport().(*wsTransport)
+	return ok && cur == t
 }
 
 // enqueue adds a shared frame for this connection. It returns false when

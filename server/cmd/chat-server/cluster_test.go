@@ -2,8 +2,6 @@ package main
 
 import (
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -131,13 +129,7 @@ func TestFanoutContract(t *testing.T) {
 // metric reads one sample of /metrics.
 func (p *proc) metric(t *testing.T, name string) float64 {
 	t.Helper()
-	res, err := http.Get(p.URL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	for _, line := range strings.Split(string(b), "\n") {
+	for _, line := range strings.Split(metrics(t, p), "\n") {
 		if rest, ok := strings.CutPrefix(line, name+" "); ok {
 			v, _ := strconv.ParseFloat(rest, 64)
 			return v

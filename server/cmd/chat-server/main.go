@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -27,7 +28,6 @@ import (
 
 	"github.com/scalable-chat-go/server/chat"
 	"github.com/scalable-chat-go/server/config"
-	"github.com/scalable-chat-go/server/directlog"
 	"github.com/scalable-chat-go/server/httpapi"
 	"github.com/scalable-chat-go/server/redis"
 	"github.com/scalable-chat-go/server/socketio"
@@ -48,6 +48,23 @@ func main() {
 		logger.Error("chat-server stopped", "err", err)
 		os.Exit(1)
 	}
+}
+
+// startPprof serves Go's profiler on addr, apart from the public port (give
+// it a loopback address: it is for operators, not clients).
+func startPprof(addr string, logger *slog.Logger) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	go func() {
+		srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		logger.Info("profiler listening", "addr", addr)
+		if err := srv.ListenAndServe(); err != nil {
+			logger.Error("profiler stopped", "err", err)
+		}
+	}()
 }
 
 // clusterAdapter is the Socket.IO cluster adapter of c, or nil.
@@ -88,8 +105,9 @@ func openStore(ctx context.Context, cfg config.Config, logger *slog.Logger) (sto
 
 // run serves until ctx ends, then shuts down within SHUTDOWN_TIMEOUT.
 func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
-	if len(cfg.KafkaBrokers) > 0 {
-		return errors.New("KAFKA_BROKERS is not supported by this build yet; unset it to run with the direct writer")
+	if len(cfg.KafkaBrokers) > 0 && cfg.DatabaseURL == "" {
+		return errors.New("KAFKA_BROKERS needs DATABASE_URL: the consumer group spreads the topic's partitions over the nodes, " +
+			"so they must all write one PostgreSQL database")
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -100,14 +118,10 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	}
 	defer store.Close()
 
-	wlog := directlog.New(store, directlog.Options{
-		Buffer:     cfg.WriteBuffer,
-		BatchSize:  cfg.BatchSize,
-		BatchWait:  cfg.BatchWait,
-		RetryMax:   cfg.DBRetryMax,
-		Logger:     logger.With("component", "writer"),
-		Registerer: reg,
-	})
+	wlog, err := newLogEngine(cfg, store, reg, logger)
+	if err != nil {
+		return err
+	}
 	history := chat.NewHistory(store, cfg.HistoryRingSize)
 
 	historyLimit := cfg.HistoryLimit
@@ -126,12 +140,7 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if rate == 0 {
 		rate = -1
 	}
-	checks := []httpapi.Check{{Name: "store", Fn: func(ctx context.Context) error {
-		if since, err := wlog.Health(); err != nil {
-			return fmt.Errorf("writes failing since %s: %w", since.UTC().Format(time.RFC3339), err)
-		}
-		return store.Ping(ctx)
-	}}}
+	checks := append([]httpapi.Check(nil), wlog.checks...)
 	var presence chat.Presence = chat.LocalPresence{}
 	var cluster *redis.Cluster
 	var onRemote func(chat.Message)
@@ -215,9 +224,12 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
+	if cfg.PprofAddr != "" {
+		startPprof(cfg.PprofAddr, logger)
+	}
 	api.SetReady()
 	logger.Info("chat-server ready",
-		"addr", ln.Addr().String(), "store", storeKind, "db", where, "fanout", fanout, "log", "direct",
+		"addr", ln.Addr().String(), "store", storeKind, "db", where, "fanout", fanout, "log", wlog.kind,
 		"env_files", cfg.EnvFiles)
 
 	select {
@@ -244,6 +256,9 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	var firstErr error
 	if err := wlog.Close(sctx); err != nil {
 		firstErr = err
+	}
+	if err := wlog.stop(sctx); err != nil {
+		logger.Warn("stopping the log", "err", err)
 	}
 	if err := <-httpDone; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		logger.Warn("HTTP shutdown", "err", err)

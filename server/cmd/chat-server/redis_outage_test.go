@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -101,12 +102,13 @@ func TestRedisOutage(t *testing.T) {
 				got := map[string]bool{}
 				after := fmt.Sprintf("after cut %d", cut)
 				afterSent := false
+				var arrived atomic.Bool
 				for !got[after] {
 					if !afterSent && (mode == "sharded" || len(got) == len(during)) {
 						// Give the nodes a moment to subscribe again, then
 						// send until one gets across.
 						go func() {
-							for i := 0; i < 300 && !got[after]; i++ {
+							for i := 0; i < 300 && !arrived.Load(); i++ {
 								sender.emit(`{"message":"` + after + `","username":"a"}`)
 								time.Sleep(100 * time.Millisecond)
 							}
@@ -117,6 +119,7 @@ func TestRedisOutage(t *testing.T) {
 					case f := <-remote.frames:
 						if strings.HasPrefix(f, `2["message",`) {
 							got[toWire(mustEvent(f)).Message] = true
+							arrived.Store(got[after])
 						}
 					case <-deadline:
 						t.Fatalf("cut %d: delivery across nodes did not resume (%d of the cut's %d arrived)", cut, len(got), len(during))

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -185,16 +186,8 @@ func TestSlowClientIsDisconnected(t *testing.T) {
 			t.Fatalf("other client got %q at %d", m.Message, i)
 		}
 	}
-	var metrics string
 	eventually(t, 5*time.Second, "slow client disconnect counted", func() bool {
-		res, err := http.Get(p.URL + "/metrics")
-		if err != nil {
-			return false
-		}
-		b, _ := io.ReadAll(res.Body)
-		res.Body.Close()
-		metrics = string(b)
-		return strings.Contains(metrics, "chat_slow_client_disconnects_total 1")
+		return p.metric(t, "chat_slow_client_disconnects_total") == 1
 	})
 	res, err = http.Get(poll)
 	if err != nil {
@@ -243,15 +236,10 @@ func TestHealthReadinessMetricsAndHistoryAPI(t *testing.T) {
 			t.Errorf("%s: %d %v, want %d with an error code", path, code, bad, want)
 		}
 	}
-	res, err := http.Get(p.URL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(res.Body)
-	res.Body.Close()
+	b := metrics(t, p)
 	for _, name := range []string{"chat_connections 1", "chat_messages_received_total 5", "chat_messages_broadcast_total 5",
 		"chat_store_batch_size_count", "chat_store_write_seconds_bucket", "chat_slow_client_disconnects_total 0", "go_goroutines"} {
-		if !strings.Contains(string(b), name) {
+		if !strings.Contains(b, name) {
 			t.Errorf("/metrics lacks %q", name)
 		}
 	}
@@ -390,17 +378,71 @@ func TestSlowWebSocketClientIsDisconnected(t *testing.T) {
 				t.Fatalf("the other client got %q at %d", m.Message[len(m.Message)-8:], j)
 			}
 		}
-		if i%200 == 0 {
-			res, err := http.Get(p.URL + "/metrics")
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, _ := io.ReadAll(res.Body)
-			res.Body.Close()
-			if strings.Contains(string(b), "chat_slow_client_disconnects_total 1") {
-				return
-			}
+		if i%200 == 0 && p.metric(t, "chat_slow_client_disconnects_total") == 1 {
+			return
 		}
 	}
 	t.Fatal("the stalled client was never disconnected")
+}
+
+// MAX_CONNECTIONS_PER_IP counts the client's address: X-Forwarded-For's
+// when the peer is one of TRUSTED_PROXIES, the peer's otherwise.
+func TestConnectionsPerAddressBehindATrustedProxy(t *testing.T) {
+	handshake := func(p *proc, xff string) int {
+		req, _ := http.NewRequest(http.MethodGet, p.URL+"/socket.io/?EIO=4&transport=polling", nil)
+		if xff != "" {
+			req.Header.Set("X-Forwarded-For", xff)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	trusted := start(t, "", "MAX_CONNECTIONS_PER_IP=1", "TRUSTED_PROXIES=127.0.0.0/8")
+	if a, b := handshake(trusted, "203.0.113.1"), handshake(trusted, "203.0.113.2"); a != 200 || b != 200 {
+		t.Fatalf("two clients behind the proxy: %d %d, want 200 200", a, b)
+	}
+	if c := handshake(trusted, "198.51.100.9, 203.0.113.1"); c != http.StatusTooManyRequests {
+		t.Fatalf("a second session of 203.0.113.1 (last untrusted hop): %d, want 429", c)
+	}
+	direct := start(t, "", "MAX_CONNECTIONS_PER_IP=1")
+	if a, b := handshake(direct, "203.0.113.1"), handshake(direct, "203.0.113.2"); a != 200 || b != http.StatusTooManyRequests {
+		t.Fatalf("X-Forwarded-For from an untrusted peer must be ignored: %d %d, want 200 429", a, b)
+	}
+}
+
+// Settings come from a .env file in the working directory when the
+// environment does not set them.
+func TestDotEnvFile(t *testing.T) {
+	dir := t.TempDir()
+	port := freePort(t)
+	env := fmt.Sprintf("PORT=%d\nHOST=127.0.0.1\nDATA_DIR=%s\nHISTORY_LIMIT=7\n", port, filepath.Join(dir, "data"))
+	if err := os.WriteFile(filepath.Join(dir, ".env"), []byte(env), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(binary)
+	cmd.Dir = dir
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	logs := &syncBuffer{}
+	cmd.Stderr = logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	url := fmt.Sprintf("http://127.0.0.1:%d", port)
+	eventually(t, 20*time.Second, "the server on the .env's port", func() bool {
+		res, err := http.Get(url + "/readyz")
+		if err == nil {
+			res.Body.Close()
+		}
+		return err == nil && res.StatusCode == 200
+	})
+	if _, err := os.Stat(filepath.Join(dir, "data", "chat.db")); err != nil {
+		t.Fatalf("DATA_DIR from .env not used: %v\n%s", err, logs.String())
+	}
+	if !strings.Contains(logs.String(), ".env") {
+		t.Errorf("the start-up log does not name the .env file read:\n%s", logs.String())
+	}
 }

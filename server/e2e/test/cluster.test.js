@@ -51,7 +51,7 @@ test("Go nodes and a Node node with the official sharded adapter form one cluste
     const fromGo = (s) => s.messages.filter((m) => m.username === "go").map((m) => m.message);
     const expected = (p) => Array.from({ length: N }, (_, i) => `${p}${i}`);
     for (const [name, s] of [["go1", onGo1], ["go2", onGo2], ["node", onNode]]) {
-      await until(() => fromNode(s).length >= N && fromGo(s).length >= N, 30_000, `${name} to receive both bursts`).catch((e) => {
+      await until(() => fromNode(s).length >= N && fromGo(s).length >= N, 60_000, `${name} to receive both bursts`).catch((e) => {
         for (const g of [go1, go2]) console.error(g.logs().slice(-3000));
         throw e;
       });

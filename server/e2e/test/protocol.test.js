@@ -58,6 +58,37 @@ for (const [mode, opts] of Object.entries(MODES)) {
       b.disconnect();
     });
 
+    test("clients joining during a stream get it in order, with no gap, through their upgrade", async () => {
+      const sender = await connect(server.url, opts);
+      let sending = true;
+      let n = 0;
+      const stream = (async () => {
+        while (sending && n < 3000) {
+          sender.emit("event:message", { message: `s${n++}`, username: "stream" });
+          await sleep(2);
+        }
+      })();
+      const clients = [];
+      for (let i = 0; i < 8; i++) {
+        await sleep(100);
+        clients.push(await connect(server.url, { ...opts, reconnection: false }));
+      }
+      await sleep(1500);
+      sending = false;
+      await stream;
+      const last = `s${n - 1}`;
+      for (const c of clients) {
+        await until(() => c.messages.some((m) => m.message === last), 10_000, "the end of the stream");
+        // History (the stream's latest) then live: one run, no gap, no repeat.
+        const seq = c.messages.filter((m) => m.username === "stream").map((m) => Number(m.message.slice(1)));
+        for (let i = 1; i < seq.length; i++) {
+          assert.equal(seq[i], seq[i - 1] + 1, `in order with no gap after ${seq[i - 1]} (got ${seq[i]})`);
+        }
+        c.disconnect();
+      }
+      sender.disconnect();
+    });
+
     test("a later client gets the history first, oldest first, then live", async () => {
       const a = await connect(server.url, opts);
       for (let i = 0; i < 3; i++) await emitAck(a, { message: `before ${i}`, username: "hist" });

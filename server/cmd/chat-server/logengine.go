@@ -1,0 +1,156 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/scalable-chat-go/server/chat"
+	"github.com/scalable-chat-go/server/config"
+	"github.com/scalable-chat-go/server/directlog"
+	"github.com/scalable-chat-go/server/httpapi"
+	"github.com/scalable-chat-go/server/kafka"
+)
+
+// logEngine is the Log main chose, with what /readyz checks and what runs
+// beside it.
+type logEngine struct {
+	chat.Log
+	// kind names the engine in the start-up log: direct or kafka.
+	kind   string
+	checks []httpapi.Check
+	// stop shuts down what runs beside the Log (the consumer group), after
+	// the Log is closed.
+	stop func(ctx context.Context) error
+}
+
+// newLogEngine returns the Kafka producer (and, unless KAFKA_CONSUMER=off,
+// the consumer group writing the topic into store) when KAFKA_BROKERS is
+// set, else the direct batch writer to store.
+func newLogEngine(cfg config.Config, store chat.Store, reg prometheus.Registerer, logger *slog.Logger) (*logEngine, error) {
+	if len(cfg.KafkaBrokers) == 0 {
+		wlog := directlog.New(store, directlog.Options{
+			Buffer:     cfg.WriteBuffer,
+			BatchSize:  cfg.BatchSize,
+			BatchWait:  cfg.BatchWait,
+			RetryMax:   cfg.DBRetryMax,
+			Logger:     logger.With("component", "writer"),
+			Registerer: reg,
+		})
+		return &logEngine{
+			Log:  wlog,
+			kind: "direct",
+			checks: []httpapi.Check{{Name: "store", Fn: func(ctx context.Context) error {
+				if since, err := wlog.Health(); err != nil {
+					return fmt.Errorf("writes failing since %s: %w", since.UTC().Format(time.RFC3339), err)
+				}
+				return store.Ping(ctx)
+			}}},
+			stop: func(context.Context) error { return nil },
+		}, nil
+	}
+
+	conn := kafka.Connection{
+		Brokers:  cfg.KafkaBrokers,
+		Username: cfg.KafkaUsername,
+		Password: cfg.KafkaPasswd,
+		CAFile:   cfg.KafkaCAFile,
+	}
+	klog := logger.With("component", "kafka")
+	if conn.Password != "" && conn.CAFile == "" {
+		klog.Warn("KAFKA_PASSWD is set without TLS (no KAFKA_CA_FILE, and no " + config.DefaultKafkaCAFile + "): the SASL password travels in clear text")
+	}
+	producer, err := kafka.NewLog(kafka.LogOptions{
+		Connection:  conn,
+		Topic:       cfg.KafkaTopic,
+		Partitions:  int32(cfg.KafkaPartitions),
+		Buffer:      cfg.ProducerBuffer,
+		Compression: cfg.KafkaCompression,
+		RetryMax:    cfg.KafkaRetryMax,
+		Logger:      klog.With("part", "producer"),
+		Registerer:  reg,
+	})
+	if err != nil {
+		return nil, err
+	}
+	var consumer *kafka.Consumer
+	if cfg.KafkaConsumer {
+		consumer, err = kafka.NewConsumer(store, kafka.ConsumerOptions{
+			Connection:     conn,
+			Topic:          cfg.KafkaTopic,
+			DLQTopic:       cfg.KafkaDLQTopic,
+			Partitions:     int32(cfg.KafkaPartitions),
+			Group:          cfg.KafkaGroup,
+			BatchSize:      cfg.BatchSize,
+			BatchWait:      cfg.BatchWait,
+			RetryMax:       cfg.DBRetryMax,
+			BrokerRetryMax: cfg.KafkaRetryMax,
+			AfterCommit:    crashAfterCommit(cfg.KafkaTestCrashAfterCommit, klog),
+			Logger:         klog.With("part", "consumer"),
+			Registerer:     reg,
+		})
+		if err != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			_ = producer.Close(ctx)
+			return nil, err
+		}
+	}
+	klog.Info("Kafka log", append(conn.Describe(), "topic", cfg.KafkaTopic, "dlq", cfg.KafkaDLQTopic,
+		"group", cfg.KafkaGroup, "consumer", consumer != nil)...)
+	e := &logEngine{
+		Log:  producer,
+		kind: "kafka",
+		checks: []httpapi.Check{
+			{Name: "kafka", Fn: func(ctx context.Context) error {
+				if err := producer.Ping(ctx); err != nil {
+					return err
+				}
+				if consumer != nil {
+					return consumer.KafkaHealth()
+				}
+				return nil
+			}},
+			{Name: "database", Fn: func(ctx context.Context) error {
+				if consumer != nil {
+					if err := consumer.StoreHealth(); err != nil {
+						return err
+					}
+				}
+				return store.Ping(ctx)
+			}},
+		},
+		stop: func(context.Context) error { return nil },
+	}
+	if consumer != nil {
+		e.stop = consumer.Close
+	}
+	return e, nil
+}
+
+// crashAfterCommit is the fault hook of KAFKA_TEST_CRASH_AFTER_COMMIT:
+// after the nth batch committed to the store, and before its offsets are
+// marked, it logs where it stands and kills the process (SIGKILL: no
+// deferred code, no offset commit). nil when n is 0.
+func crashAfterCommit(n int, logger *slog.Logger) func(kafka.Committed) {
+	if n <= 0 {
+		return nil
+	}
+	var count atomic.Int64
+	return func(b kafka.Committed) {
+		if count.Add(1) != int64(n) {
+			return
+		}
+		logger.Error("fault hook: killing the process after a store commit, before marking its offsets",
+			"hook", "KAFKA_TEST_CRASH_AFTER_COMMIT", "batch", n, "topic", b.Topic, "partition", b.Partition,
+			"first_offset", b.FirstOffset, "last_offset", b.LastOffset, "records", b.Records, "stored", b.Stored)
+		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		select {} // the signal is on its way; mark nothing meanwhile
+	}
+}

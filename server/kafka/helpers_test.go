@@ -1,0 +1,234 @@
+package kafka_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/scalable-chat-go/server/chat"
+	"github.com/scalable-chat-go/server/kafka"
+	"github.com/scalable-chat-go/server/sqlstore"
+	"github.com/scalable-chat-go/server/sqlstore/pgtest"
+)
+
+// brokers returns KAFKA_BROKERS, or fails the test: these tests need the
+// real broker that scripts/services starts.
+func brokers(t testing.TB) []string {
+	t.Helper()
+	v := os.Getenv("KAFKA_BROKERS")
+	if v == "" {
+		t.Fatal("KAFKA_BROKERS is not set: this test needs the real Kafka broker. " +
+			`Start it with: eval "$(scripts/services up kafka)" (or run scripts/test, whose services stage does it)`)
+	}
+	return strings.Split(v, ",")
+}
+
+var unsafe = regexp.MustCompile(`[^a-zA-Z0-9]+`)
+
+// unique returns a topic or group name of its own for t.
+func unique(t testing.TB, prefix string) string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	name := unsafe.ReplaceAllString(t.Name(), "-")
+	if len(name) > 60 {
+		name = name[:60]
+	}
+	return prefix + "-" + name + "-" + hex.EncodeToString(b[:])
+}
+
+// newStore returns an empty PostgreSQL store for t, in a database of its
+// own on DATABASE_URL's server.
+func newStore(t testing.TB) chat.Store {
+	t.Helper()
+	s, err := sqlstore.OpenPostgres(context.Background(), pgtest.NewDatabase(t), sqlstore.PostgresOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// pipeline is a producer and a consumer on a topic of their own.
+type pipeline struct {
+	topic, dlq, group string
+	conn              kafka.Connection
+	log               *kafka.Log
+	consumer          *kafka.Consumer
+	store             chat.Store
+	reg               *prometheus.Registry
+}
+
+type pipelineOptions struct {
+	partitions int32
+	buffer     int
+	batchSize  int
+	noConsumer bool
+}
+
+func newPipeline(t testing.TB, store chat.Store, po pipelineOptions) *pipeline {
+	t.Helper()
+	if po.partitions == 0 {
+		po.partitions = 3
+	}
+	p := &pipeline{
+		topic: unique(t, "t"),
+		group: unique(t, "g"),
+		conn:  kafka.Connection{Brokers: brokers(t)},
+		store: store,
+		reg:   prometheus.NewRegistry(),
+	}
+	p.dlq = p.topic + ".DLQ"
+	l, err := kafka.NewLog(kafka.LogOptions{Connection: p.conn, Topic: p.topic, Partitions: po.partitions, Buffer: po.buffer,
+		Registerer: p.reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.log = l
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = l.Close(ctx)
+	})
+	if !po.noConsumer {
+		p.consumer = p.startConsumer(t, p.group, po.batchSize, nil)
+	}
+	return p
+}
+
+func (p *pipeline) startConsumer(t testing.TB, group string, batchSize int, reg prometheus.Registerer) *kafka.Consumer {
+	t.Helper()
+	if reg == nil {
+		reg = p.reg
+	}
+	c, err := kafka.NewConsumer(p.store, kafka.ConsumerOptions{Connection: p.conn, Topic: p.topic, DLQTopic: p.dlq,
+		Partitions: 3, Group: group, BatchSize: batchSize, BatchWait: 20 * time.Millisecond, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := c.Close(ctx); err != nil {
+			t.Errorf("consumer Close: %v", err)
+		}
+	})
+	return c
+}
+
+// allRows returns every stored message.
+func allRows(t testing.TB, s chat.Store) []chat.Message {
+	t.Helper()
+	rows, err := s.Recent(context.Background(), 1_000_000, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rows
+}
+
+// waitRows waits until the store holds at least n messages, and returns
+// them.
+func waitRows(t testing.TB, s chat.Store, n int, within time.Duration) []chat.Message {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		rows := allRows(t, s)
+		if len(rows) >= n {
+			return rows
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the store holds %d messages after %v, want %d", len(rows), within, n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// readTopic returns every record of topic, reading each partition from
+// the oldest offset to its high-water mark.
+func readTopic(t testing.TB, brokers []string, topic string) []*sarama.ConsumerMessage {
+	t.Helper()
+	cfg := sarama.NewConfig()
+	cfg.Version = kafka.Version
+	client, err := sarama.NewClient(brokers, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	consumer, err := sarama.NewConsumerFromClient(client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer consumer.Close()
+	parts, err := client.Partitions(topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*sarama.ConsumerMessage
+	for _, p := range parts {
+		hwm, err := client.GetOffset(topic, p, sarama.OffsetNewest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		oldest, err := client.GetOffset(topic, p, sarama.OffsetOldest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if hwm <= oldest {
+			continue
+		}
+		pc, err := consumer.ConsumePartition(topic, p, oldest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for {
+			select {
+			case m := <-pc.Messages():
+				out = append(out, m)
+				if m.Offset >= hwm-1 {
+					goto next
+				}
+			case err := <-pc.Errors():
+				t.Fatalf("read %s/%d: %v", topic, p, err)
+			case <-time.After(20 * time.Second):
+				t.Fatalf("read %s/%d: stuck before offset %d", topic, p, hwm)
+			}
+		}
+	next:
+		pc.Close()
+	}
+	return out
+}
+
+// produceRaw writes records as another producer would, and returns where
+// they landed.
+func produceRaw(t testing.TB, brokers []string, msgs ...*sarama.ProducerMessage) {
+	t.Helper()
+	cfg := sarama.NewConfig()
+	cfg.Version = kafka.Version
+	cfg.Producer.Return.Successes = true
+	cfg.Producer.RequiredAcks = sarama.WaitForAll
+	p, err := sarama.NewSyncProducer(brokers, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if err := p.SendMessages(msgs); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func header(r *sarama.ConsumerMessage, key string) (string, bool) {
+	for _, h := range r.Headers {
+		if string(h.Key) == key {
+			return string(h.Value), true
+		}
+	}
+	return "", false
+}

@@ -1,0 +1,177 @@
+package kafka
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/IBM/sarama"
+	"github.com/google/uuid"
+
+	"github.com/scalable-chat-go/server/chat"
+)
+
+// Record headers. A record the Go server produced carries all three; a
+// record the original Node.js server produced carries none.
+const (
+	HeaderID        = "id"
+	HeaderUsername  = "username"
+	HeaderCreatedAt = "created-at"
+
+	// HeaderDLQReason says why a record was sent to the dead-letter topic;
+	// HeaderDLQSource says where it came from (topic/partition/offset).
+	HeaderDLQReason = "dlq-reason"
+	HeaderDLQSource = "dlq-source"
+)
+
+// maxIDLength bounds the id header: ids are UUIDs (36 characters); anything
+// much longer is not one of ours.
+const maxIDLength = 128
+
+// originalIDSpace is the UUIDv5 name space of the ids given to records in
+// the original format (see OriginalID).
+var originalIDSpace = uuid.NewSHA1(uuid.NameSpaceURL, []byte("https://github.com/scalable-chat-go/kafka-record"))
+
+// OriginalID is the id stored for a record without an id header (the
+// original server's format): a UUIDv5 of "topic/partition/offset" in the
+// name space UUIDv5(URL, "https://github.com/scalable-chat-go/kafka-record").
+// The same record always gets the same id, so a re-delivery stores nothing
+// twice.
+func OriginalID(topic string, partition int32, offset int64) string {
+	return uuid.NewSHA1(originalIDSpace, []byte(topic+"/"+strconv.Itoa(int(partition))+"/"+strconv.FormatInt(offset, 10))).String()
+}
+
+// newRecord returns the record of m: key = id, value = the text in UTF-8
+// (what the original's consumer reads), headers id, username, created-at.
+func newRecord(topic string, m chat.Message) *sarama.ProducerMessage {
+	return &sarama.ProducerMessage{
+		Topic: topic,
+		Key:   sarama.StringEncoder(m.ID),
+		Value: sarama.StringEncoder(m.Text),
+		Headers: []sarama.RecordHeader{
+			{Key: []byte(HeaderID), Value: []byte(m.ID)},
+			{Key: []byte(HeaderUsername), Value: []byte(m.Username)},
+			{Key: []byte(HeaderCreatedAt), Value: []byte(m.CreatedAt.UTC().Format(chat.TimeLayout))},
+		},
+		Timestamp: m.CreatedAt,
+	}
+}
+
+// errUndecodable is wrapped by every decode failure; its text is the
+// reason written to the dead-letter topic.
+var errUndecodable = errors.New("undecodable record")
+
+// decode turns a consumed record into a message.
+//
+// A record with an id header is the Go server's: id, username and
+// created-at come from its headers. A record without one is the original
+// server's (key "message-<epoch ms>", value the text, no headers): it gets
+// username "", the id OriginalID, and the time of its key (or, failing
+// that, the record's timestamp).
+//
+// The value must be valid UTF-8. A NUL byte is valid UTF-8 and decodes; it
+// is the database that refuses it.
+func decode(r *sarama.ConsumerMessage) (chat.Message, error) {
+	if r.Value == nil {
+		return chat.Message{}, fmt.Errorf("%w: the record has no value (a tombstone)", errUndecodable)
+	}
+	if !utf8.Valid(r.Value) {
+		return chat.Message{}, fmt.Errorf("%w: the value is not valid UTF-8", errUndecodable)
+	}
+	m := chat.Message{Text: string(r.Value)}
+	var id, username, created []byte
+	var hasID, hasUser, hasCreated bool
+	for _, h := range r.Headers {
+		if h == nil {
+			continue
+		}
+		switch string(h.Key) {
+		case HeaderID:
+			id, hasID = h.Value, true
+		case HeaderUsername:
+			username, hasUser = h.Value, true
+		case HeaderCreatedAt:
+			created, hasCreated = h.Value, true
+		}
+	}
+	if !hasID {
+		if hasUser || hasCreated {
+			return chat.Message{}, fmt.Errorf("%w: it has %q or %q headers but no %q header", errUndecodable, HeaderUsername, HeaderCreatedAt, HeaderID)
+		}
+		m.ID = OriginalID(r.Topic, r.Partition, r.Offset)
+		m.CreatedAt = originalTime(r)
+		return m, nil
+	}
+	switch {
+	case len(id) == 0:
+		return chat.Message{}, fmt.Errorf("%w: the %q header is empty", errUndecodable, HeaderID)
+	case len(id) > maxIDLength:
+		return chat.Message{}, fmt.Errorf("%w: the %q header is %d bytes long; the limit is %d", errUndecodable, HeaderID, len(id), maxIDLength)
+	case !utf8.Valid(id):
+		return chat.Message{}, fmt.Errorf("%w: the %q header is not valid UTF-8", errUndecodable, HeaderID)
+	case !utf8.Valid(username):
+		return chat.Message{}, fmt.Errorf("%w: the %q header is not valid UTF-8", errUndecodable, HeaderUsername)
+	case !hasCreated:
+		return chat.Message{}, fmt.Errorf("%w: the %q header is missing", errUndecodable, HeaderCreatedAt)
+	}
+	t, err := time.Parse(time.RFC3339Nano, string(created))
+	if err != nil {
+		return chat.Message{}, fmt.Errorf("%w: the %q header %q is not an RFC 3339 time", errUndecodable, HeaderCreatedAt, truncate(string(created), 64))
+	}
+	m.ID = string(id)
+	m.Username = string(username)
+	m.CreatedAt = t.UTC().Truncate(time.Millisecond)
+	return m, nil
+}
+
+// originalTime is the time of a record in the original format: the epoch
+// milliseconds of its key "message-<ms>", else the record's timestamp, else
+// now.
+func originalTime(r *sarama.ConsumerMessage) time.Time {
+	if ms, ok := strings.CutPrefix(string(r.Key), "message-"); ok {
+		if n, err := strconv.ParseInt(ms, 10, 64); err == nil && n > 0 && n < 253402300800000 {
+			return time.UnixMilli(n).UTC()
+		}
+	}
+	if !r.Timestamp.IsZero() && r.Timestamp.Unix() > 0 {
+		return r.Timestamp.UTC().Truncate(time.Millisecond)
+	}
+	return time.Now().UTC().Truncate(time.Millisecond)
+}
+
+// dlqRecord returns the dead-letter record for r: its key, value and
+// headers as they were, plus the reason and the source.
+func dlqRecord(topic string, r *sarama.ConsumerMessage, reason string) *sarama.ProducerMessage {
+	headers := make([]sarama.RecordHeader, 0, len(r.Headers)+2)
+	for _, h := range r.Headers {
+		if h != nil {
+			headers = append(headers, *h)
+		}
+	}
+	headers = append(headers,
+		sarama.RecordHeader{Key: []byte(HeaderDLQReason), Value: []byte(truncate(reason, 1000))},
+		sarama.RecordHeader{Key: []byte(HeaderDLQSource), Value: []byte(fmt.Sprintf("%s/%d/%d", r.Topic, r.Partition, r.Offset))},
+	)
+	var key, value sarama.Encoder
+	if r.Key != nil {
+		key = sarama.ByteEncoder(r.Key)
+	}
+	if r.Value != nil {
+		value = sarama.ByteEncoder(r.Value)
+	}
+	return &sarama.ProducerMessage{Topic: topic, Key: key, Value: value, Headers: headers, Timestamp: r.Timestamp}
+}
+
+// truncate cuts s to at most n bytes, on a rune boundary.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
