@@ -88,6 +88,19 @@ test("the chat nodes: PostgreSQL, Redis and Kafka, the port the balancer uses, t
   }
 });
 
+test("every variable the nodes get is a setting of the README's table", () => {
+  const readme = readFileSync(join(repo, "README.md"), "utf8");
+  const table = readme.slice(readme.indexOf("## Settings"), readme.indexOf("\n## ", readme.indexOf("## Settings") + 1));
+  const documented = new Set();
+  for (const line of table.split("\n").filter((l) => l.startsWith("| `"))) {
+    for (const m of line.split("|")[1].matchAll(/`([A-Z0-9_]+)`/g)) documented.add(m[1]);
+  }
+  assert.ok(documented.has("KAFKA_BROKERS") && documented.has("TRUSTED_PROXIES"), "the settings table was read");
+  for (const name of NODES) {
+    for (const k of Object.keys(env(services[name]))) assert.ok(documented.has(k), `${name}: ${k} is a documented setting`);
+  }
+});
+
 test("ports: the balancer on 8000, the web client on 3000, nothing else", () => {
   assert.deepEqual(published(services.lb), [{ host: 8000, container: Number(env(services.lb).LB_BIND.split(":").pop()) }]);
   assert.deepEqual(published(services.web), [{ host: 3000, container: 3000 }]);
