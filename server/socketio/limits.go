@@ -76,7 +76,9 @@ func (s *Server) clientAddr(r *http.Request) string {
 	if len(s.o.TrustedProxies) == 0 || !s.trusted(peer) {
 		return peer
 	}
-	hops := strings.Split(r.Header.Get("X-Forwarded-For"), ",")
+	// Every X-Forwarded-For line counts, in order: a proxy may append its
+	// own line after one the client sent.
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
 	for i := len(hops) - 1; i >= 0; i-- {
 		hop := strings.TrimSpace(hops[i])
 		if hop == "" {

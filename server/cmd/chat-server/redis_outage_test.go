@@ -54,6 +54,7 @@ func TestRedisOutage(t *testing.T) {
 			startHeap := []float64{a.metric(t, "go_memstats_heap_inuse_bytes"), b.metric(t, "go_memstats_heap_inuse_bytes")}
 
 			sent := 0
+			var allLat []time.Duration // same-node latencies of every cut
 			for cut := range cuts {
 				proxy.cut()
 				cpuA, cpuB := cpuSeconds(t, a.cmd.Process.Pid), cpuSeconds(t, b.cmd.Process.Pid)
@@ -85,13 +86,10 @@ func TestRedisOutage(t *testing.T) {
 					t.Errorf("cut %d: /readyz says redis is %q during the cut", cut, ready.Checks["redis"].Status)
 				}
 				proxy.restore()
+				allLat = append(allLat, lat...)
 				slices.Sort(lat)
-				p99 := lat[len(lat)*99/100]
 				t.Logf("cut %d: %d messages on the same node during the cut, p99 %v; CPU %.3f and %.3f cores",
-					cut, len(during), p99, usedA, usedB)
-				if p99 > 50*time.Millisecond {
-					t.Errorf("cut %d: same-node p99 %v during the outage, want under 50 ms", cut, p99)
-				}
+					cut, len(during), lat[len(lat)*99/100], usedA, usedB)
 				if usedA > 0.25 || usedB > 0.25 {
 					t.Errorf("cut %d: CPU %.2f / %.2f cores during the outage, want it low", cut, usedA, usedB)
 				}
@@ -136,6 +134,12 @@ func TestRedisOutage(t *testing.T) {
 				drain(local)
 				time.Sleep(200 * time.Millisecond)
 				drain(remote)
+			}
+			slices.Sort(allLat)
+			if p99 := allLat[len(allLat)*99/100]; p99 > 50*time.Millisecond {
+				t.Errorf("same-node p99 %v over %d messages sent during %d outages, want under 50 ms", p99, len(allLat), cuts)
+			} else {
+				t.Logf("same-node p99 %v over %d messages sent during %d outages", p99, len(allLat), cuts)
 			}
 			// Stored once each by the accepting node.
 			var page struct{ Messages []wire }

@@ -388,10 +388,10 @@ func TestSlowWebSocketClientIsDisconnected(t *testing.T) {
 // MAX_CONNECTIONS_PER_IP counts the client's address: X-Forwarded-For's
 // when the peer is one of TRUSTED_PROXIES, the peer's otherwise.
 func TestConnectionsPerAddressBehindATrustedProxy(t *testing.T) {
-	handshake := func(p *proc, xff string) int {
+	handshake := func(p *proc, xff ...string) int {
 		req, _ := http.NewRequest(http.MethodGet, p.URL+"/socket.io/?EIO=4&transport=polling", nil)
-		if xff != "" {
-			req.Header.Set("X-Forwarded-For", xff)
+		for _, line := range xff {
+			req.Header.Add("X-Forwarded-For", line)
 		}
 		res, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -406,6 +406,10 @@ func TestConnectionsPerAddressBehindATrustedProxy(t *testing.T) {
 	}
 	if c := handshake(trusted, "198.51.100.9, 203.0.113.1"); c != http.StatusTooManyRequests {
 		t.Fatalf("a second session of 203.0.113.1 (last untrusted hop): %d, want 429", c)
+	}
+	// A line the client forged comes first; the proxy appended its own.
+	if c := handshake(trusted, "203.0.113.7", "203.0.113.2"); c != http.StatusTooManyRequests {
+		t.Fatalf("a second session of 203.0.113.2 behind a forged first line: %d, want 429", c)
 	}
 	direct := start(t, "", "MAX_CONNECTIONS_PER_IP=1")
 	if a, b := handshake(direct, "203.0.113.1"), handshake(direct, "203.0.113.2"); a != 200 || b != http.StatusTooManyRequests {
