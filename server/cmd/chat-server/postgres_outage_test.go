@@ -58,6 +58,18 @@ func (p *tcpProxy) serve(ln net.Listener) {
 				continue
 			}
 			p.mu.Lock()
+			if p.ln != ln {
+				// Cut while this connection was being set up: it must
+				// not outlive the cut (a check passing during an outage).
+				p.mu.Unlock()
+				for _, conn := range []net.Conn{c, up} {
+					if tc, ok := conn.(*net.TCPConn); ok {
+						_ = tc.SetLinger(0)
+					}
+					_ = conn.Close()
+				}
+				continue
+			}
 			p.conns[c], p.conns[up] = true, true
 			p.mu.Unlock()
 			for _, pair := range [][2]net.Conn{{c, up}, {up, c}} {
