@@ -4,6 +4,9 @@ package main
 
 import (
 	"fmt"
+	"net"
+	"net/url"
+	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -23,11 +26,11 @@ func services(t *testing.T, args ...string) {
 	}
 }
 
-// restart starts a stopped service again. The services listen on ports in
-// Linux's ephemeral range (32768-60999): while one is stopped, an outgoing
-// connection of any process may take its port as its own local port, and
-// the service then fails to bind ("Address already in use") until that
-// connection ends. So a failed start is tried again, up to five times.
+// restart starts a stopped service again. The services listen below
+// Linux's ephemeral range (32768-60999), so no outgoing connection takes a
+// stopped service's port as its own local port; a start that fails for
+// another passing reason (a port still in TIME_WAIT) is tried again, up to
+// five times, and the sockets on the service ports are logged.
 func restart(t *testing.T, name string) {
 	t.Helper()
 	for attempt := 1; ; attempt++ {
@@ -41,7 +44,7 @@ func restart(t *testing.T, name string) {
 		ss, _ := exec.Command("ss", "-tanp").CombinedOutput()
 		var holders []string
 		for _, line := range strings.Split(string(ss), "\n") {
-			if f := strings.Fields(line); len(f) > 3 && (strings.HasSuffix(f[3], ":59092") || strings.HasSuffix(f[3], ":55432")) {
+			if f := strings.Fields(line); len(f) > 3 && (strings.HasSuffix(f[3], ":"+servicePort(os.Getenv("KAFKA_BROKERS"))) || strings.HasSuffix(f[3], ":"+servicePort(os.Getenv("DATABASE_URL")))) {
 				holders = append(holders, line)
 			}
 		}
@@ -49,6 +52,19 @@ func restart(t *testing.T, name string) {
 			name, attempt, err, strings.Join(holders, "\n"))
 		time.Sleep(time.Second)
 	}
+}
+
+// servicePort is the port of a service address: host:port, a list of them
+// or a URL.
+func servicePort(addr string) string {
+	if u, err := url.Parse(addr); err == nil && u.Host != "" {
+		addr = u.Host
+	}
+	addr, _, _ = strings.Cut(addr, ",")
+	if _, port, err := net.SplitHostPort(addr); err == nil {
+		return port
+	}
+	return "(unknown)"
 }
 
 // listener records when each message text reached a client.
