@@ -563,10 +563,7 @@ func fanoutStep(ctx context.Context, s *session, f *fanoutFlags, k server.Kind, 
 		pt.SendRate = float64(pt.Sent-1) / sendSpan
 	}
 	pt.SendLagMaxMs = float64(maxLag.Load()) / 1e6
-	sentBy := make([]int64, f.senders)
-	for m := int64(0); m < pt.Sent; m++ {
-		sentBy[m%int64(f.senders)]++
-	}
+	sentBy := sentPerSender(pt.Sent, warm, f.senders)
 	for j := range f.senders {
 		for seq := int64(0); seq < sentBy[j]; seq++ {
 			c := int64(r.counts[int64(j)*r.perSender+seq].Load())
@@ -611,6 +608,17 @@ func fanoutStep(ctx context.Context, s *session, f *fanoutFlags, k server.Kind, 
 		k.Label(), rate, report.Num(pt.DeliveriesPerSec), report.Num(pt.OfferedDeliveriesPerSec), pt.Missing,
 		report.Num(pt.LatencyMs.P50), report.Num(pt.LatencyMs.P99), report.Num(pt.CPUPerDeliveryUs), pt.ServerCores, pt.BenchCores)
 	return pt, nil
+}
+
+// sentPerSender returns how many measured messages each sender sent when
+// the first sent messages went out: message k (warm-up ones first) goes
+// from sender k mod senders, and the measured ones start at k = warm.
+func sentPerSender(sent, warm int64, senders int) []int64 {
+	out := make([]int64, senders)
+	for k := warm; k < warm+sent; k++ {
+		out[k%int64(senders)]++
+	}
+	return out
 }
 
 // measureLag sleeps period at a time until ctx ends and returns how late

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"net"
 	"os"
@@ -73,6 +74,28 @@ func TestSourceAddr(t *testing.T) {
 		got := sourceAddr(tt.i, 60000)
 		if !got.Equal(net.ParseIP(tt.want)) || !got.IsLoopback() {
 			t.Errorf("sourceAddr(%d) = %v, want %s", tt.i, got, tt.want)
+		}
+	}
+}
+
+func TestSentPerSender(t *testing.T) {
+	tests := []struct {
+		sent, warm int64
+		senders    int
+		want       []int64
+	}{
+		{100, 0, 1, []int64{100}},
+		{100, 25, 2, []int64{50, 50}},
+		// Warm-up messages 0..24 go round the senders first: the measured
+		// ones start at sender 25 mod 3 = 1.
+		{100, 25, 3, []int64{33, 34, 33}},
+		{4, 10, 3, []int64{1, 2, 1}},
+		{0, 7, 2, []int64{0, 0}},
+	}
+	for _, tt := range tests {
+		got := sentPerSender(tt.sent, tt.warm, tt.senders)
+		if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+			t.Errorf("sentPerSender(%d, %d, %d) = %v, want %v", tt.sent, tt.warm, tt.senders, got, tt.want)
 		}
 	}
 }
