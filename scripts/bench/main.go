@@ -54,7 +54,8 @@ modes:
             heap and stack per connection, over the empty server
   fanout    N receivers, S senders, a sweep of offered rates: deliveries/s,
             loss, end-to-end latency, server CPU per delivery, bench CPU
-  cluster   (not yet) fanout over several Go nodes through Redis
+  cluster   the fanout over several nodes of each server sharing Redis:
+            the same figures, CPU summed over the nodes, Redis's CPU
   pipeline  (not yet) messages/s from accepted to stored, through Kafka
 
 Run "go run ./scripts/bench <mode> -h" for a mode's flags.
@@ -72,8 +73,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runIdle(ctx, rest, stdout, stderr)
 	case "fanout":
 		return runFanout(ctx, rest, stdout, stderr)
-	case "cluster", "pipeline":
-		return fmt.Errorf("mode %q is not implemented yet (issue 8: after the Redis and pipeline issues)", mode)
+	case "cluster":
+		return runCluster(ctx, rest, stdout, stderr)
+	case "pipeline":
+		return fmt.Errorf("mode %q is not implemented yet (issue 8: after the pipeline issue)", mode)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -24,7 +24,12 @@ func TestCommandLineMistakes(t *testing.T) {
 	}{
 		{"no mode", nil, "no mode given", true},
 		{"unknown mode", []string{"stress"}, `unknown mode "stress"`, true},
-		{"later mode", []string{"cluster"}, "not implemented yet", false},
+		{"no nodes", []string{"cluster", "-nodes", "0"}, "-nodes 0", true},
+		{"too many nodes", []string{"cluster", "-nodes", "17"}, "-nodes 17", true},
+		{"unknown adapter", []string{"cluster", "-adapter", "classic"}, `-adapter "classic"`, true},
+		{"redis not on loopback", []string{"cluster", "-redis-url", "redis://cache.example.org:6379"}, "not a loopback address", true},
+		{"no redis", []string{"cluster", "-redis-url="}, "cluster needs Redis", false},
+		{"cluster load checked", []string{"cluster", "-receivers", "0"}, "-receivers 0", true},
 		{"unknown flag", []string{"fanout", "-receviers", "10"}, "flag provided but not defined", true},
 		{"stray argument", []string{"idle", "5000"}, `unexpected argument "5000"`, true},
 		{"no receivers", []string{"fanout", "-receivers", "0"}, "-receivers 0", true},
@@ -120,6 +125,9 @@ func TestFanoutTable(t *testing.T) {
 	if strings.Count(md, "ours/reference") != 1 {
 		t.Errorf("a ratio row only where both servers have figures:\n%s", md)
 	}
+	if strings.Contains(md, "redis cores") {
+		t.Errorf("a fanout table has no Redis column:\n%s", md)
+	}
 	svg := string(fanoutChart("t", points, 1000))
 	for _, want := range []string{"deliveries per second", "p99 latency", "offered", "ours (Go)", "reference (Node)"} {
 		if !strings.Contains(svg, want) {
@@ -128,10 +136,31 @@ func TestFanoutTable(t *testing.T) {
 	}
 }
 
-// TestSmoke runs both modes for real, tiny and bounded, against both
+func TestClusterTable(t *testing.T) {
+	points := []FanoutPoint{
+		{Server: "go", Label: "ours (Go)", Rate: 100, Nodes: 3, DeliveriesPerSec: 100000, CPUPerDeliveryUs: 3, ServerCores: 0.3, RedisCores: ptr(0.02)},
+		{Server: "node", Label: "reference (Node)", Rate: 100, Nodes: 3, DeliveriesPerSec: 100000, CPUPerDeliveryUs: 6, ServerCores: 0.6, RedisCores: ptr(0.04)},
+		{Server: "go", Label: "ours (Go)", Rate: 200, Nodes: 3, Error: "node exited"},
+	}
+	md := fanoutTable(points)
+	for _, want := range []string{"| redis cores | bench cores |", "0.020 |", "**0.50** |        0.50 |", "|    200 | ours (Go)          |       failed |"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("table lacks %q:\n%s", want, md)
+		}
+	}
+	for i, line := range strings.Split(strings.TrimSpace(md[:strings.Index(md, "\n\n")]), "\n") {
+		if n := strings.Count(line, "|"); n != 13 {
+			t.Errorf("line %d has %d cells, want 12: %s", i, n-1, line)
+		}
+	}
+}
+
+// TestSmoke runs every mode for real, tiny and bounded, against both
 // servers: our chat-server built from this repository and the Node
 // reference (npm ci in server/e2e when its packages are missing). Node and
-// npm are required: without them it fails.
+// npm are required, and the cluster and pipeline modes need the services of
+// scripts/services (REDIS_URL, DATABASE_URL, KAFKA_BROKERS): without them
+// it fails.
 func TestSmoke(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
@@ -188,6 +217,42 @@ func TestSmoke(t *testing.T) {
 		}
 		if svg, err := os.ReadFile(filepath.Join(out, "smoke-fanout.svg")); err != nil || !bytes.HasPrefix(svg, []byte("<svg")) {
 			t.Errorf("chart: %v", err)
+		}
+	})
+
+	t.Run("cluster", func(t *testing.T) {
+		if os.Getenv("REDIS_URL") == "" {
+			t.Fatal(`REDIS_URL is not set: the cluster mode needs the real Redis. Start it with: eval "$(scripts/services up redis)" (or run scripts/test)`)
+		}
+		err := run(ctx, []string{"cluster", "-nodes", "2", "-receivers", "20", "-rates", "50", "-duration", "2s",
+			"-warmup", "500ms", "-drain", "5s", "-out", out, "-name", "smoke-cluster"}, &stdout, &stderr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var res FanoutResult
+		readJSON(t, filepath.Join(out, "smoke-cluster.json"), &res)
+		if len(res.Points) != 2 || res.Points[0].Server != "go" || res.Points[1].Server != "node" {
+			t.Fatalf("want one point per server, ours first: %+v", res.Points)
+		}
+		for _, p := range res.Points {
+			if p.Error != "" {
+				t.Fatalf("%s: %s", p.Label, p.Error)
+			}
+			// Two senders, one per node: every message crosses Redis to
+			// half of the receivers.
+			if p.Nodes != 2 || p.Senders != 2 {
+				t.Errorf("%s: %d nodes, %d senders", p.Label, p.Nodes, p.Senders)
+			}
+			if p.Sent != 100 || p.Delivered != 2000 || p.Missing != 0 || p.Duplicates != 0 || p.OutOfOrder != 0 || p.Dropped != 0 {
+				t.Errorf("%s: sent %d, delivered %d, missing %d, duplicates %d, out of order %d, dropped %d",
+					p.Label, p.Sent, p.Delivered, p.Missing, p.Duplicates, p.OutOfOrder, p.Dropped)
+			}
+			if !(p.ServerCPUSec > 0 && p.RedisCPUSec != nil && *p.RedisCPUSec >= 0 && p.RedisCores != nil) {
+				t.Errorf("%s: server CPU %v s, Redis CPU %v", p.Label, p.ServerCPUSec, p.RedisCPUSec)
+			}
+		}
+		if g := res.Points[0].Goroutines; g == nil || *g < 80 {
+			t.Errorf("our two nodes' goroutines, summed: %v", g)
 		}
 	})
 
