@@ -71,7 +71,7 @@ func runCluster(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	defer cancel()
 	pid, err := services.RedisPID(ctx, f.redisURL)
 	if err != nil {
-		return fmt.Errorf("Redis at %s: %w", redisAddr, err)
+		return fmt.Errorf("the Redis server at %s: %w", redisAddr, err)
 	}
 
 	s, cleanup, err := f.start(ctx, "cluster", args, f.receivers+f.senders+f.nodes*fdMargin, stderr)

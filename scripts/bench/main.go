@@ -54,9 +54,9 @@ modes:
             heap and stack per connection, over the empty server
   fanout    N receivers, S senders, a sweep of offered rates: deliveries/s,
             loss, end-to-end latency, server CPU per delivery, bench CPU
-  cluster   the fanout over several nodes of each server sharing Redis:
-            the same figures, CPU summed over the nodes, Redis's CPU
-  pipeline  (not yet) messages/s from accepted to stored, through Kafka
+  cluster   (not yet) fanout over several Go nodes through Redis
+  pipeline  messages/s from accepted to stored: into SQLite, through Kafka
+            into PostgreSQL, and our consumer against the original's design
 
 Run "go run ./scripts/bench <mode> -h" for a mode's flags.
 `
@@ -76,7 +76,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "cluster":
 		return runCluster(ctx, rest, stdout, stderr)
 	case "pipeline":
-		return fmt.Errorf("mode %q is not implemented yet (issue 8: after the pipeline issue)", mode)
+		return runPipeline(ctx, rest, stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil

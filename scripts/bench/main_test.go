@@ -30,6 +30,17 @@ func TestCommandLineMistakes(t *testing.T) {
 		{"redis not on loopback", []string{"cluster", "-redis-url", "redis://cache.example.org:6379"}, "not a loopback address", true},
 		{"no redis", []string{"cluster", "-redis-url="}, "cluster needs Redis", false},
 		{"cluster load checked", []string{"cluster", "-receivers", "0"}, "-receivers 0", true},
+		{"unknown store", []string{"pipeline", "-stores", "sqlite,mysql"}, `store "mysql"`, true},
+		{"store twice", []string{"pipeline", "-stores", "sqlite,sqlite"}, `store "sqlite" given twice`, true},
+		{"pipeline without ours", []string{"pipeline", "-servers", "node"}, "include go", true},
+		{"no messages", []string{"pipeline", "-messages", "0"}, "-messages 0", true},
+		{"too many messages", []string{"pipeline", "-messages", "2000001"}, "-messages 2000001", true},
+		{"no window", []string{"pipeline", "-window", "0"}, "-window 0", true},
+		{"too many consumers", []string{"pipeline", "-consumers", "9"}, "-consumers 9", true},
+		{"poll too fast", []string{"pipeline", "-poll", "100us"}, "-poll 100µs", true},
+		{"no services", []string{"pipeline", "-database-url=", "-kafka-brokers="}, "needs PostgreSQL and Kafka", false},
+		{"database not on loopback", []string{"pipeline", "-database-url", "postgresql://chat@db.example.org/chat", "-kafka-brokers", "127.0.0.1:59092"}, "not a loopback address", true},
+		{"broker not on loopback", []string{"pipeline", "-database-url", "postgresql://chat@127.0.0.1/chat", "-kafka-brokers", "kafka.example.org:9092"}, "not a loopback address", true},
 		{"unknown flag", []string{"fanout", "-receviers", "10"}, "flag provided but not defined", true},
 		{"stray argument", []string{"idle", "5000"}, `unexpected argument "5000"`, true},
 		{"no receivers", []string{"fanout", "-receivers", "0"}, "-receivers 0", true},
@@ -253,6 +264,58 @@ func TestSmoke(t *testing.T) {
 		}
 		if g := res.Points[0].Goroutines; g == nil || *g < 80 {
 			t.Errorf("our two nodes' goroutines, summed: %v", g)
+		}
+	})
+
+	t.Run("pipeline", func(t *testing.T) {
+		for _, v := range []string{"DATABASE_URL", "KAFKA_BROKERS"} {
+			if os.Getenv(v) == "" {
+				t.Fatalf(`%s is not set: the pipeline mode needs the real PostgreSQL and Kafka. Start them with: eval "$(scripts/services up postgres kafka)" (or run scripts/test)`, v)
+			}
+		}
+		err := run(ctx, []string{"pipeline", "-messages", "2000", "-senders", "2", "-window", "200", "-partitions", "2",
+			"-ref-max", "30s", "-step-timeout", "1m", "-out", out, "-name", "smoke-pipeline"}, &stdout, &stderr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var res PipelineResult
+		readJSON(t, filepath.Join(out, "smoke-pipeline.json"), &res)
+		if len(res.Points) != 4 {
+			t.Fatalf("want 4 steps (SQLite, Kafka, our consumer, the reference): %+v", res.Points)
+		}
+		warm := int64(2 * pipelineWarmup)
+		for i, want := range []struct{ step, server string }{{StepSQLite, "go"}, {StepKafka, "go"}, {StepConsumer, "go"}, {StepConsumer, "node"}} {
+			p := res.Points[i]
+			if p.Step != want.step || p.Server != want.server || p.Error != "" {
+				t.Fatalf("step %d: %s of %s, error %q; want %s of %s", i, p.Step, p.Server, p.Error, want.step, want.server)
+			}
+			if !p.Complete || p.StoredPerSec <= 0 || p.ServerCPUSec <= 0 || len(p.Series) == 0 {
+				t.Errorf("%s %s: complete %v, %v stored/s, CPU %v s, %d series points", p.Step, p.Server, p.Complete, p.StoredPerSec, p.ServerCPUSec, len(p.Series))
+			}
+			switch p.Step {
+			case StepSQLite, StepKafka:
+				if p.Messages != 2000 || p.Stored != 2000 || len(p.Refused) != 0 || p.AckLatency == nil || p.AckedPerSec <= 0 {
+					t.Errorf("%s: %d messages, %d stored, refused %v, ack latency %v", p.Step, p.Messages, p.Stored, p.Refused, p.AckLatency)
+				}
+			case StepConsumer:
+				// Every record of the topic (warm-up included) is one row.
+				if p.Messages != 2000+warm || p.Stored != p.Messages || p.Rows != p.Messages || p.DistinctIDs != p.Messages {
+					t.Errorf("%s consumer: %d records, %d stored, %d rows, %d ids", p.Server, p.Messages, p.Stored, p.Rows, p.DistinctIDs)
+				}
+				if p.DBCPUSec == nil {
+					t.Errorf("%s consumer: no PostgreSQL CPU", p.Server)
+				}
+			}
+		}
+		if p := res.Points[1]; p.Rows != 2000+warm || p.DBCPUSec == nil {
+			t.Errorf("Kafka step: %d rows, PostgreSQL CPU %v", p.Rows, p.DBCPUSec)
+		}
+		md, err := os.ReadFile(filepath.Join(out, "smoke-pipeline.md"))
+		if err != nil || !strings.Contains(string(md), "**ours/reference**") || !strings.Contains(string(md), "original-consumer.js") {
+			t.Errorf("Markdown without the ratio row or the reference: %v\n%s", err, md)
+		}
+		if svg, err := os.ReadFile(filepath.Join(out, "smoke-pipeline.svg")); err != nil || !bytes.HasPrefix(svg, []byte("<svg")) {
+			t.Errorf("chart: %v", err)
 		}
 	})
 
