@@ -83,6 +83,7 @@ func runCluster(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	s.meta.Params["nodes"] = f.nodes
 	s.meta.Params["adapter"] = f.adapter
 	s.meta.Params["redis"] = redisAddr
+	s.meta.Servers["go_server_step_env"] = "each step adds REDIS_URL, REDIS_KEY_PREFIX (fresh per step), REDIS_ADAPTER_MODE=" + f.adapter
 	s.meta.Servers["go_server_cluster"] = fmt.Sprintf("%d nodes, REDIS_ADAPTER_MODE=%s", f.nodes, f.adapter)
 	s.meta.Servers["node_server_cluster"] = fmt.Sprintf("%d nodes, createShardedAdapter (@socket.io/redis-adapter %s)", f.nodes, s.meta.Servers["node_@socket.io/redis-adapter"])
 	run := time.Now().UTC().Format("20060102150405")

@@ -343,6 +343,9 @@ func (s *session) header(title string) string {
 	fmt.Fprintf(&b, "- machine: %s\n", m.Machine)
 	if v, ok := m.Servers["go_server"]; ok {
 		fmt.Fprintf(&b, "- ours: %s (%s), env `%s`\n", v, m.Servers["go_server_toolchain"], m.Servers["go_server_env"])
+		if e, ok := m.Servers["go_server_step_env"]; ok {
+			fmt.Fprintf(&b, "  (%s)\n", e)
+		}
 	}
 	if v, ok := m.Servers["node_consumer"]; ok {
 		fmt.Fprintf(&b, "- reference: %s, Node %s\n", v, m.Servers["node"])

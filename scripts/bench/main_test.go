@@ -38,6 +38,8 @@ func TestCommandLineMistakes(t *testing.T) {
 		{"no window", []string{"pipeline", "-window", "0"}, "-window 0", true},
 		{"too many consumers", []string{"pipeline", "-consumers", "9"}, "-consumers 9", true},
 		{"poll too fast", []string{"pipeline", "-poll", "100us"}, "-poll 100µs", true},
+		{"profile too long", []string{"pipeline", "-server-profile", "2m"}, "-server-profile 2m0s", true},
+		{"pipeline read buffer", []string{"pipeline", "-read-buffer", "10"}, "-read-buffer 10", true},
 		{"no services", []string{"pipeline", "-database-url=", "-kafka-brokers="}, "needs PostgreSQL and Kafka", false},
 		{"database not on loopback", []string{"pipeline", "-database-url", "postgresql://chat@db.example.org/chat", "-kafka-brokers", "127.0.0.1:59092"}, "not a loopback address", true},
 		{"broker not on loopback", []string{"pipeline", "-database-url", "postgresql://chat@127.0.0.1/chat", "-kafka-brokers", "kafka.example.org:9092"}, "not a loopback address", true},
@@ -274,7 +276,7 @@ func TestSmoke(t *testing.T) {
 			}
 		}
 		err := run(ctx, []string{"pipeline", "-messages", "2000", "-senders", "2", "-window", "200", "-partitions", "2",
-			"-ref-max", "30s", "-step-timeout", "1m", "-out", out, "-name", "smoke-pipeline"}, &stdout, &stderr)
+			"-ref-max", "30s", "-step-timeout", "1m", "-server-profile", "1s", "-out", out, "-name", "smoke-pipeline"}, &stdout, &stderr)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -291,6 +293,13 @@ func TestSmoke(t *testing.T) {
 			}
 			if !p.Complete || p.StoredPerSec <= 0 || p.ServerCPUSec <= 0 || len(p.Series) == 0 {
 				t.Errorf("%s %s: complete %v, %v stored/s, CPU %v s, %d series points", p.Step, p.Server, p.Complete, p.StoredPerSec, p.ServerCPUSec, len(p.Series))
+			}
+			if wantProfile := p.Server == "go"; (p.Profile != "") != wantProfile {
+				t.Errorf("%s %s: profile %q", p.Step, p.Server, p.Profile)
+			} else if wantProfile {
+				if st, err := os.Stat(p.Profile); err != nil || st.Size() == 0 {
+					t.Errorf("%s: profile %v", p.Step, err)
+				}
 			}
 			switch p.Step {
 			case StepSQLite, StepKafka:

@@ -54,6 +54,8 @@ type pipelineFlags struct {
 	databaseURL string
 	kafka       string
 	keep        bool
+	readBuffer  int
+	profile     time.Duration
 }
 
 // PipelineResult is the JSON of a pipeline run.
@@ -136,6 +138,8 @@ type PipelinePoint struct {
 	// Series is rows stored against seconds since the step's start (first
 	// measured send, or the consumer ready), for the chart.
 	Series []report.Point `json:"series,omitempty"`
+	// Profile is the file of our node's CPU profile (-server-profile).
+	Profile string `json:"profile,omitempty"`
 }
 
 type storesFlag struct{ stores *[]string }
@@ -181,6 +185,8 @@ func runPipeline(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.DurationVar(&f.poll, "poll", 20*time.Millisecond, "how often the stored counters (/metrics) are read")
 	fs.StringVar(&f.databaseURL, "database-url", os.Getenv("DATABASE_URL"), "PostgreSQL on loopback whose role may create databases (default $DATABASE_URL)")
 	fs.StringVar(&f.kafka, "kafka-brokers", os.Getenv("KAFKA_BROKERS"), "Kafka brokers on loopback (default $KAFKA_BROKERS)")
+	fs.IntVar(&f.readBuffer, "read-buffer", 64<<10, "bench read buffer per sender, bytes (they read every broadcast)")
+	fs.DurationVar(&f.profile, "server-profile", 0, "take a CPU profile of our (first) node over this long from the start of each of our steps' measurement, into <out>/<name>-<step>.pprof (0: none; up to 1m)")
 	fs.BoolVar(&f.keep, "keep", false, "keep the run's databases (default: dropped at the end)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: go run ./scripts/bench pipeline [flags]\n\n"+
@@ -225,6 +231,8 @@ func runPipeline(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		"nodes": f.nodes, "consumers": f.consumers, "partitions": f.partitions, "ref_max": f.refMax.String(),
 		"poll": f.poll.String(), "warmup_per_sender": pipelineWarmup, "quiet": f.quiet,
 	}
+	s.meta.Servers["go_server_step_env"] = "load steps add " + strings.Join(pipelineLoadEnv, " ") +
+		"; the PostgreSQL steps DATABASE_URL (a fresh database each), KAFKA_BROKERS, KAFKA_TOPIC (fresh per run), KAFKA_GROUP (fresh per step), KAFKA_PARTITIONS"
 	if slices.Contains(f.servers, server.Node) {
 		script := filepath.Join(f.repo, "server", "e2e", "fixtures", consumerFixture)
 		s.meta.Servers["node_consumer"] = fmt.Sprintf("%s (kafkajs %s, pg %s): eachMessage, one INSERT per record",
@@ -297,6 +305,10 @@ func (f *pipelineFlags) checkPipeline() error {
 		return usagef("-ref-max %s: want (0, %s]", f.refMax, maxStepTime)
 	case f.stepTimeout <= 0 || f.stepTimeout > maxStepTime:
 		return usagef("-step-timeout %s: want (0, %s]", f.stepTimeout, maxStepTime)
+	case f.readBuffer < 256 || f.readBuffer > 1<<20:
+		return usagef("-read-buffer %d: want 256..1048576", f.readBuffer)
+	case f.profile < 0 || f.profile > time.Minute:
+		return usagef("-server-profile %s: want 0..1m", f.profile)
 	case f.poll < time.Millisecond || f.poll > time.Second:
 		return usagef("-poll %s: want 1ms..1s", f.poll)
 	}
@@ -320,12 +332,21 @@ type pipeline struct {
 	pg      *services.Postgres
 }
 
+// pipelineLoadEnv is what the pipeline's load steps add to the load
+// settings: each sender receives every broadcast at the full rate (tens of
+// thousands of frames a second), more than the default slow-client guard
+// lets one client have queued at the moment it checks (SEND_QUEUE_LIMIT
+// 1000 frames, a write window of 50 ms: about 20,000 frames a second), so
+// the senders would be cut as slow although they keep up. The pipeline
+// measures storing, not the fan-out.
+var pipelineLoadEnv = []string{"SEND_QUEUE_LIMIT=100000"}
+
 // sqlite measures the embedded default: one node, no DATABASE_URL, no
 // Kafka; an acknowledgement means the message is committed to SQLite.
 func (p *pipeline) sqlite(ctx context.Context) (PipelinePoint, error) {
 	pt := PipelinePoint{Step: StepSQLite, Server: string(server.Go), Label: server.Go.Label(),
 		Path: "Socket.IO → direct writer → SQLite", Nodes: 1, Target: sqliteTarget}
-	sys, err := p.startGo(ctx, &pt, 1, nil)
+	sys, err := p.startGo(ctx, &pt, 1, pipelineLoadEnv)
 	if err != nil {
 		return pt, err
 	}
@@ -378,7 +399,7 @@ func (p *pipeline) postgres(ctx context.Context, add func(PipelinePoint, error))
 		if err != nil {
 			return 0, err
 		}
-		sys, err := p.startGo(ctx, &pt, p.f.nodes, kafkaEnv(url, "bench-"+p.run+"-load"))
+		sys, err := p.startGo(ctx, &pt, p.f.nodes, append(kafkaEnv(url, "bench-"+p.run+"-load"), pipelineLoadEnv...))
 		if err != nil {
 			return 0, err
 		}
@@ -480,9 +501,44 @@ func migrationFiles(dir string) ([]string, error) {
 	return files, nil
 }
 
-// startGo starts n of our nodes with env.
+// startGo starts n of our nodes with env (and their profiler with
+// -server-profile).
 func (p *pipeline) startGo(ctx context.Context, pt *PipelinePoint, n int, env []string) (*system, error) {
-	return p.startSystem(ctx, pt, server.Go, n, server.StartOptions{Env: env})
+	return p.startSystem(ctx, pt, server.Go, n, server.StartOptions{Env: env, Pprof: p.f.profile > 0})
+}
+
+// profile starts, with -server-profile, a CPU profile of sys's first node
+// (ours only); the returned function waits for it and writes it into the
+// results folder, naming the file in pt.
+func (p *pipeline) profile(ctx context.Context, pt *PipelinePoint, sys *system) func() {
+	if p.f.profile <= 0 || sys.kind != server.Go {
+		return func() {}
+	}
+	type result struct {
+		data []byte
+		err  error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		data, err := sys.nodes[0].CPUProfile(ctx, p.f.profile)
+		ch <- result{data, err}
+	}()
+	return func() {
+		r := <-ch
+		if r.err == nil {
+			path := filepath.Join(p.f.out, fmt.Sprintf("%s-%s-%s.pprof", p.f.name, pt.Step, pt.Server))
+			if r.err = os.MkdirAll(p.f.out, 0o755); r.err == nil {
+				r.err = os.WriteFile(path, r.data, 0o644)
+			}
+			if r.err == nil {
+				pt.Profile = path
+				fmt.Fprintf(p.s.log, "CPU profile of %s, %s: %s\n", pt.Label, pt.Path, path)
+			}
+		}
+		if r.err != nil {
+			fmt.Fprintf(p.s.log, "CPU profile of %s, %s: %v\n", pt.Label, pt.Path, r.err)
+		}
+	}
 }
 
 func (p *pipeline) startSystem(ctx context.Context, pt *PipelinePoint, k server.Kind, n int, o server.StartOptions) (*system, error) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"path/filepath"
 	"strings"
 
 	"github.com/scalable-chat-go/bench/internal/report"
@@ -48,6 +49,9 @@ func pipelineTables(points []PipelinePoint) string {
 		if p.Error == "" && p.OtherCores > 0.25 {
 			notes = append(notes, fmt.Sprintf("%s, %s: %.2f cores busy outside the measured processes, PostgreSQL's backends and the bench (Kafka, other work): other work may have disturbed this step",
 				p.Label, p.Path, p.OtherCores))
+		}
+		if p.Profile != "" {
+			notes = append(notes, fmt.Sprintf("%s, %s: CPU profile `%s` (go tool pprof -top)", p.Label, p.Path, filepath.Base(p.Profile)))
 		}
 		if len(p.Refused) > 0 {
 			var parts []string

@@ -229,6 +229,9 @@ type StartOptions struct {
 	// ReadyPath is the HTTP path answering 200 once the process is ready
 	// (default /readyz for ours, /healthz for Node).
 	ReadyPath string
+	// Pprof has our server serve Go's profiler on a free loopback port
+	// (PPROF_ADDR); see Process.CPUProfile.
+	Pprof bool
 }
 
 // Start runs a server of kind k and waits until it is ready.
@@ -249,7 +252,7 @@ func (l *Launcher) StartWith(ctx context.Context, k Kind, o StartOptions) (*Proc
 	}
 	base := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "PORT=" + strconv.Itoa(port)}
 	var cmd *exec.Cmd
-	var readyPath string
+	var readyPath, pprofAddr string
 	switch k {
 	case Go:
 		if l.goBin == "" {
@@ -258,6 +261,14 @@ func (l *Launcher) StartWith(ctx context.Context, k Kind, o StartOptions) (*Proc
 		cmd = exec.Command(l.goBin)
 		cmd.Dir = dir // no stray .env from the working directory
 		env := append(append(base, "DATA_DIR="+filepath.Join(dir, "data")), LoadEnv...)
+		if o.Pprof {
+			pp, err := freePort()
+			if err != nil {
+				return nil, err
+			}
+			pprofAddr = fmt.Sprintf("127.0.0.1:%d", pp)
+			env = append(env, "PPROF_ADDR="+pprofAddr)
+		}
 		cmd.Env = append(append(env, o.Env...), l.o.GoEnv...)
 		readyPath = "/readyz"
 	case Node:
@@ -291,7 +302,7 @@ func (l *Launcher) StartWith(ctx context.Context, k Kind, o StartOptions) (*Proc
 	p := &Process{
 		Kind: k, URL: fmt.Sprintf("http://127.0.0.1:%d", port), PID: cmd.Process.Pid,
 		cmd: cmd, exited: make(chan struct{}), logPath: logPath, stopTimeout: l.o.StopTimeout,
-		metrics: k == Go,
+		metrics: k == Go, pprofAddr: pprofAddr,
 	}
 	go func() {
 		_ = cmd.Wait()
@@ -317,6 +328,32 @@ type Process struct {
 	logPath     string
 	stopTimeout time.Duration
 	metrics     bool
+	pprofAddr   string
+}
+
+// CPUProfile takes a CPU profile of the process over d from its profiler
+// (started with StartOptions.Pprof) and returns it (pprof format).
+func (p *Process) CPUProfile(ctx context.Context, d time.Duration) ([]byte, error) {
+	if p.pprofAddr == "" {
+		return nil, fmt.Errorf("%s server (pid %d) was started without its profiler", p.Kind, p.PID)
+	}
+	secs := max(int(d.Round(time.Second)/time.Second), 1)
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(secs)*time.Second+30*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", p.pprofAddr, secs), nil)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("CPU profile of %s server: %w", p.Kind, err)
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(res.Body, 64<<20))
+	if err == nil && res.StatusCode != http.StatusOK {
+		err = fmt.Errorf("%s: %s", res.Status, bytes.TrimSpace(body))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("CPU profile of %s server: %w", p.Kind, err)
+	}
+	return body, nil
 }
 
 func (p *Process) waitReady(ctx context.Context, path string, timeout time.Duration) error {
