@@ -269,8 +269,8 @@ func (p *pipeline) load(ctx context.Context, pt *PipelinePoint, sys *system, db,
 		sent   bool
 	)
 	total := int64(f.messages)
-	tick := time.NewTicker(f.poll)
-	defer tick.Stop()
+	timer := time.NewTimer(f.poll)
+	defer timer.Stop()
 	for {
 		select {
 		case err := <-sendErr:
@@ -278,15 +278,17 @@ func (p *pipeline) load(ctx context.Context, pt *PipelinePoint, sys *system, db,
 				return fmt.Errorf("send: %w", err)
 			}
 			sent = true
+			continue
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-tick.C:
+		case <-timer.C:
 		}
 		v, err := sum(ctx, sys, doneMetric)
 		if err != nil {
 			return err
 		}
 		done = v - base
+		timer.Reset(pollInterval(f.poll, done, float64(total)))
 		now := r.now()
 		series = append(series, report.Point{X: float64(now-t0) / 1e9, Y: done})
 		answered := r.acked.Load() + r.nacked.Load()
@@ -417,18 +419,19 @@ func (p *pipeline) consume(ctx context.Context, pt *PipelinePoint, sys *system, 
 		series       []report.Point
 		err          error
 	)
-	tick := time.NewTicker(p.f.poll)
-	defer tick.Stop()
+	timer := time.NewTimer(p.f.poll)
+	defer timer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-tick.C:
+		case <-timer.C:
 		}
 		v, err := sum(ctx, sys, consumedMetric)
 		if err != nil {
 			return err
 		}
+		timer.Reset(pollInterval(p.f.poll, v, float64(records)))
 		now := time.Now()
 		series = append(series, report.Point{X: now.Sub(ready).Seconds(), Y: v})
 		if first < 0 && v > 0 {
@@ -486,6 +489,20 @@ func (p *pipeline) consume(ctx context.Context, pt *PipelinePoint, sys *system, 
 		pt.Label, pt.Path, state, fmt.Sprintf("%.2fs after ready", pt.TotalSec), report.Num(pt.StoredPerSec),
 		report.Num(pt.ServerCPUPerUs), opt(pt.DBCPUPerUs))
 	return nil
+}
+
+// finePoll is how often the counters are read once the end is near.
+const finePoll = 5 * time.Millisecond
+
+// pollInterval is the wait before the next reading of a counter at done of
+// total: -poll, then finePoll for the last tenth, so that the end is seen
+// within a few milliseconds while the scrapes (each costs the measured
+// process some CPU) stay few.
+func pollInterval(coarse time.Duration, done, total float64) time.Duration {
+	if total > 0 && done >= 0.9*total {
+		return min(coarse, finePoll)
+	}
+	return coarse
 }
 
 // thin keeps at most n points of a series, evenly spread, the last kept.

@@ -105,6 +105,25 @@ func TestLoadRunHandler(t *testing.T) {
 	}
 }
 
+func TestPollInterval(t *testing.T) {
+	for _, tt := range []struct {
+		coarse      time.Duration
+		done, total float64
+		want        time.Duration
+	}{
+		{100 * time.Millisecond, 0, 1000, 100 * time.Millisecond},
+		{100 * time.Millisecond, 899, 1000, 100 * time.Millisecond},
+		{100 * time.Millisecond, 900, 1000, finePoll},
+		{100 * time.Millisecond, 1200, 1000, finePoll},
+		{2 * time.Millisecond, 950, 1000, 2 * time.Millisecond},
+		{100 * time.Millisecond, 5, 0, 100 * time.Millisecond},
+	} {
+		if got := pollInterval(tt.coarse, tt.done, tt.total); got != tt.want {
+			t.Errorf("pollInterval(%v, %v, %v) = %v, want %v", tt.coarse, tt.done, tt.total, got, tt.want)
+		}
+	}
+}
+
 func TestThin(t *testing.T) {
 	var ps []report.Point
 	for i := range 1000 {
