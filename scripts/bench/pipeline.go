@@ -182,7 +182,7 @@ func runPipeline(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.IntVar(&f.partitions, "partitions", 6, "partitions of the run's topic (KAFKA_PARTITIONS)")
 	fs.DurationVar(&f.refMax, "ref-max", 30*time.Second, "longest the reference consumer runs (its rate is over what it stored by then)")
 	fs.DurationVar(&f.stepTimeout, "step-timeout", 5*time.Minute, "bound of each step's wait for acknowledgements and rows")
-	fs.DurationVar(&f.poll, "poll", 100*time.Millisecond, "how often the stored counters (/metrics) are read; every 5ms for the last tenth")
+	fs.DurationVar(&f.poll, "poll", 100*time.Millisecond, "how often the stored counters (/metrics) are read; every 5ms until the first and for the last tenth")
 	fs.StringVar(&f.databaseURL, "database-url", os.Getenv("DATABASE_URL"), "PostgreSQL on loopback whose role may create databases (default $DATABASE_URL)")
 	fs.StringVar(&f.kafka, "kafka-brokers", os.Getenv("KAFKA_BROKERS"), "Kafka brokers on loopback (default $KAFKA_BROKERS)")
 	fs.IntVar(&f.readBuffer, "read-buffer", 64<<10, "bench read buffer per sender, bytes (they read every broadcast)")

@@ -411,13 +411,19 @@ func (p *pipeline) consume(ctx context.Context, pt *PipelinePoint, sys *system, 
 	ready := time.Now()
 	profiled := p.profile(ctx, pt, sys)
 	defer profiled()
+	// CPU is taken from ready to the end: a consumer that stores in
+	// batches shows its first rows only once a batch is written, so a
+	// window from the first row seen would miss most of its work.
+	w1, err := p.mark(ctx, sys, db)
+	if err != nil {
+		return err
+	}
 	var (
-		w1, w2       window
+		w2           window
 		first        = -1.0
 		t1, tLast    time.Time
 		last, vFirst float64
 		series       []report.Point
-		err          error
 	)
 	timer := time.NewTimer(p.f.poll)
 	defer timer.Stop()
@@ -435,9 +441,6 @@ func (p *pipeline) consume(ctx context.Context, pt *PipelinePoint, sys *system, 
 		now := time.Now()
 		series = append(series, report.Point{X: now.Sub(ready).Seconds(), Y: v})
 		if first < 0 && v > 0 {
-			if w1, err = p.mark(ctx, sys, db); err != nil {
-				return err
-			}
 			first, t1, vFirst = v, now, v
 		}
 		if v > last {
@@ -470,9 +473,9 @@ func (p *pipeline) consume(ctx context.Context, pt *PipelinePoint, sys *system, 
 	if pt.WindowSec > 0 && n > 0 {
 		pt.StoredPerSec = float64(n) / pt.WindowSec
 	} else if pt.TotalSec > 0 { // everything came in one reading
-		pt.StoredPerSec, n = last/pt.TotalSec, int64(last)
+		pt.StoredPerSec = last / pt.TotalSec
 	}
-	account(pt, w1, w2, n)
+	account(pt, w1, w2, int64(last))
 	if pt.Rows, pt.DistinctIDs, err = p.pg.Rows(ctx, db); err != nil {
 		return err
 	}
@@ -495,11 +498,13 @@ func (p *pipeline) consume(ctx context.Context, pt *PipelinePoint, sys *system, 
 const finePoll = 5 * time.Millisecond
 
 // pollInterval is the wait before the next reading of a counter at done of
-// total: -poll, then finePoll for the last tenth, so that the end is seen
-// within a few milliseconds while the scrapes (each costs the measured
+// total: finePoll until the first is counted and for the last tenth, -poll
+// in between, so that the start and the end of the window are seen within
+// a few milliseconds (a short run was otherwise measured over a few
+// milliseconds of its end) while the scrapes (each costs the measured
 // process some CPU) stay few.
 func pollInterval(coarse time.Duration, done, total float64) time.Duration {
-	if total > 0 && done >= 0.9*total {
+	if done <= 0 || (total > 0 && done >= 0.9*total) {
 		return min(coarse, finePoll)
 	}
 	return coarse

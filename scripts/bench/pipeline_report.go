@@ -117,7 +117,7 @@ func pipelineTables(points []PipelinePoint) string {
 		b.WriteString(cons.Markdown())
 		b.WriteString("\nThe same topic (filled by the load step above), each consumer in a group of its own into an empty " +
 			"database with the same table. stored/s: records over the time from the first reading that saw a row to the one " +
-			"that saw the last (every -poll); all stored after: from the process being ready (joining the group included). " +
+			"that saw the last (every -poll); all stored after: from the process being ready (joining the group included); CPU (the consumer's and PostgreSQL's backends') from ready to the last row, per record. " +
 			"Reference: kafkajs eachMessage, one INSERT per record (server/e2e/fixtures/original-consumer.js).\n\n")
 	}
 	for _, n := range notes {

@@ -111,12 +111,14 @@ func TestPollInterval(t *testing.T) {
 		done, total float64
 		want        time.Duration
 	}{
-		{100 * time.Millisecond, 0, 1000, 100 * time.Millisecond},
+		{100 * time.Millisecond, 0, 1000, finePoll},
+		{100 * time.Millisecond, 1, 1000, 100 * time.Millisecond},
 		{100 * time.Millisecond, 899, 1000, 100 * time.Millisecond},
 		{100 * time.Millisecond, 900, 1000, finePoll},
 		{100 * time.Millisecond, 1200, 1000, finePoll},
 		{2 * time.Millisecond, 950, 1000, 2 * time.Millisecond},
 		{100 * time.Millisecond, 5, 0, 100 * time.Millisecond},
+		{100 * time.Millisecond, 0, 0, finePoll},
 	} {
 		if got := pollInterval(tt.coarse, tt.done, tt.total); got != tt.want {
 			t.Errorf("pollInterval(%v, %v, %v) = %v, want %v", tt.coarse, tt.done, tt.total, got, tt.want)
