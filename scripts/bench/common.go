@@ -343,9 +343,19 @@ func (s *session) header(title string) string {
 	fmt.Fprintf(&b, "- machine: %s\n", m.Machine)
 	if v, ok := m.Servers["go_server"]; ok {
 		fmt.Fprintf(&b, "- ours: %s (%s), env `%s`\n", v, m.Servers["go_server_toolchain"], m.Servers["go_server_env"])
+		if e, ok := m.Servers["go_server_step_env"]; ok {
+			fmt.Fprintf(&b, "  (%s)\n", e)
+		}
 	}
-	if v, ok := m.Servers["node_server"]; ok {
+	if v, ok := m.Servers["node_consumer"]; ok {
+		fmt.Fprintf(&b, "- reference: %s, Node %s\n", v, m.Servers["node"])
+	} else if v, ok := m.Servers["node_server"]; ok {
 		fmt.Fprintf(&b, "- reference: %s, socket.io %s, Node %s\n", v, m.Servers["node_socket.io"], m.Servers["node"])
+	}
+	for _, k := range []string{"go_server_cluster", "node_server_cluster"} {
+		if v, ok := m.Servers[k]; ok {
+			fmt.Fprintf(&b, "- %s cluster: %s\n", map[string]string{"go_server_cluster": "our", "node_server_cluster": "reference"}[k], v)
+		}
 	}
 	b.WriteString("\n")
 	return b.String()

@@ -92,7 +92,10 @@ type FanoutPoint struct {
 	Rate      float64 `json:"rate"`
 	Receivers int     `json:"receivers"`
 	Senders   int     `json:"senders"`
-	Error     string  `json:"error,omitempty"`
+	// Nodes is how many server processes shared the connections (cluster
+	// mode; the figures of CPU and memory are their sums).
+	Nodes int    `json:"nodes,omitempty"`
+	Error string `json:"error,omitempty"`
 
 	// Sent is how many measured messages went out; SendRate their real
 	// rate; SendLagMaxMs the largest delay of a send behind its schedule.
@@ -132,6 +135,11 @@ type FanoutPoint struct {
 	CPUPerDeliveryUs float64 `json:"cpu_per_delivery_us"`
 	ServerRSSMB      float64 `json:"server_rss_mb"`
 	ServerThreads    int     `json:"server_threads"`
+	// Redis (cluster mode): the shared Redis server's CPU over the same
+	// window, its cores and µs per delivery.
+	RedisCPUSec           *float64 `json:"redis_cpu_sec,omitempty"`
+	RedisCores            *float64 `json:"redis_cores,omitempty"`
+	RedisCPUPerDeliveryUs *float64 `json:"redis_cpu_per_delivery_us,omitempty"`
 	// Goroutines and SlowDisconnects come from the Go server's /metrics.
 	Goroutines      *float64 `json:"goroutines,omitempty"`
 	SlowDisconnects *float64 `json:"slow_disconnects,omitempty"`
@@ -174,14 +182,7 @@ func runFanout(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs := flag.NewFlagSet("fanout", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	f.register(fs)
-	fs.IntVar(&f.receivers, "receivers", 1000, fmt.Sprintf("receiving connections (1..%d)", maxReceivers))
-	fs.IntVar(&f.senders, "senders", 1, fmt.Sprintf("sending connections, sharing the rate (1..%d); they receive too", maxSenders))
-	fs.Var(ratesFlag{&f.rates}, "rates", "offered rates to sweep, messages per second over all senders, comma separated")
-	fs.DurationVar(&f.duration, "duration", 10*time.Second, "measured sending time per rate")
-	fs.DurationVar(&f.warmup, "warmup", 2*time.Second, "sending at the rate before the measurement starts")
-	fs.DurationVar(&f.drain, "drain", 10*time.Second, "longest wait for deliveries after the last send; later ones count as missing")
-	fs.IntVar(&f.text, "text", 120, "message text length, characters (the stamp included)")
-	fs.IntVar(&f.readBuffer, "read-buffer", 4096, "bench read buffer per connection, bytes")
+	f.registerLoad(fs, 1)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: go run ./scripts/bench fanout [flags]\n\n"+
 			"For each offered rate and each server: starts the server, connects the receivers and senders,\n"+
@@ -194,6 +195,37 @@ func runFanout(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := f.check(); err != nil {
 		return err
 	}
+	if err := f.checkLoad(); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+
+	s, cleanup, err := f.start(ctx, "fanout", args, f.receivers+f.senders+fdMargin, stderr)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	s.meta.Params = f.params()
+	title := fmt.Sprintf("fanout: %d receivers, %s, %s per rate after %s warm-up, %d-character texts",
+		f.receivers, plural(f.senders, "sender"), f.duration, f.warmup, f.text)
+	return sweep(ctx, s, &f, topology{nodes: 1}, "fanout", title, stdout, stderr)
+}
+
+// registerLoad registers the load flags fanout and cluster share.
+func (f *fanoutFlags) registerLoad(fs *flag.FlagSet, senders int) {
+	fs.IntVar(&f.receivers, "receivers", 1000, fmt.Sprintf("receiving connections (1..%d)", maxReceivers))
+	fs.IntVar(&f.senders, "senders", senders, fmt.Sprintf("sending connections, sharing the rate (1..%d); they receive too", maxSenders))
+	fs.Var(ratesFlag{&f.rates}, "rates", "offered rates to sweep, messages per second over all senders, comma separated")
+	fs.DurationVar(&f.duration, "duration", 10*time.Second, "measured sending time per rate")
+	fs.DurationVar(&f.warmup, "warmup", 2*time.Second, "sending at the rate before the measurement starts")
+	fs.DurationVar(&f.drain, "drain", 10*time.Second, "longest wait for deliveries after the last send; later ones count as missing")
+	fs.IntVar(&f.text, "text", 120, "message text length, characters (the stamp included)")
+	fs.IntVar(&f.readBuffer, "read-buffer", 4096, "bench read buffer per connection, bytes")
+}
+
+// checkLoad checks the load flags.
+func (f *fanoutFlags) checkLoad() error {
 	switch {
 	case f.receivers < 1 || f.receivers > maxReceivers:
 		return usagef("-receivers %d: want 1..%d", f.receivers, maxReceivers)
@@ -210,34 +242,46 @@ func runFanout(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	case f.readBuffer < 256 || f.readBuffer > 1<<20:
 		return usagef("-read-buffer %d: want 256..1048576", f.readBuffer)
 	}
-	ctx, cancel := context.WithTimeout(ctx, f.timeout)
-	defer cancel()
+	return nil
+}
 
-	s, cleanup, err := f.start(ctx, "fanout", args, f.receivers+f.senders+fdMargin, stderr)
-	if err != nil {
-		return err
-	}
-	defer cleanup()
-	s.meta.Params = map[string]any{
+func (f *fanoutFlags) params() map[string]any {
+	return map[string]any{
 		"receivers": f.receivers, "senders": f.senders, "rates": f.rates, "duration": f.duration.String(),
 		"warmup": f.warmup.String(), "drain": f.drain.String(), "text": f.text, "quiet": f.quiet,
 	}
+}
+
+// topology is the system a fanout step measures: how many nodes, and the
+// settings of each step's nodes (fanout: one node, none).
+type topology struct {
+	nodes int
+	// env returns the extra settings of step's nodes of kind k (nil: none).
+	env func(k server.Kind, step int) []string
+	// redisPID is the shared Redis server's process, whose CPU a step
+	// reports too (0: none).
+	redisPID int
+}
+
+// sweep runs every offered rate against every server, writes the results
+// and prints the table.
+func sweep(ctx context.Context, s *session, f *fanoutFlags, top topology, mode, title string, stdout, stderr io.Writer) error {
 	// The receivers allocate little; a lazier GC keeps the bench's own
 	// CPU low.
 	defer debug.SetGCPercent(debug.SetGCPercent(400))
 
 	res := FanoutResult{Meta: s.meta}
 	failed := 0
-	// Rate by rate, each server in turn on a fresh process, so that both
+	// Rate by rate, each server in turn on fresh processes, so that both
 	// see the same machine at about the same time.
 	step := 0
 	for _, rate := range f.rates {
 		for _, k := range f.servers {
 			step++
-			p, err := fanoutStep(ctx, s, &f, k, rate, step)
+			p, err := fanoutStep(ctx, s, f, top, k, rate, step)
 			if err != nil {
 				if ctx.Err() != nil {
-					return fmt.Errorf("fanout, %s at %g msgs/s: %w", k.Label(), rate, err)
+					return fmt.Errorf("%s, %s at %g msgs/s: %w", mode, k.Label(), rate, err)
 				}
 				failed++
 				p.Error = err.Error()
@@ -246,8 +290,6 @@ func runFanout(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			res.Points = append(res.Points, p)
 		}
 	}
-	title := fmt.Sprintf("fanout: %d receivers, %s, %s per rate after %s warm-up, %d-character texts",
-		f.receivers, plural(f.senders, "sender"), f.duration, f.warmup, f.text)
 	md := s.header(title) + fanoutTable(res.Points)
 	svg := fanoutChart(title, res.Points, f.receivers)
 	paths, err := s.write(res, md, svg)
@@ -372,16 +414,20 @@ func (r *fanoutRun) probed() (receivers, senders int) {
 	return receivers, senders
 }
 
-func fanoutStep(ctx context.Context, s *session, f *fanoutFlags, k server.Kind, rate float64, step int) (pt FanoutPoint, err error) {
+func fanoutStep(ctx context.Context, s *session, f *fanoutFlags, top topology, k server.Kind, rate float64, step int) (pt FanoutPoint, err error) {
 	pt = FanoutPoint{Server: string(k), Label: k.Label(), Rate: rate, Receivers: f.receivers, Senders: f.senders,
-		OfferedDeliveriesPerSec: rate * float64(f.receivers)}
+		Nodes: top.nodes, OfferedDeliveriesPerSec: rate * float64(f.receivers)}
 	busy, quiet, err := s.waitQuiet(ctx)
 	if err != nil {
 		return pt, err
 	}
 	pt.BusyBefore, pt.NotQuiet = busy, !quiet
 	loadAvg, _ := procfs.LoadAverage()
-	sys, err := startSystem(ctx, s, k, 1)
+	var env []string
+	if top.env != nil {
+		env = top.env(k, step)
+	}
+	sys, err := startSystem(ctx, s, k, max(top.nodes, 1), server.StartOptions{Env: env})
 	if err != nil {
 		return pt, err
 	}
@@ -507,6 +553,12 @@ func fanoutStep(ctx context.Context, s *session, f *fanoutFlags, k server.Kind, 
 	if err != nil {
 		return pt, err
 	}
+	var redis0 procfs.CPU
+	if top.redisPID > 0 {
+		if redis0, err = procfs.ReadCPU(top.redisPID); err != nil {
+			return pt, fmt.Errorf("the Redis server's CPU: %w", err)
+		}
+	}
 	self0, _ := procfs.ReadCPU(0)
 	mach0, _ := procfs.ReadMachine()
 	w0 := time.Now()
@@ -563,10 +615,7 @@ func fanoutStep(ctx context.Context, s *session, f *fanoutFlags, k server.Kind, 
 		pt.SendRate = float64(pt.Sent-1) / sendSpan
 	}
 	pt.SendLagMaxMs = float64(maxLag.Load()) / 1e6
-	sentBy := make([]int64, f.senders)
-	for m := int64(0); m < pt.Sent; m++ {
-		sentBy[m%int64(f.senders)]++
-	}
+	sentBy := sentPerSender(pt.Sent, warm, f.senders)
 	for j := range f.senders {
 		for seq := int64(0); seq < sentBy[j]; seq++ {
 			c := int64(r.counts[int64(j)*r.perSender+seq].Load())
@@ -593,6 +642,20 @@ func fanoutStep(ctx context.Context, s *session, f *fanoutFlags, k server.Kind, 
 	if n := delivered + r.senderCopies.Load(); n > 0 {
 		pt.CPUPerDeliveryUs = pt.ServerCPUSec / float64(n) * 1e6
 	}
+	if top.redisPID > 0 {
+		redis1, err := procfs.ReadCPU(top.redisPID)
+		if err != nil {
+			return pt, fmt.Errorf("the Redis server's CPU: %w", err)
+		}
+		sec := redis1.Sub(redis0).Total().Seconds()
+		pt.RedisCPUSec = &sec
+		if wall > 0 {
+			pt.RedisCores = ptr(sec / wall)
+		}
+		if n := delivered + r.senderCopies.Load(); n > 0 {
+			pt.RedisCPUPerDeliveryUs = ptr(sec / float64(n) * 1e6)
+		}
+	}
 	pt.ServerRSSMB = float64(end.Status.RSS) / (1 << 20)
 	pt.ServerThreads = end.Status.Threads
 	pt.Goroutines, pt.SlowDisconnects = ptr(end.Goroutines), ptr(end.SlowDisconnects)
@@ -611,6 +674,17 @@ func fanoutStep(ctx context.Context, s *session, f *fanoutFlags, k server.Kind, 
 		k.Label(), rate, report.Num(pt.DeliveriesPerSec), report.Num(pt.OfferedDeliveriesPerSec), pt.Missing,
 		report.Num(pt.LatencyMs.P50), report.Num(pt.LatencyMs.P99), report.Num(pt.CPUPerDeliveryUs), pt.ServerCores, pt.BenchCores)
 	return pt, nil
+}
+
+// sentPerSender returns how many measured messages each sender sent when
+// the first sent messages went out: message k (warm-up ones first) goes
+// from sender k mod senders, and the measured ones start at k = warm.
+func sentPerSender(sent, warm int64, senders int) []int64 {
+	out := make([]int64, senders)
+	for k := warm; k < warm+sent; k++ {
+		out[k%int64(senders)]++
+	}
+	return out
 }
 
 // measureLag sleeps period at a time until ctx ends and returns how late
@@ -639,10 +713,17 @@ func sleepUntil(ctx context.Context, t time.Time) error {
 }
 
 func fanoutTable(points []FanoutPoint) string {
+	withRedis := false
+	for _, p := range points {
+		withRedis = withRedis || p.RedisCores != nil
+	}
+	// redis inserts the Redis column before the last one (bench cores)
+	// when the run measured Redis.
+	redis := func(row []string, cell string) []string { return beforeLast(row, cell, withRedis) }
 	t := report.Table{
-		Header: []string{"msgs/s", "server", "deliveries/s", "missing", "p50 ms", "p95 ms", "p99 ms", "max ms",
-			"server cores", "µs CPU/delivery", "bench cores"},
-		Right: []bool{true, false, true, true, true, true, true, true, true, true, true},
+		Header: redis([]string{"msgs/s", "server", "deliveries/s", "missing", "p50 ms", "p95 ms", "p99 ms", "max ms",
+			"server cores", "µs CPU/delivery", "bench cores"}, "redis cores"),
+		Right: beforeLast([]bool{true, false, true, true, true, true, true, true, true, true, true}, true, withRedis),
 	}
 	var notes []string
 	byRate := map[float64][]FanoutPoint{}
@@ -657,7 +738,7 @@ func fanoutTable(points []FanoutPoint) string {
 		ps := byRate[rate]
 		for _, p := range ps {
 			if p.Error != "" {
-				t.Rows = append(t.Rows, []string{rateText(rate), p.Label, "failed", "", "", "", "", "", "", "", ""})
+				t.Rows = append(t.Rows, redis([]string{rateText(rate), p.Label, "failed", "", "", "", "", "", "", "", ""}, ""))
 				notes = append(notes, fmt.Sprintf("%s at %g msgs/s failed: %s", p.Label, rate, firstLine(p.Error)))
 				continue
 			}
@@ -669,11 +750,11 @@ func fanoutTable(points []FanoutPoint) string {
 			if p.Saturated {
 				bench += " (!)"
 			}
-			t.Rows = append(t.Rows, []string{
+			t.Rows = append(t.Rows, redis([]string{
 				rateText(rate), p.Label, report.Num(p.DeliveriesPerSec), missing,
 				report.Num(p.LatencyMs.P50), report.Num(p.LatencyMs.P95), report.Num(p.LatencyMs.P99), report.Num(p.LatencyMs.Max),
 				report.Num(p.ServerCores), report.Num(p.CPUPerDeliveryUs), bench,
-			})
+			}, opt(p.RedisCores)))
 			if p.Dropped > 0 || p.Duplicates > 0 || p.OutOfOrder > 0 || p.Refused > 0 || (p.SlowDisconnects != nil && *p.SlowDisconnects > 0) {
 				slow := 0.0
 				if p.SlowDisconnects != nil {
@@ -700,19 +781,22 @@ func fanoutTable(points []FanoutPoint) string {
 		}
 		ours, ref := find(ps, func(p FanoutPoint) string { return p.Server })
 		if ours != nil && ref != nil && ours.Error == "" && ref.Error == "" {
-			t.Rows = append(t.Rows, []string{
+			t.Rows = append(t.Rows, redis([]string{
 				"", "**ours/reference**", report.Ratio(ours.DeliveriesPerSec, ref.DeliveriesPerSec), "",
 				report.Ratio(ours.LatencyMs.P50, ref.LatencyMs.P50), report.Ratio(ours.LatencyMs.P95, ref.LatencyMs.P95),
 				"**" + report.Ratio(ours.LatencyMs.P99, ref.LatencyMs.P99) + "**", report.Ratio(ours.LatencyMs.Max, ref.LatencyMs.Max),
 				report.Ratio(ours.ServerCores, ref.ServerCores), "**" + report.Ratio(ours.CPUPerDeliveryUs, ref.CPUPerDeliveryUs) + "**", "",
-			})
+			}, ratioOpt(ours.RedisCores, ref.RedisCores)))
 		}
 	}
 	out := t.Markdown()
 	out += "\ndeliveries/s: receptions over the time from the first measured send to the last reception; " +
 		"missing: expected receptions that did not arrive within the drain time; latency: send to reception; " +
-		"server CPU from /proc/<pid>/stat over the same window, per delivery including the senders' own copies; " +
-		"bench cores: the load generator's own CPU, (!) when server and bench together used over 90% of the machine.\n"
+		"server CPU from /proc/<pid>/stat over the same window (summed over the nodes), per delivery including the senders' own copies; "
+	if withRedis {
+		out += "redis cores: the shared Redis server's CPU over the same window; "
+	}
+	out += "bench cores: the load generator's own CPU, (!) when server and bench together used over 90% of the machine.\n"
 	for _, n := range notes {
 		out += "\n- " + n
 	}
@@ -720,6 +804,15 @@ func fanoutTable(points []FanoutPoint) string {
 		out += "\n"
 	}
 	return out
+}
+
+// beforeLast returns row with v inserted before its last element when on.
+func beforeLast[T any](row []T, v T, on bool) []T {
+	if !on || len(row) == 0 {
+		return row
+	}
+	out := append(row[:len(row)-1:len(row)-1], v)
+	return append(out, row[len(row)-1])
 }
 
 func plural(n int, what string) string {

@@ -126,7 +126,7 @@ func idleOne(ctx context.Context, s *session, f *idleFlags, k server.Kind) (Idle
 	if _, _, err := s.waitQuiet(ctx); err != nil {
 		return pt, err
 	}
-	sys, err := startSystem(ctx, s, k, 1)
+	sys, err := startSystem(ctx, s, k, 1, server.StartOptions{})
 	if err != nil {
 		return pt, err
 	}
@@ -243,6 +243,14 @@ func ptr(v float64) *float64 {
 		return nil
 	}
 	return &v
+}
+
+// ratioOpt is report.Ratio of two optional figures.
+func ratioOpt(a, b *float64) string {
+	if a == nil || b == nil {
+		return "-"
+	}
+	return report.Ratio(*a, *b)
 }
 
 func opt(v *float64) string {

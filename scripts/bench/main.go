@@ -55,7 +55,8 @@ modes:
   fanout    N receivers, S senders, a sweep of offered rates: deliveries/s,
             loss, end-to-end latency, server CPU per delivery, bench CPU
   cluster   (not yet) fanout over several Go nodes through Redis
-  pipeline  (not yet) messages/s from accepted to stored, through Kafka
+  pipeline  messages/s from accepted to stored: into SQLite, through Kafka
+            into PostgreSQL, and our consumer against the original's design
 
 Run "go run ./scripts/bench <mode> -h" for a mode's flags.
 `
@@ -72,8 +73,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runIdle(ctx, rest, stdout, stderr)
 	case "fanout":
 		return runFanout(ctx, rest, stdout, stderr)
-	case "cluster", "pipeline":
-		return fmt.Errorf("mode %q is not implemented yet (issue 8: after the Redis and pipeline issues)", mode)
+	case "cluster":
+		return runCluster(ctx, rest, stdout, stderr)
+	case "pipeline":
+		return runPipeline(ctx, rest, stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil

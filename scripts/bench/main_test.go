@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"net"
 	"os"
@@ -23,7 +24,25 @@ func TestCommandLineMistakes(t *testing.T) {
 	}{
 		{"no mode", nil, "no mode given", true},
 		{"unknown mode", []string{"stress"}, `unknown mode "stress"`, true},
-		{"later mode", []string{"cluster"}, "not implemented yet", false},
+		{"no nodes", []string{"cluster", "-nodes", "0"}, "-nodes 0", true},
+		{"too many nodes", []string{"cluster", "-nodes", "17"}, "-nodes 17", true},
+		{"unknown adapter", []string{"cluster", "-adapter", "classic"}, `-adapter "classic"`, true},
+		{"redis not on loopback", []string{"cluster", "-redis-url", "redis://cache.example.org:6379"}, "not a loopback address", true},
+		{"no redis", []string{"cluster", "-redis-url="}, "cluster needs Redis", false},
+		{"cluster load checked", []string{"cluster", "-receivers", "0"}, "-receivers 0", true},
+		{"unknown store", []string{"pipeline", "-stores", "sqlite,mysql"}, `store "mysql"`, true},
+		{"store twice", []string{"pipeline", "-stores", "sqlite,sqlite"}, `store "sqlite" given twice`, true},
+		{"pipeline without ours", []string{"pipeline", "-servers", "node"}, "include go", true},
+		{"no messages", []string{"pipeline", "-messages", "0"}, "-messages 0", true},
+		{"too many messages", []string{"pipeline", "-messages", "2000001"}, "-messages 2000001", true},
+		{"no window", []string{"pipeline", "-window", "0"}, "-window 0", true},
+		{"too many consumers", []string{"pipeline", "-consumers", "9"}, "-consumers 9", true},
+		{"poll too fast", []string{"pipeline", "-poll", "100us"}, "-poll 100µs", true},
+		{"profile too long", []string{"pipeline", "-server-profile", "2m"}, "-server-profile 2m0s", true},
+		{"pipeline read buffer", []string{"pipeline", "-read-buffer", "10"}, "-read-buffer 10", true},
+		{"no services", []string{"pipeline", "-database-url=", "-kafka-brokers="}, "needs PostgreSQL and Kafka", false},
+		{"database not on loopback", []string{"pipeline", "-database-url", "postgresql://chat@db.example.org/chat", "-kafka-brokers", "127.0.0.1:59092"}, "not a loopback address", true},
+		{"broker not on loopback", []string{"pipeline", "-database-url", "postgresql://chat@127.0.0.1/chat", "-kafka-brokers", "kafka.example.org:9092"}, "not a loopback address", true},
 		{"unknown flag", []string{"fanout", "-receviers", "10"}, "flag provided but not defined", true},
 		{"stray argument", []string{"idle", "5000"}, `unexpected argument "5000"`, true},
 		{"no receivers", []string{"fanout", "-receivers", "0"}, "-receivers 0", true},
@@ -77,6 +96,28 @@ func TestSourceAddr(t *testing.T) {
 	}
 }
 
+func TestSentPerSender(t *testing.T) {
+	tests := []struct {
+		sent, warm int64
+		senders    int
+		want       []int64
+	}{
+		{100, 0, 1, []int64{100}},
+		{100, 25, 2, []int64{50, 50}},
+		// Warm-up messages 0..24 go round the senders first: the measured
+		// ones start at sender 25 mod 3 = 1.
+		{100, 25, 3, []int64{33, 34, 33}},
+		{4, 10, 3, []int64{1, 2, 1}},
+		{0, 7, 2, []int64{0, 0}},
+	}
+	for _, tt := range tests {
+		got := sentPerSender(tt.sent, tt.warm, tt.senders)
+		if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+			t.Errorf("sentPerSender(%d, %d, %d) = %v, want %v", tt.sent, tt.warm, tt.senders, got, tt.want)
+		}
+	}
+}
+
 func TestFanoutTable(t *testing.T) {
 	points := []FanoutPoint{
 		{Server: "go", Label: "ours (Go)", Rate: 70, DeliveriesPerSec: 56000, LatencyMs: Latency{P50: 700, P95: 2000, P99: 2500, Max: 2600}, CPUPerDeliveryUs: 21, ServerCores: 1.2},
@@ -97,6 +138,9 @@ func TestFanoutTable(t *testing.T) {
 	if strings.Count(md, "ours/reference") != 1 {
 		t.Errorf("a ratio row only where both servers have figures:\n%s", md)
 	}
+	if strings.Contains(md, "redis cores") {
+		t.Errorf("a fanout table has no Redis column:\n%s", md)
+	}
 	svg := string(fanoutChart("t", points, 1000))
 	for _, want := range []string{"deliveries per second", "p99 latency", "offered", "ours (Go)", "reference (Node)"} {
 		if !strings.Contains(svg, want) {
@@ -105,10 +149,31 @@ func TestFanoutTable(t *testing.T) {
 	}
 }
 
-// TestSmoke runs both modes for real, tiny and bounded, against both
+func TestClusterTable(t *testing.T) {
+	points := []FanoutPoint{
+		{Server: "go", Label: "ours (Go)", Rate: 100, Nodes: 3, DeliveriesPerSec: 100000, CPUPerDeliveryUs: 3, ServerCores: 0.3, RedisCores: ptr(0.02)},
+		{Server: "node", Label: "reference (Node)", Rate: 100, Nodes: 3, DeliveriesPerSec: 100000, CPUPerDeliveryUs: 6, ServerCores: 0.6, RedisCores: ptr(0.04)},
+		{Server: "go", Label: "ours (Go)", Rate: 200, Nodes: 3, Error: "node exited"},
+	}
+	md := fanoutTable(points)
+	for _, want := range []string{"| redis cores | bench cores |", "0.020 |", "**0.50** |        0.50 |", "|    200 | ours (Go)          |       failed |"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("table lacks %q:\n%s", want, md)
+		}
+	}
+	for i, line := range strings.Split(strings.TrimSpace(md[:strings.Index(md, "\n\n")]), "\n") {
+		if n := strings.Count(line, "|"); n != 13 {
+			t.Errorf("line %d has %d cells, want 12: %s", i, n-1, line)
+		}
+	}
+}
+
+// TestSmoke runs every mode for real, tiny and bounded, against both
 // servers: our chat-server built from this repository and the Node
 // reference (npm ci in server/e2e when its packages are missing). Node and
-// npm are required: without them it fails.
+// npm are required, and the cluster and pipeline modes need the services of
+// scripts/services (REDIS_URL, DATABASE_URL, KAFKA_BROKERS): without them
+// it fails.
 func TestSmoke(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
@@ -164,6 +229,101 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("Markdown table without the ratio row: %v\n%s", err, md)
 		}
 		if svg, err := os.ReadFile(filepath.Join(out, "smoke-fanout.svg")); err != nil || !bytes.HasPrefix(svg, []byte("<svg")) {
+			t.Errorf("chart: %v", err)
+		}
+	})
+
+	t.Run("cluster", func(t *testing.T) {
+		if os.Getenv("REDIS_URL") == "" {
+			t.Fatal(`REDIS_URL is not set: the cluster mode needs the real Redis. Start it with: eval "$(scripts/services up redis)" (or run scripts/test)`)
+		}
+		err := run(ctx, []string{"cluster", "-nodes", "2", "-receivers", "20", "-rates", "50", "-duration", "2s",
+			"-warmup", "500ms", "-drain", "5s", "-out", out, "-name", "smoke-cluster"}, &stdout, &stderr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var res FanoutResult
+		readJSON(t, filepath.Join(out, "smoke-cluster.json"), &res)
+		if len(res.Points) != 2 || res.Points[0].Server != "go" || res.Points[1].Server != "node" {
+			t.Fatalf("want one point per server, ours first: %+v", res.Points)
+		}
+		for _, p := range res.Points {
+			if p.Error != "" {
+				t.Fatalf("%s: %s", p.Label, p.Error)
+			}
+			// Two senders, one per node: every message crosses Redis to
+			// half of the receivers.
+			if p.Nodes != 2 || p.Senders != 2 {
+				t.Errorf("%s: %d nodes, %d senders", p.Label, p.Nodes, p.Senders)
+			}
+			if p.Sent != 100 || p.Delivered != 2000 || p.Missing != 0 || p.Duplicates != 0 || p.OutOfOrder != 0 || p.Dropped != 0 {
+				t.Errorf("%s: sent %d, delivered %d, missing %d, duplicates %d, out of order %d, dropped %d",
+					p.Label, p.Sent, p.Delivered, p.Missing, p.Duplicates, p.OutOfOrder, p.Dropped)
+			}
+			if !(p.ServerCPUSec > 0 && p.RedisCPUSec != nil && *p.RedisCPUSec >= 0 && p.RedisCores != nil) {
+				t.Errorf("%s: server CPU %v s, Redis CPU %v", p.Label, p.ServerCPUSec, p.RedisCPUSec)
+			}
+		}
+		if g := res.Points[0].Goroutines; g == nil || *g < 80 {
+			t.Errorf("our two nodes' goroutines, summed: %v", g)
+		}
+	})
+
+	t.Run("pipeline", func(t *testing.T) {
+		for _, v := range []string{"DATABASE_URL", "KAFKA_BROKERS"} {
+			if os.Getenv(v) == "" {
+				t.Fatalf(`%s is not set: the pipeline mode needs the real PostgreSQL and Kafka. Start them with: eval "$(scripts/services up postgres kafka)" (or run scripts/test)`, v)
+			}
+		}
+		err := run(ctx, []string{"pipeline", "-messages", "2000", "-senders", "2", "-window", "200", "-partitions", "2",
+			"-ref-max", "30s", "-step-timeout", "1m", "-server-profile", "1s", "-out", out, "-name", "smoke-pipeline"}, &stdout, &stderr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var res PipelineResult
+		readJSON(t, filepath.Join(out, "smoke-pipeline.json"), &res)
+		if len(res.Points) != 4 {
+			t.Fatalf("want 4 steps (SQLite, Kafka, our consumer, the reference): %+v", res.Points)
+		}
+		warm := int64(2 * pipelineWarmup)
+		for i, want := range []struct{ step, server string }{{StepSQLite, "go"}, {StepKafka, "go"}, {StepConsumer, "go"}, {StepConsumer, "node"}} {
+			p := res.Points[i]
+			if p.Step != want.step || p.Server != want.server || p.Error != "" {
+				t.Fatalf("step %d: %s of %s, error %q; want %s of %s", i, p.Step, p.Server, p.Error, want.step, want.server)
+			}
+			if !p.Complete || p.StoredPerSec <= 0 || p.ServerCPUSec <= 0 || len(p.Series) == 0 {
+				t.Errorf("%s %s: complete %v, %v stored/s, CPU %v s, %d series points", p.Step, p.Server, p.Complete, p.StoredPerSec, p.ServerCPUSec, len(p.Series))
+			}
+			if wantProfile := p.Server == "go"; (p.Profile != "") != wantProfile {
+				t.Errorf("%s %s: profile %q", p.Step, p.Server, p.Profile)
+			} else if wantProfile {
+				if st, err := os.Stat(p.Profile); err != nil || st.Size() == 0 {
+					t.Errorf("%s: profile %v", p.Step, err)
+				}
+			}
+			switch p.Step {
+			case StepSQLite, StepKafka:
+				if p.Messages != 2000 || p.Stored != 2000 || len(p.Refused) != 0 || p.AckLatency == nil || p.AckedPerSec <= 0 {
+					t.Errorf("%s: %d messages, %d stored, refused %v, ack latency %v", p.Step, p.Messages, p.Stored, p.Refused, p.AckLatency)
+				}
+			case StepConsumer:
+				// Every record of the topic (warm-up included) is one row.
+				if p.Messages != 2000+warm || p.Stored != p.Messages || p.Rows != p.Messages || p.DistinctIDs != p.Messages {
+					t.Errorf("%s consumer: %d records, %d stored, %d rows, %d ids", p.Server, p.Messages, p.Stored, p.Rows, p.DistinctIDs)
+				}
+				if p.DBCPUSec == nil {
+					t.Errorf("%s consumer: no PostgreSQL CPU", p.Server)
+				}
+			}
+		}
+		if p := res.Points[1]; p.Rows != 2000+warm || p.DBCPUSec == nil {
+			t.Errorf("Kafka step: %d rows, PostgreSQL CPU %v", p.Rows, p.DBCPUSec)
+		}
+		md, err := os.ReadFile(filepath.Join(out, "smoke-pipeline.md"))
+		if err != nil || !strings.Contains(string(md), "**ours/reference**") || !strings.Contains(string(md), "original-consumer.js") {
+			t.Errorf("Markdown without the ratio row or the reference: %v\n%s", err, md)
+		}
+		if svg, err := os.ReadFile(filepath.Join(out, "smoke-pipeline.svg")); err != nil || !bytes.HasPrefix(svg, []byte("<svg")) {
 			t.Errorf("chart: %v", err)
 		}
 	})

@@ -20,11 +20,11 @@ type system struct {
 	nodes []*server.Process
 }
 
-// startSystem starts n nodes of kind k.
-func startSystem(ctx context.Context, s *session, k server.Kind, n int) (*system, error) {
+// startSystem starts n nodes of kind k, each with o.
+func startSystem(ctx context.Context, s *session, k server.Kind, n int, o server.StartOptions) (*system, error) {
 	sys := &system{kind: k}
 	for range n {
-		p, err := s.launcher.Start(ctx, k)
+		p, err := s.launcher.StartWith(ctx, k, o)
 		if err != nil {
 			_ = sys.stop(s)
 			return nil, err

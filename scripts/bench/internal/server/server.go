@@ -166,42 +166,81 @@ func (l *Launcher) prepareGo(ctx context.Context) error {
 	return nil
 }
 
+// nodePackages are the npm packages of server/e2e the reference fixtures
+// load; a missing one makes Prepare run npm ci there.
+var nodePackages = []string{"socket.io", "@socket.io/redis-adapter", "redis", "kafkajs", "pg"}
+
 func (l *Launcher) prepareNode(ctx context.Context) error {
 	if _, err := os.Stat(l.o.NodeScript); err != nil {
 		return fmt.Errorf("reference server script: %w", err)
 	}
 	e2e := filepath.Join(l.o.Repo, "server", "e2e")
-	pkg := filepath.Join(e2e, "node_modules", "socket.io", "package.json")
-	if _, err := os.Stat(pkg); err != nil {
-		fmt.Fprintf(l.o.Progress, "installing the reference's npm packages (npm ci in server/e2e)\n")
-		cmd := exec.CommandContext(ctx, "npm", "ci", "--no-audit", "--no-fund", "--loglevel=error")
-		cmd.Dir = e2e
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("npm ci in %s: %w\n%s", e2e, err, out)
+	pkgJSON := func(name string) string { return filepath.Join(e2e, "node_modules", name, "package.json") }
+	for _, name := range nodePackages {
+		if _, err := os.Stat(pkgJSON(name)); err != nil {
+			fmt.Fprintf(l.o.Progress, "installing the reference's npm packages (npm ci in server/e2e)\n")
+			cmd := exec.CommandContext(ctx, "npm", "ci", "--no-audit", "--no-fund", "--loglevel=error")
+			cmd.Dir = e2e
+			if out, err := cmd.CombinedOutput(); err != nil {
+				return fmt.Errorf("npm ci in %s: %w\n%s", e2e, err, out)
+			}
+			break
 		}
 	}
-	var p struct{ Version string }
-	if data, err := os.ReadFile(pkg); err != nil {
-		return fmt.Errorf("socket.io for the reference: %w", err)
-	} else if err := json.Unmarshal(data, &p); err != nil {
-		return fmt.Errorf("read %s: %w", pkg, err)
+	for _, name := range nodePackages {
+		var p struct{ Version string }
+		if data, err := os.ReadFile(pkgJSON(name)); err != nil {
+			return fmt.Errorf("npm package %s for the reference: %w", name, err)
+		} else if err := json.Unmarshal(data, &p); err != nil {
+			return fmt.Errorf("read %s: %w", pkgJSON(name), err)
+		}
+		l.info["node_"+name] = p.Version
 	}
 	out, err := exec.CommandContext(ctx, "node", "--version").Output()
 	if err != nil {
 		return fmt.Errorf("node for the reference: %w", err)
 	}
 	l.info["node"] = strings.TrimSpace(string(out))
-	l.info["node_socket.io"] = p.Version
-	rel, err := filepath.Rel(l.o.Repo, l.o.NodeScript)
-	if err != nil || strings.HasPrefix(rel, "..") {
-		rel = l.o.NodeScript
-	}
-	l.info["node_server"] = rel
+	l.info["node_server"] = l.Rel(l.o.NodeScript)
 	return nil
+}
+
+// Rel names a path relative to the repository when it is inside it.
+func (l *Launcher) Rel(path string) string {
+	rel, err := filepath.Rel(l.o.Repo, path)
+	if err != nil || strings.HasPrefix(rel, "..") {
+		return path
+	}
+	return rel
+}
+
+// Repo returns the repository root.
+func (l *Launcher) Repo() string { return l.o.Repo }
+
+// StartOptions are the settings of one start beyond the launcher's.
+type StartOptions struct {
+	// Env are KEY=VALUE settings for this process: for our server they
+	// come after the load settings and before Options.GoEnv (so -env
+	// still wins); for a Node script they are its settings.
+	Env []string
+	// Script runs this Node script (a path) instead of Options.NodeScript;
+	// Node kind only.
+	Script string
+	// ReadyPath is the HTTP path answering 200 once the process is ready
+	// (default /readyz for ours, /healthz for Node).
+	ReadyPath string
+	// Pprof has our server serve Go's profiler on a free loopback port
+	// (PPROF_ADDR); see Process.CPUProfile.
+	Pprof bool
 }
 
 // Start runs a server of kind k and waits until it is ready.
 func (l *Launcher) Start(ctx context.Context, k Kind) (*Process, error) {
+	return l.StartWith(ctx, k, StartOptions{})
+}
+
+// StartWith runs a process of kind k with o and waits until it is ready.
+func (l *Launcher) StartWith(ctx context.Context, k Kind, o StartOptions) (*Process, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -213,7 +252,7 @@ func (l *Launcher) Start(ctx context.Context, k Kind) (*Process, error) {
 	}
 	base := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "PORT=" + strconv.Itoa(port)}
 	var cmd *exec.Cmd
-	var readyPath string
+	var readyPath, pprofAddr string
 	switch k {
 	case Go:
 		if l.goBin == "" {
@@ -221,15 +260,31 @@ func (l *Launcher) Start(ctx context.Context, k Kind) (*Process, error) {
 		}
 		cmd = exec.Command(l.goBin)
 		cmd.Dir = dir // no stray .env from the working directory
-		cmd.Env = append(append(append(base, "DATA_DIR="+filepath.Join(dir, "data")), LoadEnv...), l.o.GoEnv...)
+		env := append(append(base, "DATA_DIR="+filepath.Join(dir, "data")), LoadEnv...)
+		if o.Pprof {
+			pp, err := freePort()
+			if err != nil {
+				return nil, err
+			}
+			pprofAddr = fmt.Sprintf("127.0.0.1:%d", pp)
+			env = append(env, "PPROF_ADDR="+pprofAddr)
+		}
+		cmd.Env = append(append(env, o.Env...), l.o.GoEnv...)
 		readyPath = "/readyz"
 	case Node:
-		cmd = exec.Command("node", l.o.NodeScript)
+		script := l.o.NodeScript
+		if o.Script != "" {
+			script = o.Script
+		}
+		cmd = exec.Command("node", script)
 		cmd.Dir = filepath.Join(l.o.Repo, "server", "e2e")
-		cmd.Env = append(base, "HOST=127.0.0.1")
+		cmd.Env = append(append(base, "HOST=127.0.0.1"), o.Env...)
 		readyPath = "/healthz"
 	default:
 		return nil, fmt.Errorf("start: unknown server %q", k)
+	}
+	if o.ReadyPath != "" {
+		readyPath = o.ReadyPath
 	}
 	logPath := filepath.Join(dir, "server.log")
 	logf, err := os.Create(logPath)
@@ -247,7 +302,7 @@ func (l *Launcher) Start(ctx context.Context, k Kind) (*Process, error) {
 	p := &Process{
 		Kind: k, URL: fmt.Sprintf("http://127.0.0.1:%d", port), PID: cmd.Process.Pid,
 		cmd: cmd, exited: make(chan struct{}), logPath: logPath, stopTimeout: l.o.StopTimeout,
-		metrics: k == Go,
+		metrics: k == Go, pprofAddr: pprofAddr,
 	}
 	go func() {
 		_ = cmd.Wait()
@@ -273,6 +328,32 @@ type Process struct {
 	logPath     string
 	stopTimeout time.Duration
 	metrics     bool
+	pprofAddr   string
+}
+
+// CPUProfile takes a CPU profile of the process over d from its profiler
+// (started with StartOptions.Pprof) and returns it (pprof format).
+func (p *Process) CPUProfile(ctx context.Context, d time.Duration) ([]byte, error) {
+	if p.pprofAddr == "" {
+		return nil, fmt.Errorf("%s server (pid %d) was started without its profiler", p.Kind, p.PID)
+	}
+	secs := max(int(d.Round(time.Second)/time.Second), 1)
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(secs)*time.Second+30*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", p.pprofAddr, secs), nil)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("CPU profile of %s server: %w", p.Kind, err)
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(res.Body, 64<<20))
+	if err == nil && res.StatusCode != http.StatusOK {
+		err = fmt.Errorf("%s: %s", res.Status, bytes.TrimSpace(body))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("CPU profile of %s server: %w", p.Kind, err)
+	}
+	return body, nil
 }
 
 func (p *Process) waitReady(ctx context.Context, path string, timeout time.Duration) error {
@@ -366,20 +447,11 @@ func (p *Process) Sample(ctx context.Context) (Sample, error) {
 	if !p.metrics {
 		return s, nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, p.URL+"/metrics", nil)
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return s, fmt.Errorf("scrape %s server metrics: %w", p.Kind, err)
-	}
-	defer res.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(res.Body, 8<<20))
-	if err != nil {
-		return s, fmt.Errorf("scrape %s server metrics: %w", p.Kind, err)
-	}
-	v := procfs.PromValues(body, "go_goroutines", "go_memstats_heap_inuse_bytes", "go_memstats_stack_inuse_bytes",
+	v, err := p.Metrics(ctx, "go_goroutines", "go_memstats_heap_inuse_bytes", "go_memstats_stack_inuse_bytes",
 		"chat_slow_client_disconnects_total")
+	if err != nil {
+		return s, err
+	}
 	get := func(name string) float64 {
 		if x, ok := v[name]; ok {
 			return x
@@ -392,6 +464,31 @@ func (p *Process) Sample(ctx context.Context) (Sample, error) {
 	s.SlowDisconnects = get("chat_slow_client_disconnects_total")
 	return s, nil
 }
+
+// Metrics scrapes the process's GET /metrics (Prometheus text) and returns
+// the named unlabelled metrics it has.
+func (p *Process) Metrics(ctx context.Context, names ...string) (map[string]float64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, p.URL+"/metrics", nil)
+	res, err := metricsClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("scrape %s server metrics: %w", p.Kind, err)
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(res.Body, 8<<20))
+	if err != nil {
+		return nil, fmt.Errorf("scrape %s server metrics: %w", p.Kind, err)
+	}
+	if res.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("scrape %s server metrics: %s", p.Kind, res.Status)
+	}
+	return procfs.PromValues(body, names...), nil
+}
+
+// metricsClient keeps its connections, so that frequent scrapes cost no
+// new connection each.
+var metricsClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
 
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
