@@ -165,6 +165,15 @@ func clientOptions(o Options) (*goredis.Options, error) {
 	if err != nil {
 		return nil, fmt.Errorf("REDIS_URL: %w", err)
 	}
+	// RESP2, whatever the URL asks. Under RESP3, go-redis (v9.18) first
+	// hands every pub/sub push to its push-notification processor, which
+	// reads the push's name from what is already buffered: when a burst
+	// leaves a message cut just inside its name ("smes"), the name is
+	// misread and the whole message is read and thrown away. One
+	// broadcast in a few thousand went missing between nodes that way,
+	// silently. RESP2 delivers pub/sub messages as plain replies, and the
+	// adapter needs nothing of RESP3.
+	opts.Protocol = 2
 	if opts.Password == "" && o.Password != "" {
 		if opts.Username == "" {
 			opts.Username = "default"
