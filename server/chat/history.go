@@ -17,11 +17,26 @@ import (
 type History struct {
 	store Store
 
-	mu   sync.RWMutex
-	ring []Message // circular, capacity fixed
-	next int       // where the next message goes
-	size int
-	byID map[string]int // id -> index in ring
+	mu    sync.RWMutex
+	ring  []Message // circular, capacity fixed
+	highs []string  // per ring entry: the high-water id when it was delivered
+	next  int       // where the next message goes
+	size  int
+	byID  map[string]int // id -> index in ring
+	high  Message        // the newest message delivered here (CreatedAt, then ID)
+}
+
+// Delivery is a message as this node delivered it: with the id of the
+// newest message (by CreatedAt, then ID) it had delivered up to and
+// including this one, its high-water mark. Messages of several nodes reach
+// a client slightly out of that order; a client that saw a delivery has
+// seen every message up to its high-water mark that this node delivered
+// before it, so another node resuming the client skips up to that mark, not
+// just up to the last message it saw (which may be older than one it saw
+// before it).
+type Delivery struct {
+	Message Message
+	High    string
 }
 
 // NewHistory returns a History over store that remembers the last capacity
@@ -31,16 +46,23 @@ func NewHistory(store Store, capacity int) *History {
 	return &History{
 		store: store,
 		ring:  make([]Message, capacity),
+		highs: make([]string, capacity),
 		byID:  make(map[string]int, capacity),
 	}
 }
 
-// Observe records a message this node delivered to its clients.
-func (h *History) Observe(m Message) {
+// Observe records a message this node delivered to its clients, and
+// returns the id of its high-water mark (see Delivery): m's own id when m is
+// the newest delivered so far. A message observed again keeps the mark of
+// its first delivery.
+func (h *History) Observe(m Message) (high string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if _, seen := h.byID[m.ID]; seen {
-		return
+	if i, seen := h.byID[m.ID]; seen {
+		return h.highs[i]
+	}
+	if h.high.ID == "" || h.high.Before(m) {
+		h.high = m
 	}
 	if h.size == len(h.ring) {
 		delete(h.byID, h.ring[h.next].ID)
@@ -48,8 +70,10 @@ func (h *History) Observe(m Message) {
 		h.size++
 	}
 	h.ring[h.next] = m
+	h.highs[h.next] = h.high.ID
 	h.byID[m.ID] = h.next
 	h.next = (h.next + 1) % len(h.ring)
+	return h.high.ID
 }
 
 // Recent returns up to limit messages, newest first, strictly before the
@@ -135,9 +159,9 @@ func (h *History) cursor(ctx context.Context, id string) (Cursor, error) {
 }
 
 // Since returns the messages delivered after the one with id, in delivery
-// order, from the ring only. found is false when the ring does not hold id
-// (too old, or never delivered on this node).
-func (h *History) Since(id string) (msgs []Message, found bool) {
+// order with their high-water marks, from the ring only. found is false
+// when the ring does not hold id (too old, or never delivered on this node).
+func (h *History) Since(id string) (out []Delivery, found bool) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	i, ok := h.byID[id]
@@ -151,9 +175,10 @@ func (h *History) Since(id string) (msgs []Message, found bool) {
 	}
 	pos := (i - oldest + len(h.ring)) % len(h.ring)
 	for k := pos + 1; k < h.size; k++ {
-		msgs = append(msgs, h.ring[(oldest+k)%len(h.ring)])
+		j := (oldest + k) % len(h.ring)
+		out = append(out, Delivery{Message: h.ring[j], High: h.highs[j]})
 	}
-	return msgs, true
+	return out, true
 }
 
 // Cursor returns the position of the message with id, from the ring or the

@@ -95,3 +95,31 @@ func TestHistoryMergesStoreAndRingWithoutGapOrDuplicate(t *testing.T) {
 		t.Fatalf("observing twice duplicated: %v", ids(got))
 	}
 }
+
+func TestHistoryHighWaterMark(t *testing.T) {
+	h := NewHistory(&memStore{}, 4)
+	// Delivered out of order, as messages of several nodes arrive:
+	// 5, 3, 7, 6, then 8 (the ring keeps the last four).
+	for _, tt := range []struct {
+		i    int
+		high string
+	}{{5, "m005"}, {3, "m005"}, {7, "m007"}, {6, "m007"}, {8, "m008"}} {
+		if got := h.Observe(hm(tt.i)); got != tt.high {
+			t.Errorf("Observe(m%03d) = %q, want %q", tt.i, got, tt.high)
+		}
+	}
+	if got := h.Observe(hm(6)); got != "m007" {
+		t.Errorf("observing m006 again = %q, want the mark of its first delivery m007", got)
+	}
+	got, found := h.Since("m003")
+	if !found {
+		t.Fatal("m003 is in the ring")
+	}
+	want := []Delivery{{hm(7), "m007"}, {hm(6), "m007"}, {hm(8), "m008"}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("Since(m003) = %v, want %v", got, want)
+	}
+	if _, found := h.Since("m005"); found {
+		t.Fatal("m005 left the ring")
+	}
+}

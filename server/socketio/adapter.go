@@ -1,6 +1,7 @@
 package socketio
 
 import (
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -250,15 +251,16 @@ func (s *Server) restoreSession(pid socket.PrivateSessionId, offset string) *soc
 	}
 	s.deliverMu.Lock()
 	defer s.deliverMu.Unlock()
-	missed, found := s.o.History.Since(offset)
+	last, _ := parseOffset(offset)
+	missed, found := s.o.History.Since(last)
 	if !found {
 		// The last message it saw is not in the ring: welcome() resumes it
 		// from the store instead.
 		return nil
 	}
 	packets := make([]any, len(missed))
-	for i, m := range missed {
-		packets[i] = s.messageArgs(m)
+	for i, d := range missed {
+		packets[i] = s.messageArgs(d.Message, d.High)
 	}
 	s.recoverMu.Lock()
 	s.recovering[saved.s.Sid] = &recovering{expires: time.Now().Add(connectGateTimeout)}
@@ -315,11 +317,38 @@ func (s *Server) sweepSessions(now time.Time) {
 }
 
 // messageArgs are the arguments of a `message` event for m: the wire
-// message, then, with recovery on, its id as the recovery offset (clients
-// ignore the extra argument; socket.io-client keeps it as its offset).
-func (s *Server) messageArgs(m chat.Message) []any {
+// message, then, with recovery on, its recovery offset (clients ignore the
+// extra argument; socket.io-client keeps it as its offset and sends it back
+// when it reconnects). high is the id of m's high-water mark (see
+// chat.Delivery); "" when m is sent in order (history).
+func (s *Server) messageArgs(m chat.Message, high string) []any {
 	if s.o.RecoveryWindow > 0 {
-		return []any{"message", m.Wire(), m.ID}
+		return []any{"message", m.Wire(), makeOffset(m.ID, high)}
 	}
 	return []any{"message", m.Wire()}
+}
+
+// offsetSep joins a message id and its high-water id in a recovery offset
+// (ids are UUIDs, which never hold it).
+const offsetSep = "~"
+
+// makeOffset is the recovery offset of a message: its id, then, when a
+// newer message was delivered before it, offsetSep and that message's id.
+func makeOffset(id, high string) string {
+	if high == "" || high == id {
+		return id
+	}
+	return id + offsetSep + high
+}
+
+// parseOffset reads a recovery offset: last is the id of the last message
+// the client received (where this node's ring resumes it), high the id of
+// the newest message it had received (where another node resumes it; the
+// same id when the offset carries only one).
+func parseOffset(offset string) (last, high string) {
+	last, high, ok := strings.Cut(offset, offsetSep)
+	if !ok || high == "" {
+		high = last
+	}
+	return last, high
 }

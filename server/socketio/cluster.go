@@ -113,8 +113,8 @@ func (l *clusterLink) onRemote(args ...any) {
 		if s.o.History.Has(m.ID) {
 			return // already delivered here (a repeated publication)
 		}
-		s.o.History.Observe(m)
-		args := s.messageArgs(m)
+		high := s.o.History.Observe(m)
+		args := s.messageArgs(m, high)
 		_ = s.io.To(liveRoom).Emit(args[0].(string), args[1:]...)
 		if s.o.OnRemote != nil {
 			s.o.OnRemote(m)

@@ -128,9 +128,11 @@ func (s *Server) watchQueue(c *conn) {
 }
 
 // welcome sends a newcomer its history, then lets live messages through.
-// A client that comes back (its auth carries the recovery offset, the id of
-// the last message it saw) but whose session could not be recovered gets
-// only the messages after that one, so it never shows one twice.
+// A client that comes back (its auth carries the recovery offset: the id of
+// the last message it saw and of the newest one it had seen, see
+// parseOffset) but whose session could not be recovered, on another node or
+// after a restart, gets only the messages after the newest one it saw, so
+// it never shows one twice.
 func (s *Server) welcome(c *conn) {
 	limit := s.o.HistoryLimit
 	if limit <= 0 {
@@ -147,8 +149,12 @@ func (s *Server) welcome(c *conn) {
 	}
 	var after *chat.Cursor
 	if offset := resumeOffset(c.sock.Handshake().Auth); offset != "" {
-		if cur, err := s.o.History.Cursor(ctx, offset); err == nil {
-			after = &cur
+		last, high := parseOffset(offset)
+		for _, id := range []string{high, last} {
+			if cur, err := s.o.History.Cursor(ctx, id); err == nil {
+				after = &cur
+				break
+			}
 		}
 	}
 	s.deliverMu.Lock()
@@ -159,15 +165,15 @@ func (s *Server) welcome(c *conn) {
 		if after != nil && !(chat.Message{CreatedAt: after.CreatedAt, ID: after.ID}).Before(m) {
 			continue
 		}
-		args := s.messageArgs(m)
+		args := s.messageArgs(m, "")
 		_ = c.sock.Emit(args[0].(string), args[1:]...)
 	}
 	c.sock.Join(liveRoom)
 }
 
 // resumeOffset reads the recovery offset a reconnecting socket.io-client
-// sends in its auth ({pid, offset}); it is the id of the last message the
-// client received.
+// sends in its auth ({pid, offset}): the offset of the last message the
+// client received (makeOffset), at most two ids of 64 bytes.
 func resumeOffset(auth map[string]any) string {
 	if auth == nil {
 		return ""
@@ -176,7 +182,7 @@ func resumeOffset(auth map[string]any) string {
 		return ""
 	}
 	offset, _ := auth["offset"].(string)
-	if len(offset) > 64 {
+	if len(offset) > 2*64+len(offsetSep) {
 		return ""
 	}
 	return offset

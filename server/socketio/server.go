@@ -261,8 +261,8 @@ func (s *Server) Connections() int {
 func (s *Server) Broadcast(m chat.Message) {
 	s.deliverMu.Lock()
 	defer s.deliverMu.Unlock()
-	s.o.History.Observe(m)
-	args := s.messageArgs(m)
+	high := s.o.History.Observe(m)
+	args := s.messageArgs(m, high)
 	if err := s.io.To(liveRoom).Emit(args[0].(string), args[1:]...); err != nil {
 		s.m.broadcastErrors.Inc()
 		s.log.Error("broadcast failed", "id", m.ID, "err", err)
