@@ -43,9 +43,11 @@ func (b *adapterBuilder) New(nsp socket.Namespace) socket.Adapter {
 //     queues the same bytes for every recipient on the edge's transport
 //     (recipients on long-polling take the library's path);
 //   - connection-state recovery: the offset of a `message` event is the
-//     message's id, and a client's missed messages come from the History
-//     ring, so nothing is stored twice and a client whose session cannot be
-//     recovered still resumes after the last message it saw (welcome).
+//     message's id (with the node's high-water id when messages arrived out
+//     of order, see makeOffset), and a client's missed messages come from
+//     the History ring, so nothing is stored twice and a client whose
+//     session cannot be recovered still resumes after the newest message it
+//     saw (welcome).
 type adapter struct {
 	socket.Adapter
 	edge *Server
