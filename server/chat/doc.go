@@ -4,8 +4,9 @@
 //
 // The package imports nothing of the project. Engines live at the edge:
 //
-//   - Fanout delivers a message to every connected client on every node,
-//     once, keeping each sender's order (in-memory, or through Redis).
+//   - Fanout delivers an Event (a message, or another event clients
+//     receive) to every connected client on every node, once, keeping each
+//     sender's order (in-memory, or through Redis).
 //   - Log makes an accepted message durable exactly once (a direct batch
 //     writer to the Store, or a Kafka producer).
 //   - Store keeps messages, idempotently by id, and pages through them

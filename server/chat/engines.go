@@ -6,14 +6,14 @@ import (
 	"time"
 )
 
-// Fanout delivers messages to the connected clients of the whole cluster.
+// Fanout delivers events to the connected clients of the whole cluster.
 //
-// Broadcast delivers m once to every client connected to any node, after
-// every message this node broadcast before it (so each sender's order is
+// Broadcast delivers e once to every client connected to any node, after
+// every event this node broadcast before it (so each sender's order is
 // kept). It does not block on slow clients or slow peer nodes, and it never
 // fails the caller: an engine counts and logs its own delivery faults.
 type Fanout interface {
-	Broadcast(m Message)
+	Broadcast(e Event)
 }
 
 // Log makes accepted messages durable, each exactly once.

@@ -140,7 +140,7 @@ func (s *Service) admit(m Message, durable func(Message, error)) error {
 	if err := s.log.Append(m, done); err != nil {
 		return err
 	}
-	s.fanout.Broadcast(m)
+	s.fanout.Broadcast(MessageEvent(m))
 	return nil
 }
 

@@ -32,7 +32,7 @@ func (f *fakeLog) settle(i int, err error)     { f.dones[i](err) }
 
 type fakeFanout struct{ got []Message }
 
-func (f *fakeFanout) Broadcast(m Message) { f.got = append(f.got, m) }
+func (f *fakeFanout) Broadcast(e Event) { f.got = append(f.got, e.Message) }
 
 func TestAcceptAssignsIDAndMonotonicTime(t *testing.T) {
 	l, fo := &fakeLog{}, &fakeFanout{}

@@ -43,7 +43,7 @@ type Config struct {
 	HistoryRingSize  int           // HISTORY_RING_SIZE
 	RecoveryWindow   time.Duration // CONNECTION_RECOVERY_WINDOW (0 disables)
 	PresenceInterval time.Duration // PRESENCE_INTERVAL
-	WSWriteWindow    time.Duration // WS_WRITE_WINDOW (0: write at once)
+	ConnectTimeout   time.Duration // CONNECT_TIMEOUT
 
 	DataDir     string        // DATA_DIR
 	WriteBuffer int           // WRITE_BUFFER
@@ -152,7 +152,7 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 		HistoryRingSize:  p.intIn("HISTORY_RING_SIZE", 1000, 1, 10_000_000),
 		RecoveryWindow:   p.duration("CONNECTION_RECOVERY_WINDOW", 2*time.Minute, 0),
 		PresenceInterval: p.duration("PRESENCE_INTERVAL", time.Second, 10*time.Millisecond),
-		WSWriteWindow:    p.duration("WS_WRITE_WINDOW", 50*time.Millisecond, 0),
+		ConnectTimeout:   p.duration("CONNECT_TIMEOUT", 45*time.Second, 10*time.Millisecond),
 
 		DataDir:     p.str("DATA_DIR", "./data"),
 		WriteBuffer: p.intIn("WRITE_BUFFER", 100_000, 1, 100_000_000),

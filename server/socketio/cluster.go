@@ -12,7 +12,7 @@ import (
 	sioadapter "github.com/zishang520/socket.io/adapters/adapter/v3"
 	"github.com/zishang520/socket.io/parsers/engine/v3/packet"
 	"github.com/zishang520/socket.io/parsers/socket/v3/parser"
-	engine "github.com/zishang520/socket.io/servers/engine/v3"
+	engineio "github.com/zishang520/socket.io/servers/engine/v3"
 	"github.com/zishang520/socket.io/servers/engine/v3/transports"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 	"github.com/zishang520/socket.io/v3/pkg/types"
@@ -22,16 +22,19 @@ import (
 
 // The cluster link.
 //
-// With a cluster adapter (the Socket.IO Redis adapter), the edge keeps its
-// own adapter for its own sockets and attaches the cluster adapter to a
-// second, internal namespace object named "/" (never served to clients), so
-// it speaks on exactly the channels Node's adapters use. That namespace has
-// one socket: the sink, an in-process connection that discards what it is
-// sent. A broadcast that arrives from another node is delivered by the
-// cluster adapter to the sink, whose outgoing listener hands it to the
-// edge; the edge then observes it (history ring, replica store) and
-// delivers it to its own clients under the same lock as local messages, so
-// newcomers meet remote messages without a gap or a duplicate too.
+// The nodes speak through the library's cluster adapter (the Socket.IO
+// Redis adapter), so that they use exactly the channels and the wire
+// format of Node's adapters and a Node server can join the cluster. The
+// adapter needs a namespace to live in: the link keeps a private
+// socket.Server of the library, never served to clients, whose namespace
+// "/" has the cluster adapter and one socket: the sink, an in-process
+// connection that discards what it is sent. A broadcast that arrives from
+// another node is delivered by the cluster adapter to the sink, whose
+// outgoing listener hands it to the edge; the edge then observes it
+// (history ring, replica store) and delivers it to its own clients under
+// the same lock as local events, so newcomers meet remote messages without
+// a gap or a duplicate too. That is constant cost: no client socket has a
+// library object.
 //
 // Outgoing, the edge delivers locally first and queues the publication for
 // a background publisher, so a Redis outage never slows local delivery;
@@ -39,7 +42,7 @@ import (
 // drops the oldest (counted and logged).
 type clusterLink struct {
 	edge    *Server
-	nsp     socket.Namespace
+	io      *socket.Server
 	pub     publisher
 	sink    *socket.Socket
 	sinkCon *sinkConn
@@ -61,20 +64,21 @@ type publisher interface {
 	Close()
 }
 
-func (s *Server) startCluster(b *adapterBuilder) error {
-	b.mu.Lock()
-	b.next = s.o.Cluster
-	b.mu.Unlock()
-	nsp := socket.NewNamespace(s.io, "/")
+func (s *Server) startCluster() error {
+	opts := socket.DefaultServerOptions()
+	opts.SetServeClient(false)
+	opts.SetAdapter(s.o.Cluster)
+	io := socket.NewServer(nil, opts)
+	nsp := io.Sockets()
 	pub, ok := nsp.Adapter().(publisher)
 	if !ok {
 		return fmt.Errorf("socketio: the cluster adapter %T cannot publish", nsp.Adapter())
 	}
-	l := &clusterLink{edge: s, nsp: nsp, pub: pub, stopped: make(chan struct{}), quit: make(chan struct{})}
+	l := &clusterLink{edge: s, io: io, pub: pub, stopped: make(chan struct{}), quit: make(chan struct{})}
 	l.servers.Store(-1)
 	l.cond = sync.NewCond(&l.mu)
 	l.sinkCon = newSinkConn()
-	client := socket.NewClient(s.io, l.sinkCon)
+	client := socket.NewClient(io, l.sinkCon)
 	joined := make(chan *socket.Socket, 1)
 	nsp.Add(client, nil, func(sock *socket.Socket) { joined <- sock })
 	select {
@@ -82,56 +86,61 @@ func (s *Server) startCluster(b *adapterBuilder) error {
 	case <-time.After(5 * time.Second):
 		return fmt.Errorf("socketio: the cluster sink did not join")
 	}
-	l.sink.OnAnyOutgoing(s.recover("cluster message", l.onRemote))
+	l.sink.OnAnyOutgoing(func(args ...any) { s.eng.Guard("cluster message", func() { l.onRemote(args...) }) })
 	s.cluster = l
 	go l.publishLoop()
 	go l.countLoop()
 	return nil
 }
 
-// onRemote handles a broadcast from another node: [event, args..., offset].
+// onRemote handles a broadcast from another node: [event, args...], with
+// the cluster adapter's recovery offset last when it adds one.
 func (l *clusterLink) onRemote(args ...any) {
 	s := l.edge
 	if len(args) == 0 {
 		return
 	}
-	ev, ok := args[0].(string)
+	name, ok := args[0].(string)
 	if !ok {
 		return
 	}
 	payload := args[1:]
-	if s.o.RecoveryWindow > 0 && len(payload) > 0 {
-		// The cluster adapter appends its recovery offset; ours is the id.
+	if s.o.RecoveryWindow > 0 && len(payload) > 1 {
+		// The cluster adapter appends its own recovery offset; ours is
+		// the message id.
 		if _, isOffset := payload[len(payload)-1].(string); isOffset {
 			payload = payload[:len(payload)-1]
 		}
 	}
 	s.m.clusterReceived.Inc()
-	if m, ok := wireMessage(ev, payload); ok {
+	if m, ok := wireMessage(name, payload); ok {
 		s.deliverMu.Lock()
 		defer s.deliverMu.Unlock()
 		if s.o.History.Has(m.ID) {
-			return // already delivered here (a repeated publication)
+			return // delivered here already (a repeated publication)
 		}
-		high := s.o.History.Observe(m)
-		args := s.messageArgs(m, high)
-		_ = s.io.To(liveRoom).Emit(args[0].(string), args[1:]...)
+		s.deliverLocked(chat.MessageEvent(m))
 		if s.o.OnRemote != nil {
 			s.o.OnRemote(m)
 		}
 		return
 	}
-	// Another node's own event (for example a Node server of the same
-	// cluster, which sends {message, username} only): relay it as it is.
+	// Another node's own event (a Node server of the same cluster sends
+	// {message, username} only; a Go node its other events): relay it as
+	// it is.
+	var data any
+	if len(payload) > 0 {
+		data = payload[0]
+	}
 	s.deliverMu.Lock()
 	defer s.deliverMu.Unlock()
-	_ = s.io.To(liveRoom).Emit(ev, payload...)
+	s.deliverLocked(chat.Event{Name: name, Data: data})
 }
 
 // wireMessage reads a `message` event of a Go node: {message, username, id,
 // createdAt}.
 func wireMessage(ev string, payload []any) (chat.Message, bool) {
-	if ev != "message" || len(payload) == 0 {
+	if ev != chat.EventMessage || len(payload) == 0 {
 		return chat.Message{}, false
 	}
 	obj, ok := payload[0].(map[string]any)
@@ -149,12 +158,18 @@ func wireMessage(ev string, payload []any) (chat.Message, bool) {
 	return chat.Message{ID: id, Text: text, Username: user, CreatedAt: created.UTC()}, true
 }
 
-// publish queues a message for the other nodes.
-func (l *clusterLink) publish(m chat.Message) {
+// publish queues an event for the other nodes.
+func (l *clusterLink) publish(e chat.Event) {
+	var data []any
+	if e.IsMessage() {
+		data = []any{chat.EventMessage, e.Message.Wire()}
+	} else {
+		data = []any{e.Name, e.Data}
+	}
 	msg := &sioadapter.ClusterMessage{
 		Type: sioadapter.BROADCAST,
 		Data: &sioadapter.BroadcastMessage{
-			Packet: &parser.Packet{Type: parser.EVENT, Nsp: "/", Data: []any{"message", m.Wire()}},
+			Packet: &parser.Packet{Type: parser.EVENT, Nsp: "/", Data: data},
 			Opts:   &sioadapter.PacketOptions{Rooms: []socket.Room{}, Except: []socket.Room{}, Flags: &socket.BroadcastFlags{}},
 		},
 	}
@@ -167,7 +182,7 @@ func (l *clusterLink) publish(m chat.Message) {
 		l.queue[0] = nil
 		l.queue = l.queue[1:]
 		l.edge.m.clusterDropped.Inc()
-		l.edge.log.Warn("cluster publish queue full: the oldest message will not reach the other nodes",
+		l.edge.log.Warn("cluster publish queue full: the oldest event will not reach the other nodes",
 			"limit", l.edge.o.ClusterBuffer)
 	}
 	l.queue = append(l.queue, msg)
@@ -176,7 +191,7 @@ func (l *clusterLink) publish(m chat.Message) {
 	l.cond.Signal()
 }
 
-// publishLoop publishes queued messages in order, retrying with back-off
+// publishLoop publishes queued events in order, retrying with back-off
 // while the cluster is unreachable.
 func (l *clusterLink) publishLoop() {
 	defer close(l.stopped)
@@ -215,7 +230,7 @@ func (l *clusterLink) publishLoop() {
 	}
 }
 
-// drop gives up the queued messages (on shutdown, when the cluster is
+// drop gives up the queued events (on shutdown, when the cluster is
 // unreachable), counting them.
 func (l *clusterLink) drop(why string) {
 	l.mu.Lock()
@@ -224,7 +239,7 @@ func (l *clusterLink) drop(why string) {
 	l.mu.Unlock()
 	if n > 0 {
 		l.edge.m.clusterDropped.Add(float64(n))
-		l.edge.log.Warn("messages not published to the other nodes", "count", n, "why", why)
+		l.edge.log.Warn("events not published to the other nodes", "count", n, "why", why)
 	}
 }
 
@@ -290,10 +305,10 @@ func (c *sinkConn) Upgraded() bool                    { return false }
 func (c *sinkConn) Upgrading() bool                   { return false }
 func (c *sinkConn) MaybeUpgrade(transports.Transport) {}
 func (c *sinkConn) Close(bool)                        {}
-func (c *sinkConn) Construct(string, engine.BaseServer, transports.Transport, *types.HttpContext, int) {
+func (c *sinkConn) Construct(string, engineio.BaseServer, transports.Transport, *types.HttpContext, int) {
 }
-func (c *sinkConn) Send(io.Reader, *packet.Options, engine.SendCallback) engine.Socket  { return c }
-func (c *sinkConn) Write(io.Reader, *packet.Options, engine.SendCallback) engine.Socket { return c }
+func (c *sinkConn) Send(io.Reader, *packet.Options, engineio.SendCallback) engineio.Socket  { return c }
+func (c *sinkConn) Write(io.Reader, *packet.Options, engineio.SendCallback) engineio.Socket { return c }
 
 type discardWriter struct{}
 

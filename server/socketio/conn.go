@@ -3,23 +3,26 @@ package socketio
 import (
 	"context"
 	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/zishang520/socket.io/parsers/engine/v3/packet"
-	"github.com/zishang520/socket.io/servers/socket/v3"
-
 	"github.com/scalable-chat-go/server/chat"
+	"github.com/scalable-chat-go/server/socketio/internal/engine"
 )
 
-// conn is what the edge keeps of one connected socket.
+// conn is what the edge keeps of one connected socket. Its fields are used
+// from the socket's own serial handler calls only, but for live (under
+// deliverMu).
 type conn struct {
-	s    *Server
-	sock *socket.Socket
-	// bucket and lastLimited are used from the socket's own serial event
-	// queue only.
-	bucket      *chat.TokenBucket
-	lastLimited time.Time
+	sock        *engine.Socket
+	bucket      chat.TokenBucket
+	lastLimited time.Time // the last rate_limited error event
+	lastUnknown time.Time // the last unknown_event error event
+	// recoverFrom is the id of the last message a recovered client
+	// received; resume is the recovery offset of a client whose earlier
+	// socket could not be recovered here (see welcome).
+	recoverFrom, resume string
+	// live is the index in Server.live, -1 when not there.
+	live int
 }
 
 // errorEvent is the payload of an `error` event, and of a negative ack.
@@ -39,92 +42,89 @@ type presenceEvent struct {
 	Online int `json:"online"`
 }
 
-func (s *Server) onConnection(args ...any) {
-	sock, ok := args[0].(*socket.Socket)
-	if !ok {
+// Connect accepts a CONNECT to the main namespace (engine.Handler). A
+// client that asks to recover its socket is recovered when this node's
+// history ring still holds the last message it received.
+func (s *Server) Connect(sock *engine.Socket, h *engine.Hello) error {
+	if sock.Namespace() != "/" {
+		return engine.ErrInvalidNamespace
+	}
+	c := &conn{sock: sock, live: -1, bucket: *chat.NewTokenBucket(s.o.RatePerSecond, s.o.RateBurst, time.Now())}
+	sock.Data = c
+	if h.Resumable {
+		last, _ := parseOffset(h.Offset)
+		if _, found := s.o.History.Since(last); found {
+			h.Recover()
+			c.recoverFrom = last
+		}
+	}
+	if !h.Recovered() {
+		c.resume = resumeOffset(h.Auth)
+	}
+	return nil
+}
+
+// Ready sends a newcomer its history, or a recovered client what it
+// missed, then lets the live events through (engine.Handler).
+func (s *Server) Ready(sock *engine.Socket) {
+	c, _ := sock.Data.(*conn)
+	if c == nil {
 		return
 	}
-	c := &conn{s: s, sock: sock, bucket: chat.NewTokenBucket(s.o.RatePerSecond, s.o.RateBurst, time.Now())}
 	s.connMu.Lock()
-	_, again := s.conns[sock.Id()]
-	s.conns[sock.Id()] = c
+	s.conns[c] = struct{}{}
 	n := len(s.conns)
 	s.presenceDirty = true
 	s.connMu.Unlock()
-	if !again {
-		s.m.connections.Set(float64(n))
-		s.m.connects.Inc()
-	}
+	s.m.connections.Set(float64(n))
+	s.m.connects.Inc()
 
-	s.watchQueue(c)
-	_ = sock.On("event:message", s.recover("event:message", c.onMessage))
-	_ = sock.On("disconnect", s.recover("disconnect", c.onDisconnect))
-	sock.OnAny(s.recover("any", c.onAny))
-
-	// Listeners are in place: the client's next packets may go through.
-	s.openGate(sock.Conn().Id())
-	// The socket is reachable now: room snapshots must include it.
-	if s.main != nil {
-		s.main.invalidate()
-	}
-
-	if sock.Recovered() {
-		// Rooms (the live one included) and missed messages were restored
-		// by connection-state recovery: no history replay. Send what was
-		// broadcast while the library made the socket reachable.
-		s.m.recovered.Inc()
-		s.deliverMu.Lock()
-		s.recovered(sock)
-		s.deliverMu.Unlock()
-	} else {
+	if c.recoverFrom == "" || !s.recovered(c) {
+		if c.recoverFrom != "" {
+			c.resume = c.recoverFrom // the ring lost its place meanwhile
+		}
 		s.welcome(c)
 	}
-	s.sendPresence(sock)
+	s.sendPresence(c)
 }
 
-// slowGrace is how long a client's send queue may stay above
-// SendQueueLimit (a burst it is draining) before it counts as slow.
-const slowGrace = time.Second
-
-// watchQueue disconnects a client whose send queue stays above
-// SendQueueLimit packets for slowGrace, or passes ten times the limit: a
-// slow reader must not grow the server's memory without bound. It
-// reconnects and catches up through recovery or history.
-func (s *Server) watchQueue(c *conn) {
-	es := c.sock.Conn()
-	var pending atomic.Int64
-	var cut, armed atomic.Bool
-	limit := int64(s.o.SendQueueLimit)
-	disconnect := func(why string) {
-		if !cut.CompareAndSwap(false, true) {
-			return
-		}
-		s.m.slowClients.Inc()
-		s.log.Info("disconnecting a slow client: its send queue passed SEND_QUEUE_LIMIT",
-			"sid", string(c.sock.Id()), "limit", limit, "queued", pending.Load(), "why", why)
-		go s.recover("slow client", func(...any) { c.sock.Disconnect(true) })()
+// recovered sends a recovered socket the messages it missed since
+// c.recoverFrom (from the history ring) and joins it to the live set,
+// under deliverMu; false when the ring lost its place meanwhile.
+func (s *Server) recovered(c *conn) bool {
+	s.deliverMu.Lock()
+	defer s.deliverMu.Unlock()
+	missed, found := s.o.History.Since(c.recoverFrom)
+	if !found {
+		return false
 	}
-	_ = es.On("packetCreate", func(...any) {
-		n := pending.Add(1)
-		switch {
-		case n > 10*limit:
-			disconnect("ten times the limit")
-		case n > limit && armed.CompareAndSwap(false, true):
-			time.AfterFunc(slowGrace, func() {
-				armed.Store(false)
-				if pending.Load() > limit {
-					disconnect("above the limit for " + slowGrace.String())
-				}
-			})
+	for _, d := range missed {
+		if f, err := engine.EventFrame(chat.EventMessage, s.messageArgs(d.Message, d.High)...); err == nil {
+			c.sock.Send(f)
 		}
-	})
-	_ = es.On("flush", func(args ...any) {
-		if len(args) > 0 {
-			if wbuf, ok := args[0].([]*packet.Packet); ok {
-				pending.Add(-int64(len(wbuf)))
-			}
-		}
-	})
+	}
+	s.joinLocked(c)
+	return true
+}
+
+// joinLocked adds c to the live set; deliverMu is held.
+func (s *Server) joinLocked(c *conn) {
+	if c.live < 0 {
+		c.live = len(s.live)
+		s.live = append(s.live, c)
+	}
+}
+
+// leaveLocked removes c from the live set; deliverMu is held.
+func (s *Server) leaveLocked(c *conn) {
+	if i := c.live; i >= 0 && i < len(s.live) && s.live[i] == c {
+		last := len(s.live) - 1
+		s.live[i] = s.live[last]
+		s.live[i].live = i
+		s.live[last] = nil
+		s.live = s.live[:last]
+	}
+	c.live = -1
 }
 
 // welcome sends a newcomer its history, then lets live messages through.
@@ -137,7 +137,7 @@ func (s *Server) welcome(c *conn) {
 	limit := s.o.HistoryLimit
 	if limit <= 0 {
 		s.deliverMu.Lock()
-		c.sock.Join(liveRoom)
+		s.joinLocked(c)
 		s.deliverMu.Unlock()
 		return
 	}
@@ -148,8 +148,8 @@ func (s *Server) welcome(c *conn) {
 		s.log.Warn("history unavailable for a newcomer; sending what this node remembers", "err", err)
 	}
 	var after *chat.Cursor
-	if offset := resumeOffset(c.sock.Handshake().Auth); offset != "" {
-		last, high := parseOffset(offset)
+	if c.resume != "" {
+		last, high := parseOffset(c.resume)
 		for _, id := range []string{high, last} {
 			if cur, err := s.o.History.Cursor(ctx, id); err == nil {
 				after = &cur
@@ -165,10 +165,11 @@ func (s *Server) welcome(c *conn) {
 		if after != nil && !(chat.Message{CreatedAt: after.CreatedAt, ID: after.ID}).Before(m) {
 			continue
 		}
-		args := s.messageArgs(m, "")
-		_ = c.sock.Emit(args[0].(string), args[1:]...)
+		if f, err := engine.EventFrame(chat.EventMessage, s.messageArgs(m, "")...); err == nil {
+			c.sock.Send(f)
+		}
 	}
-	c.sock.Join(liveRoom)
+	s.joinLocked(c)
 }
 
 // resumeOffset reads the recovery offset a reconnecting socket.io-client
@@ -188,34 +189,45 @@ func resumeOffset(auth map[string]any) string {
 	return offset
 }
 
-func (c *conn) onMessage(args ...any) {
-	s := c.s
-	var ack socket.Ack
-	if n := len(args); n > 0 {
-		if a, ok := args[n-1].(socket.Ack); ok {
-			ack, args = a, args[:n-1]
-		}
+// Event handles an event of a client (engine.Handler): `event:message` goes
+// to the accept flow; any other is refused with unknown_event. Both count
+// against the connection's rate limit.
+func (s *Server) Event(sock *engine.Socket, name string, args []any, ack engine.Ack) {
+	c, _ := sock.Data.(*conn)
+	if c == nil {
+		return
 	}
+	now := time.Now()
+	if name != "event:message" {
+		s.m.rejected.WithLabelValues(chat.CodeUnknownEvent).Inc()
+		if ok, _ := c.bucket.Take(now); !ok {
+			s.m.rejected.WithLabelValues(chat.CodeRateLimited).Inc()
+		}
+		if now.Sub(c.lastUnknown) >= time.Second {
+			c.lastUnknown = now
+			s.emitError(c, &errorEvent{Code: chat.CodeUnknownEvent, Reason: "the server only handles event:message"})
+		}
+		return
+	}
+	s.m.received.Inc()
 	var payload any
 	if len(args) > 0 {
 		payload = args[0]
 	}
-	s.m.received.Inc()
-	now := time.Now()
 	if ok, wait := c.bucket.Take(now); !ok {
 		s.m.rejected.WithLabelValues(chat.CodeRateLimited).Inc()
 		e := &errorEvent{Code: chat.CodeRateLimited, Reason: "you are sending messages too fast", RetryAfterMs: max(wait.Milliseconds(), 1)}
 		if now.Sub(c.lastLimited) >= time.Second {
 			c.lastLimited = now
-			_ = c.sock.Emit("error", e)
+			s.emitError(c, e)
 		}
 		if ack != nil {
-			ack([]any{ackEvent{Error: e}}, nil)
+			ack(ackEvent{Error: e})
 		}
 		return
 	}
 	if s.accept == nil {
-		c.reject(ack, &chat.Error{Code: chat.CodeUnavailable, Reason: "the server is starting"})
+		s.reject(c, ack, &chat.Error{Code: chat.CodeUnavailable, Reason: "the server is starting"})
 		return
 	}
 	var durable func(chat.Message, error)
@@ -225,71 +237,71 @@ func (c *conn) onMessage(args ...any) {
 			once.Do(func() {
 				if err != nil {
 					e := chat.CodeOf(err)
-					ack([]any{ackEvent{Error: &errorEvent{Code: e.Code, Reason: e.Reason}}}, nil)
+					ack(ackEvent{Error: &errorEvent{Code: e.Code, Reason: e.Reason}})
 					return
 				}
-				ack([]any{ackEvent{OK: true, ID: m.ID}}, nil)
+				ack(ackEvent{OK: true, ID: m.ID})
 			})
 		}
 	}
 	if _, err := s.accept.Accept(payload, durable); err != nil {
-		c.reject(ack, chat.CodeOf(err))
+		s.reject(c, ack, chat.CodeOf(err))
 	}
 }
 
 // reject tells the sender why its message was not taken: an `error` event,
 // and the negative acknowledgement when it asked for one.
-func (c *conn) reject(ack socket.Ack, e *chat.Error) {
-	c.s.m.rejected.WithLabelValues(e.Code).Inc()
+func (s *Server) reject(c *conn, ack engine.Ack, e *chat.Error) {
+	s.m.rejected.WithLabelValues(e.Code).Inc()
 	ev := &errorEvent{Code: e.Code, Reason: e.Reason, RetryAfterMs: e.RetryAfter.Milliseconds()}
-	_ = c.sock.Emit("error", ev)
+	s.emitError(c, ev)
 	if ack != nil {
-		ack([]any{ackEvent{Error: ev}}, nil)
+		ack(ackEvent{Error: ev})
 	}
 }
 
-// onAny answers events the server does not know, so a client learns of its
-// mistake instead of waiting.
-func (c *conn) onAny(args ...any) {
-	if len(args) == 0 {
-		return
+func (s *Server) emitError(c *conn, e *errorEvent) {
+	if err := c.sock.Emit("error", e); err != nil {
+		s.log.Error("an error event could not be encoded", "err", err)
 	}
-	if name, _ := args[0].(string); name == "event:message" {
-		return
-	}
-	c.s.m.rejected.WithLabelValues(chat.CodeUnknownEvent).Inc()
-	_ = c.sock.Emit("error", &errorEvent{Code: chat.CodeUnknownEvent, Reason: "the server only handles event:message"})
 }
 
-func (c *conn) onDisconnect(...any) {
-	s := c.s
+// Disconnect forgets a socket (engine.Handler).
+func (s *Server) Disconnect(sock *engine.Socket, _ string) {
+	c, _ := sock.Data.(*conn)
+	if c == nil {
+		return
+	}
+	s.deliverMu.Lock()
+	s.leaveLocked(c)
+	s.deliverMu.Unlock()
 	s.connMu.Lock()
-	cur, ok := s.conns[c.sock.Id()]
-	if ok && cur == c {
-		delete(s.conns, c.sock.Id())
+	_, known := s.conns[c]
+	delete(s.conns, c)
+	n := len(s.conns)
+	if known {
 		s.presenceDirty = true
 	}
-	n := len(s.conns)
 	s.connMu.Unlock()
-	if ok && cur == c {
+	if known {
 		s.m.connections.Set(float64(n))
 	}
 }
 
 // sendPresence tells one socket how many are online: the cluster's count
 // at the last tick, corrected by this node's change since.
-func (s *Server) sendPresence(sock *socket.Socket) {
+func (s *Server) sendPresence(c *conn) {
 	s.connMu.Lock()
 	n := len(s.conns)
 	if s.lastOnline >= 0 {
 		n = max(s.lastOnline+n-s.lastLocal, n)
 	}
 	s.connMu.Unlock()
-	_ = sock.Emit("presence", presenceEvent{Online: n})
+	_ = c.sock.Emit("presence", presenceEvent{Online: n})
 }
 
 // loop sends `presence` to everyone at most once an interval, when the
-// count changed, and forgets recovery sessions past their window.
+// count changed.
 func (s *Server) loop() {
 	defer close(s.stopped)
 	t := time.NewTicker(s.o.PresenceInterval)
@@ -298,35 +310,44 @@ func (s *Server) loop() {
 		select {
 		case <-s.stop:
 			return
-		case now := <-t.C:
-			s.sweepSessions(now)
+		case <-t.C:
 		}
-		func() {
-			defer func() {
-				if r := recover(); r != nil {
-					s.m.panics.Inc()
-					s.log.Error("presence loop panicked", "panic", r)
-				}
-			}()
-			local := s.Connections()
-			ctx, cancel := context.WithTimeout(context.Background(), s.o.PresenceInterval)
-			online, err := s.o.Presence.Online(ctx, local)
-			cancel()
-			if err != nil {
-				s.log.Debug("cluster presence unavailable; using this node's count", "err", err)
-				online = local
-			}
-			s.connMu.Lock()
-			// A client that joined since the last tick was told an estimate:
-			// send everyone the count when it or this node's clients changed.
-			changed := online != s.lastOnline || s.presenceDirty
-			s.presenceDirty = false
-			s.lastOnline = online
-			s.lastLocal = local
-			s.connMu.Unlock()
-			if changed {
-				_ = s.io.Local().Emit("presence", presenceEvent{Online: online})
-			}
-		}()
+		s.eng.Guard("presence", s.presenceTick)
+	}
+}
+
+func (s *Server) presenceTick() {
+	local := s.Connections()
+	ctx, cancel := context.WithTimeout(context.Background(), s.o.PresenceInterval)
+	online, err := s.o.Presence.Online(ctx, local)
+	cancel()
+	if err != nil {
+		s.log.Debug("cluster presence unavailable; using this node's count", "err", err)
+		online = local
+	}
+	s.connMu.Lock()
+	// A client that joined since the last tick was told an estimate: send
+	// everyone the count when it or this node's clients changed.
+	changed := online != s.lastOnline || s.presenceDirty
+	s.presenceDirty = false
+	s.lastOnline = online
+	s.lastLocal = local
+	var all []*conn
+	if changed {
+		all = make([]*conn, 0, len(s.conns))
+		for c := range s.conns {
+			all = append(all, c)
+		}
+	}
+	s.connMu.Unlock()
+	if !changed {
+		return
+	}
+	f, err := engine.EventFrame("presence", presenceEvent{Online: online})
+	if err != nil {
+		return
+	}
+	for _, c := range all {
+		c.sock.Send(f)
 	}
 }

@@ -7,8 +7,6 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
-
-	engine "github.com/zishang520/socket.io/servers/engine/v3"
 )
 
 // originPolicy is the CORS_ORIGINS list.
@@ -61,14 +59,6 @@ func (p originPolicy) allows(origin string) bool {
 	return err == nil && p.allowed[n]
 }
 
-// corsValue is the Origin option of the library's CORS middleware.
-func (p originPolicy) corsValue() any {
-	if p.any {
-		return "*"
-	}
-	return p.list
-}
-
 // clientAddr is the address a request comes from: the first untrusted hop
 // of X-Forwarded-For when the peer is a trusted proxy, the peer otherwise.
 func (s *Server) clientAddr(r *http.Request) string {
@@ -114,52 +104,4 @@ func hostOf(hostport string) string {
 		return h
 	}
 	return hostport
-}
-
-// admitSession checks the connection limits for a new Engine.IO session
-// from addr. It returns 0, or the HTTP status and reason of the refusal.
-func (s *Server) admitSession(addr string) (int, string) {
-	s.connMu.Lock()
-	defer s.connMu.Unlock()
-	if s.o.MaxConnections > 0 && len(s.engineSessions) >= s.o.MaxConnections {
-		s.m.refused.WithLabelValues("max_connections").Inc()
-		return http.StatusServiceUnavailable, "this server is full (MAX_CONNECTIONS); try another or retry later"
-	}
-	if s.o.MaxConnectionsPerIP > 0 && s.perIP[addr] >= s.o.MaxConnectionsPerIP {
-		s.m.refused.WithLabelValues("max_connections_per_ip").Inc()
-		return http.StatusTooManyRequests, "too many connections from your address (MAX_CONNECTIONS_PER_IP)"
-	}
-	return 0, ""
-}
-
-// onEngineConnection counts an Engine.IO session until it closes.
-func (s *Server) onEngineConnection(args ...any) {
-	es, ok := args[0].(engine.Socket)
-	if !ok {
-		return
-	}
-	id := es.Id()
-	s.installGate(es)
-	addr := s.clientAddr(es.Request().Request())
-	s.connMu.Lock()
-	s.engineSessions[id] = addr
-	s.perIP[addr]++
-	s.connMu.Unlock()
-	_ = es.Once("close", s.recover("engine close", func(...any) {
-		s.connMu.Lock()
-		if a, ok := s.engineSessions[id]; ok {
-			delete(s.engineSessions, id)
-			if s.perIP[a]--; s.perIP[a] <= 0 {
-				delete(s.perIP, a)
-			}
-		}
-		s.connMu.Unlock()
-	}))
-}
-
-// closeSession closes the Engine.IO session id, if it is open.
-func (s *Server) closeSession(id string) {
-	if es, ok := s.io.Engine().Clients().Load(id); ok {
-		es.Close(true)
-	}
 }

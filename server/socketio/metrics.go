@@ -5,16 +5,11 @@ import "github.com/prometheus/client_golang/prometheus"
 type metrics struct {
 	connections     prometheus.Gauge
 	connects        prometheus.Counter
-	recovered       prometheus.Counter
 	received        prometheus.Counter
 	broadcast       prometheus.Counter
 	broadcastErrors prometheus.Counter
 	rejected        *prometheus.CounterVec
-	refused         *prometheus.CounterVec
-	tooLarge        prometheus.Counter
-	slowClients     prometheus.Counter
-	panics          prometheus.Counter
-	wsWrites        prometheus.Counter
+	events          *prometheus.CounterVec
 
 	clusterReceived      prometheus.Counter
 	clusterPublished     prometheus.Counter
@@ -31,9 +26,6 @@ func newMetrics(r prometheus.Registerer) *metrics {
 		connects: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "chat_connects_total", Help: "Sockets that connected to this node.",
 		}),
-		recovered: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "chat_connections_recovered_total", Help: "Reconnections whose state (rooms, missed messages) was recovered.",
-		}),
 		received: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "chat_messages_received_total", Help: "event:message events received from clients of this node.",
 		}),
@@ -43,24 +35,12 @@ func newMetrics(r prometheus.Registerer) *metrics {
 		broadcastErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "chat_broadcast_errors_total", Help: "Broadcasts that failed.",
 		}),
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chat_events_broadcast_total", Help: "Events other than messages this node broadcast, by event.",
+		}, []string{"event"}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "chat_messages_rejected_total", Help: "Client events refused, by error code.",
 		}, []string{"reason"}),
-		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "chat_connections_refused_total", Help: "Connection attempts refused, by limit.",
-		}, []string{"reason"}),
-		tooLarge: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "chat_frames_too_large_total", Help: "Connections closed for a frame over MAX_HTTP_BUFFER_SIZE.",
-		}),
-		slowClients: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "chat_slow_client_disconnects_total", Help: "Clients disconnected because their send queue passed SEND_QUEUE_LIMIT.",
-		}),
-		panics: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "chat_handler_panics_total", Help: "Handler panics recovered (each is a bug).",
-		}),
-		wsWrites: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "chat_ws_writes_total", Help: "WebSocket write system calls (each carries one or more frames).",
-		}),
 	}
 	m.clusterReceived = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "chat_cluster_received_total", Help: "Broadcasts received from other nodes.",
@@ -79,8 +59,7 @@ func newMetrics(r prometheus.Registerer) *metrics {
 	})
 	if r != nil {
 		r.MustRegister(m.clusterReceived, m.clusterPublished, m.clusterPublishErrors, m.clusterDropped, m.clusterQueue)
-		r.MustRegister(m.connections, m.connects, m.recovered, m.received, m.broadcast, m.broadcastErrors,
-			m.rejected, m.refused, m.tooLarge, m.slowClients, m.panics, m.wsWrites)
+		r.MustRegister(m.connections, m.connects, m.received, m.broadcast, m.broadcastErrors, m.events, m.rejected)
 	}
 	return m
 }

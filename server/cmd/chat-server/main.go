@@ -124,22 +124,6 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	}
 	history := chat.NewHistory(store, cfg.HistoryRingSize)
 
-	historyLimit := cfg.HistoryLimit
-	if historyLimit == 0 {
-		historyLimit = -1
-	}
-	recovery := cfg.RecoveryWindow
-	if recovery == 0 {
-		recovery = -1
-	}
-	window := cfg.WSWriteWindow
-	if window == 0 {
-		window = -1
-	}
-	rate := cfg.RateLimitPerSec
-	if rate == 0 {
-		rate = -1
-	}
 	checks := append([]httpapi.Check(nil), wlog.checks...)
 	var presence chat.Presence = chat.LocalPresence{}
 	var cluster *redis.Cluster
@@ -176,18 +160,18 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		ClusterBuffer:       cfg.RedisPublishBuffer,
 		PingInterval:        cfg.PingInterval,
 		PingTimeout:         cfg.PingTimeout,
+		ConnectTimeout:      cfg.ConnectTimeout,
 		CORSOrigins:         cfg.CORSOrigins,
 		MaxHTTPBufferSize:   cfg.MaxHTTPBufferSize,
-		RatePerSecond:       rate,
+		RatePerSecond:       cfg.RateLimitPerSec,
 		RateBurst:           cfg.RateLimitBurst,
 		MaxConnections:      cfg.MaxConnections,
 		MaxConnectionsPerIP: cfg.MaxConnectionsPerIP,
 		TrustedProxies:      cfg.TrustedProxies,
 		SendQueueLimit:      cfg.SendQueueLimit,
-		HistoryLimit:        historyLimit,
-		RecoveryWindow:      recovery,
+		HistoryLimit:        cfg.HistoryLimit,
+		RecoveryWindow:      cfg.RecoveryWindow,
 		PresenceInterval:    cfg.PresenceInterval,
-		WSWriteWindow:       window,
 		Logger:              logger.With("component", "socketio"),
 		Cluster:             clusterAdapter(cluster),
 		Registerer:          reg,

@@ -1,0 +1,26 @@
+package chat
+
+// EventMessage is the name of the event that carries a chat message to
+// clients: {message, username, id, createdAt}.
+const EventMessage = "message"
+
+// Event is what the Fanout carries to every connected client: a chat
+// message, or any other event clients receive (a deletion, typing, the
+// presence list). Each new kind of event is a name and a payload; the
+// history ring and connection-state recovery keep only messages.
+type Event struct {
+	// Name is the Socket.IO event name clients receive.
+	Name string
+	// Message is the message of an EventMessage.
+	Message Message
+	// Data is the payload of any other event, JSON-encodable: clients
+	// receive it as the event's only argument.
+	Data any
+}
+
+// MessageEvent returns the event that delivers m.
+func MessageEvent(m Message) Event { return Event{Name: EventMessage, Message: m} }
+
+// IsMessage reports whether e delivers an accepted chat message (a
+// message event relayed from elsewhere without an id is an ordinary event).
+func (e Event) IsMessage() bool { return e.Name == EventMessage && e.Message.ID != "" }

@@ -1,0 +1,328 @@
+//go:build linux && !engine_portable
+
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// The Linux I/O: after net/http's hijack, the engine takes its own copy of
+// the connection's descriptor (net/http's is closed, which removes it from
+// Go's poller) and registers it, edge-triggered, with one of a few epoll
+// loops. A loop goroutine reads every ready connection into its one shared
+// buffer and parses the frames there; nothing waits per connection. Only
+// the loop reads and closes a descriptor, and writes hold the connection's
+// lock, so a descriptor number is never used after it was closed (and
+// perhaps reused).
+
+// readBufferSize is the loop's shared read buffer.
+const readBufferSize = 64 << 10
+
+// loop is one epoll event loop.
+type loop struct {
+	set  *ioSet
+	epfd int
+	efd  int // eventfd: wakes the loop for its tasks
+
+	mu    sync.Mutex
+	conns map[int]*wsConn
+	tasks []func()
+	woken bool
+	stop  bool
+
+	buf []byte
+}
+
+// sysConn is a connection's descriptor and loop.
+type sysConn struct {
+	loop *loop
+	fd   int
+}
+
+func newIOSet(e *Engine, n int) (*ioSet, error) {
+	s := &ioSet{e: e, stopCh: make(chan struct{})}
+	for range max(n, 1) {
+		l, err := newLoop(s)
+		if err != nil {
+			for _, l := range s.loops {
+				l.shutdown()
+			}
+			return nil, err
+		}
+		s.loops = append(s.loops, l)
+	}
+	for _, l := range s.loops {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			l.run()
+		}()
+	}
+	s.startShards(n)
+	return s, nil
+}
+
+func newLoop(s *ioSet) (*loop, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("epoll_create1: %w", err)
+	}
+	efd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		_ = unix.Close(epfd)
+		return nil, fmt.Errorf("eventfd: %w", err)
+	}
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, efd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(efd)}); err != nil {
+		_ = unix.Close(epfd)
+		_ = unix.Close(efd)
+		return nil, fmt.Errorf("epoll_ctl: %w", err)
+	}
+	return &loop{set: s, epfd: epfd, efd: efd, conns: make(map[int]*wsConn), buf: make([]byte, readBufferSize)}, nil
+}
+
+// attach hands the hijacked connection nc to c's loop; pre is what net/http
+// read past the handshake.
+func (s *ioSet) attach(c *wsConn, nc net.Conn, pre []byte) error {
+	fd, err := takeFD(nc)
+	if err != nil {
+		_ = nc.Close()
+		return err
+	}
+	if len(pre) > 0 {
+		c.rbuf = pre
+	}
+	l := c.sys.loop
+	c.sys.fd = fd
+	l.mu.Lock()
+	l.conns[fd] = c
+	l.mu.Unlock()
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET, Fd: int32(fd)}
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		l.mu.Lock()
+		delete(l.conns, fd)
+		l.mu.Unlock()
+		_ = unix.Close(fd)
+		return fmt.Errorf("epoll_ctl add: %w", err)
+	}
+	// Parse what came with the handshake, and whatever arrived since.
+	l.post(c.readable)
+	return nil
+}
+
+// takeFD duplicates nc's descriptor (close-on-exec, non-blocking like the
+// original: they share the open file description) and closes nc.
+func takeFD(nc net.Conn) (int, error) {
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return -1, errors.New("not a socket")
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	fd := -1
+	var dupErr error
+	if err := rc.Control(func(f uintptr) {
+		fd, dupErr = unix.FcntlInt(f, unix.F_DUPFD_CLOEXEC, 0)
+	}); err != nil {
+		return -1, err
+	}
+	if dupErr != nil {
+		return -1, fmt.Errorf("dup: %w", dupErr)
+	}
+	_ = nc.Close()
+	if err := unix.SetNonblock(fd, true); err != nil {
+		_ = unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
+}
+
+// post runs fn on the loop goroutine.
+func (l *loop) post(fn func()) {
+	l.mu.Lock()
+	if l.stop {
+		l.mu.Unlock()
+		return
+	}
+	l.tasks = append(l.tasks, fn)
+	wake := !l.woken
+	l.woken = true
+	l.mu.Unlock()
+	if wake {
+		one := [8]byte{1}
+		_, _ = unix.Write(l.efd, one[:])
+	}
+}
+
+func (c *wsConn) post(fn func()) { c.sys.loop.post(fn) }
+
+func (l *loop) run() {
+	events := make([]unix.EpollEvent, 256)
+	var ready []*wsConn
+	for {
+		n, err := unix.EpollWait(l.epfd, events, -1)
+		if err != nil {
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			l.set.e.log.Error("epoll_wait failed; WebSocket reads stop", "err", err)
+			return
+		}
+		ready = ready[:0]
+		tasks := false
+		l.mu.Lock()
+		for i := range n {
+			fd := int(events[i].Fd)
+			if fd == l.efd {
+				tasks = true
+				ready = append(ready, nil)
+				continue
+			}
+			ready = append(ready, l.conns[fd])
+		}
+		l.mu.Unlock()
+		for i := range n {
+			c := ready[i]
+			if c == nil {
+				continue
+			}
+			ev := events[i].Events
+			if ev&unix.EPOLLOUT != 0 {
+				c.writable()
+			}
+			if ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+				l.set.e.Guard("websocket read", c.readable)
+			}
+		}
+		clear(ready)
+		if tasks && l.runTasks() {
+			return
+		}
+	}
+}
+
+// runTasks runs what was posted; true when the loop must stop.
+func (l *loop) runTasks() bool {
+	var b [8]byte
+	_, _ = unix.Read(l.efd, b[:])
+	l.mu.Lock()
+	tasks := l.tasks
+	l.tasks = nil
+	l.woken = false
+	stop := l.stop
+	l.mu.Unlock()
+	for _, fn := range tasks {
+		l.set.e.Guard("loop task", fn)
+	}
+	return stop
+}
+
+// readable reads c until the socket is drained; on the loop only.
+func (c *wsConn) readable() {
+	if c.dead || c.paused {
+		return
+	}
+	if len(c.rbuf) > 0 {
+		c.consume(nil) // what was read before a pause, or with the handshake
+	}
+	l := c.sys.loop
+	for !c.dead && !c.paused {
+		n, err := unix.Read(c.sys.fd, l.buf)
+		if n > 0 {
+			c.consume(l.buf[:n])
+			if n < len(l.buf) {
+				// Drained: more data makes a new edge.
+				return
+			}
+			continue
+		}
+		switch {
+		case errors.Is(err, unix.EINTR):
+			continue
+		case errors.Is(err, unix.EAGAIN):
+			return
+		case n == 0 && err == nil:
+			c.closeConn(0, "transport close")
+		default:
+			c.closeConn(0, "transport error")
+		}
+		return
+	}
+}
+
+// writev writes v without blocking.
+func (s *sysConn) writev(v [][]byte) (int, error) {
+	for {
+		var n int
+		var err error
+		if len(v) == 1 {
+			n, err = unix.Write(s.fd, v[0])
+		} else {
+			n, err = unix.Writev(s.fd, v)
+		}
+		switch {
+		case err == nil:
+			return n, nil
+		case errors.Is(err, unix.EINTR):
+			continue
+		case errors.Is(err, unix.EAGAIN):
+			return max(n, 0), errAgain
+		}
+		return 0, err
+	}
+}
+
+// close unregisters and closes the descriptor; on the loop only, with the
+// connection marked closed under its write lock (no write can be in
+// flight).
+func (s *sysConn) close(c *wsConn) {
+	l := s.loop
+	l.mu.Lock()
+	if l.conns[s.fd] == c {
+		delete(l.conns, s.fd)
+	}
+	l.mu.Unlock()
+	_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, s.fd, nil)
+	_ = unix.Close(s.fd)
+	s.fd = -1
+}
+
+// close stops the loops (after closing what is left on them) and the
+// flushers.
+func (s *ioSet) close() {
+	for _, l := range s.loops {
+		l.post(func() {
+			l.mu.Lock()
+			left := make([]*wsConn, 0, len(l.conns))
+			for _, c := range l.conns {
+				left = append(left, c)
+			}
+			l.mu.Unlock()
+			for _, c := range left {
+				c.closeConn(closeGoingAway, "server shutting down")
+			}
+		})
+		l.mu.Lock()
+		l.stop = true
+		l.mu.Unlock()
+		one := [8]byte{1}
+		_, _ = unix.Write(l.efd, one[:])
+	}
+	close(s.stopCh)
+	s.wg.Wait()
+	for _, l := range s.loops {
+		l.shutdown()
+	}
+}
+
+func (l *loop) shutdown() {
+	_ = unix.Close(l.epfd)
+	_ = unix.Close(l.efd)
+}

@@ -1,0 +1,111 @@
+//go:build !linux || engine_portable
+
+package engine
+
+import (
+	"errors"
+	"net"
+	"os"
+	"sync"
+	"time"
+)
+
+// The portable I/O, for systems other than Linux (and for tests, with the
+// build tag engine_portable): one reader goroutine per WebSocket
+// connection, blocking reads into a buffer of its own, and writes with a
+// deadline. Correct, not lean: Linux is the target.
+
+// loop is unused on this path.
+type loop struct{}
+
+// sysConn is the connection, and the lock that makes posted tasks run
+// apart from its reader.
+type sysConn struct {
+	loop *loop
+	nc   net.Conn
+	rmu  sync.Mutex
+}
+
+// portableWriteTimeout bounds one write: a client that takes no data for
+// that long is cut.
+const portableWriteTimeout = 5 * time.Second
+
+func newIOSet(e *Engine, n int) (*ioSet, error) {
+	s := &ioSet{e: e, stopCh: make(chan struct{})}
+	s.startShards(n)
+	return s, nil
+}
+
+func (s *ioSet) attach(c *wsConn, nc net.Conn, pre []byte) error {
+	c.sys.nc = nc
+	if len(pre) > 0 {
+		c.rbuf = pre
+	}
+	go c.readLoop()
+	return nil
+}
+
+func (c *wsConn) readLoop() {
+	buf := make([]byte, 16<<10)
+	c.sys.rmu.Lock()
+	if len(c.rbuf) > 0 {
+		c.consume(nil)
+	}
+	c.sys.rmu.Unlock()
+	for {
+		n, err := c.sys.nc.Read(buf)
+		c.sys.rmu.Lock()
+		if c.dead {
+			c.sys.rmu.Unlock()
+			return
+		}
+		if n > 0 {
+			c.consume(buf[:n])
+		}
+		if err != nil && !c.dead {
+			c.closeConn(0, "transport close")
+		}
+		for c.paused && !c.dead {
+			c.sys.rmu.Unlock()
+			time.Sleep(5 * time.Millisecond)
+			c.sys.rmu.Lock()
+		}
+		dead := c.dead
+		c.sys.rmu.Unlock()
+		if dead || err != nil {
+			return
+		}
+	}
+}
+
+// readable parses what is buffered (after a pause).
+func (c *wsConn) readable() {
+	if len(c.rbuf) > 0 && !c.dead && !c.paused {
+		c.consume(nil)
+	}
+}
+
+func (c *wsConn) post(fn func()) {
+	go func() {
+		c.sys.rmu.Lock()
+		defer c.sys.rmu.Unlock()
+		c.set.e.Guard("connection task", fn)
+	}()
+}
+
+func (s *sysConn) writev(v [][]byte) (int, error) {
+	_ = s.nc.SetWriteDeadline(time.Now().Add(portableWriteTimeout))
+	bufs := net.Buffers(append([][]byte(nil), v...))
+	n, err := bufs.WriteTo(s.nc)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return int(n), errors.New("write timeout")
+	}
+	return int(n), err
+}
+
+func (s *sysConn) close(*wsConn) { _ = s.nc.Close() }
+
+func (s *ioSet) close() {
+	close(s.stopCh)
+	s.wg.Wait()
+}
