@@ -442,3 +442,12 @@ func (ts *tserver) connectWS() *wsc {
 	}
 	return w
 }
+
+func newReader(nc net.Conn) *bufio.Reader { return bufio.NewReader(nc) }
+
+// newHTTPServer serves e without closing it at the end (the test does).
+func newHTTPServer(t *testing.T, e *Engine) *httptest.Server {
+	srv := httptest.NewServer(e)
+	t.Cleanup(srv.Close)
+	return srv
+}

@@ -23,12 +23,14 @@ type loop struct{}
 type sysConn struct {
 	loop *loop
 	nc   net.Conn
+	c    *wsConn
 	rmu  sync.Mutex
 }
 
-// portableWriteTimeout bounds one write: a client that takes no data for
-// that long is cut.
-const portableWriteTimeout = 5 * time.Second
+// portableWriteSlice bounds one write, since the flusher holds the
+// connection's lock while it writes: what a client does not take within it
+// waits, and is tried again a slice later.
+const portableWriteSlice = 10 * time.Millisecond
 
 func newIOSet(e *Engine, n int) (*ioSet, error) {
 	s := &ioSet{e: e, stopCh: make(chan struct{})}
@@ -38,6 +40,7 @@ func newIOSet(e *Engine, n int) (*ioSet, error) {
 
 func (s *ioSet) attach(c *wsConn, nc net.Conn, pre []byte) error {
 	c.sys.nc = nc
+	c.sys.c = c
 	if len(pre) > 0 {
 		c.rbuf = pre
 	}
@@ -94,11 +97,12 @@ func (c *wsConn) post(fn func()) {
 }
 
 func (s *sysConn) writev(v [][]byte) (int, error) {
-	_ = s.nc.SetWriteDeadline(time.Now().Add(portableWriteTimeout))
+	_ = s.nc.SetWriteDeadline(time.Now().Add(portableWriteSlice))
 	bufs := net.Buffers(append([][]byte(nil), v...))
 	n, err := bufs.WriteTo(s.nc)
 	if errors.Is(err, os.ErrDeadlineExceeded) {
-		return int(n), errors.New("write timeout")
+		time.AfterFunc(portableWriteSlice, s.c.writable)
+		return int(n), errAgain
 	}
 	return int(n), err
 }

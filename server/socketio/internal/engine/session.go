@@ -50,6 +50,7 @@ type Session struct {
 	pollWake   chan struct{}
 	pollActive bool
 	pollOver   bool // a slow-client check is pending
+	cut        bool // disconnected as a slow client
 	closeReply *Frame
 
 	// Heartbeat: the wheel entry of generation hbGen is the live one.
@@ -150,6 +151,7 @@ func (s *Session) sendLocked(f *Frame) {
 	limit := s.e.o.SendQueueLimit
 	switch n := len(s.pollQ); {
 	case n > 10*limit:
+		s.pollQ = nil
 		go s.slow("ten times the limit", n)
 	case n > limit && !s.pollOver:
 		s.pollOver = true
@@ -179,9 +181,10 @@ func (s *Session) checkSlowPoll() {
 // slow closes a session whose client does not keep up.
 func (s *Session) slow(why string, queued int) {
 	s.mu.Lock()
-	closed, t := s.closed, s.transport
+	done, t := s.closed || s.cut, s.transport
+	s.cut = true
 	s.mu.Unlock()
-	if closed {
+	if done {
 		return
 	}
 	s.e.m.slowClients.Inc()
