@@ -23,9 +23,10 @@ const (
 
 type idleFlags struct {
 	common
-	conns  int
-	hold   time.Duration
-	settle time.Duration
+	transport string
+	conns     int
+	hold      time.Duration
+	settle    time.Duration
 }
 
 // IdleResult is the JSON of an idle run.
@@ -38,6 +39,7 @@ type IdleResult struct {
 type IdlePoint struct {
 	Server    string `json:"server"`
 	Label     string `json:"label"`
+	Transport string `json:"transport"`
 	Conns     int    `json:"conns"`
 	Connected int    `json:"connected"`
 	// Dropped counts connections that ended during the hold.
@@ -71,7 +73,8 @@ func runIdle(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs := flag.NewFlagSet("idle", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	f.register(fs)
-	fs.IntVar(&f.conns, "conns", 5000, fmt.Sprintf("idle WebSocket connections (1..%d)", maxConns))
+	fs.IntVar(&f.conns, "conns", 5000, fmt.Sprintf("idle connections (1..%d)", maxConns))
+	fs.StringVar(&f.transport, "transport", "websocket", "websocket, or polling (idle long-polling sessions, each holding a GET)")
 	fs.DurationVar(&f.hold, "hold", 10*time.Second, "how long the connections sit idle before the memory is read")
 	fs.DurationVar(&f.settle, "settle", time.Second, "pause after a server is ready, before its baseline is read")
 	fs.Usage = func() {
@@ -87,6 +90,9 @@ func runIdle(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if f.conns < 1 || f.conns > maxConns {
 		return usagef("-conns %d: want 1..%d", f.conns, maxConns)
 	}
+	if f.transport != "websocket" && f.transport != "polling" {
+		return usagef("-transport %q: want websocket or polling", f.transport)
+	}
 	if f.hold < 0 || f.hold > maxHold {
 		return usagef("-hold %s: want 0..%s", f.hold, maxHold)
 	}
@@ -101,7 +107,7 @@ func runIdle(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer cleanup()
-	s.meta.Params = map[string]any{"conns": f.conns, "hold": f.hold.String(), "settle": f.settle.String()}
+	s.meta.Params = map[string]any{"conns": f.conns, "transport": f.transport, "hold": f.hold.String(), "settle": f.settle.String()}
 
 	res := IdleResult{Meta: s.meta}
 	for _, k := range f.servers {
@@ -111,7 +117,8 @@ func runIdle(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		res.Points = append(res.Points, p)
 	}
-	md := s.header(fmt.Sprintf("idle: %d WebSocket connections, held %s", f.conns, f.hold)) + idleTable(res.Points)
+	what := map[string]string{"websocket": "WebSocket connections", "polling": "long-polling sessions"}[f.transport]
+	md := s.header(fmt.Sprintf("idle: %d %s, held %s", f.conns, what, f.hold)) + idleTable(res.Points)
 	paths, err := s.write(res, md, nil)
 	if err != nil {
 		return err
@@ -122,7 +129,7 @@ func runIdle(ctx context.Context, args []string, stdout, stderr io.Writer) error
 }
 
 func idleOne(ctx context.Context, s *session, f *idleFlags, k server.Kind) (IdlePoint, error) {
-	pt := IdlePoint{Server: string(k), Label: k.Label(), Conns: f.conns, HoldSec: f.hold.Seconds()}
+	pt := IdlePoint{Server: string(k), Label: k.Label(), Transport: f.transport, Conns: f.conns, HoldSec: f.hold.Seconds()}
 	if _, _, err := s.waitQuiet(ctx); err != nil {
 		return pt, err
 	}
@@ -140,15 +147,27 @@ func idleOne(ctx context.Context, s *session, f *idleFlags, k server.Kind) (Idle
 	}
 	benchBase, _ := procfs.ReadStatus(0)
 
-	fmt.Fprintf(s.log, "%s: opening %d connections\n", k.Label(), f.conns)
-	d := &sio.Dialer{ReadBufferSize: 1024}
+	fmt.Fprintf(s.log, "%s: opening %d %s connections\n", k.Label(), f.conns, f.transport)
 	t0 := time.Now()
-	cs, err := dial(ctx, d, sys.urls(), f.conns, f.parallel, func(int) func([]byte) { return func([]byte) {} })
-	defer cs.close()
-	if err != nil {
-		return pt, fmt.Errorf("open connections (%d open): %w", cs.open(), err)
+	dropped := func() int64 { return 0 }
+	if f.transport == "polling" {
+		ps, err := dialPolling(ctx, sys.urls(), f.conns, f.parallel)
+		defer ps.close()
+		if err != nil {
+			return pt, fmt.Errorf("open polling sessions (%d open): %w", ps.open.Load(), err)
+		}
+		pt.Connected = int(ps.open.Load())
+		dropped = ps.dropped.Load
+	} else {
+		d := &sio.Dialer{ReadBufferSize: 1024}
+		cs, err := dial(ctx, d, sys.urls(), f.conns, f.parallel, func(int) func([]byte) { return func([]byte) {} })
+		defer cs.close()
+		if err != nil {
+			return pt, fmt.Errorf("open connections (%d open): %w", cs.open(), err)
+		}
+		pt.Connected = cs.open()
+		dropped = cs.dropped.Load
 	}
-	pt.Connected = cs.open()
 	pt.ConnectSec = time.Since(t0).Seconds()
 	connected, err := sys.sample(ctx)
 	if err != nil {
@@ -166,7 +185,7 @@ func idleOne(ctx context.Context, s *session, f *idleFlags, k server.Kind) (Idle
 		return pt, err
 	}
 	benchEnd, _ := procfs.ReadStatus(0)
-	pt.Dropped = cs.dropped.Load()
+	pt.Dropped = dropped()
 
 	n := float64(pt.Connected)
 	const mb, kb = 1 << 20, 1 << 10

@@ -22,7 +22,7 @@ func TestDefaults(t *testing.T) {
 		c.RateLimitPerSec != 20 || c.RateLimitBurst != 40 || c.HistoryLimit != 50 ||
 		c.RecoveryWindow != 2*time.Minute || c.PresenceInterval != time.Second || c.DataDir != "./data" ||
 		c.ShutdownTimeout != 15*time.Second || len(c.CORSOrigins) != 1 || c.CORSOrigins[0] != "*" || !c.Migrate ||
-		c.MigrateLockTimeout != 10*time.Second {
+		c.MigrateLockTimeout != 10*time.Second || c.ConnectTimeout != 45*time.Second {
 		t.Fatalf("defaults: %+v", c)
 	}
 }
