@@ -75,7 +75,10 @@ func (c *wsConn) afterQueue() {
 		c.closing = true
 		c.q = nil
 		c.wmu.Unlock()
-		go c.sess.slow("ten times the limit", n)
+		go func() {
+			c.sess.slow("ten times the limit", n) // counts, and closes the session
+			c.post(func() { c.closeConn(0, "transport error") })
+		}()
 		return
 	case n > limit && !c.overTick:
 		c.overTick = true

@@ -334,11 +334,19 @@ func TestSlowClients(t *testing.T) {
 		r.write(maskedFrame(true, opText, []byte("40")))
 		r.text()
 		r.text()
-		// Never read again: the socket buffers fill, then the queue.
+		// Never read again: the socket buffers fill, then the queue (past ten
+		// times the limit at once).
 		big := strings.Repeat("y", 60_000)
 		for range 200 {
 			r.write(maskedFrame(true, opText, []byte(`42["m","`+big+`"]`)))
 		}
+		defer func() {
+			// The server closed the connection: reading what is buffered ends.
+			_ = r.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+			if _, err := io.Copy(io.Discard, r.nc); err != nil {
+				t.Fatalf("the slow client's connection was not closed: %v", err)
+			}
+		}()
 		eventually(t, 10*time.Second, "the slow client cut", func() (bool, string) {
 			n := ts.metric("chat_slow_client_disconnects_total")
 			return n == 1, fmt.Sprint(n, " ", h.reasons())
