@@ -195,7 +195,9 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	})
 	mux := http.NewServeMux()
 	api.Register(mux)
-	mux.Handle("/socket.io/", edge.Handler())
+	// The Socket.IO endpoint's responses (polling bodies, errors) carry the
+	// API's security headers too.
+	mux.Handle("/socket.io/", httpapi.SecureHeaders(edge.Handler()))
 
 	srv := &http.Server{
 		Handler:           mux,
