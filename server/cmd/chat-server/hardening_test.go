@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 )
 
 // Issue 16, item 1: a message id is broadcast to everyone, so another
@@ -311,5 +313,92 @@ func TestTricklingBodyIsCut(t *testing.T) {
 	res.Body.Close()
 	if took := time.Since(began); res.StatusCode != 200 || string(body) != "2" || took < 2*time.Second {
 		t.Fatalf("long-poll: %d %q after %v; want the ping (2) after PING_INTERVAL=3s", res.StatusCode, body, took)
+	}
+}
+
+// A client whose connection dropped before its acknowledgement came, and
+// whose session connection-state recovery restores, is the same sender:
+// its retry is acknowledged with the first outcome and not broadcast again.
+func TestRetryAfterRecoveryIsTheSameSender(t *testing.T) {
+	p := start(t, "", "RATE_LIMIT_PER_SEC=0", "HISTORY_LIMIT=0")
+	url := "ws" + strings.TrimPrefix(p.URL, "http") + "/socket.io/?EIO=4&transport=websocket"
+	// connect opens a WebSocket, joins "/" with auth, and returns the
+	// connection and the CONNECT answer.
+	connect := func(auth string) (*websocket.Conn, map[string]any) {
+		t.Helper()
+		c, _, err := websocket.DefaultDialer.Dial(url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, _, err := c.ReadMessage(); err != nil { // the open packet
+			t.Fatal(err)
+		}
+		if err := c.WriteMessage(websocket.TextMessage, []byte("40"+auth)); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			_, f, err := c.ReadMessage()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s, ok := strings.CutPrefix(string(f), "40"); ok {
+				var answer map[string]any
+				if err := json.Unmarshal([]byte(s), &answer); err != nil {
+					t.Fatalf("CONNECT answered %q", f)
+				}
+				return c, answer
+			}
+		}
+	}
+	// until reads packets until one starts with prefix, and returns it.
+	until := func(c *websocket.Conn, prefix string) string {
+		t.Helper()
+		for {
+			_, f, err := c.ReadMessage()
+			if err != nil {
+				t.Fatalf("waiting for %s: %v", prefix, err)
+			}
+			if string(f) == "2" {
+				_ = c.WriteMessage(websocket.TextMessage, []byte("3"))
+			}
+			if strings.HasPrefix(string(f), prefix) {
+				return string(f)
+			}
+		}
+	}
+	watcher := dialSIO(t, p.URL, "websocket")
+
+	const id = "0191d2c4-7b1e-7c3a-9f00-5a1b2c3d4e5f"
+	msg := `{"message":"sent before the drop","username":"rita","clientId":"` + id + `"}`
+	first, hello := connect("")
+	if err := first.WriteMessage(websocket.TextMessage, []byte(`421["event:message",`+msg+`]`)); err != nil {
+		t.Fatal(err)
+	}
+	var ev []any
+	if err := json.Unmarshal([]byte(until(first, `42["message",`)[2:]), &ev); err != nil || len(ev) < 3 {
+		t.Fatalf("message event %v (%v)", ev, err)
+	}
+	first.Close() // dropped before reading its acknowledgement
+
+	auth, _ := json.Marshal(map[string]any{"pid": hello["pid"], "offset": ev[2]})
+	again, answer := connect(string(auth))
+	if answer["sid"] != hello["sid"] {
+		t.Fatalf("not recovered: sid %v, then %v", hello["sid"], answer["sid"])
+	}
+	if err := again.WriteMessage(websocket.TextMessage, []byte(`422["event:message",`+msg+`]`)); err != nil {
+		t.Fatal(err)
+	}
+	ack := until(again, "432")
+	if !strings.Contains(ack, `"ok":true`) || !strings.Contains(ack, id) {
+		t.Fatalf("the retry after recovery: %s, want {ok: true, id: %s}", ack, id)
+	}
+	watcher.ack(`{"message":"next","username":"w"}`)
+	if m := watcher.message(); m.ID != id {
+		t.Fatalf("watcher got %+v first", m)
+	}
+	if m := watcher.message(); m.Message != "next" {
+		t.Fatalf("the retry was broadcast again: %+v", m)
 	}
 }
