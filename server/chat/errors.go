@@ -20,6 +20,10 @@ const (
 	CodeUsernameTooLong = "username_too_long"
 	// CodeInvalidClientID: clientId is present but not a UUID.
 	CodeInvalidClientID = "invalid_client_id"
+	// CodeClientIDTaken: clientId is the id of a message another sender
+	// sent, or the sender's own with other content; only the same sender
+	// sending the same text and username again is a retry.
+	CodeClientIDTaken = "client_id_taken"
 	// CodeRateLimited: the connection sent faster than its rate limit.
 	CodeRateLimited = "rate_limited"
 	// CodeUnavailable: the server cannot take the message now (its log is

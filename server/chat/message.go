@@ -81,8 +81,10 @@ type Draft struct {
 
 // ParseDraft validates the payload of an `event:message` event, as decoded
 // from JSON, against the limits. Control characters and NUL are removed from
-// the message and the username; both are trimmed. The error is an *Error
-// whose Code tells the client what to fix.
+// the message and the username, and both are trimmed; the username also
+// loses every invisible character (see clean). A message with nothing
+// visible left is empty (CodeMessageEmpty). The error is an *Error whose
+// Code tells the client what to fix.
 func ParseDraft(payload any, l Limits) (Draft, error) {
 	obj, ok := payload.(map[string]any)
 	if !ok {
@@ -102,14 +104,14 @@ func ParseDraft(payload any, l Limits) (Draft, error) {
 			return Draft{}, Errorf(CodeInvalidPayload, "username must be a string")
 		}
 	}
-	text = clean(text, true)
-	if text == "" {
+	text = clean(text, false)
+	if !visible(text) {
 		return Draft{}, Errorf(CodeMessageEmpty, "message is empty")
 	}
 	if n := utf8.RuneCountInString(text); n > l.MaxMessageLength {
 		return Draft{}, Errorf(CodeMessageTooLong, "message is %d characters long; the limit is %d", n, l.MaxMessageLength)
 	}
-	username = clean(username, false)
+	username = clean(username, true)
 	if n := utf8.RuneCountInString(username); n > l.MaxUsernameLength {
 		return Draft{}, Errorf(CodeUsernameTooLong, "username is %d characters long; the limit is %d", n, l.MaxUsernameLength)
 	}
@@ -129,17 +131,27 @@ func ParseDraft(payload any, l Limits) (Draft, error) {
 }
 
 // clean removes control characters (NUL included) and invalid UTF-8 and
-// trims surrounding white space. With keepBreaks, line feeds and tabs inside
-// the text stay.
-func clean(s string, keepBreaks bool) string {
+// trims surrounding white space. Line feeds and tabs inside a message stay.
+//
+// A username (name) also loses every default-ignorable code point (see
+// ignorable): format characters such as zero-width spaces and joiners and
+// bidi controls would let "ad\u200bmin" pass for "admin". A message keeps
+// them: they carry meaning there (U+200D joins emoji sequences such as a
+// family, tags make subdivision flags, U+200F orders right-to-left text,
+// U+00AD marks where a word may break), and the web client shows each
+// message's text as a paragraph of its own, where a bidi control's effect
+// ends. Emoji sequences in a username show as their parts.
+func clean(s string, name bool) string {
 	drop := func(r rune, size int) bool {
-		if r == utf8.RuneError && size == 1 {
+		switch {
+		case r == utf8.RuneError && size == 1:
+			return true
+		case !name && (r == '\n' || r == '\t'):
+			return false
+		case unicode.IsControl(r):
 			return true
 		}
-		if keepBreaks && (r == '\n' || r == '\t') {
-			return false
-		}
-		return unicode.IsControl(r)
+		return name && ignorable(r)
 	}
 	for i := 0; i < len(s); {
 		r, size := utf8.DecodeRuneInString(s[i:])
@@ -160,4 +172,25 @@ func clean(s string, keepBreaks bool) string {
 		i += size
 	}
 	return strings.TrimSpace(s)
+}
+
+// ignorable reports whether r is one of Unicode's default-ignorable code
+// points, which render as nothing: format characters (category Cf: zero
+// width spaces and joiners, bidi controls, the soft hyphen, tags),
+// variation selectors, and the other default-ignorables (the Hangul
+// fillers, the combining grapheme joiner...).
+func ignorable(r rune) bool {
+	return unicode.In(r, unicode.Cf, unicode.Variation_Selector, unicode.Other_Default_Ignorable_Code_Point)
+}
+
+// visible reports whether s has a code point that shows: one that is
+// neither white space, nor ignorable, nor U+2800 BRAILLE PATTERN BLANK
+// (an empty cell, often used for blank messages).
+func visible(s string) bool {
+	for _, r := range s {
+		if !unicode.IsSpace(r) && !ignorable(r) && r != '\u2800' {
+			return true
+		}
+	}
+	return false
 }

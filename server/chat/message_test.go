@@ -39,8 +39,21 @@ func TestParseDraft(t *testing.T) {
 		{"empty", map[string]any{"message": ""}, Draft{}, CodeMessageEmpty},
 		{"blank", map[string]any{"message": " \n\t "}, Draft{}, CodeMessageEmpty},
 		{"only controls", map[string]any{"message": "\x00\x01"}, Draft{}, CodeMessageEmpty},
+		{"only zero-width characters", map[string]any{"message": "\u200b\u200c\u200d\u2060\ufeff"}, Draft{}, CodeMessageEmpty},
+		{"only invisibles and spaces", map[string]any{"message": " \u200b\n\u00a0\u3000\u00ad\u202e\u2066 "}, Draft{}, CodeMessageEmpty},
+		{"only fillers and selectors", map[string]any{"message": "\u3164\u115f\uffa0\u034f\ufe0f\U000e0041\u2800"}, Draft{}, CodeMessageEmpty},
 		{"one over", map[string]any{"message": strings.Repeat("a", 2001)}, Draft{}, CodeMessageTooLong},
 		{"long username", map[string]any{"message": "hi", "username": strings.Repeat("u", 10000)}, Draft{}, CodeUsernameTooLong},
+		{"format characters removed from the username", map[string]any{"message": "hi", "username": "ad\u200bmin\u200c\u200d\u2060\ufeff"}, Draft{Text: "hi", Username: "admin"}, ""},
+		{"bidi controls removed from the username", map[string]any{"message": "hi", "username": "\u202euser\u202c \u2066gnp.exe\u2069\u200e"}, Draft{Text: "hi", Username: "user gnp.exe"}, ""},
+		{"other invisibles removed from the username", map[string]any{"message": "hi", "username": "b\u034fo\u3164b\ufe0f\U000e0041\u00ad"}, Draft{Text: "hi", Username: "bob"}, ""},
+		{"trimmed once the invisibles are gone", map[string]any{"message": "hi", "username": "\u200b bob \u200b"}, Draft{Text: "hi", Username: "bob"}, ""},
+		{"an invisible-only username is none", map[string]any{"message": "hi", "username": "\u200b\u202e"}, Draft{Text: "hi"}, ""},
+		{"emoji sequences in a username show as their parts", map[string]any{"message": "hi", "username": "👨\u200d👩\u200d👧"}, Draft{Text: "hi", Username: "👨👩👧"}, ""},
+		{"an emoji ZWJ sequence survives in the text", map[string]any{"message": "👨\u200d👩\u200d👧 🏳\ufe0f\u200d🌈"}, Draft{Text: "👨\u200d👩\u200d👧 🏳\ufe0f\u200d🌈"}, ""},
+		{"a subdivision flag survives in the text", map[string]any{"message": "🏴\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f"}, Draft{Text: "🏴\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f"}, ""},
+		{"bidi marks survive in the text", map[string]any{"message": "\u200fשלום\u200e ok"}, Draft{Text: "\u200fשלום\u200e ok"}, ""},
+
 		{"bad client id", map[string]any{"message": "hi", "clientId": "x"}, Draft{}, CodeInvalidClientID},
 		{"numeric client id", map[string]any{"message": "hi", "clientId": 7.0}, Draft{}, CodeInvalidClientID},
 		{"braced client id", map[string]any{"message": "hi", "clientId": "{0191d2c4-7b1e-7c3a-9f00-5a1b2c3d4e5f}"}, Draft{}, CodeInvalidClientID},
@@ -68,13 +81,17 @@ func TestParseDraft(t *testing.T) {
 func FuzzParseDraft(f *testing.F) {
 	f.Add("hello", "bob", "")
 	f.Add("\x00\xff", "\u202e", "0191d2c4-7b1e-7c3a-9f00-5a1b2c3d4e5f")
+	f.Add("\u200b", "ad\u200bmin", "")
 	f.Fuzz(func(t *testing.T, msg, user, id string) {
 		d, err := ParseDraft(map[string]any{"message": msg, "username": user, "clientId": id}, Limits{MaxMessageLength: 50, MaxUsernameLength: 10})
 		if err != nil {
 			return
 		}
-		if d.Text == "" || strings.ContainsRune(d.Text, 0) || strings.ContainsRune(d.Username, 0) {
+		if !visible(d.Text) || strings.ContainsRune(d.Text, 0) || strings.ContainsRune(d.Username, 0) {
 			t.Fatalf("accepted %+v", d)
+		}
+		if i := strings.IndexFunc(d.Username, ignorable); i >= 0 {
+			t.Fatalf("username %q keeps an invisible %U", d.Username, []rune(d.Username[i:])[0])
 		}
 	})
 }

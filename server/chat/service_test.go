@@ -32,6 +32,9 @@ func (f *fakeLog) settle(i int, err error)     { f.dones[i](err) }
 
 type fakeFanout struct{ got []Message }
 
+// alice and bob are two connections.
+var alice, bob = Sender{ConnID: "alice-conn"}, Sender{ConnID: "bob-conn"}
+
 func (f *fakeFanout) Broadcast(e Event) { f.got = append(f.got, e.Message) }
 
 func TestAcceptAssignsIDAndMonotonicTime(t *testing.T) {
@@ -39,12 +42,12 @@ func TestAcceptAssignsIDAndMonotonicTime(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 999_999_999, time.UTC)
 	clock := NewClock(func() time.Time { return now })
 	s := NewService(l, fo, ServiceOptions{Clock: clock})
-	a, err := s.Accept(map[string]any{"message": "a"}, nil)
+	a, err := s.Accept(alice, map[string]any{"message": "a"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	now = now.Add(-time.Hour) // the wall clock steps back
-	b, err := s.Accept(map[string]any{"message": "b"}, nil)
+	b, err := s.Accept(alice, map[string]any{"message": "b"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +68,7 @@ func TestAcceptAssignsIDAndMonotonicTime(t *testing.T) {
 func TestRefusedByLogIsNotBroadcast(t *testing.T) {
 	l, fo := &fakeLog{full: true}, &fakeFanout{}
 	s := NewService(l, fo, ServiceOptions{})
-	_, err := s.Accept(map[string]any{"message": "x", "clientId": "0191d2c4-7b1e-7c3a-9f00-5a1b2c3d4e5f"}, func(Message, error) {
+	_, err := s.Accept(alice, map[string]any{"message": "x", "clientId": "0191d2c4-7b1e-7c3a-9f00-5a1b2c3d4e5f"}, func(Message, error) {
 		t.Error("durable called for a refused message")
 	})
 	if !errors.Is(err, ErrUnavailable) || CodeOf(err).Code != CodeUnavailable {
@@ -76,7 +79,7 @@ func TestRefusedByLogIsNotBroadcast(t *testing.T) {
 	}
 	// Once the log has room again, the same client id goes through.
 	l.full = false
-	if _, err := s.Accept(map[string]any{"message": "x", "clientId": "0191d2c4-7b1e-7c3a-9f00-5a1b2c3d4e5f"}, nil); err != nil {
+	if _, err := s.Accept(alice, map[string]any{"message": "x", "clientId": "0191d2c4-7b1e-7c3a-9f00-5a1b2c3d4e5f"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if len(fo.got) != 1 {
@@ -87,7 +90,7 @@ func TestRefusedByLogIsNotBroadcast(t *testing.T) {
 func TestInvalidIsNeitherLoggedNorBroadcast(t *testing.T) {
 	l, fo := &fakeLog{}, &fakeFanout{}
 	s := NewService(l, fo, ServiceOptions{})
-	if _, err := s.Accept("nope", nil); CodeOf(err).Code != CodeInvalidPayload {
+	if _, err := s.Accept(alice, "nope", nil); CodeOf(err).Code != CodeInvalidPayload {
 		t.Fatalf("err = %v", err)
 	}
 	if len(l.admitted)+len(fo.got) != 0 {
@@ -101,11 +104,11 @@ func TestRetriedClientIDIsBroadcastOnceAndAckedAfterTheFirst(t *testing.T) {
 	id := "0191d2c4-7b1e-7c3a-9f00-5a1b2c3d4e5f"
 	var acks []string
 	ack := func(m Message, err error) { acks = append(acks, fmt.Sprint(m.ID, err)) }
-	first, err := s.Accept(map[string]any{"message": "x", "clientId": id}, ack)
+	first, err := s.Accept(alice, map[string]any{"message": "x", "clientId": id}, ack)
 	if err != nil {
 		t.Fatal(err)
 	}
-	second, err := s.Accept(map[string]any{"message": "x (retry)", "clientId": id}, ack)
+	second, err := s.Accept(alice, map[string]any{"message": "x", "clientId": id}, ack)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +125,7 @@ func TestRetriedClientIDIsBroadcastOnceAndAckedAfterTheFirst(t *testing.T) {
 	if len(acks) != 2 {
 		t.Fatalf("acks after durable: %v", acks)
 	}
-	s.Accept(map[string]any{"message": "x", "clientId": id}, ack)
+	s.Accept(alice, map[string]any{"message": "x", "clientId": id}, ack)
 	if len(acks) != 3 || len(fo.got) != 1 {
 		t.Fatalf("a retry after durability: acks %v, broadcasts %d", acks, len(fo.got))
 	}
@@ -130,14 +133,14 @@ func TestRetriedClientIDIsBroadcastOnceAndAckedAfterTheFirst(t *testing.T) {
 
 func TestRememberedClientIDsAreBounded(t *testing.T) {
 	l, fo := &fakeLog{}, &fakeFanout{}
-	s := NewService(l, fo, ServiceOptions{RememberClientIDs: 2})
+	s := NewService(l, fo, ServiceOptions{RememberIDs: 2})
 	ids := []string{
 		"0191d2c4-7b1e-7c3a-9f00-5a1b2c3d4e51",
 		"0191d2c4-7b1e-7c3a-9f00-5a1b2c3d4e52",
 		"0191d2c4-7b1e-7c3a-9f00-5a1b2c3d4e53",
 	}
 	for _, id := range ids {
-		s.Accept(map[string]any{"message": "x", "clientId": id}, nil)
+		s.Accept(alice, map[string]any{"message": "x", "clientId": id}, nil)
 	}
 	if len(s.recent) != 2 {
 		t.Fatalf("remembers %d ids, want 2", len(s.recent))
@@ -167,5 +170,100 @@ func TestTokenBucket(t *testing.T) {
 		if ok, _ := unlimited.Take(start); !ok {
 			t.Fatal("rate 0 must not limit")
 		}
+	}
+}
+
+// Ids are broadcast to everyone: only the first sender, sending the same
+// content again, may use an id it was given or chose. Everyone else is
+// refused, and nothing of theirs is admitted or broadcast.
+func TestClientIDIsOnlyTheFirstSendersToRetry(t *testing.T) {
+	const id = "0191d2c4-7b1e-7c3a-9f00-5a1b2c3d4e5f"
+	first := map[string]any{"message": "the original", "username": "bob", "clientId": id}
+	withID := func(payload map[string]any, id string) map[string]any {
+		out := map[string]any{}
+		for k, v := range payload {
+			out[k] = v
+		}
+		out["clientId"] = id
+		return out
+	}
+	userA1, userA2 := Sender{ConnID: "c1", UserID: "user-a"}, Sender{ConnID: "c2", UserID: "user-a"}
+	tests := []struct {
+		name         string
+		first, retry Sender
+		payload      map[string]any
+		serverMadeID bool // the retry names the id the server gave a message without clientId
+		wantRetry    bool // taken as a retry; else refused with client_id_taken
+	}{
+		{"same connection, same content", bob, bob, first, false, true},
+		{"same content after trimming and cleaning", bob, bob, map[string]any{"message": " the original\x00 ", "username": "bob ", "clientId": id}, false, true},
+		{"another connection, other content", bob, alice, map[string]any{"message": "HIJACKED", "username": "mallory", "clientId": id}, false, false},
+		{"another connection, same content", bob, alice, first, false, false},
+		{"same connection, other text", bob, bob, map[string]any{"message": "edited", "username": "bob", "clientId": id}, false, false},
+		{"same connection, other username", bob, bob, map[string]any{"message": "the original", "username": "bobby", "clientId": id}, false, false},
+		{"same connection, username dropped", bob, bob, map[string]any{"message": "the original", "clientId": id}, false, false},
+		{"a server-made id, another connection", bob, alice, map[string]any{"message": "the original", "username": "bob"}, true, false},
+		{"a server-made id, same connection and content", bob, bob, map[string]any{"message": "the original", "username": "bob"}, true, true},
+		{"same verified user on another connection", userA1, userA2, first, false, true},
+		{"verified user, then the same connection unverified", userA1, Sender{ConnID: "c1"}, first, false, false},
+		{"another verified user on the same connection", userA1, Sender{ConnID: "c1", UserID: "user-b"}, first, false, false},
+		{"a sender the edge could not name", Sender{}, Sender{}, first, false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l, fo := &fakeLog{}, &fakeFanout{}
+			s := NewService(l, fo, ServiceOptions{})
+			var acks []string
+			ack := func(m Message, err error) { acks = append(acks, fmt.Sprint(m.ID, " ", m.Text, " ", err)) }
+			firstPayload, retryPayload := first, tt.payload
+			if tt.serverMadeID {
+				firstPayload = map[string]any{"message": "the original", "username": "bob"}
+			}
+			orig, err := s.Accept(tt.first, firstPayload, ack)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.serverMadeID {
+				retryPayload = withID(tt.payload, orig.ID)
+			}
+			l.settle(0, nil)
+			got, err := s.Accept(tt.retry, retryPayload, ack)
+			if tt.wantRetry {
+				if err != nil || got != orig {
+					t.Fatalf("retry: %+v, %v; want the first %+v", got, err, orig)
+				}
+				if len(acks) != 2 || acks[1] != acks[0] {
+					t.Fatalf("acks %q, want the first outcome twice", acks)
+				}
+			} else {
+				var ce *Error
+				if !errors.As(err, &ce) || ce.Code != CodeClientIDTaken || ce.Reason == "" {
+					t.Fatalf("retry: %+v, %v; want %s", got, err, CodeClientIDTaken)
+				}
+				if len(acks) != 1 {
+					t.Fatalf("durable called for a refused message: %q", acks)
+				}
+			}
+			if len(l.admitted) != 1 || len(fo.got) != 1 || fo.got[0] != orig {
+				t.Fatalf("admitted %d, broadcast %+v; want the first message only", len(l.admitted), fo.got)
+			}
+		})
+	}
+}
+
+// An id the log refused was seen by nobody: any sender may use it.
+func TestRefusedIDIsFreeForAnySender(t *testing.T) {
+	const id = "0191d2c4-7b1e-7c3a-9f00-5a1b2c3d4e5f"
+	l, fo := &fakeLog{full: true}, &fakeFanout{}
+	s := NewService(l, fo, ServiceOptions{})
+	if _, err := s.Accept(bob, map[string]any{"message": "x", "clientId": id}, nil); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("err = %v", err)
+	}
+	l.full = false
+	if _, err := s.Accept(alice, map[string]any{"message": "y", "clientId": id}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if len(fo.got) != 1 || fo.got[0].Text != "y" {
+		t.Fatalf("broadcast %+v", fo.got)
 	}
 }

@@ -39,6 +39,21 @@ type Config struct {
 	TrustedProxies      []netip.Prefix // TRUSTED_PROXIES
 	SendQueueLimit      int            // SEND_QUEUE_LIMIT
 
+	// HTTPIdleTimeout is how long a keep-alive connection may wait for its
+	// next request (HTTP_IDLE_TIMEOUT).
+	HTTPIdleTimeout time.Duration
+	// HTTPBodyTimeout is the longest a request's body may take to arrive,
+	// from the end of its header (HTTP_BODY_TIMEOUT): the session layer's
+	// bound on polling POSTs, and the HTTP server's on any other body. It
+	// is not a read timeout of the whole request: a long-poll GET is held
+	// longer.
+	HTTPBodyTimeout time.Duration
+	// HTTPMaxConnsPerIP bounds the open TCP connections of one client
+	// address, counted when accepted, before any HTTP
+	// (HTTP_MAX_CONNS_PER_IP; 0: no limit). Connections from
+	// TRUSTED_PROXIES are not counted.
+	HTTPMaxConnsPerIP int
+
 	HistoryLimit     int           // HISTORY_LIMIT (0 disables)
 	HistoryRingSize  int           // HISTORY_RING_SIZE
 	RecoveryWindow   time.Duration // CONNECTION_RECOVERY_WINDOW (0 disables)
@@ -191,6 +206,22 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 		ShutdownTimeout: p.duration("SHUTDOWN_TIMEOUT", 15*time.Second, time.Millisecond),
 		LogLevel:        p.level("LOG_LEVEL", slog.LevelInfo),
 		LogFormat:       p.oneOf("LOG_FORMAT", "text", "text", "json"),
+	}
+	c.HTTPIdleTimeout = p.duration("HTTP_IDLE_TIMEOUT", 60*time.Second, 10*time.Millisecond)
+	c.HTTPBodyTimeout = p.duration("HTTP_BODY_TIMEOUT", 10*time.Second, 10*time.Millisecond)
+	// By default twice the sessions an address may have, plus 64: a
+	// polling session holds up to two connections (its GET and a POST), a
+	// WebSocket one until the session layer takes it over, and the rest is
+	// room for handshakes and API calls. No session limit, no connection
+	// limit.
+	httpConns := 0
+	if c.MaxConnectionsPerIP > 0 {
+		httpConns = 2*c.MaxConnectionsPerIP + 64
+	}
+	c.HTTPMaxConnsPerIP = p.intIn("HTTP_MAX_CONNS_PER_IP", httpConns, 0, 10_000_000)
+	if c.HTTPMaxConnsPerIP > 0 && c.HTTPMaxConnsPerIP < c.MaxConnectionsPerIP {
+		p.fail("HTTP_MAX_CONNS_PER_IP", strconv.Itoa(c.HTTPMaxConnsPerIP),
+			fmt.Sprintf("0 or at least MAX_CONNECTIONS_PER_IP (%d): each polling session holds a connection", c.MaxConnectionsPerIP))
 	}
 	if c.HistoryRingSize < c.HistoryLimit {
 		p.fail("HISTORY_RING_SIZE", strconv.Itoa(c.HistoryRingSize), fmt.Sprintf("at least HISTORY_LIMIT (%d)", c.HistoryLimit))

@@ -22,8 +22,50 @@ func TestDefaults(t *testing.T) {
 		c.RateLimitPerSec != 20 || c.RateLimitBurst != 40 || c.HistoryLimit != 50 ||
 		c.RecoveryWindow != 2*time.Minute || c.PresenceInterval != time.Second || c.DataDir != "./data" ||
 		c.ShutdownTimeout != 15*time.Second || len(c.CORSOrigins) != 1 || c.CORSOrigins[0] != "*" || !c.Migrate ||
-		c.MigrateLockTimeout != 10*time.Second || c.ConnectTimeout != 45*time.Second {
+		c.MigrateLockTimeout != 10*time.Second || c.ConnectTimeout != 45*time.Second || c.HTTPIdleTimeout != 60*time.Second ||
+		c.HTTPBodyTimeout != 10*time.Second || c.HTTPMaxConnsPerIP != 2*256+64 {
 		t.Fatalf("defaults: %+v", c)
+	}
+}
+
+func TestHTTPSettings(t *testing.T) {
+	tests := []struct {
+		env        map[string]string
+		idle, body time.Duration
+		connsPerIP int
+	}{
+		{map[string]string{"HTTP_IDLE_TIMEOUT": "5s", "HTTP_BODY_TIMEOUT": "1500", "HTTP_MAX_CONNS_PER_IP": "300"}, 5 * time.Second, 1500 * time.Millisecond, 300},
+		{map[string]string{"MAX_CONNECTIONS_PER_IP": "10"}, time.Minute, 10 * time.Second, 84},
+		{map[string]string{"MAX_CONNECTIONS_PER_IP": "0"}, time.Minute, 10 * time.Second, 0},
+		{map[string]string{"MAX_CONNECTIONS_PER_IP": "0", "HTTP_MAX_CONNS_PER_IP": "50"}, time.Minute, 10 * time.Second, 50},
+		{map[string]string{"MAX_CONNECTIONS_PER_IP": "10", "HTTP_MAX_CONNS_PER_IP": "0"}, time.Minute, 10 * time.Second, 0},
+	}
+	for _, tt := range tests {
+		c, err := FromLookup(lookup(tt.env))
+		if err != nil {
+			t.Fatalf("%v: %v", tt.env, err)
+		}
+		if c.HTTPIdleTimeout != tt.idle || c.HTTPBodyTimeout != tt.body || c.HTTPMaxConnsPerIP != tt.connsPerIP {
+			t.Errorf("%v: idle %v, body %v, conns per IP %d; want %v, %v, %d", tt.env,
+				c.HTTPIdleTimeout, c.HTTPBodyTimeout, c.HTTPMaxConnsPerIP, tt.idle, tt.body, tt.connsPerIP)
+		}
+	}
+}
+
+func TestBadHTTPSettingsAreReportedByName(t *testing.T) {
+	tests := map[string]map[string]string{
+		"HTTP_IDLE_TIMEOUT=":            {"HTTP_IDLE_TIMEOUT": "0"},
+		"HTTP_BODY_TIMEOUT=":            {"HTTP_BODY_TIMEOUT": "forever"},
+		"HTTP_MAX_CONNS_PER_IP=":        {"HTTP_MAX_CONNS_PER_IP": "-1"},
+		"HTTP_MAX_CONNS_PER_IP=\"100\"": {"HTTP_MAX_CONNS_PER_IP": "100", "MAX_CONNECTIONS_PER_IP": "256"},
+	}
+	for name, env := range tests {
+		t.Run(name, func(t *testing.T) {
+			_, err := FromLookup(lookup(env))
+			if err == nil || !strings.Contains(err.Error(), name) {
+				t.Fatalf("error %v does not name %s", err, name)
+			}
+		})
 	}
 }
 

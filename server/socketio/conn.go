@@ -244,7 +244,7 @@ func (s *Server) Event(sock *engine.Socket, name string, args []any, ack engine.
 			})
 		}
 	}
-	if _, err := s.accept.Accept(payload, durable); err != nil {
+	if _, err := s.accept.Accept(chat.Sender{ConnID: c.sock.ID()}, payload, durable); err != nil {
 		s.reject(c, ack, chat.CodeOf(err))
 	}
 }

@@ -94,7 +94,7 @@ type Options struct {
 // Accepter is the accept flow the edge hands client events to
 // (*chat.Service).
 type Accepter interface {
-	Accept(payload any, durable func(chat.Message, error)) (chat.Message, error)
+	Accept(from chat.Sender, payload any, durable func(chat.Message, error)) (chat.Message, error)
 }
 
 // Server is the Socket.IO edge. It is the chat.Fanout of its node.

@@ -163,6 +163,7 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		ConnectTimeout:      cfg.ConnectTimeout,
 		CORSOrigins:         cfg.CORSOrigins,
 		MaxHTTPBufferSize:   cfg.MaxHTTPBufferSize,
+		BodyTimeout:         cfg.HTTPBodyTimeout,
 		RatePerSecond:       cfg.RateLimitPerSec,
 		RateBurst:           cfg.RateLimitBurst,
 		MaxConnections:      cfg.MaxConnections,
@@ -195,17 +196,21 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	})
 	mux := http.NewServeMux()
 	api.Register(mux)
-	mux.Handle("/socket.io/", edge.Handler())
+	// The Socket.IO endpoint's responses (polling bodies, errors) carry the
+	// API's security headers too.
+	mux.Handle("/socket.io/", httpapi.SecureHeaders(edge.Handler()))
 
 	srv := &http.Server{
-		Handler:           mux,
+		Handler:           bodyDeadline(cfg.HTTPBodyTimeout, mux),
 		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       cfg.HTTPIdleTimeout,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
 	}
-	ln, err := net.Listen("tcp", cfg.Addr())
+	tcp, err := net.Listen("tcp", cfg.Addr())
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr(), err)
 	}
+	ln := newConnLimiter(tcp.(*net.TCPListener), cfg.HTTPMaxConnsPerIP, cfg.TrustedProxies, reg, logger)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	if cfg.PprofAddr != "" {
