@@ -584,3 +584,33 @@ func TestEventFrame(t *testing.T) {
 		}
 	}
 }
+
+// A session closed while its client pauses polling for the upgrade is told
+// so on the WebSocket once the client sends "5" (it no longer polls).
+func TestCloseDuringUpgrade(t *testing.T) {
+	ts := startEngine(t, quick(Options{Path: "/engine.io/", Messages: func(s *Session, d []byte, b bool) {
+		if string(d) == "close-me" {
+			s.Close()
+			return
+		}
+		s.SendMessage(d, b)
+	}}))
+	sid, _ := ts.handshake()
+	w := ts.ws("EIO=4&transport=websocket&sid=" + sid)
+	w.send("2probe")
+	if m := w.read(); m != "3probe" {
+		t.Fatalf("probe %q", m)
+	}
+	if code, body := ts.get(sidQuery(sid)); code != 200 || body != "6" {
+		t.Fatalf("poll during the upgrade: %d %q", code, body)
+	}
+	ts.post(sidQuery(sid), "4close-me")
+	time.Sleep(50 * time.Millisecond)
+	w.send("5")
+	if m := w.read(); m != "1" {
+		t.Fatalf("after the upgrade of a closed session: %q, want the close packet", m)
+	}
+	if code := w.closed(); code != closeNormal {
+		t.Fatalf("close code %d", code)
+	}
+}

@@ -208,7 +208,14 @@ func (s *Session) close(reason string, wsCode int) {
 		s.closeReply = frameNoop
 	}
 	ws, probe := s.ws, s.probe
-	s.probe = nil
+	if s.upgrading {
+		// The client paused polling for the probe and waits to send its
+		// "5" there: it can hear of the close only on the WebSocket (see
+		// upgrade). The upgrade timeout bounds the wait.
+		probe = nil
+	} else {
+		s.probe = nil
+	}
 	s.pollQ = nil
 	s.wakePoll()
 	s.mu.Unlock()
@@ -422,8 +429,15 @@ func (s *Session) probeAnswered(c *wsConn) bool {
 func (s *Session) upgrade(c *wsConn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed || s.probe != c || !s.upgrading {
+	if s.probe != c || !s.upgrading {
 		return false
+	}
+	if s.closed {
+		// Closed while the client was pausing polling: tell it here.
+		s.probe = nil
+		c.enqueue(frameClose)
+		c.requestClose(closeNormal)
+		return true
 	}
 	s.probe = nil
 	s.upgrading = false
