@@ -71,16 +71,21 @@ type Store interface {
 // ErrNotFound is returned by Store.Find for an unknown id.
 var ErrNotFound = errors.New("message not found")
 
-// Presence counts the clients online in the cluster.
+// Presence tells who is online in the cluster.
 //
-// Online records local, this node's own count of connections, and returns
-// the count of the whole cluster. A single node returns local.
+// Sync records local, this node's view (its connections and the distinct
+// users among them), and returns the cluster's: the connections summed,
+// the users merged (one entry per user, with the earliest Since). A node
+// that stops syncing drops out of the cluster's view within the engine's
+// expiry (seconds). A single node returns local.
 type Presence interface {
-	Online(ctx context.Context, local int) (int, error)
+	Sync(ctx context.Context, local PresenceView) (PresenceView, error)
 }
 
 // LocalPresence is the Presence of a node that runs alone.
 type LocalPresence struct{}
 
-// Online returns local.
-func (LocalPresence) Online(_ context.Context, local int) (int, error) { return local, nil }
+// Sync returns local.
+func (LocalPresence) Sync(_ context.Context, local PresenceView) (PresenceView, error) {
+	return local, nil
+}

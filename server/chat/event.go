@@ -16,7 +16,21 @@ type Event struct {
 	// Data is the payload of any other event, JSON-encodable: clients
 	// receive it as the event's only argument.
 	Data any
+	// Except is the connection the event comes from, when it must not
+	// receive it itself (typing); "" sends it to everyone.
+	Except string
 }
+
+// Events other than messages that clients receive.
+const (
+	// EventTyping: {name, userId?, typing}, to everyone but the typist.
+	EventTyping = "typing"
+	// EventPresence: {online, users?}; EventPresenceJoin and
+	// EventPresenceLeave: {name, userId?}.
+	EventPresence      = "presence"
+	EventPresenceJoin  = "presence:join"
+	EventPresenceLeave = "presence:leave"
+)
 
 // MessageEvent returns the event that delivers m.
 func MessageEvent(m Message) Event { return Event{Name: EventMessage, Message: m} }

@@ -54,11 +54,14 @@ type Config struct {
 	// TRUSTED_PROXIES are not counted.
 	HTTPMaxConnsPerIP int
 
-	HistoryLimit     int           // HISTORY_LIMIT (0 disables)
-	HistoryRingSize  int           // HISTORY_RING_SIZE
-	RecoveryWindow   time.Duration // CONNECTION_RECOVERY_WINDOW (0 disables)
-	PresenceInterval time.Duration // PRESENCE_INTERVAL
-	ConnectTimeout   time.Duration // CONNECT_TIMEOUT
+	HistoryLimit      int           // HISTORY_LIMIT (0 disables)
+	HistoryRingSize   int           // HISTORY_RING_SIZE
+	RecoveryWindow    time.Duration // CONNECTION_RECOVERY_WINDOW (0 disables)
+	PresenceInterval  time.Duration // PRESENCE_INTERVAL
+	ConnectTimeout    time.Duration // CONNECT_TIMEOUT
+	PresenceListLimit int           // PRESENCE_LIST_LIMIT
+	TypingRatePerSec  float64       // TYPING_RATE_PER_SEC
+	TypingTimeout     time.Duration // TYPING_TIMEOUT
 
 	DataDir     string        // DATA_DIR
 	WriteBuffer int           // WRITE_BUFFER
@@ -163,11 +166,14 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 		TrustedProxies:      p.prefixes("TRUSTED_PROXIES"),
 		SendQueueLimit:      p.intIn("SEND_QUEUE_LIMIT", 1000, 1, 10_000_000),
 
-		HistoryLimit:     p.intIn("HISTORY_LIMIT", 50, 0, 10_000),
-		HistoryRingSize:  p.intIn("HISTORY_RING_SIZE", 1000, 1, 10_000_000),
-		RecoveryWindow:   p.duration("CONNECTION_RECOVERY_WINDOW", 2*time.Minute, 0),
-		PresenceInterval: p.duration("PRESENCE_INTERVAL", time.Second, 10*time.Millisecond),
-		ConnectTimeout:   p.duration("CONNECT_TIMEOUT", 45*time.Second, 10*time.Millisecond),
+		HistoryLimit:      p.intIn("HISTORY_LIMIT", 50, 0, 10_000),
+		HistoryRingSize:   p.intIn("HISTORY_RING_SIZE", 1000, 1, 10_000_000),
+		RecoveryWindow:    p.duration("CONNECTION_RECOVERY_WINDOW", 2*time.Minute, 0),
+		PresenceInterval:  p.duration("PRESENCE_INTERVAL", time.Second, 10*time.Millisecond),
+		ConnectTimeout:    p.duration("CONNECT_TIMEOUT", 45*time.Second, 10*time.Millisecond),
+		PresenceListLimit: p.intIn("PRESENCE_LIST_LIMIT", 1000, 0, 100_000),
+		TypingRatePerSec:  p.float("TYPING_RATE_PER_SEC", 5),
+		TypingTimeout:     p.duration("TYPING_TIMEOUT", 5*time.Second, 100*time.Millisecond),
 
 		DataDir:     p.str("DATA_DIR", "./data"),
 		WriteBuffer: p.intIn("WRITE_BUFFER", 100_000, 1, 100_000_000),
@@ -235,6 +241,9 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 	}
 	if c.RateLimitPerSec < 0 {
 		p.fail("RATE_LIMIT_PER_SEC", fmt.Sprint(c.RateLimitPerSec), "a number >= 0 (0 disables the limit)")
+	}
+	if c.TypingRatePerSec < 0 {
+		p.fail("TYPING_RATE_PER_SEC", fmt.Sprint(c.TypingRatePerSec), "a number >= 0 (0 disables the limit)")
 	}
 	return c, errors.Join(p.errs...)
 }

@@ -23,7 +23,8 @@ func TestDefaults(t *testing.T) {
 		c.RecoveryWindow != 2*time.Minute || c.PresenceInterval != time.Second || c.DataDir != "./data" ||
 		c.ShutdownTimeout != 15*time.Second || len(c.CORSOrigins) != 1 || c.CORSOrigins[0] != "*" || !c.Migrate ||
 		c.MigrateLockTimeout != 10*time.Second || c.ConnectTimeout != 45*time.Second || c.HTTPIdleTimeout != 60*time.Second ||
-		c.HTTPBodyTimeout != 10*time.Second || c.HTTPMaxConnsPerIP != 2*256+64 {
+		c.HTTPBodyTimeout != 10*time.Second || c.HTTPMaxConnsPerIP != 2*256+64 ||
+		c.PresenceListLimit != 1000 || c.TypingRatePerSec != 5 || c.TypingTimeout != 5*time.Second {
 		t.Fatalf("defaults: %+v", c)
 	}
 }

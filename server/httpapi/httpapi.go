@@ -37,6 +37,8 @@ type Options struct {
 	AllowOrigin func(origin string) bool
 	// Details, when set, adds facts about the node to /readyz's body.
 	Details func() map[string]any
+	// Presence, when set, serves GET /api/presence: who is online.
+	Presence func() chat.PresenceView
 }
 
 // API serves the endpoints. Its readiness starts as "starting".
@@ -74,6 +76,10 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.Handle("GET /metrics", SecureHeaders(promhttp.HandlerFor(a.o.Gatherer, promhttp.HandlerOpts{})))
 	mux.Handle("GET /api/messages", SecureHeaders(http.HandlerFunc(a.messages)))
 	mux.Handle("OPTIONS /api/messages", SecureHeaders(http.HandlerFunc(a.messages)))
+	if a.o.Presence != nil {
+		mux.Handle("GET /api/presence", SecureHeaders(http.HandlerFunc(a.presence)))
+		mux.Handle("OPTIONS /api/presence", SecureHeaders(http.HandlerFunc(a.presence)))
+	}
 }
 
 // SecureHeaders sets, on every response of next, the headers that keep a
@@ -139,14 +145,7 @@ type apiError struct {
 // messages pages through history, newest first:
 // GET /api/messages?limit=50&before=<id from an earlier page>.
 func (a *API) messages(w http.ResponseWriter, r *http.Request) {
-	if origin := r.Header.Get("Origin"); origin != "" && a.o.AllowOrigin(origin) {
-		w.Header().Set("Access-Control-Allow-Origin", origin)
-		w.Header().Set("Vary", "Origin")
-	}
-	if r.Method == http.MethodOptions {
-		w.Header().Set("Access-Control-Allow-Methods", "GET")
-		w.Header().Set("Access-Control-Allow-Headers", "*")
-		w.WriteHeader(http.StatusNoContent)
+	if a.cors(w, r) {
 		return
 	}
 	limit := 50
@@ -181,6 +180,46 @@ func (a *API) messages(w http.ResponseWriter, r *http.Request) {
 		resp["nextBefore"] = page[len(page)-1].ID
 	}
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// cors lets the allowed browser origins read a GET endpoint, and answers
+// its preflight (true: the request is answered).
+func (a *API) cors(w http.ResponseWriter, r *http.Request) bool {
+	if origin := r.Header.Get("Origin"); origin != "" && a.o.AllowOrigin(origin) {
+		w.Header().Set("Access-Control-Allow-Origin", origin)
+		w.Header().Set("Vary", "Origin")
+	}
+	if r.Method == http.MethodOptions {
+		w.Header().Set("Access-Control-Allow-Methods", "GET")
+		w.Header().Set("Access-Control-Allow-Headers", "*")
+		w.WriteHeader(http.StatusNoContent)
+		return true
+	}
+	return false
+}
+
+type presenceUser struct {
+	Name   string `json:"name"`
+	UserID string `json:"userId,omitempty"`
+	Since  string `json:"since"`
+}
+
+// presence answers who is online in the cluster, as the last presence
+// event said: {online, users} (users absent above PRESENCE_LIST_LIMIT).
+func (a *API) presence(w http.ResponseWriter, r *http.Request) {
+	if a.cors(w, r) {
+		return
+	}
+	v := a.o.Presence()
+	body := map[string]any{"online": v.Online}
+	if !v.Truncated {
+		users := make([]presenceUser, 0, len(v.Users))
+		for _, u := range v.Users {
+			users = append(users, presenceUser{Name: u.Name, UserID: u.UserID, Since: u.Since.UTC().Format(chat.TimeLayout)})
+		}
+		body["users"] = users
+	}
+	writeJSON(w, http.StatusOK, body)
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -2,27 +2,56 @@ package redis
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strconv"
+	"time"
+
+	"github.com/scalable-chat-go/server/chat"
 )
 
-// Presence counts the connections of every Go node of the cluster: each
-// node writes its own count to a key that expires after PresenceTTL, and
-// the total is the sum of the keys alive. A crashed node stops refreshing
-// its key and drops out within the TTL. Nodes running Node's adapters do
-// not publish a count, so their clients are not counted.
+// Presence tells who is online on every Go node of the cluster: each node
+// writes its own view (its connection count and its users) to a key that
+// expires after PresenceTTL, and the cluster's view is the merge of the
+// keys alive. A crashed node stops refreshing its key and drops out within
+// the TTL. Nodes running Node's adapters publish nothing, so their clients
+// are not counted.
 type Presence struct{ c *Cluster }
 
-// Presence returns the cluster's presence counter.
+var _ chat.Presence = (*Presence)(nil)
+
+// Presence returns the cluster's presence.
 func (c *Cluster) Presence() *Presence { return &Presence{c: c} }
 
 func (p *Presence) key(node string) string { return p.c.o.KeyPrefix + ":presence:" + node }
 
-// Online publishes local, this node's count, and returns the cluster's.
-func (p *Presence) Online(ctx context.Context, local int) (int, error) {
+// nodeView is a node's key: {"online":N,"users":[...],"truncated":bool}.
+// A node of an earlier version writes the bare count.
+type nodeView struct {
+	Online    int        `json:"online"`
+	Users     []nodeUser `json:"users,omitempty"`
+	Truncated bool       `json:"truncated,omitempty"`
+}
+
+type nodeUser struct {
+	Name   string `json:"name"`
+	UserID string `json:"userId,omitempty"`
+	Since  int64  `json:"since"` // Unix milliseconds
+}
+
+// Sync publishes local, this node's view, and returns the cluster's.
+func (p *Presence) Sync(ctx context.Context, local chat.PresenceView) (chat.PresenceView, error) {
 	c := p.c
-	if err := c.client.Set(ctx, p.key(c.nodeID), local, c.o.PresenceTTL).Err(); err != nil {
-		return 0, fmt.Errorf("publish presence: %w", err)
+	mine := nodeView{Online: local.Online, Truncated: local.Truncated}
+	for _, u := range local.Users {
+		mine.Users = append(mine.Users, nodeUser{Name: u.Name, UserID: u.UserID, Since: u.Since.UnixMilli()})
+	}
+	b, err := json.Marshal(mine)
+	if err != nil {
+		return chat.PresenceView{}, fmt.Errorf("encode presence: %w", err)
+	}
+	if err := c.client.Set(ctx, p.key(c.nodeID), b, c.o.PresenceTTL).Err(); err != nil {
+		return chat.PresenceView{}, fmt.Errorf("publish presence: %w", err)
 	}
 	var keys []string
 	iter := c.client.Scan(ctx, 0, p.key("*"), 100).Iterator()
@@ -30,27 +59,54 @@ func (p *Presence) Online(ctx context.Context, local int) (int, error) {
 		keys = append(keys, iter.Val())
 	}
 	if err := iter.Err(); err != nil {
-		return 0, fmt.Errorf("list presence keys: %w", err)
+		return chat.PresenceView{}, fmt.Errorf("list presence keys: %w", err)
 	}
 	if len(keys) == 0 {
 		return local, nil
 	}
 	vals, err := c.client.MGet(ctx, keys...).Result()
 	if err != nil {
-		return 0, fmt.Errorf("read presence: %w", err)
+		return chat.PresenceView{}, fmt.Errorf("read presence: %w", err)
 	}
-	total := 0
+	var out chat.PresenceView
+	var lists [][]chat.OnlineUser
 	for _, v := range vals {
-		if s, ok := v.(string); ok {
-			if n, err := strconv.Atoi(s); err == nil && n > 0 {
-				total += n
-			}
+		s, ok := v.(string)
+		if !ok {
+			continue // expired between SCAN and MGET
 		}
+		nv, ok := parseNodeView(s)
+		if !ok {
+			continue
+		}
+		out.Online += nv.Online
+		out.Truncated = out.Truncated || nv.Truncated
+		users := make([]chat.OnlineUser, 0, len(nv.Users))
+		for _, u := range nv.Users {
+			users = append(users, chat.OnlineUser{Name: u.Name, UserID: u.UserID, Since: time.UnixMilli(u.Since).UTC()})
+		}
+		lists = append(lists, users)
 	}
-	return total, nil
+	if !out.Truncated {
+		out.Users, _ = chat.MergeUsers(-1, lists...)
+	}
+	return out, nil
 }
 
-// Leave removes this node's count at once (graceful shutdown).
+// parseNodeView reads a node's key: the JSON view, or an earlier node's
+// bare count.
+func parseNodeView(s string) (nodeView, bool) {
+	if n, err := strconv.Atoi(s); err == nil {
+		return nodeView{Online: max(n, 0)}, true
+	}
+	var nv nodeView
+	if err := json.Unmarshal([]byte(s), &nv); err != nil || nv.Online < 0 {
+		return nodeView{}, false
+	}
+	return nv, true
+}
+
+// Leave removes this node's view at once (graceful shutdown).
 func (p *Presence) Leave(ctx context.Context) error {
 	return p.c.client.Del(ctx, p.key(p.c.nodeID)).Err()
 }

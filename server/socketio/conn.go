@@ -23,6 +23,15 @@ type conn struct {
 	recoverFrom, resume string
 	// live is the index in Server.live, -1 when not there.
 	live int
+	// since is when the socket connected.
+	since time.Time
+
+	// mu guards the fields below, which the presence tick reads too.
+	mu sync.Mutex
+	// name is who the client says it is: its CONNECT auth's username, or
+	// its last message's; "" until it says.
+	name string
+	typingState
 }
 
 // errorEvent is the payload of an `error` event, and of a negative ack.
@@ -38,10 +47,6 @@ type ackEvent struct {
 	Error *errorEvent `json:"error,omitempty"`
 }
 
-type presenceEvent struct {
-	Online int `json:"online"`
-}
-
 // Connect accepts a CONNECT to the main namespace (engine.Handler). A
 // client that asks to recover its socket is recovered when this node's
 // history ring still holds the last message it received.
@@ -49,7 +54,12 @@ func (s *Server) Connect(sock *engine.Socket, h *engine.Hello) error {
 	if sock.Namespace() != "/" {
 		return engine.ErrInvalidNamespace
 	}
-	c := &conn{sock: sock, live: -1, bucket: *chat.NewTokenBucket(s.o.RatePerSecond, s.o.RateBurst, time.Now())}
+	now := time.Now()
+	c := &conn{sock: sock, live: -1, since: now, bucket: *chat.NewTokenBucket(s.o.RatePerSecond, s.o.RateBurst, now)}
+	c.typingBucket = *chat.NewTokenBucket(s.o.TypingRatePerSecond, max(1, int(2*s.o.TypingRatePerSecond)), now)
+	if name, ok := h.Auth["username"].(string); ok {
+		c.name, _ = chat.CleanName(name, s.limits())
+	}
 	sock.Data = c
 	if h.Resumable {
 		last, _ := parseOffset(h.Offset)
@@ -190,14 +200,19 @@ func resumeOffset(auth map[string]any) string {
 }
 
 // Event handles an event of a client (engine.Handler): `event:message` goes
-// to the accept flow; any other is refused with unknown_event. Both count
-// against the connection's rate limit.
+// to the accept flow, `typing` to the others; any other is refused with
+// unknown_event. Messages and unknown events count against the
+// connection's rate limit, typing against a limit of its own.
 func (s *Server) Event(sock *engine.Socket, name string, args []any, ack engine.Ack) {
 	c, _ := sock.Data.(*conn)
 	if c == nil {
 		return
 	}
 	now := time.Now()
+	if name == chat.EventTyping {
+		s.onTyping(c, args, now)
+		return
+	}
 	if name != "event:message" {
 		s.m.rejected.WithLabelValues(chat.CodeUnknownEvent).Inc()
 		if ok, _ := c.bucket.Take(now); !ok {
@@ -244,9 +259,17 @@ func (s *Server) Event(sock *engine.Socket, name string, args []any, ack engine.
 			})
 		}
 	}
-	if _, err := s.accept.Accept(chat.Sender{ConnID: c.sock.ID()}, payload, durable); err != nil {
+	m, err := s.accept.Accept(chat.Sender{ConnID: c.sock.ID()}, payload, durable)
+	if err != nil {
 		s.reject(c, ack, chat.CodeOf(err))
+		return
 	}
+	c.mu.Lock()
+	if m.Username != "" {
+		c.name = m.Username
+	}
+	c.mu.Unlock()
+	s.stopTyping(c) // a message ends the typing that led to it
 }
 
 // reject tells the sender why its message was not taken: an `error` event,
@@ -272,6 +295,7 @@ func (s *Server) Disconnect(sock *engine.Socket, _ string) {
 	if c == nil {
 		return
 	}
+	s.stopTyping(c)
 	s.deliverMu.Lock()
 	s.leaveLocked(c)
 	s.deliverMu.Unlock()
@@ -285,69 +309,5 @@ func (s *Server) Disconnect(sock *engine.Socket, _ string) {
 	s.connMu.Unlock()
 	if known {
 		s.m.connections.Set(float64(n))
-	}
-}
-
-// sendPresence tells one socket how many are online: the cluster's count
-// at the last tick, corrected by this node's change since.
-func (s *Server) sendPresence(c *conn) {
-	s.connMu.Lock()
-	n := len(s.conns)
-	if s.lastOnline >= 0 {
-		n = max(s.lastOnline+n-s.lastLocal, n)
-	}
-	s.connMu.Unlock()
-	_ = c.sock.Emit("presence", presenceEvent{Online: n})
-}
-
-// loop sends `presence` to everyone at most once an interval, when the
-// count changed.
-func (s *Server) loop() {
-	defer close(s.stopped)
-	t := time.NewTicker(s.o.PresenceInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stop:
-			return
-		case <-t.C:
-		}
-		s.eng.Guard("presence", s.presenceTick)
-	}
-}
-
-func (s *Server) presenceTick() {
-	local := s.Connections()
-	ctx, cancel := context.WithTimeout(context.Background(), s.o.PresenceInterval)
-	online, err := s.o.Presence.Online(ctx, local)
-	cancel()
-	if err != nil {
-		s.log.Debug("cluster presence unavailable; using this node's count", "err", err)
-		online = local
-	}
-	s.connMu.Lock()
-	// A client that joined since the last tick was told an estimate: send
-	// everyone the count when it or this node's clients changed.
-	changed := online != s.lastOnline || s.presenceDirty
-	s.presenceDirty = false
-	s.lastOnline = online
-	s.lastLocal = local
-	var all []*conn
-	if changed {
-		all = make([]*conn, 0, len(s.conns))
-		for c := range s.conns {
-			all = append(all, c)
-		}
-	}
-	s.connMu.Unlock()
-	if !changed {
-		return
-	}
-	f, err := engine.EventFrame("presence", presenceEvent{Online: online})
-	if err != nil {
-		return
-	}
-	for _, c := range all {
-		c.sock.Send(f)
 	}
 }

@@ -86,6 +86,16 @@ type Options struct {
 	RecoveryWindow time.Duration
 	// PresenceInterval is the most often `presence` is sent.
 	PresenceInterval time.Duration
+	// PresenceListLimit is the most users `presence` lists; above it only
+	// the count is sent.
+	PresenceListLimit int
+	// TypingRatePerSecond limits each connection's typing events (bursts
+	// of twice it); TypingTimeout ends a typing not renewed within it.
+	TypingRatePerSecond float64
+	TypingTimeout       time.Duration
+	// Limits are the message limits; a name a client gives outside a
+	// message is checked against them too.
+	Limits chat.Limits
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
@@ -114,9 +124,10 @@ type Server struct {
 
 	connMu sync.Mutex
 	conns  map[*conn]struct{}
-	// lastOnline is the cluster's count at the last presence tick, and
-	// lastLocal this node's then; presenceDirty: this node's clients
-	// changed since.
+	// lastView is the cluster's view at the last presence tick and
+	// lastOnline its count (-1 before the first), lastLocal this node's
+	// count then; presenceDirty: this node's clients changed since.
+	lastView              chat.PresenceView
 	lastOnline, lastLocal int
 	presenceDirty         bool
 
@@ -141,8 +152,11 @@ func New(o Options) (*Server, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	if o.PresenceInterval <= 0 {
-		return nil, errors.New("socketio: Options.PresenceInterval must be positive")
+	if o.PresenceInterval <= 0 || o.TypingTimeout <= 0 {
+		return nil, errors.New("socketio: Options.PresenceInterval and TypingTimeout must be positive")
+	}
+	if o.Limits == (chat.Limits{}) {
+		o.Limits = chat.DefaultLimits()
 	}
 	origins, err := newOriginPolicy(o.CORSOrigins)
 	if err != nil {
@@ -230,7 +244,9 @@ func (s *Server) deliverLocked(e chat.Event) {
 		return
 	}
 	for _, c := range s.live {
-		c.sock.Send(f)
+		if e.Except == "" || c.sock.ID() != e.Except {
+			c.sock.Send(f)
+		}
 	}
 	if e.IsMessage() {
 		s.m.broadcast.Inc()
@@ -284,6 +300,8 @@ func (s *Server) Close(ctx context.Context) error {
 	}
 	return nil
 }
+
+func (s *Server) limits() chat.Limits { return s.o.Limits }
 
 // AllowsOrigin reports whether CORS_ORIGINS lets a browser page from origin
 // talk to this server.

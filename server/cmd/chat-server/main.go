@@ -173,6 +173,10 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		HistoryLimit:        cfg.HistoryLimit,
 		RecoveryWindow:      cfg.RecoveryWindow,
 		PresenceInterval:    cfg.PresenceInterval,
+		PresenceListLimit:   cfg.PresenceListLimit,
+		TypingRatePerSecond: cfg.TypingRatePerSec,
+		TypingTimeout:       cfg.TypingTimeout,
+		Limits:              chat.Limits{MaxMessageLength: cfg.MaxMessageLength, MaxUsernameLength: cfg.MaxUsernameLength},
 		Logger:              logger.With("component", "socketio"),
 		Cluster:             clusterAdapter(cluster),
 		Registerer:          reg,
@@ -190,6 +194,7 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		Gatherer:    reg,
 		Checks:      checks,
 		AllowOrigin: edge.AllowsOrigin,
+		Presence:    edge.PresenceView,
 		Details: func() map[string]any {
 			return map[string]any{"fanout": fanout, "servers": edge.ClusterNodes()}
 		},
