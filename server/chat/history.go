@@ -101,43 +101,72 @@ func (h *History) Recent(ctx context.Context, limit int, before string) ([]Messa
 // Merge returns the newest limit messages of stored (a store page, newest
 // first) and of the ring, newest first, each once, strictly before cur when
 // cur is not nil.
+//
+// Every ring entry before cur is a candidate, not only the limit delivered
+// last: the ring is in delivery order, and messages of several nodes are
+// delivered out of their time order, so a newer one may sit behind limit
+// older ones. The ring is walked newest delivered first, so that in the
+// usual, nearly ordered case the page fills at once and each older entry
+// costs one comparison.
 func (h *History) Merge(stored []Message, limit int, cur *Cursor) []Message {
-	h.mu.RLock()
-	out := make([]Message, 0, len(stored)+min(limit, h.size))
-	seen := make(map[string]struct{}, len(stored)+min(limit, h.size))
+	if limit <= 0 {
+		return []Message{}
+	}
+	p := newestPage{limit: limit}
+	seen := make(map[string]struct{}, len(stored))
 	for _, m := range stored {
 		if _, dup := seen[m.ID]; !dup {
 			seen[m.ID] = struct{}{}
-			out = append(out, m)
+			p.add(m)
 		}
 	}
-	// Walk the ring newest first; at most limit of it can make the page.
-	taken := 0
-	for i := 0; i < h.size && taken < limit; i++ {
+	h.mu.RLock()
+	p.msgs = slices.Grow(p.msgs, min(limit, len(stored)+h.size)+1)
+	for i := 0; i < h.size; i++ {
 		m := h.ring[(h.next-1-i+2*len(h.ring))%len(h.ring)]
-		if cur != nil && !m.Before(Message{CreatedAt: cur.CreatedAt, ID: cur.ID}) {
+		if !p.wants(m) || cur != nil && !m.Before(Message{CreatedAt: cur.CreatedAt, ID: cur.ID}) {
 			continue
 		}
-		taken++
 		if _, dup := seen[m.ID]; !dup {
-			seen[m.ID] = struct{}{}
-			out = append(out, m)
+			p.add(m)
 		}
 	}
 	h.mu.RUnlock()
-	slices.SortFunc(out, func(a, b Message) int {
+	return p.msgs
+}
+
+// newestPage keeps the newest limit messages it is given, newest first.
+type newestPage struct {
+	limit int
+	msgs  []Message
+}
+
+// wants reports whether m is newer than the oldest message kept, or there
+// is room.
+func (p *newestPage) wants(m Message) bool {
+	n := len(p.msgs)
+	return n < p.limit || p.msgs[n-1].Before(m)
+}
+
+// add keeps m when it is among the newest limit so far. m must not be
+// kept already.
+func (p *newestPage) add(m Message) {
+	if !p.wants(m) {
+		return
+	}
+	i, _ := slices.BinarySearchFunc(p.msgs, m, func(e, target Message) int {
 		switch {
-		case b.Before(a):
+		case target.Before(e):
 			return -1
-		case a.Before(b):
+		case e.Before(target):
 			return 1
 		}
 		return 0
 	})
-	if len(out) > limit {
-		out = out[:limit]
+	p.msgs = slices.Insert(p.msgs, i, m)
+	if len(p.msgs) > p.limit {
+		p.msgs = p.msgs[:p.limit]
 	}
-	return out
 }
 
 func (h *History) cursor(ctx context.Context, id string) (Cursor, error) {

@@ -31,6 +31,17 @@ const (
 // much longer is not one of ours.
 const maxIDLength = 128
 
+// minTime and maxTime bound the time of a record: the times RFC 3339 writes
+// in UTC with a four-digit year (0001 to 9999), which every reader of
+// createdAt parses and both stores keep. A later or earlier time would be
+// stored, then sent to clients as a createdAt no one can read.
+var (
+	minTime = time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)
+	maxTime = time.Date(9999, 12, 31, 23, 59, 59, 999_000_000, time.UTC)
+)
+
+func inTimeRange(t time.Time) bool { return !t.Before(minTime) && !t.After(maxTime) }
+
 // originalIDSpace is the UUIDv5 name space of the ids given to records in
 // the original format (see OriginalID).
 var originalIDSpace = uuid.NewSHA1(uuid.NameSpaceURL, []byte("https://github.com/scalable-chat-go/kafka-record"))
@@ -121,23 +132,27 @@ func decode(r *sarama.ConsumerMessage) (chat.Message, error) {
 	if err != nil {
 		return chat.Message{}, fmt.Errorf("%w: the %q header %q is not an RFC 3339 time", errUndecodable, HeaderCreatedAt, truncate(string(created), 64))
 	}
+	t = t.UTC().Truncate(time.Millisecond)
+	if !inTimeRange(t) {
+		return chat.Message{}, fmt.Errorf("%w: the %q header %q is outside the years 0001 to 9999 (UTC)", errUndecodable, HeaderCreatedAt, truncate(string(created), 64))
+	}
 	m.ID = string(id)
 	m.Username = string(username)
-	m.CreatedAt = t.UTC().Truncate(time.Millisecond)
+	m.CreatedAt = t
 	return m, nil
 }
 
 // originalTime is the time of a record in the original format: the epoch
 // milliseconds of its key "message-<ms>", else the record's timestamp, else
-// now.
+// now; a key or timestamp past the year 9999 does not count.
 func originalTime(r *sarama.ConsumerMessage) time.Time {
 	if ms, ok := strings.CutPrefix(string(r.Key), "message-"); ok {
 		if n, err := strconv.ParseInt(ms, 10, 64); err == nil && n > 0 && n < 253402300800000 {
 			return time.UnixMilli(n).UTC()
 		}
 	}
-	if !r.Timestamp.IsZero() && r.Timestamp.Unix() > 0 {
-		return r.Timestamp.UTC().Truncate(time.Millisecond)
+	if t := r.Timestamp.UTC().Truncate(time.Millisecond); !r.Timestamp.IsZero() && r.Timestamp.Unix() > 0 && inTimeRange(t) {
+		return t
 	}
 	return time.Now().UTC().Truncate(time.Millisecond)
 }

@@ -65,6 +65,8 @@ func TestDecode(t *testing.T) {
 		{name: "username not UTF-8", rec: sarama.ConsumerMessage{Value: []byte("x"), Headers: hdr("id", "a", "username", "\xff", "created-at", "2026-03-04T05:06:07.891Z")}, wantErr: `"username" header is not valid UTF-8`},
 		{name: "no created-at", rec: sarama.ConsumerMessage{Value: []byte("x"), Headers: hdr("id", "a")}, wantErr: `"created-at" header is missing`},
 		{name: "bad created-at", rec: sarama.ConsumerMessage{Value: []byte("x"), Headers: hdr("id", "a", "created-at", "yesterday")}, wantErr: "not an RFC 3339 time"},
+		{name: "created-at past the year 9999 in UTC", rec: sarama.ConsumerMessage{Value: []byte("x"), Headers: hdr("id", "a", "created-at", "9999-12-31T23:59:59-01:00")}, wantErr: "outside the years 0001 to 9999"},
+		{name: "created-at before the year 0001 in UTC", rec: sarama.ConsumerMessage{Value: []byte("x"), Headers: hdr("id", "a", "created-at", "0001-01-01T00:00:00+00:01")}, wantErr: "outside the years 0001 to 9999"},
 		{name: "headers without id", rec: sarama.ConsumerMessage{Value: []byte("x"), Headers: hdr("username", "bob")}, wantErr: `no "id" header`},
 	}
 	for _, tc := range tests {

@@ -102,8 +102,9 @@ func parsePostgresURL(raw string) (pgURL, error) {
 	u.RawQuery = q.Encode()
 	cfg, err := pgx.ParseConfig(u.String())
 	if err != nil {
-		// pgconn's parse errors redact the password.
-		return pgURL{}, err
+		// pgconn's parse errors quote the URL with its password hidden, but
+		// not sslpassword.
+		return pgURL{}, redactError(err, u, q)
 	}
 	if !q.Has("connect_timeout") {
 		cfg.ConnectTimeout = 5 * time.Second // Prisma's default
@@ -111,6 +112,60 @@ func parsePostgresURL(raw string) (pgURL, error) {
 	cfg.RuntimeParams["search_path"] = quoteIdent(out.schema)
 	out.config = cfg
 	return out, nil
+}
+
+// afterAuthority returns what follows the authority (user, password,
+// host, port) of a URL: its path, query and fragment.
+func afterAuthority(raw string) string {
+	_, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		return ""
+	}
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		return rest[i:]
+	}
+	return ""
+}
+
+// redactedError is an error whose text had the URL's secrets replaced by
+// xxxxx; Unwrap gives the original.
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
+
+// redactError returns err with every secret of the URL u (query q) hidden
+// in its text: the password and the password and sslpassword parameters,
+// as they were given and as they are escaped in a URL.
+func redactError(err error, u *url.URL, q url.Values) error {
+	var secrets []string
+	if pw, ok := u.User.Password(); ok {
+		secrets = append(secrets, pw)
+	}
+	secrets = append(secrets, q["password"]...)
+	secrets = append(secrets, q["sslpassword"]...)
+	var forms []string
+	for _, s := range secrets {
+		for _, form := range []string{url.QueryEscape(s), url.PathEscape(s), s} {
+			if form != "" && !slices.Contains(forms, form) {
+				forms = append(forms, form)
+			}
+		}
+	}
+	if len(forms) == 0 {
+		return err
+	}
+	// Longest first: where forms overlap, the longest is replaced whole.
+	slices.SortStableFunc(forms, func(a, b string) int { return len(b) - len(a) })
+	pairs := make([]string, 0, 2*len(forms))
+	for _, form := range forms {
+		pairs = append(pairs, form, "xxxxx")
+	}
+	msg := strings.NewReplacer(pairs...).Replace(err.Error())
+	return &redactedError{msg: msg, err: err}
 }
 
 // quoteIdent quotes a PostgreSQL identifier.
@@ -124,9 +179,11 @@ var dsnPassword = regexp.MustCompile(`(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S
 // part or in a password or sslpassword parameter, is replaced by xxxxx.
 func RedactURL(raw string) string {
 	u, err := url.Parse(raw)
-	if err != nil || u.Scheme == "" {
-		// Not a URL (perhaps libpq's key=value form, or a password that is
-		// not percent-encoded): hide whatever could be a password.
+	if err != nil || u.Scheme == "" || u.Opaque != "" || strings.ContainsAny(afterAuthority(raw), "@#") {
+		// Not a URL (perhaps libpq's key=value form), or one whose password
+		// is not percent-encoded: a '/', '?' or '#' in it ends the
+		// authority early, and the rest of the password is read as the
+		// path, the query or a fragment. Hide whatever could be a password.
 		if i := strings.Index(raw, "://"); i >= 0 {
 			rest := raw[i+3:]
 			if at := strings.LastIndex(rest, "@"); at >= 0 {

@@ -176,13 +176,38 @@ func TestRedactURL(t *testing.T) {
 		"host=db user=chat password=s3cret dbname=chat":             "host=db user=chat password=xxxxx dbname=chat",
 		"host=db password='s3 cret' dbname=chat":                    "host=db password=xxxxx dbname=chat",
 		"postgresql://u:p@h/d?sslkey=k&sslpassword=s3cret&schema=x": "postgresql://u:xxxxx@h/d?schema=x&sslkey=k&sslpassword=xxxxx",
+		// Pasted unescaped, a '/', '?' or '#' ends the authority early:
+		// url.Parse reads the password's tail as the path, query or
+		// fragment.
+		"postgresql://chat:p@ss/s3cret@db/chat":           "postgresql://chat:xxxxx@db/chat",
+		"postgresql://chat:5432?s3cret@db/chat":           "postgresql://chat:xxxxx@db/chat",
+		"postgresql://chat:5432#s3cret@db/chat":           "postgresql://chat:xxxxx@db/chat",
+		"postgresql://db/chat?user=chat&password=s3#cret": "postgresql://db/chat?user=chat&password=xxxxx",
 	} {
 		got := RedactURL(in)
 		if got != want {
 			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
 		}
-		if strings.Contains(got, "s3cret") || strings.Contains(got, "s3 cret") || strings.Contains(got, "rd@") {
+		if strings.Contains(got, "s3cret") || strings.Contains(got, "s3 cret") || strings.Contains(got, "rd@") || strings.Contains(got, "cret") {
 			t.Errorf("RedactURL(%q) leaks the password: %q", in, got)
+		}
+	}
+}
+
+// pgconn's parse errors quote the URL with the password hidden, not the
+// client key's sslpassword.
+func TestParseErrorsHideEveryPassword(t *testing.T) {
+	for _, in := range []string{
+		"postgresql://chat@db/chat?sslkey=k&sslpassword=s3cret",
+		"postgresql://chat:s3cret@db/chat?sslkey=k&sslpassword=s3cret%2Fkey",
+		"postgresql://chat@db/chat?password=s3cret&sslkey=k",
+	} {
+		_, err := parsePostgresURL(in)
+		if err == nil {
+			t.Fatalf("parsePostgresURL(%q) took a key without its certificate", in)
+		}
+		if strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "sslcert") {
+			t.Errorf("parsePostgresURL(%q): %v", in, err)
 		}
 	}
 }
