@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +19,7 @@ import (
 	"github.com/scalable-chat-go/server/kafka"
 	"github.com/scalable-chat-go/server/sqlstore"
 	"github.com/scalable-chat-go/server/sqlstore/pgtest"
+	"github.com/scalable-chat-go/server/testkit"
 )
 
 // brokers returns KAFKA_BROKERS, or fails the test: these tests need the
@@ -172,6 +175,7 @@ func readTopic(t testing.TB, brokers []string, topic string) []*sarama.ConsumerM
 	}
 	var out []*sarama.ConsumerMessage
 	for _, p := range parts {
+		last := int64(-1)
 		hwm, err := client.GetOffset(topic, p, sarama.OffsetNewest)
 		if err != nil {
 			t.Fatal(err)
@@ -191,13 +195,14 @@ func readTopic(t testing.TB, brokers []string, topic string) []*sarama.ConsumerM
 			select {
 			case m := <-pc.Messages():
 				out = append(out, m)
+				last = m.Offset
 				if m.Offset >= hwm-1 {
 					goto next
 				}
 			case err := <-pc.Errors():
 				t.Fatalf("read %s/%d: %v", topic, p, err)
 			case <-time.After(20 * time.Second):
-				t.Fatalf("read %s/%d: stuck before offset %d", topic, p, hwm)
+				t.Fatalf("read %s/%d: nothing for 20 s after offset %d (from %d to the end offset %d)", topic, p, last, oldest, hwm)
 			}
 		}
 	next:
@@ -222,6 +227,69 @@ func produceRaw(t testing.TB, brokers []string, msgs ...*sarama.ProducerMessage)
 	if err := p.SendMessages(msgs); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// record is m as the Log writes it to topic.
+func record(topic string, m chat.Message) *sarama.ProducerMessage { return kafka.NewRecord(topic, m) }
+
+// topicEnd returns each partition's high-water mark: the offset the next
+// record will get.
+func topicEnd(t testing.TB, brokers []string, topic string) map[int32]int64 {
+	t.Helper()
+	cfg := sarama.NewConfig()
+	cfg.Version = kafka.Version
+	client, err := sarama.NewClient(brokers, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	parts, err := client.Partitions(topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := map[int32]int64{}
+	for _, p := range parts {
+		if end[p], err = client.GetOffset(topic, p, sarama.OffsetNewest); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return end
+}
+
+// waitCommitted waits until group has committed, in every partition of
+// topic, the offset end gives: it has stored every record before it. When it
+// gives up it says where each partition stands, and what more() adds.
+func waitCommitted(t testing.TB, brokers []string, group, topic string, end map[int32]int64, within time.Duration, more func() string) {
+	t.Helper()
+	cfg := sarama.NewConfig()
+	cfg.Version = kafka.Version
+	admin, err := sarama.NewClusterAdmin(brokers, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	parts := make([]int32, 0, len(end))
+	for p := range end {
+		parts = append(parts, p)
+	}
+	slices.Sort(parts)
+	testkit.Until(t, within, fmt.Sprintf("group %s to commit %s up to %v", group, topic, end), func() (bool, string) {
+		res, err := admin.ListConsumerGroupOffsets(group, map[string][]int32{topic: parts})
+		if err != nil {
+			return false, fmt.Sprintf("listing the group's offsets: %v; %s", err, more())
+		}
+		done := true
+		var at []string
+		for _, p := range parts {
+			off := int64(-1)
+			if b := res.GetBlock(topic, p); b != nil {
+				off = b.Offset
+			}
+			done = done && off >= end[p]
+			at = append(at, fmt.Sprintf("%d: %d/%d", p, off, end[p]))
+		}
+		return done, fmt.Sprintf("committed (partition: offset/end) %s; %s", strings.Join(at, ", "), more())
+	})
 }
 
 func header(r *sarama.ConsumerMessage, key string) (string, bool) {

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/scalable-chat-go/server/testkit"
 )
 
 // redisURL is the real Redis the cluster tests use (scripts/services).
@@ -38,10 +40,7 @@ func startCluster(t *testing.T, n int, url, mode, keyPrefix string, env ...strin
 	}
 	// Wait until every node sees the others.
 	for _, p := range nodes {
-		eventually(t, 10*time.Second, "nodes to see each other", func() bool {
-			var ready struct{ Servers int64 }
-			return p.getJSON(t, "/readyz", &ready) == 200 && ready.Servers >= int64(n)
-		})
+		p.awaitServers(n)
 	}
 	return nodes
 }
@@ -171,7 +170,10 @@ func TestChurnLeavesNothingBehind(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	eventually(t, 30*time.Second, "connections to close", func() bool { return p.metric(t, "chat_connections") == 1 })
+	testkit.Until(t, 30*time.Second, "chat_connections 1 (the others closed)", func() (bool, string) {
+		n := p.metric(t, "chat_connections")
+		return n == 1, fmt.Sprintf("chat_connections %v", n)
+	})
 	time.Sleep(2 * time.Second)
 	g1, h1 := p.metric(t, "go_goroutines"), p.metric(t, "go_memstats_heap_inuse_bytes")
 	t.Logf("%d cycles: goroutines %v -> %v, heap in use %.1f -> %.1f MB", cycles, g0, g1, h0/1e6, h1/1e6)

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/scalable-chat-go/server/testkit"
 )
 
 // binary is built with the race detector; plainBinary without, for the
@@ -186,13 +188,35 @@ func toWire(v any) wire {
 	return wire{s("message"), s("username"), s("id"), s("createdAt")}
 }
 
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+// awaitServers waits until the node's /readyz counts at least n servers in
+// its cluster.
+func (p *proc) awaitServers(n int) {
+	p.t.Helper()
+	testkit.Until(p.t, 10*time.Second, fmt.Sprintf("%s to see %d nodes through Redis", p.URL, n), func() (bool, string) {
+		var ready struct{ Servers int64 }
+		code := p.getJSON(p.t, "/readyz", &ready)
+		return code == 200 && ready.Servers >= int64(n), fmt.Sprintf("/readyz %d, servers %d", code, ready.Servers)
+	})
+}
+
+// awaitCheck waits until /readyz reports the check name with status, and
+// also, when more is set, until more holds.
+func (p *proc) awaitCheck(name, status string, within time.Duration, more func() (bool, string)) {
+	p.t.Helper()
+	testkit.Until(p.t, within, fmt.Sprintf("%s %s in /readyz of %s", name, status, p.URL), func() (bool, string) {
+		var ready struct {
+			Checks map[string]struct{ Status, Error string }
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		p.getJSON(p.t, "/readyz", &ready)
+		c := ready.Checks[name]
+		seen := fmt.Sprintf("%s: %s %s", name, c.Status, c.Error)
+		if c.Status != status {
+			return false, seen
+		}
+		if more == nil {
+			return true, seen
+		}
+		ok, also := more()
+		return ok, seen + "; " + also
+	})
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/scalable-chat-go/server/chat"
 	"github.com/scalable-chat-go/server/kafka"
 	"github.com/scalable-chat-go/server/sqlstore/pgtest"
+	"github.com/scalable-chat-go/server/testkit"
 )
 
 // kafkaEnv is a database, a topic, a dead-letter topic and a consumer
@@ -155,7 +156,7 @@ func (k *kafkaEnv) records(topic string) map[int32][]*sarama.ConsumerMessage {
 			case err := <-pc.Errors():
 				k.t.Fatalf("read %s/%d: %v", topic, p, err)
 			case <-time.After(20 * time.Second):
-				k.t.Fatalf("read %s/%d: stuck before offset %d", topic, p, hwm)
+				k.t.Fatalf("read %s/%d: %d records, none for 20 s, before the end offset %d", topic, p, len(out[p]), hwm)
 			}
 		}
 		pc.Close()
@@ -288,10 +289,7 @@ func TestKafkaThreeNodes10000Messages(t *testing.T) {
 	}
 	wg.Wait()
 	for _, p := range nodes {
-		eventually(t, 10*time.Second, "nodes to see each other through Redis", func() bool {
-			var ready struct{ Servers int64 }
-			return p.getJSON(t, "/readyz", &ready) == 200 && ready.Servers >= 3
-		})
+		p.awaitServers(3)
 	}
 
 	const total, perNode = 10_000, 3
@@ -501,8 +499,9 @@ func TestKafkaCrashAfterCommitBeforeMark(t *testing.T) {
 			t.Fatalf("acknowledged %q (id %s): row %+v, stored %v", text, id, r, ok)
 		}
 	}
-	eventually(t, 10*time.Second, "the group to commit past the killed batch", func() bool {
-		return k.committed(int32(part)) > lastOff
+	testkit.Until(t, 10*time.Second, fmt.Sprintf("the group to commit partition %d past the killed batch's last offset %d", part, lastOff), func() (bool, string) {
+		off := k.committed(int32(part))
+		return off > lastOff, fmt.Sprintf("committed offset %d", off)
 	})
 }
 
@@ -579,9 +578,9 @@ func TestKafkaStartErrors(t *testing.T) {
 		var ready struct {
 			Checks map[string]struct{ Status, Error string }
 		}
-		eventually(t, 10*time.Second, "kafka down in /readyz", func() bool {
+		testkit.Until(t, 10*time.Second, "kafka down in /readyz", func() (bool, string) {
 			p.getJSON(t, "/readyz", &ready)
-			return ready.Checks["kafka"].Status == "down"
+			return ready.Checks["kafka"].Status == "down", fmt.Sprintf("/readyz %+v", ready)
 		})
 		time.Sleep(500 * time.Millisecond)
 		body := fmt.Sprint(ready)

@@ -18,6 +18,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/scalable-chat-go/server/sqlstore"
+	"github.com/scalable-chat-go/server/testkit"
 )
 
 // A Socket.IO client drives the real server over each transport.
@@ -186,8 +187,9 @@ func TestSlowClientIsDisconnected(t *testing.T) {
 			t.Fatalf("other client got %q at %d", m.Message, i)
 		}
 	}
-	eventually(t, 5*time.Second, "slow client disconnect counted", func() bool {
-		return p.metric(t, "chat_slow_client_disconnects_total") == 1
+	testkit.Until(t, 5*time.Second, "chat_slow_client_disconnects_total 1", func() (bool, string) {
+		n := p.metric(t, "chat_slow_client_disconnects_total")
+		return n == 1, fmt.Sprintf("chat_slow_client_disconnects_total %v", n)
 	})
 	res, err = http.Get(poll)
 	if err != nil {
@@ -257,7 +259,7 @@ func TestReadinessDuringShutdown(t *testing.T) {
 	select {
 	case <-p.exited:
 	case <-time.After(10 * time.Second):
-		t.Fatal("no exit")
+		t.Fatalf("no exit 10 s after SIGTERM:\n%s", p.logs.String())
 	}
 	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
 		t.Fatalf("exit code %d", code)
@@ -436,12 +438,13 @@ func TestDotEnvFile(t *testing.T) {
 	}
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
 	url := fmt.Sprintf("http://127.0.0.1:%d", port)
-	eventually(t, 20*time.Second, "the server on the .env's port", func() bool {
+	testkit.Until(t, 20*time.Second, "the server on the .env's port", func() (bool, string) {
 		res, err := http.Get(url + "/readyz")
-		if err == nil {
-			res.Body.Close()
+		if err != nil {
+			return false, fmt.Sprintf("GET /readyz: %v; server log:\n%s", err, logs.String())
 		}
-		return err == nil && res.StatusCode == 200
+		res.Body.Close()
+		return res.StatusCode == 200, fmt.Sprintf("GET /readyz: %s", res.Status)
 	})
 	if _, err := os.Stat(filepath.Join(dir, "data", "chat.db")); err != nil {
 		t.Fatalf("DATA_DIR from .env not used: %v\n%s", err, logs.String())
