@@ -423,7 +423,7 @@ func TestConnectionsPerAddressBehindATrustedProxy(t *testing.T) {
 // environment does not set them.
 func TestDotEnvFile(t *testing.T) {
 	dir := t.TempDir()
-	port := freePort(t)
+	port := testkit.FreePort(t)
 	env := fmt.Sprintf("PORT=%d\nHOST=127.0.0.1\nDATA_DIR=%s\nHISTORY_LIMIT=7\n", port, filepath.Join(dir, "data"))
 	if err := os.WriteFile(filepath.Join(dir, ".env"), []byte(env), 0o600); err != nil {
 		t.Fatal(err)
@@ -431,7 +431,7 @@ func TestDotEnvFile(t *testing.T) {
 	cmd := exec.Command(binary)
 	cmd.Dir = dir
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
-	logs := &syncBuffer{}
+	logs := &testkit.Output{}
 	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
