@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -26,12 +25,7 @@ import (
 // real broker that scripts/services starts.
 func brokers(t testing.TB) []string {
 	t.Helper()
-	v := os.Getenv("KAFKA_BROKERS")
-	if v == "" {
-		t.Fatal("KAFKA_BROKERS is not set: this test needs the real Kafka broker. " +
-			`Start it with: eval "$(scripts/services up kafka)" (or run scripts/test, whose services stage does it)`)
-	}
-	return strings.Split(v, ",")
+	return strings.Split(testkit.Service(t, "KAFKA_BROKERS", "Kafka broker"), ",")
 }
 
 var unsafe = regexp.MustCompile(`[^a-zA-Z0-9]+`)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,11 +14,7 @@ import (
 // redisURL is the real Redis the cluster tests use (scripts/services).
 func redisURL(t *testing.T) string {
 	t.Helper()
-	u := os.Getenv("REDIS_URL")
-	if u == "" {
-		t.Fatal(`REDIS_URL is not set: start Redis with eval "$(scripts/services up redis)" (scripts/test does)`)
-	}
-	return u
+	return testkit.Service(t, "REDIS_URL", "Redis")
 }
 
 // prefix returns a key prefix of the test's own, so that tests running at

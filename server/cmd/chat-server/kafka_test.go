@@ -34,11 +34,7 @@ type kafkaEnv struct {
 
 func newKafkaEnv(t *testing.T) *kafkaEnv {
 	t.Helper()
-	b := os.Getenv("KAFKA_BROKERS")
-	if b == "" {
-		t.Fatal("KAFKA_BROKERS is not set: this test needs the real Kafka broker. " +
-			`Start it with: eval "$(scripts/services up)" (or run scripts/test, whose services stage does it)`)
-	}
+	b := testkit.Service(t, "KAFKA_BROKERS", "Kafka broker")
 	var r [4]byte
 	_, _ = rand.Read(r[:])
 	name := regexp.MustCompile(`[^a-zA-Z0-9]+`).ReplaceAllString(t.Name(), "-") + "-" + hex.EncodeToString(r[:])
@@ -543,10 +539,7 @@ func TestKafkaSIGTERMDeliversEveryAcceptedMessage(t *testing.T) {
 // never shows in the log or in /readyz.
 func TestKafkaStartErrors(t *testing.T) {
 	t.Parallel()
-	broker := os.Getenv("KAFKA_BROKERS")
-	if broker == "" {
-		t.Fatal("KAFKA_BROKERS is not set: this test needs the real Kafka broker")
-	}
+	broker := testkit.Service(t, "KAFKA_BROKERS", "Kafka broker")
 	notPEM := t.TempDir() + "/ca.pem"
 	if err := os.WriteFile(notPEM, []byte("not a certificate"), 0o600); err != nil {
 		t.Fatal(err)
