@@ -6,9 +6,9 @@
 // Append refuses with chat.ErrUnavailable); every admitted message is
 // written once per successful commit and its done callback fires after the
 // commit; while the store is down the writer retries the same batch with
-// exponential back-off, keeping order, and reports the outage through
-// Health and metrics; Close drains what was admitted, until its context
-// ends, and counts and logs what it could not write.
+// exponential back-off (batchwriter), keeping order, and reports the outage
+// through Health and metrics; Close drains what was admitted, until its
+// context ends, and counts and logs what it could not write.
 package directlog
 
 import (
@@ -20,6 +20,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/scalable-chat-go/server/batchwriter"
 	"github.com/scalable-chat-go/server/chat"
 )
 
@@ -75,33 +76,33 @@ type item struct {
 
 // Log is a chat.Log over a chat.Store.
 type Log struct {
-	store chat.Store
-	o     Options
-	m     *metrics
+	o      Options
+	m      *metrics
+	writer *batchwriter.Writer
 
 	mu      sync.Mutex
 	queue   []item
 	closed  bool
 	wake    chan struct{} // a message was queued, or Close was called
 	stopped chan struct{} // the writer has returned
-	abort   chan struct{} // Close gave up waiting: fail what is left
-
-	healthMu sync.Mutex
-	lastErr  error
-	downFrom time.Time
+	// abort ends when Close gave up waiting: fail what is left.
+	abort    context.Context
+	abortNow context.CancelFunc
 }
 
 // New starts a Log writing to store.
 func New(store chat.Store, o Options) *Log {
 	o.defaults()
 	l := &Log{
-		store:   store,
-		o:       o,
-		m:       newMetrics(o.Registerer),
+		o: o,
+		m: newMetrics(o.Registerer),
+		writer: batchwriter.New(store, batchwriter.Options{
+			RetryMin: o.RetryMin, RetryMax: o.RetryMax, FinishAttempts: true, Logger: o.Logger, Registerer: o.Registerer,
+		}),
 		wake:    make(chan struct{}, 1),
 		stopped: make(chan struct{}),
-		abort:   make(chan struct{}),
 	}
+	l.abort, l.abortNow = context.WithCancel(context.Background())
 	go l.run()
 	return l
 }
@@ -129,13 +130,9 @@ func (l *Log) Append(m chat.Message, done func(error)) error {
 	return nil
 }
 
-// Health returns nil while the store takes writes, or the last write error
-// and since when writes fail.
-func (l *Log) Health() (since time.Time, err error) {
-	l.healthMu.Lock()
-	defer l.healthMu.Unlock()
-	return l.downFrom, l.lastErr
-}
+// Health returns nil while the store takes writes, or since when and why
+// writes fail.
+func (l *Log) Health() error { return l.writer.Health() }
 
 // Close stops admission, waits until every admitted message is written or
 // ctx ends, and fails (counts, logs) what is left.
@@ -155,13 +152,7 @@ func (l *Log) Close(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 	}
-	l.mu.Lock()
-	select {
-	case <-l.abort:
-	default:
-		close(l.abort)
-	}
-	l.mu.Unlock()
+	l.abortNow()
 	<-l.stopped
 	l.mu.Lock()
 	left := l.queue
@@ -245,28 +236,12 @@ func (l *Log) write(batch []item) bool {
 	for i, it := range batch {
 		msgs[i] = it.m
 	}
-	backoff := l.o.RetryMin
-	for attempt := 1; ; attempt++ {
-		start := time.Now()
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		rejected, err := l.store.SaveBatch(ctx, msgs)
-		cancel()
-		l.m.latency.Observe(time.Since(start).Seconds())
-		if err == nil {
-			l.recovered()
-			l.m.batchSize.Observe(float64(len(batch)))
-			l.finish(batch, rejected)
-			return true
-		}
-		l.m.errors.Inc()
-		l.failing(err, attempt, backoff, len(batch))
-		select {
-		case <-time.After(backoff):
-		case <-l.abort:
-			return false
-		}
-		backoff = min(2*backoff, l.o.RetryMax)
+	rejected, err := l.writer.Write(l.abort, msgs)
+	if err != nil {
+		return false
 	}
+	l.finish(batch, rejected)
+	return true
 }
 
 func (l *Log) finish(batch []item, rejected []chat.Rejected) {
@@ -292,7 +267,6 @@ func (l *Log) finish(batch []item, rejected []chat.Rejected) {
 		}
 		it.done(nil)
 	}
-	l.m.stored.Add(float64(len(batch) - len(bad)))
 }
 
 func (l *Log) fail(items []item, reason string, err error) {
@@ -300,33 +274,5 @@ func (l *Log) fail(items []item, reason string, err error) {
 	l.o.Logger.Error("accepted messages lost", "count", len(items), "reason", reason, "err", err)
 	for _, it := range items {
 		it.done(err)
-	}
-}
-
-func (l *Log) failing(err error, attempt int, backoff time.Duration, n int) {
-	l.healthMu.Lock()
-	first := l.lastErr == nil
-	if first {
-		l.downFrom = time.Now()
-	}
-	l.lastErr = err
-	l.healthMu.Unlock()
-	l.m.up.Set(0)
-	// One line when the outage starts, then one per doubling of the wait.
-	if first || backoff < l.o.RetryMax {
-		l.o.Logger.Warn("store write failed; retrying", "batch", n, "attempt", attempt, "retry_in", backoff, "err", err)
-	}
-}
-
-func (l *Log) recovered() {
-	l.healthMu.Lock()
-	was := l.lastErr
-	since := l.downFrom
-	l.lastErr = nil
-	l.downFrom = time.Time{}
-	l.healthMu.Unlock()
-	l.m.up.Set(1)
-	if was != nil {
-		l.o.Logger.Info("store writes resumed", "down_for", time.Since(since).Round(time.Millisecond))
 	}
 }

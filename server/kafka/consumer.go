@@ -12,6 +12,7 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/scalable-chat-go/server/batchwriter"
 	"github.com/scalable-chat-go/server/chat"
 )
 
@@ -97,7 +98,7 @@ func (o *ConsumerOptions) defaults() {
 // Consumer is a consumer group member that writes the topic into a Store;
 // see the package documentation for its guarantees.
 type Consumer struct {
-	store  chat.Store
+	writer *batchwriter.Writer
 	o      ConsumerOptions
 	cfg    *sarama.Config
 	dlqCfg *sarama.Config
@@ -110,7 +111,6 @@ type Consumer struct {
 	dlq   sarama.SyncProducer
 
 	healthMu  sync.Mutex
-	storeH    health
 	kafkaH    health
 	inSession bool
 }
@@ -154,7 +154,9 @@ func NewConsumer(store chat.Store, o ConsumerOptions) (*Consumer, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Consumer{
-		store:   store,
+		writer: batchwriter.New(store, batchwriter.Options{
+			RetryMin: o.RetryMin, RetryMax: o.RetryMax, Logger: o.Logger, Registerer: o.Registerer,
+		}),
 		o:       o,
 		cfg:     cfg,
 		dlqCfg:  dlqCfg,
@@ -182,14 +184,7 @@ func (c *Consumer) Close(ctx context.Context) error {
 
 // StoreHealth returns nil while batches are written, or since when and why
 // writes fail.
-func (c *Consumer) StoreHealth() error {
-	c.healthMu.Lock()
-	defer c.healthMu.Unlock()
-	if c.storeH.err != nil {
-		return fmt.Errorf("writes failing since %s: %w", c.storeH.since.UTC().Format(time.RFC3339), c.storeH.err)
-	}
-	return nil
-}
+func (c *Consumer) StoreHealth() error { return c.writer.Health() }
 
 // KafkaHealth returns nil while the consumer is in a group session, or why
 // it is not.
@@ -400,8 +395,8 @@ func (c *Consumer) handle(ctx context.Context, s sarama.ConsumerGroupSession, cl
 		byID[m.ID] = r
 		msgs = append(msgs, m)
 	}
-	rejected, ok := c.save(ctx, msgs)
-	if !ok {
+	rejected, err := c.writer.Write(ctx, msgs)
+	if err != nil {
 		return false
 	}
 	for _, rj := range rejected {
@@ -424,37 +419,6 @@ func (c *Consumer) handle(ctx context.Context, s sarama.ConsumerGroupSession, cl
 	c.m.lag.WithLabelValues(claim.Topic(), strconv.Itoa(int(claim.Partition()))).
 		Set(float64(max(0, claim.HighWaterMarkOffset()-last.Offset-1)))
 	return true
-}
-
-// save stores msgs in one transaction, retrying with back-off while the
-// store fails. ok is false when ctx ended first.
-func (c *Consumer) save(ctx context.Context, msgs []chat.Message) (rejected []chat.Rejected, ok bool) {
-	if len(msgs) == 0 {
-		return nil, true
-	}
-	backoff := c.o.RetryMin
-	for attempt := 1; ; attempt++ {
-		start := time.Now()
-		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		rejected, err := c.store.SaveBatch(wctx, msgs)
-		cancel()
-		c.m.latency.Observe(time.Since(start).Seconds())
-		if err == nil {
-			c.storeRecovered()
-			c.m.batchSize.Observe(float64(len(msgs)))
-			c.m.stored.Add(float64(len(msgs) - len(rejected)))
-			return rejected, true
-		}
-		if ctx.Err() != nil {
-			return nil, false
-		}
-		c.m.storeErrs.Inc()
-		c.storeFailing(err, attempt, backoff, len(msgs))
-		if !sleep(ctx, backoff) {
-			return nil, false
-		}
-		backoff = min(2*backoff, c.o.RetryMax)
-	}
 }
 
 // deadLetters writes dead to the dead-letter topic, retrying with back-off
@@ -525,30 +489,5 @@ func (c *Consumer) kafkaFailing(err error, backoff time.Duration) {
 	c.healthMu.Unlock()
 	if first || backoff < c.o.BrokerRetryMax {
 		c.o.Logger.Warn("Kafka consumer group not consuming; retrying", "group", c.o.Group, "retry_in", backoff, "err", err)
-	}
-}
-
-func (c *Consumer) storeFailing(err error, attempt int, backoff time.Duration, n int) {
-	c.healthMu.Lock()
-	first := c.storeH.err == nil
-	if first {
-		c.storeH.since = time.Now()
-	}
-	c.storeH.err = err
-	c.healthMu.Unlock()
-	c.m.storeUp.Set(0)
-	if first || backoff < c.o.RetryMax {
-		c.o.Logger.Warn("store write failed; consumption paused, retrying", "batch", n, "attempt", attempt, "retry_in", backoff, "err", err)
-	}
-}
-
-func (c *Consumer) storeRecovered() {
-	c.healthMu.Lock()
-	was, since := c.storeH.err, c.storeH.since
-	c.storeH = health{}
-	c.healthMu.Unlock()
-	c.m.storeUp.Set(1)
-	if was != nil {
-		c.o.Logger.Info("store writes resumed; consuming again", "down_for", time.Since(since).Round(time.Millisecond))
 	}
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"os"
 	"sync/atomic"
@@ -47,8 +46,8 @@ func newLogEngine(cfg config.Config, store chat.Store, reg prometheus.Registerer
 			Log:  wlog,
 			kind: "direct",
 			checks: []httpapi.Check{{Name: "store", Fn: func(ctx context.Context) error {
-				if since, err := wlog.Health(); err != nil {
-					return fmt.Errorf("writes failing since %s: %w", since.UTC().Format(time.RFC3339), err)
+				if err := wlog.Health(); err != nil {
+					return err
 				}
 				return store.Ping(ctx)
 			}}},
