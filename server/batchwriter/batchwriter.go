@@ -24,10 +24,12 @@ import (
 	"github.com/scalable-chat-go/server/chat"
 )
 
-// Options configure a Writer. Zero fields take their defaults.
+// Options configure a Writer. RetryMax is the caller's to give (the
+// configuration owns its default); the other zero fields take the defaults
+// said, which no setting changes.
 type Options struct {
-	// RetryMin and RetryMax bound the back-off between attempts while the
-	// store fails (default 100 ms and 60 s, DB_RETRY_MAX).
+	// RetryMax bounds the back-off between attempts while the store fails
+	// (DB_RETRY_MAX); RetryMin is the first wait (default 100 ms).
 	RetryMin, RetryMax time.Duration
 	// AttemptTimeout bounds one attempt (default 30 s).
 	AttemptTimeout time.Duration
@@ -42,12 +44,12 @@ type Options struct {
 	Registerer prometheus.Registerer
 }
 
-func (o *Options) defaults() {
-	if o.RetryMin <= 0 {
-		o.RetryMin = 100 * time.Millisecond
-	}
+func (o *Options) defaults() error {
 	if o.RetryMax <= 0 {
-		o.RetryMax = 60 * time.Second
+		return fmt.Errorf("batchwriter: RetryMax %v: want a positive duration (DB_RETRY_MAX)", o.RetryMax)
+	}
+	if o.RetryMin <= 0 {
+		o.RetryMin = min(100*time.Millisecond, o.RetryMax)
 	}
 	o.RetryMax = max(o.RetryMax, o.RetryMin)
 	if o.AttemptTimeout <= 0 {
@@ -56,6 +58,7 @@ func (o *Options) defaults() {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	return nil
 }
 
 // Writer writes batches to one store. Write may be called from several
@@ -71,10 +74,13 @@ type Writer struct {
 	since time.Time // when attempts started to fail
 }
 
-// New returns a Writer on store and registers its metrics.
-func New(store chat.Store, o Options) *Writer {
-	o.defaults()
-	return &Writer{store: store, o: o, m: newMetrics(o.Registerer)}
+// New returns a Writer on store and registers its metrics; it fails on
+// options without a RetryMax.
+func New(store chat.Store, o Options) (*Writer, error) {
+	if err := o.defaults(); err != nil {
+		return nil, err
+	}
+	return &Writer{store: store, o: o, m: newMetrics(o.Registerer)}, nil
 }
 
 // Write stores msgs in one transaction, retrying with back-off while the

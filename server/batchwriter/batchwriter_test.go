@@ -68,7 +68,7 @@ func batch(texts ...string) []chat.Message {
 func TestWriteRetriesUntilTheStoreIsBack(t *testing.T) {
 	s := &store{down: true}
 	reg := prometheus.NewRegistry()
-	w := batchwriter.New(s, batchwriter.Options{RetryMin: time.Millisecond, RetryMax: 4 * time.Millisecond, Registerer: reg})
+	w := newWriter(t, s, batchwriter.Options{RetryMin: time.Millisecond, RetryMax: 4 * time.Millisecond, Registerer: reg})
 	done := make(chan error, 1)
 	go func() {
 		rejected, err := w.Write(context.Background(), batch("a", "refuse", "b"))
@@ -112,7 +112,7 @@ func TestWriteRetriesUntilTheStoreIsBack(t *testing.T) {
 
 func TestWriteStopsWhenItsContextEnds(t *testing.T) {
 	s := &store{down: true}
-	w := batchwriter.New(s, batchwriter.Options{RetryMin: time.Millisecond, RetryMax: time.Millisecond})
+	w := newWriter(t, s, batchwriter.Options{RetryMin: time.Millisecond, RetryMax: time.Millisecond})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
 	defer cancel()
 	if _, err := w.Write(ctx, batch("a")); !errors.Is(err, context.DeadlineExceeded) {
@@ -125,7 +125,7 @@ func TestWriteStopsWhenItsContextEnds(t *testing.T) {
 func TestFinishAttemptsLetsAnAttemptEnd(t *testing.T) {
 	for _, finish := range []bool{true, false} {
 		s := &store{hold: make(chan struct{})}
-		w := batchwriter.New(s, batchwriter.Options{FinishAttempts: finish})
+		w := newWriter(t, s, batchwriter.Options{RetryMax: time.Second, FinishAttempts: finish})
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { _, err := w.Write(ctx, batch("a")); done <- err }()
@@ -139,6 +139,23 @@ func TestFinishAttemptsLetsAnAttemptEnd(t *testing.T) {
 		if !finish && (!errors.Is(err, context.Canceled) || len(s.saved) != 0) {
 			t.Errorf("without FinishAttempts: Write = %v, saved %d, want the attempt cancelled", err, len(s.saved))
 		}
+	}
+}
+
+func newWriter(t *testing.T, s chat.Store, o batchwriter.Options) *batchwriter.Writer {
+	t.Helper()
+	w, err := batchwriter.New(s, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+// RetryMax is the configuration's to decide: New refuses options without
+// one rather than pick its own.
+func TestRetryMaxIsRequired(t *testing.T) {
+	if _, err := batchwriter.New(&store{}, batchwriter.Options{}); err == nil || !strings.Contains(err.Error(), "DB_RETRY_MAX") {
+		t.Fatalf("New without RetryMax = %v, want an error naming DB_RETRY_MAX", err)
 	}
 }
 

@@ -13,6 +13,7 @@ package directlog
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -24,19 +25,23 @@ import (
 	"github.com/scalable-chat-go/server/chat"
 )
 
-// Options configure a Log. Zero fields take their defaults.
+// Options configure a Log. Buffer, BatchSize, BatchWait and RetryMax are
+// the caller's to give: the configuration owns their defaults (the
+// settings named below), and New refuses a value out of range.
 type Options struct {
-	// Buffer is how many admitted messages may wait for the store
-	// (WRITE_BUFFER, default 100,000).
+	// Buffer is how many admitted messages may wait for the store, at least
+	// 1 (WRITE_BUFFER).
 	Buffer int
-	// BatchSize is the most messages one transaction writes (BATCH_SIZE,
-	// default 1000).
+	// BatchSize is the most messages one transaction writes, at least 1
+	// (BATCH_SIZE).
 	BatchSize int
-	// BatchWait is how long a batch may wait to fill before it is written
-	// (BATCH_WAIT, default 50 ms). Under load batches fill sooner.
+	// BatchWait is how long a batch may wait to fill before it is written;
+	// 0 writes what is there at once (BATCH_WAIT). Under load batches fill
+	// sooner.
 	BatchWait time.Duration
-	// RetryMin and RetryMax bound the back-off between retries while the
-	// store is down (default 100 ms and 60 s, DB_RETRY_MAX).
+	// RetryMax bounds the back-off between retries while the store is down
+	// (DB_RETRY_MAX); RetryMin is the first wait (default 100 ms, no
+	// setting).
 	RetryMin, RetryMax time.Duration
 	// OnStored, when set, is called with each committed batch, from the
 	// writer goroutine, before the done callbacks.
@@ -46,27 +51,24 @@ type Options struct {
 	Registerer prometheus.Registerer
 }
 
-func (o *Options) defaults() {
-	if o.Buffer <= 0 {
-		o.Buffer = 100_000
+func (o *Options) check() error {
+	var errs []error
+	if o.Buffer < 1 {
+		errs = append(errs, fmt.Errorf("directlog: Buffer %d: want at least 1 (WRITE_BUFFER)", o.Buffer))
 	}
-	if o.BatchSize <= 0 {
-		o.BatchSize = 1000
+	if o.BatchSize < 1 {
+		errs = append(errs, fmt.Errorf("directlog: BatchSize %d: want at least 1 (BATCH_SIZE)", o.BatchSize))
 	}
 	if o.BatchWait < 0 {
-		o.BatchWait = 0
-	} else if o.BatchWait == 0 {
-		o.BatchWait = 50 * time.Millisecond
-	}
-	if o.RetryMin <= 0 {
-		o.RetryMin = 100 * time.Millisecond
+		errs = append(errs, fmt.Errorf("directlog: BatchWait %v: want 0 or more (BATCH_WAIT)", o.BatchWait))
 	}
 	if o.RetryMax <= 0 {
-		o.RetryMax = 60 * time.Second
+		errs = append(errs, fmt.Errorf("directlog: RetryMax %v: want a positive duration (DB_RETRY_MAX)", o.RetryMax))
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	return errors.Join(errs...)
 }
 
 type item struct {
@@ -90,21 +92,27 @@ type Log struct {
 	abortNow context.CancelFunc
 }
 
-// New starts a Log writing to store.
-func New(store chat.Store, o Options) *Log {
-	o.defaults()
+// New starts a Log writing to store. It fails on options out of range.
+func New(store chat.Store, o Options) (*Log, error) {
+	if err := o.check(); err != nil {
+		return nil, err
+	}
+	writer, err := batchwriter.New(store, batchwriter.Options{
+		RetryMin: o.RetryMin, RetryMax: o.RetryMax, FinishAttempts: true, Logger: o.Logger, Registerer: o.Registerer,
+	})
+	if err != nil {
+		return nil, err
+	}
 	l := &Log{
-		o: o,
-		m: newMetrics(o.Registerer),
-		writer: batchwriter.New(store, batchwriter.Options{
-			RetryMin: o.RetryMin, RetryMax: o.RetryMax, FinishAttempts: true, Logger: o.Logger, Registerer: o.Registerer,
-		}),
+		o:       o,
+		m:       newMetrics(o.Registerer),
+		writer:  writer,
 		wake:    make(chan struct{}, 1),
 		stopped: make(chan struct{}),
 	}
 	l.abort, l.abortNow = context.WithCancel(context.Background())
 	go l.run()
-	return l
+	return l, nil
 }
 
 // Append admits m; see chat.Log.

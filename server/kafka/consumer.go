@@ -16,26 +16,28 @@ import (
 	"github.com/scalable-chat-go/server/chat"
 )
 
-// ConsumerOptions configure a Consumer. Zero fields take their defaults.
+// ConsumerOptions configure a Consumer. Everything but RetryMin, AfterCommit,
+// Logger and Registerer is the caller's to give: the configuration owns the
+// defaults (the settings named below), and NewConsumer refuses a value out
+// of range.
 type ConsumerOptions struct {
 	Connection
-	// Topic is read (KAFKA_TOPIC, default MESSAGES); DLQTopic receives what
-	// cannot be stored (KAFKA_DLQ_TOPIC, default MESSAGES.DLQ). Both are
-	// created with Partitions partitions when missing (KAFKA_PARTITIONS,
-	// default 6).
+	// Topic is read (KAFKA_TOPIC); DLQTopic, another topic, receives what
+	// cannot be stored (KAFKA_DLQ_TOPIC). Both are created with Partitions
+	// partitions, at least 1, when missing (KAFKA_PARTITIONS).
 	Topic, DLQTopic string
 	Partitions      int32
-	// Group is the consumer group (KAFKA_GROUP, default "default", the
-	// original's). A new group starts from the oldest record.
+	// Group is the consumer group (KAFKA_GROUP). A new group starts from
+	// the oldest record.
 	Group string
-	// BatchSize is the most records one store transaction writes
-	// (BATCH_SIZE, default 1000); BatchWait how long a batch waits to fill
-	// (BATCH_WAIT, default 50 ms).
+	// BatchSize is the most records one store transaction writes, at least
+	// 1 (BATCH_SIZE); BatchWait how long a batch waits to fill, 0 for not
+	// at all (BATCH_WAIT).
 	BatchSize int
 	BatchWait time.Duration
-	// RetryMin and RetryMax bound the back-off between retries while the
-	// store is down (default 100 ms and 60 s, DB_RETRY_MAX); BrokerRetryMax
-	// while the broker is (default 5 s, KAFKA_RETRY_MAX).
+	// RetryMax bounds the back-off between retries while the store is down
+	// (DB_RETRY_MAX), BrokerRetryMax while the broker is (KAFKA_RETRY_MAX);
+	// RetryMin is the first wait of both (default 100 ms, no setting).
 	RetryMin, RetryMax, BrokerRetryMax time.Duration
 	// AfterCommit, when set, is called after each batch is committed to the
 	// store and before its offsets are marked. It is a test hook: the fault
@@ -58,41 +60,43 @@ type Committed struct {
 	Records, Stored, Rejected int
 }
 
-func (o *ConsumerOptions) defaults() {
-	if o.Topic == "" {
-		o.Topic = "MESSAGES"
+func (o *ConsumerOptions) check() error {
+	var errs []error
+	for _, t := range []struct{ name, v string }{{"KAFKA_TOPIC", o.Topic}, {"KAFKA_DLQ_TOPIC", o.DLQTopic}} {
+		if !ValidTopic(t.v) {
+			errs = append(errs, fmt.Errorf("kafka topic %q: not a valid topic name (%s)", t.v, t.name))
+		}
 	}
-	if o.DLQTopic == "" {
-		o.DLQTopic = o.Topic + ".DLQ"
+	if o.Topic == o.DLQTopic {
+		errs = append(errs, fmt.Errorf("the dead-letter topic must differ from the topic %q", o.Topic))
 	}
-	if o.Partitions <= 0 {
-		o.Partitions = 6
+	if o.Partitions < 1 {
+		errs = append(errs, fmt.Errorf("kafka: Partitions %d: want at least 1 (KAFKA_PARTITIONS)", o.Partitions))
 	}
 	if o.Group == "" {
-		o.Group = "default"
+		errs = append(errs, errors.New("kafka: no consumer group (KAFKA_GROUP)"))
 	}
-	if o.BatchSize <= 0 {
-		o.BatchSize = 1000
+	if o.BatchSize < 1 {
+		errs = append(errs, fmt.Errorf("kafka: BatchSize %d: want at least 1 (BATCH_SIZE)", o.BatchSize))
 	}
 	if o.BatchWait < 0 {
-		o.BatchWait = 0
-	} else if o.BatchWait == 0 {
-		o.BatchWait = 50 * time.Millisecond
+		errs = append(errs, fmt.Errorf("kafka: BatchWait %v: want 0 or more (BATCH_WAIT)", o.BatchWait))
+	}
+	if o.RetryMax <= 0 {
+		errs = append(errs, fmt.Errorf("kafka: RetryMax %v: want a positive duration (DB_RETRY_MAX)", o.RetryMax))
+	}
+	if o.BrokerRetryMax <= 0 {
+		errs = append(errs, fmt.Errorf("kafka: BrokerRetryMax %v: want a positive duration (KAFKA_RETRY_MAX)", o.BrokerRetryMax))
 	}
 	if o.RetryMin <= 0 {
 		o.RetryMin = 100 * time.Millisecond
 	}
-	if o.RetryMax <= 0 {
-		o.RetryMax = 60 * time.Second
-	}
 	o.RetryMax = max(o.RetryMax, o.RetryMin)
-	if o.BrokerRetryMax <= 0 {
-		o.BrokerRetryMax = 5 * time.Second
-	}
 	o.BrokerRetryMax = max(o.BrokerRetryMax, o.RetryMin)
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	return errors.Join(errs...)
 }
 
 // Consumer is a consumer group member that writes the topic into a Store;
@@ -119,14 +123,8 @@ type Consumer struct {
 // at once: it joins the group in the background, retrying while the broker
 // is away. It fails only on a bad configuration.
 func NewConsumer(store chat.Store, o ConsumerOptions) (*Consumer, error) {
-	o.defaults()
-	for _, t := range []string{o.Topic, o.DLQTopic} {
-		if !ValidTopic(t) {
-			return nil, fmt.Errorf("kafka topic %q: not a valid topic name", t)
-		}
-	}
-	if o.Topic == o.DLQTopic {
-		return nil, fmt.Errorf("the dead-letter topic must differ from the topic %q", o.Topic)
+	if err := o.check(); err != nil {
+		return nil, err
 	}
 	cfg, err := o.Connection.config()
 	if err != nil {
@@ -152,11 +150,15 @@ func NewConsumer(store chat.Store, o ConsumerOptions) (*Consumer, error) {
 	if err := dlqCfg.Validate(); err != nil {
 		return nil, fmt.Errorf("kafka dead-letter producer configuration: %w", err)
 	}
+	writer, err := batchwriter.New(store, batchwriter.Options{
+		RetryMin: o.RetryMin, RetryMax: o.RetryMax, Logger: o.Logger, Registerer: o.Registerer,
+	})
+	if err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Consumer{
-		writer: batchwriter.New(store, batchwriter.Options{
-			RetryMin: o.RetryMin, RetryMax: o.RetryMax, Logger: o.Logger, Registerer: o.Registerer,
-		}),
+		writer:  writer,
 		o:       o,
 		cfg:     cfg,
 		dlqCfg:  dlqCfg,

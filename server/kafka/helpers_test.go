@@ -53,6 +53,19 @@ func newStore(t testing.TB) chat.Store {
 	return s
 }
 
+// logOptions are the producer's options in these tests: the configuration's
+// defaults (the package takes none), but 3 partitions and a 1 s back-off.
+func logOptions(conn kafka.Connection, topic string) kafka.LogOptions {
+	return kafka.LogOptions{Connection: conn, Topic: topic, Partitions: 3, Buffer: 100_000, Compression: "gzip", RetryMax: time.Second}
+}
+
+// consumerOptions are the consumer's options in these tests, as
+// logOptions: batches wait 20 ms, back-offs 1 s at the most.
+func consumerOptions(conn kafka.Connection, topic, group string) kafka.ConsumerOptions {
+	return kafka.ConsumerOptions{Connection: conn, Topic: topic, DLQTopic: topic + ".DLQ", Partitions: 3, Group: group,
+		BatchSize: 1000, BatchWait: 20 * time.Millisecond, RetryMax: time.Second, BrokerRetryMax: time.Second}
+}
+
 // pipeline is a producer and a consumer on a topic of their own.
 type pipeline struct {
 	topic, dlq, group string
@@ -83,8 +96,12 @@ func newPipeline(t testing.TB, store chat.Store, po pipelineOptions) *pipeline {
 		reg:   prometheus.NewRegistry(),
 	}
 	p.dlq = p.topic + ".DLQ"
-	l, err := kafka.NewLog(kafka.LogOptions{Connection: p.conn, Topic: p.topic, Partitions: po.partitions, Buffer: po.buffer,
-		Registerer: p.reg})
+	lo := logOptions(p.conn, p.topic)
+	lo.Partitions, lo.Registerer = po.partitions, p.reg
+	if po.buffer > 0 {
+		lo.Buffer = po.buffer
+	}
+	l, err := kafka.NewLog(lo)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,8 +122,12 @@ func (p *pipeline) startConsumer(t testing.TB, group string, batchSize int, reg 
 	if reg == nil {
 		reg = p.reg
 	}
-	c, err := kafka.NewConsumer(p.store, kafka.ConsumerOptions{Connection: p.conn, Topic: p.topic, DLQTopic: p.dlq,
-		Partitions: 3, Group: group, BatchSize: batchSize, BatchWait: 20 * time.Millisecond, Registerer: reg})
+	co := consumerOptions(p.conn, p.topic, group)
+	co.Registerer = reg
+	if batchSize > 0 {
+		co.BatchSize = batchSize
+	}
+	c, err := kafka.NewConsumer(p.store, co)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -282,8 +282,9 @@ func TestBufferFullRefusesAndCloseCountsWhatIsLeft(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close() // nothing listens there now
 	reg := prometheus.NewRegistry()
-	l, err := kafka.NewLog(kafka.LogOptions{Connection: kafka.Connection{Brokers: []string{addr}}, Topic: "unreachable",
-		Buffer: 10, Registerer: reg})
+	lo := logOptions(kafka.Connection{Brokers: []string{addr}}, "unreachable")
+	lo.Buffer, lo.Registerer = 10, reg
+	l, err := kafka.NewLog(lo)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -412,7 +413,7 @@ func TestCloseDoesNotWaitForABrokerThatNeverAnswers(t *testing.T) {
 		mu.Unlock()
 	})
 	open := func() *kafka.Log {
-		l, err := kafka.NewLog(kafka.LogOptions{Connection: kafka.Connection{Brokers: []string{ln.Addr().String()}}, Topic: "silent"})
+		l, err := kafka.NewLog(logOptions(kafka.Connection{Brokers: []string{ln.Addr().String()}}, "silent"))
 		if err != nil {
 			t.Fatal(err)
 		}

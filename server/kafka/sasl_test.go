@@ -41,7 +41,9 @@ func TestSASLPlainOverTLS(t *testing.T) {
 
 	conn := kafka.Connection{Brokers: []string{b.addr}, Username: "avnadmin", Password: password, CAFile: b.caFile}
 	store := newStore(t)
-	l, err := kafka.NewLog(kafka.LogOptions{Connection: conn, Topic: "secure", Partitions: 2})
+	lo := logOptions(conn, "secure")
+	lo.Partitions = 2
+	l, err := kafka.NewLog(lo)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +52,9 @@ func TestSASLPlainOverTLS(t *testing.T) {
 		defer cancel()
 		_ = l.Close(ctx)
 	}()
-	c, err := kafka.NewConsumer(store, kafka.ConsumerOptions{Connection: conn, Topic: "secure", Partitions: 2, Group: "secure-group"})
+	co := consumerOptions(conn, "secure", "secure-group")
+	co.Partitions = 2
+	c, err := kafka.NewConsumer(store, co)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +83,7 @@ func TestSASLPlainOverTLS(t *testing.T) {
 			"certificate signed by unknown authority"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			l, err := kafka.NewLog(kafka.LogOptions{Connection: tc.conn, Topic: "secure"})
+			l, err := kafka.NewLog(logOptions(tc.conn, "secure"))
 			if err != nil {
 				t.Fatal(err)
 			}

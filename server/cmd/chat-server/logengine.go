@@ -34,7 +34,7 @@ type logEngine struct {
 // set, else the direct batch writer to store.
 func newLogEngine(cfg config.Config, store chat.Store, reg prometheus.Registerer, logger *slog.Logger) (*logEngine, error) {
 	if len(cfg.KafkaBrokers) == 0 {
-		wlog := directlog.New(store, directlog.Options{
+		wlog, err := directlog.New(store, directlog.Options{
 			Buffer:     cfg.WriteBuffer,
 			BatchSize:  cfg.BatchSize,
 			BatchWait:  cfg.BatchWait,
@@ -42,6 +42,9 @@ func newLogEngine(cfg config.Config, store chat.Store, reg prometheus.Registerer
 			Logger:     logger.With("component", "writer"),
 			Registerer: reg,
 		})
+		if err != nil {
+			return nil, err
+		}
 		return &logEngine{
 			Log:  wlog,
 			kind: "direct",
