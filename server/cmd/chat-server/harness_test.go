@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -19,11 +20,40 @@ import (
 // tests that measure latency or CPU.
 var binary, plainBinary string
 
+// buildDir holds the binaries TestMain builds, and faultBinary.
+var buildDir string
+
+var faultBuild struct {
+	once sync.Once
+	bin  string
+	err  error
+}
+
+// faultBinary returns the server built with the race detector and the tag
+// faulthooks (the consumer's KAFKA_TEST_CRASH_AFTER_COMMIT), built on first
+// use: only the crash tests need it.
+func faultBinary(t *testing.T) string {
+	t.Helper()
+	faultBuild.once.Do(func() {
+		bin := filepath.Join(buildDir, "chat-server-faulthooks")
+		if out, err := exec.Command("go", "build", "-race", "-tags", "faulthooks", "-o", bin, ".").CombinedOutput(); err != nil {
+			faultBuild.err = fmt.Errorf("build chat-server -tags faulthooks: %v\n%s", err, out)
+			return
+		}
+		faultBuild.bin = bin
+	})
+	if faultBuild.err != nil {
+		t.Fatal(faultBuild.err)
+	}
+	return faultBuild.bin
+}
+
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "chat-server-test-")
 	if err != nil {
 		panic(err)
 	}
+	buildDir = dir
 	binary = filepath.Join(dir, "chat-server")
 	plainBinary = filepath.Join(dir, "chat-server-plain")
 	for bin, args := range map[string][]string{binary: {"-race"}, plainBinary: nil} {

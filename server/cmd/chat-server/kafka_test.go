@@ -420,8 +420,9 @@ func metricValue(exposition, name string) float64 {
 
 var hookLine = regexp.MustCompile(`fault hook: killing the process.* partition=(\d+) first_offset=(\d+) last_offset=(\d+) records=(\d+)`)
 
-// TestKafkaCrashAfterCommitBeforeMark: the consuming node kills itself
-// (KAFKA_TEST_CRASH_AFTER_COMMIT) right after a batch is committed to
+// TestKafkaCrashAfterCommitBeforeMark: the consuming node, a build with the
+// tag faulthooks, kills itself (KAFKA_TEST_CRASH_AFTER_COMMIT) right after
+// a batch is committed to
 // PostgreSQL and before its offsets are marked. The test shows the kill
 // landed in that window (the batch's rows are stored, the group's offset is
 // before the batch), then restarts the node: the batch is consumed again and
@@ -430,7 +431,7 @@ func TestKafkaCrashAfterCommitBeforeMark(t *testing.T) {
 	t.Parallel()
 	k := newKafkaEnv(t)
 	front := start(t, "", k.env("KAFKA_CONSUMER=off")...)
-	consumer := start(t, "", k.env("KAFKA_TEST_CRASH_AFTER_COMMIT=3", "BATCH_SIZE=500", "BATCH_WAIT=100ms")...)
+	consumer := startBinary(t, faultBinary(t), "", k.env("KAFKA_TEST_CRASH_AFTER_COMMIT=3", "BATCH_SIZE=500", "BATCH_WAIT=100ms")...)
 
 	const total = 10_000
 	c := dialSIO(t, front.URL, "websocket")

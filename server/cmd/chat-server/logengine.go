@@ -3,9 +3,6 @@ package main
 import (
 	"context"
 	"log/slog"
-	"os"
-	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -83,6 +80,13 @@ func newLogEngine(cfg config.Config, store chat.Store, reg prometheus.Registerer
 	}
 	var consumer *kafka.Consumer
 	if cfg.KafkaConsumer {
+		hook, err := afterCommitHook(klog)
+		if err != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			_ = producer.Close(ctx)
+			return nil, err
+		}
 		consumer, err = kafka.NewConsumer(store, kafka.ConsumerOptions{
 			Connection:     conn,
 			Topic:          cfg.KafkaTopic,
@@ -93,7 +97,7 @@ func newLogEngine(cfg config.Config, store chat.Store, reg prometheus.Registerer
 			BatchWait:      cfg.BatchWait,
 			RetryMax:       cfg.DBRetryMax,
 			BrokerRetryMax: cfg.KafkaRetryMax,
-			AfterCommit:    crashAfterCommit(cfg.KafkaTestCrashAfterCommit, klog),
+			AfterCommit:    hook,
 			Logger:         klog.With("part", "consumer"),
 			Registerer:     reg,
 		})
@@ -134,25 +138,4 @@ func newLogEngine(cfg config.Config, store chat.Store, reg prometheus.Registerer
 		e.stop = consumer.Close
 	}
 	return e, nil
-}
-
-// crashAfterCommit is the fault hook of KAFKA_TEST_CRASH_AFTER_COMMIT:
-// after the nth batch committed to the store, and before its offsets are
-// marked, it logs where it stands and kills the process (SIGKILL: no
-// deferred code, no offset commit). nil when n is 0.
-func crashAfterCommit(n int, logger *slog.Logger) func(kafka.Committed) {
-	if n <= 0 {
-		return nil
-	}
-	var count atomic.Int64
-	return func(b kafka.Committed) {
-		if count.Add(1) != int64(n) {
-			return
-		}
-		logger.Error("fault hook: killing the process after a store commit, before marking its offsets",
-			"hook", "KAFKA_TEST_CRASH_AFTER_COMMIT", "batch", n, "topic", b.Topic, "partition", b.Partition,
-			"first_offset", b.FirstOffset, "last_offset", b.LastOffset, "records", b.Records, "stored", b.Stored)
-		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
-		select {} // the signal is on its way; mark nothing meanwhile
-	}
 }

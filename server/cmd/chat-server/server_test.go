@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -451,5 +452,26 @@ func TestDotEnvFile(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), ".env") {
 		t.Errorf("the start-up log does not name the .env file read:\n%s", logs.String())
+	}
+}
+
+// The production build holds no fault hook: KAFKA_TEST_CRASH_AFTER_COMMIT
+// is compiled only into builds with the tag faulthooks (the crash tests').
+func TestNoFaultHookInTheProductionBuild(t *testing.T) {
+	for _, bin := range []string{binary, plainBinary} {
+		b, err := os.ReadFile(bin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(b, []byte("KAFKA_TEST_CRASH_AFTER_COMMIT")) {
+			t.Errorf("%s contains KAFKA_TEST_CRASH_AFTER_COMMIT", filepath.Base(bin))
+		}
+	}
+	b, err := os.ReadFile(faultBinary(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(b, []byte("KAFKA_TEST_CRASH_AFTER_COMMIT")) {
+		t.Error("the faulthooks build lacks the hook: the check above proves nothing")
 	}
 }
