@@ -12,7 +12,7 @@ import (
 	"github.com/scalable-chat-go/bench/internal/procfs"
 	"github.com/scalable-chat-go/bench/internal/report"
 	"github.com/scalable-chat-go/bench/internal/server"
-	"github.com/scalable-chat-go/bench/internal/sio"
+	"github.com/scalable-chat-go/server/sioclient"
 )
 
 // Bounds of the idle mode.
@@ -141,7 +141,7 @@ func idleOne(ctx context.Context, s *session, f *idleFlags, k server.Kind) (Idle
 	benchBase, _ := procfs.ReadStatus(0)
 
 	fmt.Fprintf(s.log, "%s: opening %d connections\n", k.Label(), f.conns)
-	d := &sio.Dialer{ReadBufferSize: 1024}
+	d := &sioclient.Dialer{ReadBufferSize: 1024}
 	t0 := time.Now()
 	cs, err := dial(ctx, d, sys.urls(), f.conns, f.parallel, func(int) func([]byte) { return func([]byte) {} })
 	defer cs.close()
