@@ -24,12 +24,47 @@ import (
 	"github.com/scalable-chat-go/server/chat"
 )
 
-// Options configure a Writer. RetryMax is the caller's to give (the
-// configuration owns its default); the other zero fields take the defaults
-// said, which no setting changes.
-type Options struct {
+// Batching is how a Log makes its batches and retries them: the settings
+// that the direct writer and the Kafka consumer share. BatchSize, BatchWait
+// and RetryMax are the caller's to give (the configuration owns their
+// defaults); Check refuses a value out of range.
+type Batching struct {
+	// BatchSize is the most messages one transaction writes, at least 1
+	// (BATCH_SIZE).
+	BatchSize int
+	// BatchWait is how long a batch may wait to fill; 0 writes what is there
+	// at once (BATCH_WAIT).
+	BatchWait time.Duration
 	// RetryMax bounds the back-off between attempts while the store fails
-	// (DB_RETRY_MAX); RetryMin is the first wait (default 100 ms).
+	// (DB_RETRY_MAX); RetryMin is the first wait (default 100 ms, no
+	// setting).
+	RetryMin, RetryMax time.Duration
+}
+
+// Check returns an error for each value out of range, naming its setting
+// (and who for), and sets RetryMin's default.
+func (b *Batching) Check(who string) []error {
+	var errs []error
+	if b.BatchSize < 1 {
+		errs = append(errs, fmt.Errorf("%s: BatchSize %d: want at least 1 (BATCH_SIZE)", who, b.BatchSize))
+	}
+	if b.BatchWait < 0 {
+		errs = append(errs, fmt.Errorf("%s: BatchWait %v: want 0 or more (BATCH_WAIT)", who, b.BatchWait))
+	}
+	if b.RetryMax <= 0 {
+		errs = append(errs, fmt.Errorf("%s: RetryMax %v: want a positive duration (DB_RETRY_MAX)", who, b.RetryMax))
+	}
+	if b.RetryMin <= 0 {
+		b.RetryMin = min(100*time.Millisecond, max(b.RetryMax, time.Millisecond))
+	}
+	b.RetryMax = max(b.RetryMax, b.RetryMin)
+	return errs
+}
+
+// Options configure a Writer: the retries of Batching (its BatchSize and
+// BatchWait are the caller's own business), and defaults for the rest.
+type Options struct {
+	// RetryMax is required; see Batching.
 	RetryMin, RetryMax time.Duration
 	// AttemptTimeout bounds one attempt (default 30 s).
 	AttemptTimeout time.Duration

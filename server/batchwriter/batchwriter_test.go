@@ -9,11 +9,11 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/scalable-chat-go/server/batchwriter"
 	"github.com/scalable-chat-go/server/chat"
 	"github.com/scalable-chat-go/server/chat/chattest"
+	"github.com/scalable-chat-go/server/testkit"
 )
 
 // store fails SaveBatch while down is set, refuses messages whose text is
@@ -82,7 +82,7 @@ func TestWriteRetriesUntilTheStoreIsBack(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "writes failing since") || !strings.Contains(err.Error(), "connection refused") {
 		t.Fatalf("Health during the outage = %v", err)
 	}
-	if up := testutil.ToFloat64(gauge(t, reg, "chat_store_up")); up != 0 {
+	if up := testkit.Gathered(t, reg, "chat_store_up"); up != 0 {
 		t.Errorf("chat_store_up = %v during the outage", up)
 	}
 	s.set(false)
@@ -101,11 +101,11 @@ func TestWriteRetriesUntilTheStoreIsBack(t *testing.T) {
 		t.Errorf("saved %v, want a and b", s.saved)
 	}
 	for name, want := range map[string]float64{"chat_store_up": 1, "chat_messages_stored_total": 2} {
-		if got := testutil.ToFloat64(gauge(t, reg, name)); got != want {
+		if got := testkit.Gathered(t, reg, name); got != want {
 			t.Errorf("%s = %v, want %v", name, got, want)
 		}
 	}
-	if errs := testutil.ToFloat64(gauge(t, reg, "chat_store_write_errors_total")); errs < 2 {
+	if errs := testkit.Gathered(t, reg, "chat_store_write_errors_total"); errs < 2 {
 		t.Errorf("chat_store_write_errors_total = %v after several failed attempts", errs)
 	}
 }
@@ -157,22 +157,4 @@ func TestRetryMaxIsRequired(t *testing.T) {
 	if _, err := batchwriter.New(&store{}, batchwriter.Options{}); err == nil || !strings.Contains(err.Error(), "DB_RETRY_MAX") {
 		t.Fatalf("New without RetryMax = %v, want an error naming DB_RETRY_MAX", err)
 	}
-}
-
-func gauge(t *testing.T, g prometheus.Gatherer, name string) prometheus.Collector {
-	t.Helper()
-	mfs, err := g.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		m := mf.GetMetric()[0]
-		v := m.GetGauge().GetValue() + m.GetCounter().GetValue()
-		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: name}, func() float64 { return v })
-	}
-	t.Fatalf("no metric %s", name)
-	return nil
 }

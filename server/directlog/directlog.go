@@ -25,24 +25,16 @@ import (
 	"github.com/scalable-chat-go/server/chat"
 )
 
-// Options configure a Log. Buffer, BatchSize, BatchWait and RetryMax are
-// the caller's to give: the configuration owns their defaults (the
-// settings named below), and New refuses a value out of range.
+// Options configure a Log. Buffer and the Batching are the caller's to
+// give: the configuration owns their defaults (the settings named), and New
+// refuses a value out of range.
 type Options struct {
 	// Buffer is how many admitted messages may wait for the store, at least
 	// 1 (WRITE_BUFFER).
 	Buffer int
-	// BatchSize is the most messages one transaction writes, at least 1
-	// (BATCH_SIZE).
-	BatchSize int
-	// BatchWait is how long a batch may wait to fill before it is written;
-	// 0 writes what is there at once (BATCH_WAIT). Under load batches fill
-	// sooner.
-	BatchWait time.Duration
-	// RetryMax bounds the back-off between retries while the store is down
-	// (DB_RETRY_MAX); RetryMin is the first wait (default 100 ms, no
-	// setting).
-	RetryMin, RetryMax time.Duration
+	// Batching: batches of at most BatchSize, waiting up to BatchWait to
+	// fill (under load they fill sooner), retried while the store is down.
+	batchwriter.Batching
 	// OnStored, when set, is called with each committed batch, from the
 	// writer goroutine, before the done callbacks.
 	OnStored func([]chat.Message)
@@ -52,18 +44,9 @@ type Options struct {
 }
 
 func (o *Options) check() error {
-	var errs []error
+	errs := o.Batching.Check("directlog")
 	if o.Buffer < 1 {
 		errs = append(errs, fmt.Errorf("directlog: Buffer %d: want at least 1 (WRITE_BUFFER)", o.Buffer))
-	}
-	if o.BatchSize < 1 {
-		errs = append(errs, fmt.Errorf("directlog: BatchSize %d: want at least 1 (BATCH_SIZE)", o.BatchSize))
-	}
-	if o.BatchWait < 0 {
-		errs = append(errs, fmt.Errorf("directlog: BatchWait %v: want 0 or more (BATCH_WAIT)", o.BatchWait))
-	}
-	if o.RetryMax <= 0 {
-		errs = append(errs, fmt.Errorf("directlog: RetryMax %v: want a positive duration (DB_RETRY_MAX)", o.RetryMax))
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()

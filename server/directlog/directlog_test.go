@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scalable-chat-go/server/batchwriter"
 	"github.com/scalable-chat-go/server/chat"
 	"github.com/scalable-chat-go/server/chat/chattest"
 	"github.com/scalable-chat-go/server/directlog"
@@ -56,7 +57,7 @@ func TestOptionsAreExplicit(t *testing.T) {
 		}
 	}
 	s := openStore(t)
-	l := newLog(t, s, directlog.Options{BatchWait: 0, BatchSize: 1000})
+	l := newLog(t, s, directlog.Options{Batching: batchwriter.Batching{BatchSize: 1000}})
 	defer l.Close(context.Background())
 	done := make(chan error, 1)
 	start := time.Now()
@@ -83,7 +84,7 @@ func readAll(t *testing.T, s chat.Store) []chat.Message {
 func TestLogContractOnSQLite(t *testing.T) {
 	chattest.TestLog(t, func(t *testing.T) (chat.Log, func() []chat.Message) {
 		s := openStore(t)
-		l := newLog(t, s, directlog.Options{BatchWait: 5 * time.Millisecond})
+		l := newLog(t, s, directlog.Options{Batching: batchwriter.Batching{BatchWait: 5 * time.Millisecond}})
 		t.Cleanup(func() { _ = l.Close(context.Background()) })
 		return l, func() []chat.Message { return readAll(t, s) }
 	})
@@ -111,7 +112,7 @@ func (f *flaky) set(down bool) { f.mu.Lock(); f.down = down; f.mu.Unlock() }
 func TestOutageRetriesInOrderAndReportsHealth(t *testing.T) {
 	s := openStore(t)
 	f := &flaky{Store: s, down: true}
-	l := newLog(t, f, directlog.Options{BatchWait: time.Millisecond, RetryMin: 5 * time.Millisecond, RetryMax: 20 * time.Millisecond})
+	l := newLog(t, f, directlog.Options{Batching: batchwriter.Batching{BatchWait: time.Millisecond, RetryMin: 5 * time.Millisecond, RetryMax: 20 * time.Millisecond}})
 	done := make(chan error, 10)
 	for i := range 10 {
 		if err := l.Append(chattest.Msg(string(rune('a'+i)), "x", i), func(err error) { done <- err }); err != nil {
@@ -157,7 +158,7 @@ func TestOutageRetriesInOrderAndReportsHealth(t *testing.T) {
 
 func TestFullBufferRefusesAdmission(t *testing.T) {
 	f := &flaky{Store: openStore(t), down: true}
-	l := newLog(t, f, directlog.Options{Buffer: 3, BatchSize: 1, BatchWait: time.Millisecond, RetryMin: time.Hour, RetryMax: time.Hour})
+	l := newLog(t, f, directlog.Options{Buffer: 3, Batching: batchwriter.Batching{BatchSize: 1, BatchWait: time.Millisecond, RetryMin: time.Hour, RetryMax: time.Hour}})
 	admitted := 0
 	var err error
 	for i := range 10 {

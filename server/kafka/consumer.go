@@ -30,15 +30,12 @@ type ConsumerOptions struct {
 	// Group is the consumer group (KAFKA_GROUP). A new group starts from
 	// the oldest record.
 	Group string
-	// BatchSize is the most records one store transaction writes, at least
-	// 1 (BATCH_SIZE); BatchWait how long a batch waits to fill, 0 for not
-	// at all (BATCH_WAIT).
-	BatchSize int
-	BatchWait time.Duration
-	// RetryMax bounds the back-off between retries while the store is down
-	// (DB_RETRY_MAX), BrokerRetryMax while the broker is (KAFKA_RETRY_MAX);
-	// RetryMin is the first wait of both (default 100 ms, no setting).
-	RetryMin, RetryMax, BrokerRetryMax time.Duration
+	// Batching: batches of at most BatchSize records of a partition,
+	// waiting up to BatchWait to fill, retried while the store is down.
+	batchwriter.Batching
+	// BrokerRetryMax bounds the back-off while the broker is away
+	// (KAFKA_RETRY_MAX); its first wait is Batching's RetryMin.
+	BrokerRetryMax time.Duration
 	// AfterCommit, when set, is called after each batch is committed to the
 	// store and before its offsets are marked. It is a test hook: the fault
 	// tests stop the process there.
@@ -61,7 +58,7 @@ type Committed struct {
 }
 
 func (o *ConsumerOptions) check() error {
-	var errs []error
+	errs := o.Batching.Check("kafka")
 	for _, t := range []struct{ name, v string }{{"KAFKA_TOPIC", o.Topic}, {"KAFKA_DLQ_TOPIC", o.DLQTopic}} {
 		if !ValidTopic(t.v) {
 			errs = append(errs, fmt.Errorf("kafka topic %q: not a valid topic name (%s)", t.v, t.name))
@@ -76,22 +73,9 @@ func (o *ConsumerOptions) check() error {
 	if o.Group == "" {
 		errs = append(errs, errors.New("kafka: no consumer group (KAFKA_GROUP)"))
 	}
-	if o.BatchSize < 1 {
-		errs = append(errs, fmt.Errorf("kafka: BatchSize %d: want at least 1 (BATCH_SIZE)", o.BatchSize))
-	}
-	if o.BatchWait < 0 {
-		errs = append(errs, fmt.Errorf("kafka: BatchWait %v: want 0 or more (BATCH_WAIT)", o.BatchWait))
-	}
-	if o.RetryMax <= 0 {
-		errs = append(errs, fmt.Errorf("kafka: RetryMax %v: want a positive duration (DB_RETRY_MAX)", o.RetryMax))
-	}
 	if o.BrokerRetryMax <= 0 {
 		errs = append(errs, fmt.Errorf("kafka: BrokerRetryMax %v: want a positive duration (KAFKA_RETRY_MAX)", o.BrokerRetryMax))
 	}
-	if o.RetryMin <= 0 {
-		o.RetryMin = 100 * time.Millisecond
-	}
-	o.RetryMax = max(o.RetryMax, o.RetryMin)
 	o.BrokerRetryMax = max(o.BrokerRetryMax, o.RetryMin)
 	if o.Logger == nil {
 		o.Logger = slog.Default()

@@ -14,6 +14,7 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/scalable-chat-go/server/batchwriter"
 	"github.com/scalable-chat-go/server/chat"
 	"github.com/scalable-chat-go/server/kafka"
 	"github.com/scalable-chat-go/server/sqlstore"
@@ -63,7 +64,8 @@ func logOptions(conn kafka.Connection, topic string) kafka.LogOptions {
 // logOptions: batches wait 20 ms, back-offs 1 s at the most.
 func consumerOptions(conn kafka.Connection, topic, group string) kafka.ConsumerOptions {
 	return kafka.ConsumerOptions{Connection: conn, Topic: topic, DLQTopic: topic + ".DLQ", Partitions: 3, Group: group,
-		BatchSize: 1000, BatchWait: 20 * time.Millisecond, RetryMax: time.Second, BrokerRetryMax: time.Second}
+		Batching:       batchwriter.Batching{BatchSize: 1000, BatchWait: 20 * time.Millisecond, RetryMax: time.Second},
+		BrokerRetryMax: time.Second}
 }
 
 // pipeline is a producer and a consumer on a topic of their own.

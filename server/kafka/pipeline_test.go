@@ -14,7 +14,6 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/scalable-chat-go/server/chat"
 	"github.com/scalable-chat-go/server/chat/chattest"
@@ -114,7 +113,7 @@ func TestRecordFormatAndTopicCreation(t *testing.T) {
 	if err != nil || len(parts) != 4 {
 		t.Fatalf("topic %s has partitions %v (%v), want 4 (KAFKA_PARTITIONS)", p.topic, parts, err)
 	}
-	if got := testutil.ToFloat64(metric(t, p.reg, "chat_kafka_produced_total")); got != 2 {
+	if got := testkit.Gathered(t, p.reg, "chat_kafka_produced_total"); got != 2 {
 		t.Errorf("chat_kafka_produced_total = %v", got)
 	}
 }
@@ -184,8 +183,8 @@ func TestOriginalRecordsAndDeadLetters(t *testing.T) {
 		}
 	}
 	testkit.Until(t, 10*time.Second, "chat_kafka_dlq_total rejected 1, undecodable 2", func() (bool, string) {
-		rejected := testutil.ToFloat64(metricWith(t, p.reg, "chat_kafka_dlq_total", "reason", "rejected"))
-		undecodable := testutil.ToFloat64(metricWith(t, p.reg, "chat_kafka_dlq_total", "reason", "undecodable"))
+		rejected := testkit.Gathered(t, p.reg, "chat_kafka_dlq_total", "reason", "rejected")
+		undecodable := testkit.Gathered(t, p.reg, "chat_kafka_dlq_total", "reason", "undecodable")
 		return rejected == 1 && undecodable == 2, fmt.Sprintf("rejected %v, undecodable %v", rejected, undecodable)
 	})
 }
@@ -212,13 +211,13 @@ func TestRedeliveryStoresNothingTwice(t *testing.T) {
 	group := unique(t, "g2")
 	p.startConsumer(t, group, 0, reg)
 	waitCommitted(t, p.conn.Brokers, group, p.topic, end, 60*time.Second, func() string {
-		return fmt.Sprintf("chat_kafka_consumed_total %v", testutil.ToFloat64(metric(t, reg, "chat_kafka_consumed_total")))
+		return fmt.Sprintf("chat_kafka_consumed_total %v", testkit.Gathered(t, reg, "chat_kafka_consumed_total"))
 	})
 	records := 0
 	for _, n := range end {
 		records += int(n)
 	}
-	if got := testutil.ToFloat64(metric(t, reg, "chat_kafka_consumed_total")); got < float64(records) {
+	if got := testkit.Gathered(t, reg, "chat_kafka_consumed_total"); got < float64(records) {
 		t.Errorf("the second group consumed %v records, the topic holds %d", got, records)
 	}
 	after := allRows(t, store)
@@ -313,10 +312,10 @@ func TestBufferFullRefusesAndCloseCountsWhatIsLeft(t *testing.T) {
 	if lost.Load() != 10 {
 		t.Fatalf("%d done callbacks with ErrLost, want 10", lost.Load())
 	}
-	if got := testutil.ToFloat64(metricWith(t, reg, "chat_messages_lost_total", "reason", "shutdown")); got != 10 {
+	if got := testkit.Gathered(t, reg, "chat_messages_lost_total", "reason", "shutdown"); got != 10 {
 		t.Errorf("chat_messages_lost_total{reason=shutdown} = %v", got)
 	}
-	if got := testutil.ToFloat64(metric(t, reg, "chat_log_refused_total")); got != 1 {
+	if got := testkit.Gathered(t, reg, "chat_log_refused_total"); got != 1 {
 		t.Errorf("chat_log_refused_total = %v", got)
 	}
 }
@@ -339,47 +338,6 @@ func appendN(t *testing.T, l chat.Log, prefix string, n int) {
 			t.Fatalf("%d of %d acknowledgements, then none for 30 s", i, n)
 		}
 	}
-}
-
-// metric returns the collector registered under name.
-func metric(t *testing.T, g prometheus.Gatherer, name string) prometheus.Collector {
-	return metricWith(t, g, name)
-}
-
-// metricWith reads a gathered metric into a constant collector, so that
-// testutil.ToFloat64 can read it.
-func metricWith(t *testing.T, g prometheus.Gatherer, name string, labels ...string) prometheus.Collector {
-	t.Helper()
-	mfs, err := g.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	metrics:
-		for _, m := range mf.GetMetric() {
-			have := map[string]string{}
-			for _, lp := range m.GetLabel() {
-				have[lp.GetName()] = lp.GetValue()
-			}
-			for i := 0; i+1 < len(labels); i += 2 {
-				if have[labels[i]] != labels[i+1] {
-					continue metrics
-				}
-			}
-			var v float64
-			switch {
-			case m.GetCounter() != nil:
-				v = m.GetCounter().GetValue()
-			case m.GetGauge() != nil:
-				v = m.GetGauge().GetValue()
-			}
-			return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: name}, func() float64 { return v })
-		}
-	}
-	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: "missing"}, func() float64 { return -1 })
 }
 
 // TestCloseDoesNotWaitForABrokerThatNeverAnswers: against an address that

@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/scalable-chat-go/server/batchwriter"
 	"github.com/scalable-chat-go/server/chat"
 	"github.com/scalable-chat-go/server/config"
 	"github.com/scalable-chat-go/server/directlog"
@@ -26,6 +27,11 @@ type logEngine struct {
 	stop func(ctx context.Context) error
 }
 
+// batching is how either Log makes and retries its batches.
+func batching(cfg config.Config) batchwriter.Batching {
+	return batchwriter.Batching{BatchSize: cfg.BatchSize, BatchWait: cfg.BatchWait, RetryMax: cfg.DBRetryMax}
+}
+
 // newLogEngine returns the Kafka producer (and, unless KAFKA_CONSUMER=off,
 // the consumer group writing the topic into store) when KAFKA_BROKERS is
 // set, else the direct batch writer to store.
@@ -33,9 +39,7 @@ func newLogEngine(cfg config.Config, store chat.Store, reg prometheus.Registerer
 	if len(cfg.KafkaBrokers) == 0 {
 		wlog, err := directlog.New(store, directlog.Options{
 			Buffer:     cfg.WriteBuffer,
-			BatchSize:  cfg.BatchSize,
-			BatchWait:  cfg.BatchWait,
-			RetryMax:   cfg.DBRetryMax,
+			Batching:   batching(cfg),
 			Logger:     logger.With("component", "writer"),
 			Registerer: reg,
 		})
@@ -93,9 +97,7 @@ func newLogEngine(cfg config.Config, store chat.Store, reg prometheus.Registerer
 			DLQTopic:       cfg.KafkaDLQTopic,
 			Partitions:     int32(cfg.KafkaPartitions),
 			Group:          cfg.KafkaGroup,
-			BatchSize:      cfg.BatchSize,
-			BatchWait:      cfg.BatchWait,
-			RetryMax:       cfg.DBRetryMax,
+			Batching:       batching(cfg),
 			BrokerRetryMax: cfg.KafkaRetryMax,
 			AfterCommit:    hook,
 			Logger:         klog.With("part", "consumer"),
