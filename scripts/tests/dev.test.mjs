@@ -13,6 +13,9 @@ import net from "node:net";
 import { freePort, repoDir, until } from "../lib/harness.mjs";
 
 const dev = join(repoDir, "scripts", "dev");
+const ownStat = readFileSync("/proc/self/stat", "utf8");
+/** This test's process group, which scripts/dev shares (it is not started detached). */
+const ownGroup = Number(ownStat.slice(ownStat.lastIndexOf(")") + 2).split(" ")[2]);
 
 /** Every process whose parent chain leads to pid, or whose process group is one of groups: [{pid, pgid, cmd}]. */
 function descendants(pid, groups = new Set()) {
@@ -41,6 +44,22 @@ function descendants(pid, groups = new Set()) {
     }
   }
   return [...out.values()];
+}
+
+/** The processes whose environment holds the entry entry: [{pid, cmd}]. */
+function withEnv(entry) {
+  const out = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
+    try {
+      if (readFileSync(`/proc/${name}/environ`, "utf8").split("\0").includes(entry)) {
+        out.push({ pid: Number(name), cmd: readFileSync(`/proc/${name}/cmdline`, "utf8").replaceAll("\0", " ").trim() });
+      }
+    } catch {
+      // gone meanwhile, or not ours to read
+    }
+  }
+  return out;
 }
 
 /** Runs scripts/dev with env; resolves once both ports answer, with the child and its output. */
@@ -101,6 +120,30 @@ test("a taken port stops the start and names who holds it", async () => {
   }
 });
 
+test("a server that cannot start takes next dev down with it", { timeout: 240_000 }, async () => {
+  const data = mkdtempSync(join(tmpdir(), "dev-test-"));
+  // A host name that does not resolve: the server fails after the port check.
+  const env = { ...process.env, HOST: "256.1.1.1", PORT: String(await freePort()), WEB_PORT: String(await freePort()), DATA_DIR: data };
+  const child = spawn(dev, [], { env, stdio: ["ignore", "pipe", "pipe"] });
+  let logs = "";
+  child.stdout.on("data", (d) => (logs += d));
+  child.stderr.on("data", (d) => (logs += d));
+  try {
+    const code = await new Promise((resolve) => child.on("exit", resolve));
+    assert.equal(code, 1, logs);
+    assert.match(logs, /web client on http/, "next dev was started");
+    assert.match(logs, /a process ended \(status 1\); stopping the others/);
+    // Every process it started carries its DATA_DIR in its environment.
+    await until(() => withEnv(`DATA_DIR=${data}`).length === 0, 2_000, "every process scripts/dev started to exit", () =>
+      withEnv(`DATA_DIR=${data}`),
+    );
+    assert.equal(await listening(Number(env.WEB_PORT)), false, "next dev is not left on the web port");
+  } finally {
+    child.kill("SIGKILL");
+    rmSync(data, { recursive: true, force: true });
+  }
+});
+
 for (const signal of ["SIGTERM", "SIGKILL"]) {
   test(`stopped with ${signal}, it leaves no process behind`, { timeout: 240_000 }, async () => {
     const data = mkdtempSync(join(tmpdir(), "dev-test-"));
@@ -112,19 +155,18 @@ for (const signal of ["SIGTERM", "SIGKILL"]) {
       const names = procs.map((p) => p.cmd).join("\n");
       assert.match(names, /chat-server/, `the server runs:\n${names}`);
       assert.match(names, /next/, `next dev runs:\n${names}`);
-      const own = readFileSync("/proc/self/stat", "utf8");
-      const ownGroup = Number(own.slice(own.lastIndexOf(")") + 2).split(" ")[2]);
       assert.ok(!groups.has(ownGroup), `the children are in process groups of their own, not in the test's (${ownGroup}): ${[...groups]}`);
 
       d.child.kill(signal);
       const r = await d.exited;
       if (signal === "SIGTERM") assert.equal(r.code, 143, d.logs());
       // Its watchdogs end the groups within a second of a SIGKILL; SIGTERM waits for the exits.
+      const left = () => [...descendants(d.child.pid, groups), ...withEnv(`DATA_DIR=${data}`)];
       await until(
-        () => descendants(d.child.pid, groups).length === 0,
+        () => left().length === 0,
         signal === "SIGTERM" ? 2_000 : 5_000,
         `every process scripts/dev started to exit after ${signal}`,
-        () => descendants(d.child.pid, groups),
+        left,
       );
       assert.equal(await listening(Number(env.PORT)), false, "the server's port is free");
       assert.equal(await listening(Number(env.WEB_PORT)), false, "the web port is free");
