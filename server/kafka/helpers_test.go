@@ -170,9 +170,8 @@ func waitRows(t testing.TB, s chat.Store, n int, within time.Duration) []chat.Me
 	}
 }
 
-// readTopic returns every record of topic, reading each partition from
-// the oldest offset to its high-water mark.
-func readTopic(t testing.TB, brokers []string, topic string) []*sarama.ConsumerMessage {
+// newClient is a sarama client of brokers, closed when t ends.
+func newClient(t testing.TB, brokers []string) sarama.Client {
 	t.Helper()
 	cfg := sarama.NewConfig()
 	cfg.Version = kafka.Version
@@ -180,7 +179,15 @@ func readTopic(t testing.TB, brokers []string, topic string) []*sarama.ConsumerM
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer client.Close()
+	t.Cleanup(func() { _ = client.Close() })
+	return client
+}
+
+// readTopic returns every record of topic, reading each partition from
+// the oldest offset to its high-water mark.
+func readTopic(t testing.TB, brokers []string, topic string) []*sarama.ConsumerMessage {
+	t.Helper()
+	client := newClient(t, brokers)
 	consumer, err := sarama.NewConsumerFromClient(client)
 	if err != nil {
 		t.Fatal(err)
@@ -253,13 +260,7 @@ func record(topic string, m chat.Message) *sarama.ProducerMessage { return kafka
 // record will get.
 func topicEnd(t testing.TB, brokers []string, topic string) map[int32]int64 {
 	t.Helper()
-	cfg := sarama.NewConfig()
-	cfg.Version = kafka.Version
-	client, err := sarama.NewClient(brokers, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
+	client := newClient(t, brokers)
 	parts, err := client.Partitions(topic)
 	if err != nil {
 		t.Fatal(err)

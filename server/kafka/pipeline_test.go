@@ -102,14 +102,7 @@ func TestRecordFormatAndTopicCreation(t *testing.T) {
 			t.Errorf("record time %v, want the message's %v", r.Timestamp, m.CreatedAt)
 		}
 	}
-	cfg := sarama.NewConfig()
-	cfg.Version = kafka.Version
-	client, err := sarama.NewClient(p.conn.Brokers, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	parts, err := client.Partitions(p.topic)
+	parts, err := newClient(t, p.conn.Brokers).Partitions(p.topic)
 	if err != nil || len(parts) != 4 {
 		t.Fatalf("topic %s has partitions %v (%v), want 4 (KAFKA_PARTITIONS)", p.topic, parts, err)
 	}
