@@ -5,44 +5,22 @@
 // database there and drops it afterwards. Without DATABASE_URL it fails.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, execFile, execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { execFile } from "node:child_process";
+import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import net from "node:net";
 import pg from "pg";
 import { io } from "socket.io-client";
+import { sleep, startChatServer, until } from "../../scripts/lib/harness.mjs";
 
 const here = join(dirname(fileURLToPath(import.meta.url)), "..");
-const serverDir = join(here, "..", "server");
 const run = promisify(execFile);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 let admin; // DATABASE_URL
 let dbName;
 let dbUrl; // Prisma style, ?schema=public
 let server;
-let tmp;
-
-function serverBinary() {
-  if (process.env.CHAT_SERVER_BIN) return process.env.CHAT_SERVER_BIN;
-  const bin = join(tmp, "chat-server");
-  execFileSync("go", ["build", "-o", bin, "./cmd/chat-server"], { cwd: serverDir, stdio: "inherit" });
-  return bin;
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-    srv.on("error", reject);
-  });
-}
 
 async function adminQuery(sql) {
   const c = new pg.Client({ connectionString: admin });
@@ -92,7 +70,6 @@ before(async () => {
   if (!existsSync(join(here, "generated", "prisma", "client.ts"))) {
     throw new Error("the Prisma client is not generated: run `npm run generate` in prisma-compat first");
   }
-  tmp = mkdtempSync(join(tmpdir(), "prisma-compat-"));
   dbName = `prisma_compat_${process.pid}_${Date.now()}`;
   await adminQuery(`CREATE DATABASE "${dbName}"`);
   const u = new URL(admin);
@@ -100,42 +77,12 @@ before(async () => {
   u.searchParams.set("schema", "public");
   dbUrl = u.toString();
 
-  const port = await freePort();
-  const child = spawn(serverBinary(), [], {
-    env: {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
-      HOST: "127.0.0.1",
-      PORT: String(port),
-      DATA_DIR: tmp,
-      DATABASE_URL: dbUrl,
-      RATE_LIMIT_PER_SEC: "0",
-      BATCH_WAIT: "10ms",
-    },
-    stdio: ["ignore", "ignore", "pipe"],
-  });
-  let logs = "";
-  child.stderr.on("data", (d) => (logs += d));
-  const exited = new Promise((resolve) => child.on("exit", resolve));
-  server = { url: `http://127.0.0.1:${port}`, child, exited, logs: () => logs };
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`the Go server exited (${child.exitCode}):\n${logs}`);
-    try {
-      if ((await fetch(`${server.url}/readyz`)).status === 200) break;
-    } catch {}
-    if (Date.now() > deadline) throw new Error(`the Go server is not ready after 30 s:\n${logs}`);
-    await sleep(50);
-  }
+  server = await startChatServer({ DATABASE_URL: dbUrl, RATE_LIMIT_PER_SEC: "0", BATCH_WAIT: "10ms" });
 });
 
 after(async () => {
-  if (server) {
-    server.child.kill("SIGTERM");
-    await server.exited;
-  }
+  await server?.stop();
   if (dbName) await dropDatabase(dbName);
-  if (tmp) rmSync(tmp, { recursive: true, force: true });
 });
 
 async function connect() {
@@ -147,14 +94,6 @@ async function connect() {
     socket.once("connect_error", reject);
   });
   return { socket, history };
-}
-
-async function waitFor(what, cond, ms = 10_000) {
-  const deadline = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
 }
 
 test("a message written by the Prisma client is served by the Go server", async () => {
@@ -176,7 +115,7 @@ test("a message written by the Prisma client is served by the Go server", async 
   // A newcomer's history (the original client's `message` events) has it too.
   const { socket, history } = await connect();
   try {
-    await waitFor("the history on connect", () => history.some((m) => m.id === row.id));
+    await until(() => history.some((m) => m.id === row.id), 10_000, `message ${row.id} in the history on connect`, () => history);
     const m = history.find((m) => m.id === row.id);
     assert.equal(m.message, "written through Prisma Client");
     assert.equal(m.username, "prisma-user");

@@ -19,8 +19,8 @@ import (
 	"github.com/scalable-chat-go/bench/internal/procfs"
 	"github.com/scalable-chat-go/bench/internal/report"
 	"github.com/scalable-chat-go/bench/internal/server"
-	"github.com/scalable-chat-go/bench/internal/sio"
 	"github.com/scalable-chat-go/bench/internal/stamp"
+	"github.com/scalable-chat-go/server/sioclient"
 )
 
 // Bounds of the fanout mode: every run is bounded in count and time.
@@ -454,7 +454,7 @@ func fanoutStep(ctx context.Context, s *session, f *fanoutFlags, top topology, k
 	}
 	r.counts = make([]atomic.Int32, int64(f.senders)*r.perSender)
 
-	d := &sio.Dialer{ReadBufferSize: f.readBuffer}
+	d := &sioclient.Dialer{ReadBufferSize: f.readBuffer}
 	t := time.Now()
 	rc, err := dial(ctx, d, sys.urls(), f.receivers, f.parallel, r.receiver)
 	defer rc.close()

@@ -12,7 +12,7 @@ import (
 	"github.com/scalable-chat-go/bench/internal/procfs"
 	"github.com/scalable-chat-go/bench/internal/report"
 	"github.com/scalable-chat-go/bench/internal/server"
-	"github.com/scalable-chat-go/bench/internal/sio"
+	"github.com/scalable-chat-go/server/sioclient"
 )
 
 // Bounds of the idle mode.
@@ -159,7 +159,7 @@ func idleOne(ctx context.Context, s *session, f *idleFlags, k server.Kind) (Idle
 		pt.Connected = int(ps.open.Load())
 		dropped = ps.dropped.Load
 	} else {
-		d := &sio.Dialer{ReadBufferSize: 1024}
+		d := &sioclient.Dialer{ReadBufferSize: 1024}
 		cs, err := dial(ctx, d, sys.urls(), f.conns, f.parallel, func(int) func([]byte) { return func([]byte) {} })
 		defer cs.close()
 		if err != nil {

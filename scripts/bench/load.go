@@ -7,7 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/scalable-chat-go/bench/internal/sio"
+	"github.com/scalable-chat-go/server/sioclient"
 )
 
 // perSourceAddr is how many connections one loopback source address
@@ -28,7 +28,7 @@ func sourceAddr(i, n int) net.IP {
 
 // conns is a set of open connections, each read by its own goroutine.
 type conns struct {
-	list    []*sio.Conn
+	list    []*sioclient.Conn
 	wg      sync.WaitGroup
 	dropped atomic.Int64 // connections that ended before close
 	closing atomic.Bool
@@ -42,8 +42,8 @@ type handler func(i int) func(frame []byte)
 // most parallel at once, and starts each one's reader with the handler
 // from h (early frames first). It stops at the first failure and returns
 // it, with the connections opened so far (close them).
-func dial(ctx context.Context, d *sio.Dialer, urls []string, n, parallel int, h handler) (*conns, error) {
-	cs := &conns{list: make([]*sio.Conn, n)}
+func dial(ctx context.Context, d *sioclient.Dialer, urls []string, n, parallel int, h handler) (*conns, error) {
+	cs := &conns{list: make([]*sioclient.Conn, n)}
 	var (
 		mu       sync.Mutex
 		firstErr error
@@ -115,7 +115,7 @@ func (cs *conns) close() {
 	}
 	cs.closing.Store(true)
 	var wg sync.WaitGroup
-	ch := make(chan *sio.Conn)
+	ch := make(chan *sioclient.Conn)
 	for w := 0; w < 32; w++ {
 		wg.Add(1)
 		go func() {

@@ -234,6 +234,9 @@ func TestSmoke(t *testing.T) {
 	})
 
 	t.Run("cluster", func(t *testing.T) {
+		if testing.Short() {
+			t.Skip("needs Redis (REDIS_URL): -short runs only the tests that need no service")
+		}
 		if os.Getenv("REDIS_URL") == "" {
 			t.Fatal(`REDIS_URL is not set: the cluster mode needs the real Redis. Start it with: eval "$(scripts/services up redis)" (or run scripts/test)`)
 		}
@@ -270,6 +273,9 @@ func TestSmoke(t *testing.T) {
 	})
 
 	t.Run("pipeline", func(t *testing.T) {
+		if testing.Short() {
+			t.Skip("needs PostgreSQL and Kafka (DATABASE_URL, KAFKA_BROKERS): -short runs only the tests that need no service")
+		}
 		for _, v := range []string{"DATABASE_URL", "KAFKA_BROKERS"} {
 			if os.Getenv(v) == "" {
 				t.Fatalf(`%s is not set: the pipeline mode needs the real PostgreSQL and Kafka. Start them with: eval "$(scripts/services up postgres kafka)" (or run scripts/test)`, v)

@@ -12,8 +12,8 @@ import (
 
 	"github.com/scalable-chat-go/bench/internal/hist"
 	"github.com/scalable-chat-go/bench/internal/report"
-	"github.com/scalable-chat-go/bench/internal/sio"
 	"github.com/scalable-chat-go/bench/internal/stamp"
+	"github.com/scalable-chat-go/server/sioclient"
 )
 
 // loadRun is the state of one load step: senders that emit their share
@@ -183,7 +183,7 @@ var (
 // `43<id>[{"ok":true,...}]` or `43<id>[{"ok":false,"error":{"code":...}}]`;
 // it reports false for any other frame.
 func parseAck(f []byte) (ack, bool) {
-	if sio.Classify(f) != sio.KindAck {
+	if sioclient.Classify(f) != sioclient.KindAck {
 		return ack{}, false
 	}
 	i := 2
@@ -223,7 +223,7 @@ func (p *pipeline) load(ctx context.Context, pt *PipelinePoint, sys *system, db,
 	pt.Senders, pt.Window, pt.Messages = f.senders, f.window, int64(f.messages)
 	r := newLoadRun(f.senders, pipelineWarmup, int64(f.messages), f.window)
 	t := time.Now()
-	sc, err := dial(ctx, &sio.Dialer{ReadBufferSize: f.readBuffer}, sys.urls(), f.senders, f.parallel, r.handler)
+	sc, err := dial(ctx, &sioclient.Dialer{ReadBufferSize: f.readBuffer}, sys.urls(), f.senders, f.parallel, r.handler)
 	defer sc.close()
 	if err != nil {
 		return fmt.Errorf("connect senders: %w", err)

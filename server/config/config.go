@@ -94,12 +94,6 @@ type Config struct {
 	KafkaRetryMax    time.Duration // KAFKA_RETRY_MAX
 	ProducerBuffer   int           // PRODUCER_BUFFER
 
-	// KafkaTestCrashAfterCommit is a fault hook for tests
-	// (KAFKA_TEST_CRASH_AFTER_COMMIT): when > 0, the consumer kills its
-	// own process right after committing that many batches to the store,
-	// before marking their offsets.
-	KafkaTestCrashAfterCommit int
-
 	PprofAddr       string        // PPROF_ADDR (empty: off)
 	ShutdownTimeout time.Duration // SHUTDOWN_TIMEOUT
 	LogLevel        slog.Level    // LOG_LEVEL
@@ -205,8 +199,6 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 		KafkaCompression: p.oneOf("KAFKA_COMPRESSION", "gzip", "none", "gzip", "snappy", "lz4", "zstd"),
 		KafkaRetryMax:    p.duration("KAFKA_RETRY_MAX", 5*time.Second, 10*time.Millisecond),
 		ProducerBuffer:   p.intIn("PRODUCER_BUFFER", 100_000, 1, 100_000_000),
-
-		KafkaTestCrashAfterCommit: p.intIn("KAFKA_TEST_CRASH_AFTER_COMMIT", 0, 0, 1_000_000),
 
 		PprofAddr:       p.str("PPROF_ADDR", ""),
 		ShutdownTimeout: p.duration("SHUTDOWN_TIMEOUT", 15*time.Second, time.Millisecond),

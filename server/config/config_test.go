@@ -111,7 +111,7 @@ func TestKafkaSettings(t *testing.T) {
 	}
 	if c.KafkaTopic != "MESSAGES" || c.KafkaPartitions != 6 || c.KafkaDLQTopic != "MESSAGES.DLQ" || c.KafkaGroup != "default" ||
 		!c.KafkaConsumer || c.KafkaUsername != "avnadmin" || c.KafkaCompression != "gzip" || c.KafkaRetryMax != 5*time.Second ||
-		c.ProducerBuffer != 100_000 || c.KafkaTestCrashAfterCommit != 0 {
+		c.ProducerBuffer != 100_000 {
 		t.Fatalf("kafka defaults: %+v", c)
 	}
 	ca := filepath.Join(t.TempDir(), "ca.pem")
@@ -121,14 +121,14 @@ func TestKafkaSettings(t *testing.T) {
 	c, err = FromLookup(lookup(map[string]string{
 		"KAFKA_BROKERS": "k1:9092", "KAFKA_TOPIC": "chat.messages", "KAFKA_PARTITIONS": "12", "KAFKA_DLQ_TOPIC": "chat.dlq",
 		"KAFKA_GROUP": "go-nodes", "KAFKA_CONSUMER": "off", "KAFKA_USERNAME": "u", "KAFKA_PASSWD": "p", "KAFKA_CA_FILE": ca,
-		"KAFKA_COMPRESSION": "zstd", "KAFKA_RETRY_MAX": "2s", "PRODUCER_BUFFER": "500", "KAFKA_TEST_CRASH_AFTER_COMMIT": "3",
+		"KAFKA_COMPRESSION": "zstd", "KAFKA_RETRY_MAX": "2s", "PRODUCER_BUFFER": "500",
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.KafkaTopic != "chat.messages" || c.KafkaPartitions != 12 || c.KafkaDLQTopic != "chat.dlq" || c.KafkaGroup != "go-nodes" ||
 		c.KafkaConsumer || c.KafkaUsername != "u" || c.KafkaPasswd != "p" || c.KafkaCAFile != ca || c.KafkaCompression != "zstd" ||
-		c.KafkaRetryMax != 2*time.Second || c.ProducerBuffer != 500 || c.KafkaTestCrashAfterCommit != 3 {
+		c.KafkaRetryMax != 2*time.Second || c.ProducerBuffer != 500 {
 		t.Fatalf("kafka values: %+v", c)
 	}
 }
@@ -142,15 +142,14 @@ func TestKafkaDLQTopicFollowsTheTopic(t *testing.T) {
 
 func TestBadKafkaSettingsAreReportedByName(t *testing.T) {
 	tests := map[string]map[string]string{
-		"KAFKA_TOPIC=":                   {"KAFKA_TOPIC": "has space"},
-		"KAFKA_PARTITIONS=":              {"KAFKA_PARTITIONS": "0"},
-		"KAFKA_DLQ_TOPIC=":               {"KAFKA_DLQ_TOPIC": "MESSAGES"},
-		"KAFKA_CONSUMER=":                {"KAFKA_CONSUMER": "sometimes"},
-		"KAFKA_CA_FILE=":                 {"KAFKA_CA_FILE": "/no/such/ca.pem"},
-		"KAFKA_COMPRESSION=":             {"KAFKA_COMPRESSION": "brotli"},
-		"KAFKA_RETRY_MAX=":               {"KAFKA_RETRY_MAX": "never"},
-		"PRODUCER_BUFFER=":               {"PRODUCER_BUFFER": "0"},
-		"KAFKA_TEST_CRASH_AFTER_COMMIT=": {"KAFKA_TEST_CRASH_AFTER_COMMIT": "-1"},
+		"KAFKA_TOPIC=":       {"KAFKA_TOPIC": "has space"},
+		"KAFKA_PARTITIONS=":  {"KAFKA_PARTITIONS": "0"},
+		"KAFKA_DLQ_TOPIC=":   {"KAFKA_DLQ_TOPIC": "MESSAGES"},
+		"KAFKA_CONSUMER=":    {"KAFKA_CONSUMER": "sometimes"},
+		"KAFKA_CA_FILE=":     {"KAFKA_CA_FILE": "/no/such/ca.pem"},
+		"KAFKA_COMPRESSION=": {"KAFKA_COMPRESSION": "brotli"},
+		"KAFKA_RETRY_MAX=":   {"KAFKA_RETRY_MAX": "never"},
+		"PRODUCER_BUFFER=":   {"PRODUCER_BUFFER": "0"},
 	}
 	for name, env := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -6,13 +6,14 @@
 // Append refuses with chat.ErrUnavailable); every admitted message is
 // written once per successful commit and its done callback fires after the
 // commit; while the store is down the writer retries the same batch with
-// exponential back-off, keeping order, and reports the outage through
-// Health and metrics; Close drains what was admitted, until its context
-// ends, and counts and logs what it could not write.
+// exponential back-off (batchwriter), keeping order, and reports the outage
+// through Health and metrics; Close drains what was admitted, until its
+// context ends, and counts and logs what it could not write.
 package directlog
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -20,23 +21,20 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/scalable-chat-go/server/batchwriter"
 	"github.com/scalable-chat-go/server/chat"
 )
 
-// Options configure a Log. Zero fields take their defaults.
+// Options configure a Log. Buffer and the Batching are the caller's to
+// give: the configuration owns their defaults (the settings named), and New
+// refuses a value out of range.
 type Options struct {
-	// Buffer is how many admitted messages may wait for the store
-	// (WRITE_BUFFER, default 100,000).
+	// Buffer is how many admitted messages may wait for the store, at least
+	// 1 (WRITE_BUFFER).
 	Buffer int
-	// BatchSize is the most messages one transaction writes (BATCH_SIZE,
-	// default 1000).
-	BatchSize int
-	// BatchWait is how long a batch may wait to fill before it is written
-	// (BATCH_WAIT, default 50 ms). Under load batches fill sooner.
-	BatchWait time.Duration
-	// RetryMin and RetryMax bound the back-off between retries while the
-	// store is down (default 100 ms and 60 s, DB_RETRY_MAX).
-	RetryMin, RetryMax time.Duration
+	// Batching: batches of at most BatchSize, waiting up to BatchWait to
+	// fill (under load they fill sooner), retried while the store is down.
+	batchwriter.Batching
 	// OnStored, when set, is called with each committed batch, from the
 	// writer goroutine, before the done callbacks.
 	OnStored func([]chat.Message)
@@ -45,27 +43,15 @@ type Options struct {
 	Registerer prometheus.Registerer
 }
 
-func (o *Options) defaults() {
-	if o.Buffer <= 0 {
-		o.Buffer = 100_000
-	}
-	if o.BatchSize <= 0 {
-		o.BatchSize = 1000
-	}
-	if o.BatchWait < 0 {
-		o.BatchWait = 0
-	} else if o.BatchWait == 0 {
-		o.BatchWait = 50 * time.Millisecond
-	}
-	if o.RetryMin <= 0 {
-		o.RetryMin = 100 * time.Millisecond
-	}
-	if o.RetryMax <= 0 {
-		o.RetryMax = 60 * time.Second
+func (o *Options) check() error {
+	errs := o.Batching.Check("directlog")
+	if o.Buffer < 1 {
+		errs = append(errs, fmt.Errorf("directlog: Buffer %d: want at least 1 (WRITE_BUFFER)", o.Buffer))
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	return errors.Join(errs...)
 }
 
 type item struct {
@@ -75,35 +61,41 @@ type item struct {
 
 // Log is a chat.Log over a chat.Store.
 type Log struct {
-	store chat.Store
-	o     Options
-	m     *metrics
+	o      Options
+	m      *metrics
+	writer *batchwriter.Writer
 
 	mu      sync.Mutex
 	queue   []item
 	closed  bool
 	wake    chan struct{} // a message was queued, or Close was called
 	stopped chan struct{} // the writer has returned
-	abort   chan struct{} // Close gave up waiting: fail what is left
-
-	healthMu sync.Mutex
-	lastErr  error
-	downFrom time.Time
+	// abort ends when Close gave up waiting: fail what is left.
+	abort    context.Context
+	abortNow context.CancelFunc
 }
 
-// New starts a Log writing to store.
-func New(store chat.Store, o Options) *Log {
-	o.defaults()
+// New starts a Log writing to store. It fails on options out of range.
+func New(store chat.Store, o Options) (*Log, error) {
+	if err := o.check(); err != nil {
+		return nil, err
+	}
+	writer, err := batchwriter.New(store, batchwriter.Options{
+		RetryMin: o.RetryMin, RetryMax: o.RetryMax, FinishAttempts: true, Logger: o.Logger, Registerer: o.Registerer,
+	})
+	if err != nil {
+		return nil, err
+	}
 	l := &Log{
-		store:   store,
 		o:       o,
 		m:       newMetrics(o.Registerer),
+		writer:  writer,
 		wake:    make(chan struct{}, 1),
 		stopped: make(chan struct{}),
-		abort:   make(chan struct{}),
 	}
+	l.abort, l.abortNow = context.WithCancel(context.Background())
 	go l.run()
-	return l
+	return l, nil
 }
 
 // Append admits m; see chat.Log.
@@ -129,13 +121,9 @@ func (l *Log) Append(m chat.Message, done func(error)) error {
 	return nil
 }
 
-// Health returns nil while the store takes writes, or the last write error
-// and since when writes fail.
-func (l *Log) Health() (since time.Time, err error) {
-	l.healthMu.Lock()
-	defer l.healthMu.Unlock()
-	return l.downFrom, l.lastErr
-}
+// Health returns nil while the store takes writes, or since when and why
+// writes fail.
+func (l *Log) Health() error { return l.writer.Health() }
 
 // Close stops admission, waits until every admitted message is written or
 // ctx ends, and fails (counts, logs) what is left.
@@ -155,13 +143,7 @@ func (l *Log) Close(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 	}
-	l.mu.Lock()
-	select {
-	case <-l.abort:
-	default:
-		close(l.abort)
-	}
-	l.mu.Unlock()
+	l.abortNow()
 	<-l.stopped
 	l.mu.Lock()
 	left := l.queue
@@ -245,28 +227,12 @@ func (l *Log) write(batch []item) bool {
 	for i, it := range batch {
 		msgs[i] = it.m
 	}
-	backoff := l.o.RetryMin
-	for attempt := 1; ; attempt++ {
-		start := time.Now()
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		rejected, err := l.store.SaveBatch(ctx, msgs)
-		cancel()
-		l.m.latency.Observe(time.Since(start).Seconds())
-		if err == nil {
-			l.recovered()
-			l.m.batchSize.Observe(float64(len(batch)))
-			l.finish(batch, rejected)
-			return true
-		}
-		l.m.errors.Inc()
-		l.failing(err, attempt, backoff, len(batch))
-		select {
-		case <-time.After(backoff):
-		case <-l.abort:
-			return false
-		}
-		backoff = min(2*backoff, l.o.RetryMax)
+	rejected, err := l.writer.Write(l.abort, msgs)
+	if err != nil {
+		return false
 	}
+	l.finish(batch, rejected)
+	return true
 }
 
 func (l *Log) finish(batch []item, rejected []chat.Rejected) {
@@ -292,7 +258,6 @@ func (l *Log) finish(batch []item, rejected []chat.Rejected) {
 		}
 		it.done(nil)
 	}
-	l.m.stored.Add(float64(len(batch) - len(bad)))
 }
 
 func (l *Log) fail(items []item, reason string, err error) {
@@ -300,33 +265,5 @@ func (l *Log) fail(items []item, reason string, err error) {
 	l.o.Logger.Error("accepted messages lost", "count", len(items), "reason", reason, "err", err)
 	for _, it := range items {
 		it.done(err)
-	}
-}
-
-func (l *Log) failing(err error, attempt int, backoff time.Duration, n int) {
-	l.healthMu.Lock()
-	first := l.lastErr == nil
-	if first {
-		l.downFrom = time.Now()
-	}
-	l.lastErr = err
-	l.healthMu.Unlock()
-	l.m.up.Set(0)
-	// One line when the outage starts, then one per doubling of the wait.
-	if first || backoff < l.o.RetryMax {
-		l.o.Logger.Warn("store write failed; retrying", "batch", n, "attempt", attempt, "retry_in", backoff, "err", err)
-	}
-}
-
-func (l *Log) recovered() {
-	l.healthMu.Lock()
-	was := l.lastErr
-	since := l.downFrom
-	l.lastErr = nil
-	l.downFrom = time.Time{}
-	l.healthMu.Unlock()
-	l.m.up.Set(1)
-	if was != nil {
-		l.o.Logger.Info("store writes resumed", "down_for", time.Since(since).Round(time.Millisecond))
 	}
 }

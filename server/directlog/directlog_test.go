@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/scalable-chat-go/server/batchwriter"
 	"github.com/scalable-chat-go/server/chat"
 	"github.com/scalable-chat-go/server/chat/chattest"
 	"github.com/scalable-chat-go/server/directlog"
@@ -24,6 +26,52 @@ func openStore(t *testing.T) *sqlstore.Store {
 	return s
 }
 
+// newLog starts a Log on s with o, its zero sizes and RetryMax set to the
+// tests' own values (the package takes no defaults for them).
+func newLog(t *testing.T, s chat.Store, o directlog.Options) *directlog.Log {
+	t.Helper()
+	if o.Buffer == 0 {
+		o.Buffer = 1000
+	}
+	if o.BatchSize == 0 {
+		o.BatchSize = 100
+	}
+	if o.RetryMax == 0 {
+		o.RetryMax = time.Second
+	}
+	l, err := directlog.New(s, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// Sizes and the longest back-off are the configuration's to decide: New
+// refuses options without them rather than pick its own, and BatchWait 0
+// means no wait (it meant 50 ms, so BATCH_WAIT=0 did not reach the Log).
+func TestOptionsAreExplicit(t *testing.T) {
+	_, err := directlog.New(openStore(t), directlog.Options{})
+	for _, want := range []string{"WRITE_BUFFER", "BATCH_SIZE", "DB_RETRY_MAX"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("New with no options = %v, want it to name %s", err, want)
+		}
+	}
+	s := openStore(t)
+	l := newLog(t, s, directlog.Options{Batching: batchwriter.Batching{BatchSize: 1000}})
+	defer l.Close(context.Background())
+	done := make(chan error, 1)
+	start := time.Now()
+	if err := l.Append(chattest.Msg("at-once", "x", 1), func(err error) { done <- err }); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 40*time.Millisecond {
+		t.Errorf("with BatchWait 0 a lone message was stored after %v, as if it waited for a batch", took)
+	}
+}
+
 func readAll(t *testing.T, s chat.Store) []chat.Message {
 	t.Helper()
 	got, err := s.Recent(context.Background(), 1_000_000, nil)
@@ -36,7 +84,7 @@ func readAll(t *testing.T, s chat.Store) []chat.Message {
 func TestLogContractOnSQLite(t *testing.T) {
 	chattest.TestLog(t, func(t *testing.T) (chat.Log, func() []chat.Message) {
 		s := openStore(t)
-		l := directlog.New(s, directlog.Options{BatchWait: 5 * time.Millisecond})
+		l := newLog(t, s, directlog.Options{Batching: batchwriter.Batching{BatchWait: 5 * time.Millisecond}})
 		t.Cleanup(func() { _ = l.Close(context.Background()) })
 		return l, func() []chat.Message { return readAll(t, s) }
 	})
@@ -64,7 +112,7 @@ func (f *flaky) set(down bool) { f.mu.Lock(); f.down = down; f.mu.Unlock() }
 func TestOutageRetriesInOrderAndReportsHealth(t *testing.T) {
 	s := openStore(t)
 	f := &flaky{Store: s, down: true}
-	l := directlog.New(f, directlog.Options{BatchWait: time.Millisecond, RetryMin: 5 * time.Millisecond, RetryMax: 20 * time.Millisecond})
+	l := newLog(t, f, directlog.Options{Batching: batchwriter.Batching{BatchWait: time.Millisecond, RetryMin: 5 * time.Millisecond, RetryMax: 20 * time.Millisecond}})
 	done := make(chan error, 10)
 	for i := range 10 {
 		if err := l.Append(chattest.Msg(string(rune('a'+i)), "x", i), func(err error) { done <- err }); err != nil {
@@ -73,11 +121,11 @@ func TestOutageRetriesInOrderAndReportsHealth(t *testing.T) {
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		if _, err := l.Health(); err != nil {
+		if err := l.Health(); err != nil {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("Health never reported the outage")
+			t.Fatal("Health still reported no error 5 s into a store outage")
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
@@ -87,17 +135,17 @@ func TestOutageRetriesInOrderAndReportsHealth(t *testing.T) {
 	case <-time.After(50 * time.Millisecond):
 	}
 	f.set(false)
-	for range 10 {
+	for i := range 10 {
 		select {
 		case err := <-done:
 			if err != nil {
 				t.Fatalf("done(%v) after recovery", err)
 			}
 		case <-time.After(5 * time.Second):
-			t.Fatal("messages not stored after the store came back")
+			t.Fatalf("%d of 10 messages stored 5 s after the store came back", i)
 		}
 	}
-	if _, err := l.Health(); err != nil {
+	if err := l.Health(); err != nil {
 		t.Fatalf("Health still %v after recovery", err)
 	}
 	if n := len(readAll(t, s)); n != 10 {
@@ -110,7 +158,7 @@ func TestOutageRetriesInOrderAndReportsHealth(t *testing.T) {
 
 func TestFullBufferRefusesAdmission(t *testing.T) {
 	f := &flaky{Store: openStore(t), down: true}
-	l := directlog.New(f, directlog.Options{Buffer: 3, BatchSize: 1, BatchWait: time.Millisecond, RetryMin: time.Hour})
+	l := newLog(t, f, directlog.Options{Buffer: 3, Batching: batchwriter.Batching{BatchSize: 1, BatchWait: time.Millisecond, RetryMin: time.Hour, RetryMax: time.Hour}})
 	admitted := 0
 	var err error
 	for i := range 10 {

@@ -12,30 +12,30 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/scalable-chat-go/server/batchwriter"
 	"github.com/scalable-chat-go/server/chat"
 )
 
-// ConsumerOptions configure a Consumer. Zero fields take their defaults.
+// ConsumerOptions configure a Consumer. Everything but RetryMin, AfterCommit,
+// Logger and Registerer is the caller's to give: the configuration owns the
+// defaults (the settings named below), and NewConsumer refuses a value out
+// of range.
 type ConsumerOptions struct {
 	Connection
-	// Topic is read (KAFKA_TOPIC, default MESSAGES); DLQTopic receives what
-	// cannot be stored (KAFKA_DLQ_TOPIC, default MESSAGES.DLQ). Both are
-	// created with Partitions partitions when missing (KAFKA_PARTITIONS,
-	// default 6).
+	// Topic is read (KAFKA_TOPIC); DLQTopic, another topic, receives what
+	// cannot be stored (KAFKA_DLQ_TOPIC). Both are created with Partitions
+	// partitions, at least 1, when missing (KAFKA_PARTITIONS).
 	Topic, DLQTopic string
 	Partitions      int32
-	// Group is the consumer group (KAFKA_GROUP, default "default", the
-	// original's). A new group starts from the oldest record.
+	// Group is the consumer group (KAFKA_GROUP). A new group starts from
+	// the oldest record.
 	Group string
-	// BatchSize is the most records one store transaction writes
-	// (BATCH_SIZE, default 1000); BatchWait how long a batch waits to fill
-	// (BATCH_WAIT, default 50 ms).
-	BatchSize int
-	BatchWait time.Duration
-	// RetryMin and RetryMax bound the back-off between retries while the
-	// store is down (default 100 ms and 60 s, DB_RETRY_MAX); BrokerRetryMax
-	// while the broker is (default 5 s, KAFKA_RETRY_MAX).
-	RetryMin, RetryMax, BrokerRetryMax time.Duration
+	// Batching: batches of at most BatchSize records of a partition,
+	// waiting up to BatchWait to fill, retried while the store is down.
+	batchwriter.Batching
+	// BrokerRetryMax bounds the back-off while the broker is away
+	// (KAFKA_RETRY_MAX); its first wait is Batching's RetryMin.
+	BrokerRetryMax time.Duration
 	// AfterCommit, when set, is called after each batch is committed to the
 	// store and before its offsets are marked. It is a test hook: the fault
 	// tests stop the process there.
@@ -57,47 +57,36 @@ type Committed struct {
 	Records, Stored, Rejected int
 }
 
-func (o *ConsumerOptions) defaults() {
-	if o.Topic == "" {
-		o.Topic = "MESSAGES"
+func (o *ConsumerOptions) check() error {
+	errs := o.Batching.Check("kafka")
+	for _, t := range []struct{ name, v string }{{"KAFKA_TOPIC", o.Topic}, {"KAFKA_DLQ_TOPIC", o.DLQTopic}} {
+		if !ValidTopic(t.v) {
+			errs = append(errs, fmt.Errorf("kafka topic %q: not a valid topic name (%s)", t.v, t.name))
+		}
 	}
-	if o.DLQTopic == "" {
-		o.DLQTopic = o.Topic + ".DLQ"
+	if o.Topic == o.DLQTopic {
+		errs = append(errs, fmt.Errorf("the dead-letter topic must differ from the topic %q", o.Topic))
 	}
-	if o.Partitions <= 0 {
-		o.Partitions = 6
+	if o.Partitions < 1 {
+		errs = append(errs, fmt.Errorf("kafka: Partitions %d: want at least 1 (KAFKA_PARTITIONS)", o.Partitions))
 	}
 	if o.Group == "" {
-		o.Group = "default"
+		errs = append(errs, errors.New("kafka: no consumer group (KAFKA_GROUP)"))
 	}
-	if o.BatchSize <= 0 {
-		o.BatchSize = 1000
-	}
-	if o.BatchWait < 0 {
-		o.BatchWait = 0
-	} else if o.BatchWait == 0 {
-		o.BatchWait = 50 * time.Millisecond
-	}
-	if o.RetryMin <= 0 {
-		o.RetryMin = 100 * time.Millisecond
-	}
-	if o.RetryMax <= 0 {
-		o.RetryMax = 60 * time.Second
-	}
-	o.RetryMax = max(o.RetryMax, o.RetryMin)
 	if o.BrokerRetryMax <= 0 {
-		o.BrokerRetryMax = 5 * time.Second
+		errs = append(errs, fmt.Errorf("kafka: BrokerRetryMax %v: want a positive duration (KAFKA_RETRY_MAX)", o.BrokerRetryMax))
 	}
 	o.BrokerRetryMax = max(o.BrokerRetryMax, o.RetryMin)
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	return errors.Join(errs...)
 }
 
 // Consumer is a consumer group member that writes the topic into a Store;
 // see the package documentation for its guarantees.
 type Consumer struct {
-	store  chat.Store
+	writer *batchwriter.Writer
 	o      ConsumerOptions
 	cfg    *sarama.Config
 	dlqCfg *sarama.Config
@@ -110,7 +99,6 @@ type Consumer struct {
 	dlq   sarama.SyncProducer
 
 	healthMu  sync.Mutex
-	storeH    health
 	kafkaH    health
 	inSession bool
 }
@@ -119,14 +107,8 @@ type Consumer struct {
 // at once: it joins the group in the background, retrying while the broker
 // is away. It fails only on a bad configuration.
 func NewConsumer(store chat.Store, o ConsumerOptions) (*Consumer, error) {
-	o.defaults()
-	for _, t := range []string{o.Topic, o.DLQTopic} {
-		if !ValidTopic(t) {
-			return nil, fmt.Errorf("kafka topic %q: not a valid topic name", t)
-		}
-	}
-	if o.Topic == o.DLQTopic {
-		return nil, fmt.Errorf("the dead-letter topic must differ from the topic %q", o.Topic)
+	if err := o.check(); err != nil {
+		return nil, err
 	}
 	cfg, err := o.Connection.config()
 	if err != nil {
@@ -152,9 +134,15 @@ func NewConsumer(store chat.Store, o ConsumerOptions) (*Consumer, error) {
 	if err := dlqCfg.Validate(); err != nil {
 		return nil, fmt.Errorf("kafka dead-letter producer configuration: %w", err)
 	}
+	writer, err := batchwriter.New(store, batchwriter.Options{
+		RetryMin: o.RetryMin, RetryMax: o.RetryMax, Logger: o.Logger, Registerer: o.Registerer,
+	})
+	if err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Consumer{
-		store:   store,
+		writer:  writer,
 		o:       o,
 		cfg:     cfg,
 		dlqCfg:  dlqCfg,
@@ -182,14 +170,7 @@ func (c *Consumer) Close(ctx context.Context) error {
 
 // StoreHealth returns nil while batches are written, or since when and why
 // writes fail.
-func (c *Consumer) StoreHealth() error {
-	c.healthMu.Lock()
-	defer c.healthMu.Unlock()
-	if c.storeH.err != nil {
-		return fmt.Errorf("writes failing since %s: %w", c.storeH.since.UTC().Format(time.RFC3339), c.storeH.err)
-	}
-	return nil
-}
+func (c *Consumer) StoreHealth() error { return c.writer.Health() }
 
 // KafkaHealth returns nil while the consumer is in a group session, or why
 // it is not.
@@ -400,8 +381,8 @@ func (c *Consumer) handle(ctx context.Context, s sarama.ConsumerGroupSession, cl
 		byID[m.ID] = r
 		msgs = append(msgs, m)
 	}
-	rejected, ok := c.save(ctx, msgs)
-	if !ok {
+	rejected, err := c.writer.Write(ctx, msgs)
+	if err != nil {
 		return false
 	}
 	for _, rj := range rejected {
@@ -424,37 +405,6 @@ func (c *Consumer) handle(ctx context.Context, s sarama.ConsumerGroupSession, cl
 	c.m.lag.WithLabelValues(claim.Topic(), strconv.Itoa(int(claim.Partition()))).
 		Set(float64(max(0, claim.HighWaterMarkOffset()-last.Offset-1)))
 	return true
-}
-
-// save stores msgs in one transaction, retrying with back-off while the
-// store fails. ok is false when ctx ended first.
-func (c *Consumer) save(ctx context.Context, msgs []chat.Message) (rejected []chat.Rejected, ok bool) {
-	if len(msgs) == 0 {
-		return nil, true
-	}
-	backoff := c.o.RetryMin
-	for attempt := 1; ; attempt++ {
-		start := time.Now()
-		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		rejected, err := c.store.SaveBatch(wctx, msgs)
-		cancel()
-		c.m.latency.Observe(time.Since(start).Seconds())
-		if err == nil {
-			c.storeRecovered()
-			c.m.batchSize.Observe(float64(len(msgs)))
-			c.m.stored.Add(float64(len(msgs) - len(rejected)))
-			return rejected, true
-		}
-		if ctx.Err() != nil {
-			return nil, false
-		}
-		c.m.storeErrs.Inc()
-		c.storeFailing(err, attempt, backoff, len(msgs))
-		if !sleep(ctx, backoff) {
-			return nil, false
-		}
-		backoff = min(2*backoff, c.o.RetryMax)
-	}
 }
 
 // deadLetters writes dead to the dead-letter topic, retrying with back-off
@@ -525,30 +475,5 @@ func (c *Consumer) kafkaFailing(err error, backoff time.Duration) {
 	c.healthMu.Unlock()
 	if first || backoff < c.o.BrokerRetryMax {
 		c.o.Logger.Warn("Kafka consumer group not consuming; retrying", "group", c.o.Group, "retry_in", backoff, "err", err)
-	}
-}
-
-func (c *Consumer) storeFailing(err error, attempt int, backoff time.Duration, n int) {
-	c.healthMu.Lock()
-	first := c.storeH.err == nil
-	if first {
-		c.storeH.since = time.Now()
-	}
-	c.storeH.err = err
-	c.healthMu.Unlock()
-	c.m.storeUp.Set(0)
-	if first || backoff < c.o.RetryMax {
-		c.o.Logger.Warn("store write failed; consumption paused, retrying", "batch", n, "attempt", attempt, "retry_in", backoff, "err", err)
-	}
-}
-
-func (c *Consumer) storeRecovered() {
-	c.healthMu.Lock()
-	was, since := c.storeH.err, c.storeH.since
-	c.storeH = health{}
-	c.healthMu.Unlock()
-	c.m.storeUp.Set(1)
-	if was != nil {
-		c.o.Logger.Info("store writes resumed; consuming again", "down_for", time.Since(since).Round(time.Millisecond))
 	}
 }

@@ -51,16 +51,11 @@ func newProducerMetrics(r prometheus.Registerer) *producerMetrics {
 	return m
 }
 
-// consumerMetrics are the consumer group's. The store-side names are the
-// direct writer's, since with Kafka the consumer is what writes the store.
+// consumerMetrics are the consumer group's; the writes' (chat_store_*)
+// are batchwriter's, as with the direct writer.
 type consumerMetrics struct {
 	lag        *prometheus.GaugeVec
 	consumed   prometheus.Counter
-	batchSize  prometheus.Histogram
-	latency    prometheus.Histogram
-	storeUp    prometheus.Gauge
-	storeErrs  prometheus.Counter
-	stored     prometheus.Counter
 	dlq        *prometheus.CounterVec
 	dlqErrors  prometheus.Counter
 	groupErrs  prometheus.Counter
@@ -76,28 +71,6 @@ func newConsumerMetrics(r prometheus.Registerer) *consumerMetrics {
 		consumed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "chat_kafka_consumed_total",
 			Help: "Records consumed and handled (stored, or sent to the dead-letter topic).",
-		}),
-		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "chat_store_batch_size",
-			Help:    "Messages written per store transaction.",
-			Buckets: []float64{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000},
-		}),
-		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "chat_store_write_seconds",
-			Help:    "Time to write one batch to the store, failed attempts included.",
-			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
-		}),
-		storeUp: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "chat_store_up",
-			Help: "1 while the last store write succeeded, 0 while writes fail.",
-		}),
-		storeErrs: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "chat_store_write_errors_total",
-			Help: "Failed batch writes (each is retried).",
-		}),
-		stored: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "chat_messages_stored_total",
-			Help: "Messages committed to the store (a re-delivered message counts again; the store keeps it once).",
 		}),
 		dlq: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "chat_kafka_dlq_total",
@@ -116,11 +89,10 @@ func newConsumerMetrics(r prometheus.Registerer) *consumerMetrics {
 			Help: "Consumer group sessions started (one per rebalance).",
 		}),
 	}
-	m.storeUp.Set(1)
 	m.dlq.WithLabelValues(dlqUndecodable)
 	m.dlq.WithLabelValues(dlqRejected)
 	if r != nil {
-		r.MustRegister(m.lag, m.consumed, m.batchSize, m.latency, m.storeUp, m.storeErrs, m.stored, m.dlq, m.dlqErrors, m.groupErrs, m.rebalances)
+		r.MustRegister(m.lag, m.consumed, m.dlq, m.dlqErrors, m.groupErrs, m.rebalances)
 	}
 	return m
 }

@@ -16,54 +16,57 @@ import (
 	"github.com/scalable-chat-go/server/chat"
 )
 
-// LogOptions configure a Log. Zero fields take their defaults.
+// LogOptions configure a Log. Topic, Partitions, Buffer, Compression and
+// RetryMax are the caller's to give: the configuration owns their defaults
+// (the settings named below), and NewLog refuses a value out of range.
 type LogOptions struct {
 	Connection
-	// Topic receives the messages (KAFKA_TOPIC, default MESSAGES). It is
-	// created with Partitions partitions (KAFKA_PARTITIONS, default 6) when
-	// missing.
+	// Topic receives the messages (KAFKA_TOPIC). It is created with
+	// Partitions partitions, at least 1 (KAFKA_PARTITIONS), when missing.
 	Topic      string
 	Partitions int32
 	// Buffer is how many admitted messages may wait for the broker's
-	// acknowledgement (PRODUCER_BUFFER, default 100,000); past it Append
+	// acknowledgement, at least 1 (PRODUCER_BUFFER); past it Append
 	// refuses.
 	Buffer int
 	// Compression is the record batches' codec: none, gzip, snappy, lz4 or
-	// zstd (KAFKA_COMPRESSION, default gzip: the codec every client reads,
+	// zstd (KAFKA_COMPRESSION; gzip is the codec every client reads,
 	// kafkajs included).
 	Compression string
-	// RetryMin and RetryMax bound the back-off between attempts to create
-	// the producer again while the broker is away (default 100 ms and 5 s,
-	// KAFKA_RETRY_MAX).
+	// RetryMax bounds the back-off between attempts to create the producer
+	// again while the broker is away (KAFKA_RETRY_MAX); RetryMin is the
+	// first wait (default 100 ms, no setting).
 	RetryMin, RetryMax time.Duration
 	Logger             *slog.Logger
 	// Registerer receives the metrics; nil registers none.
 	Registerer prometheus.Registerer
 }
 
-func (o *LogOptions) defaults() {
-	if o.Topic == "" {
-		o.Topic = "MESSAGES"
+func (o *LogOptions) check() error {
+	var errs []error
+	if !ValidTopic(o.Topic) {
+		errs = append(errs, fmt.Errorf("kafka topic %q: not a valid topic name (KAFKA_TOPIC)", o.Topic))
 	}
-	if o.Partitions <= 0 {
-		o.Partitions = 6
+	if o.Partitions < 1 {
+		errs = append(errs, fmt.Errorf("kafka: Partitions %d: want at least 1 (KAFKA_PARTITIONS)", o.Partitions))
 	}
-	if o.Buffer <= 0 {
-		o.Buffer = 100_000
+	if o.Buffer < 1 {
+		errs = append(errs, fmt.Errorf("kafka: Buffer %d: want at least 1 (PRODUCER_BUFFER)", o.Buffer))
 	}
-	if o.Compression == "" {
-		o.Compression = "gzip"
+	if _, ok := Compressions[o.Compression]; !ok {
+		errs = append(errs, fmt.Errorf("kafka compression %q: want none, gzip, snappy, lz4 or zstd (KAFKA_COMPRESSION)", o.Compression))
+	}
+	if o.RetryMax <= 0 {
+		errs = append(errs, fmt.Errorf("kafka: RetryMax %v: want a positive duration (KAFKA_RETRY_MAX)", o.RetryMax))
 	}
 	if o.RetryMin <= 0 {
 		o.RetryMin = 100 * time.Millisecond
-	}
-	if o.RetryMax <= 0 {
-		o.RetryMax = 5 * time.Second
 	}
 	o.RetryMax = max(o.RetryMax, o.RetryMin)
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	return errors.Join(errs...)
 }
 
 // Compressions are the codecs LogOptions.Compression accepts.
@@ -123,14 +126,10 @@ type Log struct {
 // away, and messages are admitted meanwhile. It fails only on a bad
 // configuration.
 func NewLog(o LogOptions) (*Log, error) {
-	o.defaults()
-	if !ValidTopic(o.Topic) {
-		return nil, fmt.Errorf("kafka topic %q: not a valid topic name", o.Topic)
+	if err := o.check(); err != nil {
+		return nil, err
 	}
-	codec, ok := Compressions[o.Compression]
-	if !ok {
-		return nil, fmt.Errorf("kafka compression %q: want none, gzip, snappy, lz4 or zstd", o.Compression)
-	}
+	codec := Compressions[o.Compression]
 	cfg, err := o.Connection.config()
 	if err != nil {
 		return nil, err

@@ -11,6 +11,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"math/big"
 	"net"
@@ -18,14 +19,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/IBM/sarama"
 
 	"github.com/scalable-chat-go/server/kafka"
+	"github.com/scalable-chat-go/server/testkit"
 )
 
 // TestSASLPlainOverTLS runs the pipeline against a broker that, like the
@@ -41,7 +41,9 @@ func TestSASLPlainOverTLS(t *testing.T) {
 
 	conn := kafka.Connection{Brokers: []string{b.addr}, Username: "avnadmin", Password: password, CAFile: b.caFile}
 	store := newStore(t)
-	l, err := kafka.NewLog(kafka.LogOptions{Connection: conn, Topic: "secure", Partitions: 2})
+	lo := logOptions(conn, "secure")
+	lo.Partitions = 2
+	l, err := kafka.NewLog(lo)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +52,9 @@ func TestSASLPlainOverTLS(t *testing.T) {
 		defer cancel()
 		_ = l.Close(ctx)
 	}()
-	c, err := kafka.NewConsumer(store, kafka.ConsumerOptions{Connection: conn, Topic: "secure", Partitions: 2, Group: "secure-group"})
+	co := consumerOptions(conn, "secure", "secure-group")
+	co.Partitions = 2
+	c, err := kafka.NewConsumer(store, co)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +83,7 @@ func TestSASLPlainOverTLS(t *testing.T) {
 			"certificate signed by unknown authority"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			l, err := kafka.NewLog(kafka.LogOptions{Connection: tc.conn, Topic: "secure"})
+			l, err := kafka.NewLog(logOptions(tc.conn, "secure"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -115,21 +119,13 @@ type saslBroker struct {
 	addr, caFile, otherCAFile string
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // startSASLBroker writes a CA, a server certificate for 127.0.0.1 and a
 // KRaft configuration into a temporary directory, formats it, runs the
 // broker with scripts/services kafka-tool (so from the same jars as the
 // shared broker) in a process group of its own, and waits until a SASL/TLS
-// client gets metadata. The broker is killed when t ends.
+// client gets metadata. A broker that finds a port taken (another process
+// was quicker between the pick and the bind) starts again on others, up to
+// three times. The broker is killed when t ends.
 func startSASLBroker(t *testing.T, password string) saslBroker {
 	t.Helper()
 	dir := t.TempDir()
@@ -157,7 +153,7 @@ func startSASLBroker(t *testing.T, password string) saslBroker {
 	_ = pem.Encode(&keystore, &pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8})
 	_ = pem.Encode(&keystore, &pem.Block{Type: "CERTIFICATE", Bytes: der})
 	_ = pem.Encode(&keystore, &pem.Block{Type: "CERTIFICATE", Bytes: caCert.Raw})
-	b := saslBroker{addr: freeAddr(t), caFile: filepath.Join(dir, "ca.pem"), otherCAFile: filepath.Join(dir, "other-ca.pem")}
+	b := saslBroker{caFile: filepath.Join(dir, "ca.pem"), otherCAFile: filepath.Join(dir, "other-ca.pem")}
 	write := func(name string, data []byte) {
 		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
 			t.Fatal(err)
@@ -166,9 +162,38 @@ func startSASLBroker(t *testing.T, password string) saslBroker {
 	write("ca.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caCert.Raw}))
 	write("other-ca.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: otherCA.Raw}))
 	write("server.pem", keystore.Bytes())
-	controller := freeAddr(t)
 	jaas := fmt.Sprintf(`org.apache.kafka.common.security.plain.PlainLoginModule required username="avnadmin" password="%s" user_avnadmin="%s";`, password, password)
-	props := strings.Join([]string{
+	cfg := sarama.NewConfig()
+	cfg.Version = kafka.Version
+	cfg.Net.SASL.Enable, cfg.Net.SASL.Mechanism = true, sarama.SASLTypePlaintext
+	cfg.Net.SASL.User, cfg.Net.SASL.Password = "avnadmin", password
+	cfg.Net.TLS.Enable = true
+	pool := x509.NewCertPool()
+	pool.AddCert(caCert)
+	cfg.Net.TLS.Config = tlsConfig(pool)
+	for attempt := 1; ; attempt++ {
+		b.addr = fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t))
+		controller := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t))
+		data := filepath.Join(dir, fmt.Sprintf("data-%d", attempt))
+		conf := filepath.Join(dir, fmt.Sprintf("server-%d.properties", attempt))
+		write(filepath.Base(conf), []byte(saslBrokerConfig(b, controller, jaas, dir, data)))
+		p := runSASLBroker(t, conf)
+		err := awaitSASLBroker(p, b.addr, cfg)
+		if err == nil {
+			return b
+		}
+		if p.Done() && strings.Contains(p.Out.String(), "Address already in use") && attempt < 3 {
+			t.Logf("attempt %d: a port of %s or %s was taken before the broker bound it; again on others", attempt, b.addr, controller)
+			continue
+		}
+		t.Fatalf("the SASL broker on %s: %v:\n%s", b.addr, err, p.Out.String())
+	}
+}
+
+// saslBrokerConfig is the broker's KRaft configuration: one SASL_SSL
+// listener at b.addr, the controller at controller.
+func saslBrokerConfig(b saslBroker, controller, jaas, dir, data string) string {
+	return strings.Join([]string{
 		"process.roles=broker,controller",
 		"node.id=1",
 		"controller.quorum.voters=1@" + controller,
@@ -184,7 +209,7 @@ func startSASLBroker(t *testing.T, password string) saslBroker {
 		"ssl.keystore.location=" + filepath.Join(dir, "server.pem"),
 		"ssl.truststore.type=PEM",
 		"ssl.truststore.location=" + b.caFile,
-		"log.dirs=" + filepath.Join(dir, "data"),
+		"log.dirs=" + data,
 		"num.partitions=1",
 		"offsets.topic.replication.factor=1",
 		"offsets.topic.num.partitions=1",
@@ -195,9 +220,11 @@ func startSASLBroker(t *testing.T, password string) saslBroker {
 		"share.coordinator.state.topic.min.isr=1",
 		"group.initial.rebalance.delay.ms=0",
 	}, "\n") + "\n"
-	conf := filepath.Join(dir, "server.properties")
-	write("server.properties", []byte(props))
+}
 
+// runSASLBroker formats the storage of conf and starts the broker on it.
+func runSASLBroker(t *testing.T, conf string) *testkit.Process {
+	t.Helper()
 	services := "../../scripts/services"
 	var id [16]byte
 	_, _ = rand.Read(id[:])
@@ -205,49 +232,27 @@ func startSASLBroker(t *testing.T, password string) saslBroker {
 		"-t", base64.RawURLEncoding.EncodeToString(id[:]), "-c", conf).CombinedOutput(); err != nil {
 		t.Fatalf("format the SASL broker's storage: %v\n%s", err, out)
 	}
-	logs := &lockedBuffer{}
-	cmd := exec.Command(services, "kafka-tool", "kafka.Kafka", conf)
-	cmd.Stdout, cmd.Stderr = logs, logs
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		// The script runs java as its child: end the whole group we made.
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-exited
-		if t.Failed() {
-			t.Logf("SASL broker output:\n%s", logs.String())
-		}
-	})
+	return testkit.Start(t, "SASL broker", exec.Command(services, "kafka-tool", "kafka.Kafka", conf), nil)
+}
 
-	cfg := sarama.NewConfig()
-	cfg.Version = kafka.Version
-	cfg.Net.SASL.Enable, cfg.Net.SASL.Mechanism = true, sarama.SASLTypePlaintext
-	cfg.Net.SASL.User, cfg.Net.SASL.Password = "avnadmin", password
-	cfg.Net.TLS.Enable = true
-	pool := x509.NewCertPool()
-	pool.AddCert(caCert)
-	cfg.Net.TLS.Config = tlsConfig(pool)
+// awaitSASLBroker waits up to 90 s until a SASL/TLS client gets metadata
+// from addr; it gives up at once when the broker exits.
+func awaitSASLBroker(p *testkit.Process, addr string, cfg *sarama.Config) error {
 	deadline := time.Now().Add(90 * time.Second)
 	for {
-		select {
-		case <-exited:
-			t.Fatalf("the SASL broker exited:\n%s", logs.String())
-		default:
+		if p.Done() {
+			return errors.New("the broker exited")
 		}
-		client, err := sarama.NewClient([]string{b.addr}, cfg)
+		client, err := sarama.NewClient([]string{addr}, cfg)
 		if err == nil {
 			_, err = client.Topics()
 			client.Close()
 			if err == nil {
-				return b
+				return nil
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the SASL broker did not answer within 90 s (%v):\n%s", err, logs.String())
+			return fmt.Errorf("no metadata within 90 s (last: %v)", err)
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
@@ -274,18 +279,6 @@ func newCA(t *testing.T, name string) (*ecdsa.PrivateKey, *x509.Certificate) {
 	}
 	return key, cert
 }
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 func tlsConfig(pool *x509.CertPool) *tls.Config {
 	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}

@@ -17,6 +17,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -48,12 +49,14 @@ type Options struct {
 	Password string
 	// CAFile is a PEM file of CAs to trust for rediss:// (REDIS_CA_FILE).
 	CAFile string
-	// Mode is ModeSharded (default) or ModeStreams (REDIS_ADAPTER_MODE).
+	// Mode is ModeSharded or ModeStreams (REDIS_ADAPTER_MODE). Mode,
+	// KeyPrefix and RequestTimeout are the caller's to give: the
+	// configuration owns their defaults.
 	Mode string
-	// KeyPrefix prefixes channels, streams and keys (REDIS_KEY_PREFIX,
-	// default "socket.io", as Node's adapters).
+	// KeyPrefix prefixes channels, streams and keys (REDIS_KEY_PREFIX;
+	// Node's adapters use "socket.io").
 	KeyPrefix string
-	// RequestTimeout bounds every Redis command (REDIS_REQUEST_TIMEOUT, 5 s).
+	// RequestTimeout bounds every Redis command (REDIS_REQUEST_TIMEOUT).
 	RequestTimeout time.Duration
 	// BackoffMax bounds the wait between reconnection attempts (2 s).
 	BackoffMax time.Duration
@@ -66,17 +69,14 @@ type Options struct {
 }
 
 func (o *Options) defaults() error {
-	if o.Mode == "" {
-		o.Mode = ModeSharded
-	}
 	if o.Mode != ModeSharded && o.Mode != ModeStreams {
 		return fmt.Errorf("REDIS_ADAPTER_MODE=%q: want sharded or streams", o.Mode)
 	}
 	if o.KeyPrefix == "" {
-		o.KeyPrefix = "socket.io"
+		return errors.New("redis: no key prefix (REDIS_KEY_PREFIX)")
 	}
 	if o.RequestTimeout <= 0 {
-		o.RequestTimeout = 5 * time.Second
+		return fmt.Errorf("redis: RequestTimeout %v: want a positive duration (REDIS_REQUEST_TIMEOUT)", o.RequestTimeout)
 	}
 	if o.BackoffMax <= 0 {
 		o.BackoffMax = 2 * time.Second

@@ -8,133 +8,23 @@
 //                     NEXT_PUBLIC_SOCKET_URL=http://127.0.0.1:$E2E_SOCKET_PORT
 //                     (default: a free port is picked and the app is built here)
 //   CHROMIUM          the browser (default /usr/bin/chromium)
-import { spawn, execFileSync } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, existsSync, readdirSync, readFileSync, mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
-import net from "node:net";
 import { chromium } from "playwright-core";
+import { chatServerBinary, freePort, sleep, startChatServer, startProcess } from "../../../scripts/lib/harness.mjs";
+
+export { chatServerBinary, freePort, sleep };
 
 export const frontendDir = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 export const repoDir = join(frontendDir, "..");
 export const artifactsDir = join(frontendDir, "test-results");
 
-export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-/** A free TCP port on 127.0.0.1. */
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-    srv.on("error", reject);
-  });
-}
-
-const started = new Set();
-process.on("exit", () => {
-  for (const child of started) {
-    try {
-      process.kill(-child.pid, "SIGKILL");
-    } catch {
-      // already gone
-    }
-  }
-});
-
-/**
- * Starts a command in its own process group, keeps its output, and waits
- * until `ready(url)` resolves true. Returns {child, logs(), exited, stop()}.
- */
-async function startProcess(name, cmd, args, { cwd, env, readyUrl, timeoutMs = 30_000 }) {
-  const child = spawn(cmd, args, { cwd, env, stdio: ["ignore", "pipe", "pipe"], detached: true });
-  started.add(child);
-  let logs = "";
-  child.stdout.on("data", (d) => (logs += d));
-  child.stderr.on("data", (d) => (logs += d));
-  const exited = new Promise((resolve) =>
-    child.on("exit", (code, signal) => {
-      started.delete(child);
-      resolve({ code, signal });
-    }),
-  );
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (child.exitCode !== null || child.signalCode !== null) {
-      throw new Error(`${name} exited early (${child.exitCode ?? child.signalCode}):\n${logs}`);
-    }
-    try {
-      const res = await fetch(readyUrl, { signal: AbortSignal.timeout(2000) });
-      if (res.status === 200) break;
-    } catch {
-      // not yet
-    }
-    if (Date.now() > deadline) {
-      process.kill(-child.pid, "SIGKILL");
-      throw new Error(`${name} not ready at ${readyUrl} in ${timeoutMs} ms:\n${logs}`);
-    }
-    await sleep(100);
-  }
-  return {
-    child,
-    logs: () => logs,
-    exited,
-    /** SIGTERM to the process group, then SIGKILL after 20 s; resolves with the exit. */
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) {
-        try {
-          process.kill(-child.pid, "SIGTERM");
-        } catch {
-          // gone
-        }
-        const t = setTimeout(() => {
-          try {
-            process.kill(-child.pid, "SIGKILL");
-          } catch {
-            // gone
-          }
-        }, 20_000);
-        const r = await exited;
-        clearTimeout(t);
-        return r;
-      }
-      return exited;
-    },
-  };
-}
-
-let serverBin;
-/** The chat-server binary: $CHAT_SERVER_BIN, or built once with go build. */
-export function chatServerBinary() {
-  if (process.env.CHAT_SERVER_BIN) return process.env.CHAT_SERVER_BIN;
-  if (!serverBin) {
-    const dir = mkdtempSync(join(tmpdir(), "chat-bin-"));
-    serverBin = join(dir, "chat-server");
-    execFileSync("go", ["build", "-o", serverBin, "./cmd/chat-server"], { cwd: join(repoDir, "server"), stdio: "inherit" });
-  }
-  return serverBin;
-}
-
 /** Starts the Go chat server on 127.0.0.1:port with its data in dataDir. */
 export function startGoServer({ port, dataDir, env = {} }) {
-  return startProcess("chat-server", chatServerBinary(), [], {
-    cwd: dataDir,
-    env: {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
-      HOST: "127.0.0.1",
-      PORT: String(port),
-      DATA_DIR: dataDir,
-      MAX_CONNECTIONS_PER_IP: "10000",
-      PRESENCE_INTERVAL: "200ms",
-      LOG_LEVEL: "warn",
-      ...env,
-    },
-    readyUrl: `http://127.0.0.1:${port}/readyz`,
-  });
+  return startChatServer({ PORT: String(port), MAX_CONNECTIONS_PER_IP: "10000", LOG_LEVEL: "warn", ...env }, { dataDir });
 }
 
 /** Starts the original-protocol Node fixture (server/e2e/fixtures/original-server.js) on port. */
@@ -282,9 +172,17 @@ export async function untilMessages(user, pred, what, ms = 15_000) {
   }
 }
 
-/** Waits for the connection badge to show status. */
+/** Waits for the connection badge to show status; on time-out says what it shows. */
 export async function untilStatus(user, status, ms = 30_000) {
-  await user.page.locator(`[data-testid=connection][data-status=${status}]`).waitFor({ timeout: ms });
+  try {
+    await user.page.locator(`[data-testid=connection][data-status=${status}]`).waitFor({ timeout: ms });
+  } catch (e) {
+    const shown = await user.page
+      .locator("[data-testid=connection]")
+      .getAttribute("data-status", { timeout: 1000 })
+      .catch(() => "(no badge)");
+    throw new Error(`the connection badge did not show ${status} within ${ms} ms; it shows ${shown}`, { cause: e });
+  }
 }
 
 /** Saves a screenshot under test-results/ and prints its path. */

@@ -2,22 +2,19 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/scalable-chat-go/server/testkit"
 )
 
 // redisURL is the real Redis the cluster tests use (scripts/services).
 func redisURL(t *testing.T) string {
 	t.Helper()
-	u := os.Getenv("REDIS_URL")
-	if u == "" {
-		t.Fatal(`REDIS_URL is not set: start Redis with eval "$(scripts/services up redis)" (scripts/test does)`)
-	}
-	return u
+	return testkit.Service(t, "REDIS_URL", "Redis")
 }
 
 // prefix returns a key prefix of the test's own, so that tests running at
@@ -38,10 +35,7 @@ func startCluster(t *testing.T, n int, url, mode, keyPrefix string, env ...strin
 	}
 	// Wait until every node sees the others.
 	for _, p := range nodes {
-		eventually(t, 10*time.Second, "nodes to see each other", func() bool {
-			var ready struct{ Servers int64 }
-			return p.getJSON(t, "/readyz", &ready) == 200 && ready.Servers >= int64(n)
-		})
+		p.awaitServers(n)
 	}
 	return nodes
 }
@@ -171,7 +165,10 @@ func TestChurnLeavesNothingBehind(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	eventually(t, 30*time.Second, "connections to close", func() bool { return p.metric(t, "chat_connections") == 1 })
+	testkit.Until(t, 30*time.Second, "chat_connections 1 (the others closed)", func() (bool, string) {
+		n := p.metric(t, "chat_connections")
+		return n == 1, fmt.Sprintf("chat_connections %v", n)
+	})
 	time.Sleep(2 * time.Second)
 	g1, h1 := p.metric(t, "go_goroutines"), p.metric(t, "go_memstats_heap_inuse_bytes")
 	t.Logf("%d cycles: goroutines %v -> %v, heap in use %.1f -> %.1f MB", cycles, g0, g1, h0/1e6, h1/1e6)

@@ -1,29 +1,59 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/scalable-chat-go/server/testkit"
 )
 
 // binary is built with the race detector; plainBinary without, for the
 // tests that measure latency or CPU.
 var binary, plainBinary string
 
+// buildDir holds the binaries TestMain builds, and faultBinary.
+var buildDir string
+
+var faultBuild struct {
+	once sync.Once
+	bin  string
+	err  error
+}
+
+// faultBinary returns the server built with the race detector and the tag
+// faulthooks (the consumer's KAFKA_TEST_CRASH_AFTER_COMMIT), built on first
+// use: only the crash tests need it.
+func faultBinary(t *testing.T) string {
+	t.Helper()
+	faultBuild.once.Do(func() {
+		bin := filepath.Join(buildDir, "chat-server-faulthooks")
+		if out, err := exec.Command("go", "build", "-race", "-tags", "faulthooks", "-o", bin, ".").CombinedOutput(); err != nil {
+			faultBuild.err = fmt.Errorf("build chat-server -tags faulthooks: %v\n%s", err, out)
+			return
+		}
+		faultBuild.bin = bin
+	})
+	if faultBuild.err != nil {
+		t.Fatal(faultBuild.err)
+	}
+	return faultBuild.bin
+}
+
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "chat-server-test-")
 	if err != nil {
 		panic(err)
 	}
+	buildDir = dir
 	binary = filepath.Join(dir, "chat-server")
 	plainBinary = filepath.Join(dir, "chat-server-plain")
 	for bin, args := range map[string][]string{binary: {"-race"}, plainBinary: nil} {
@@ -39,35 +69,20 @@ func TestMain(m *testing.M) {
 
 // proc is a chat-server process under test.
 type proc struct {
-	t       *testing.T
-	cmd     *exec.Cmd
+	t *testing.T
+	*testkit.Process
+	cmd *exec.Cmd
+	// URL is the server's, once it said where it listens (awaitReady).
 	URL     string
 	DataDir string
-	logs    *syncBuffer
+	logs    *testkit.Output
 	exited  chan struct{}
+	// listening receives the address of the "chat-server ready" line.
+	listening chan string
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+// readyAddr finds the address in the server's "chat-server ready" line.
+var readyAddr = regexp.MustCompile(`msg="chat-server ready" addr=(\S+)`)
 
 // start runs chat-server with env on top of the test defaults, in dataDir
 // (a new temporary directory when empty), and waits until it is ready.
@@ -90,76 +105,80 @@ func launch(t *testing.T, dataDir string, env ...string) *proc {
 	return launchBinary(t, binary, dataDir, env...)
 }
 
-// launchBinary is launch with another build of the server.
+// launchBinary is launch with another build of the server. Unless env sets
+// PORT, the server binds port 0 and its "chat-server ready" line says which
+// port it got: no other process can take it first.
 func launchBinary(t *testing.T, bin, dataDir string, env ...string) *proc {
 	t.Helper()
 	if dataDir == "" {
 		dataDir = t.TempDir()
 	}
-	port := freePort(t)
-	p := &proc{t: t, URL: fmt.Sprintf("http://127.0.0.1:%d", port), DataDir: dataDir, logs: &syncBuffer{}, exited: make(chan struct{})}
-	p.cmd = exec.Command(bin)
-	p.cmd.Env = append([]string{
-		"PATH=" + os.Getenv("PATH"), "HOST=127.0.0.1", fmt.Sprintf("PORT=%d", port), "DATA_DIR=" + dataDir,
+	p := &proc{t: t, DataDir: dataDir, listening: make(chan string, 1)}
+	p.logs = &testkit.Output{OnLine: func(line string) {
+		if m := readyAddr.FindStringSubmatch(line); m != nil {
+			select {
+			case p.listening <- m[1]:
+			default:
+			}
+		}
+	}}
+	cmd := exec.Command(bin)
+	cmd.Env = append([]string{
+		"PATH=" + os.Getenv("PATH"), "HOST=127.0.0.1", "PORT=0", "DATA_DIR=" + dataDir,
 		"PRESENCE_INTERVAL=200ms", "DEBUG=" + os.Getenv("SERVER_DEBUG"),
 	}, env...)
-	p.cmd.Stderr = p.logs
-	p.cmd.Stdout = p.logs
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = p.cmd.Wait(); close(p.exited) }()
-	t.Cleanup(func() {
-		p.signal(syscall.SIGKILL)
-		<-p.exited
-		if t.Failed() {
-			t.Logf("server log:\n%s", p.logs.String())
-		}
-	})
+	p.Process = testkit.Start(t, "chat-server", cmd, p.logs)
+	p.cmd, p.exited = cmd, p.Exited
 	return p
 }
 
-// awaitReady waits until /readyz answers 200, failing the test if the
-// server exits first or takes longer than 30 s.
+// awaitReady waits until the server says where it listens and /readyz
+// answers 200 there, failing the test if the server exits first or takes
+// longer than 30 s.
 func (p *proc) awaitReady() {
 	t := p.t
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.After(30 * time.Second)
+	if p.URL == "" {
+		select {
+		case addr := <-p.listening:
+			p.URL = "http://" + addr
+		case <-p.exited:
+			t.Fatalf("server exited early:\n%s", p.logs.String())
+		case <-deadline:
+			t.Fatalf("no \"chat-server ready\" line within 30 s (is LOG_LEVEL above info?):\n%s", p.logs.String())
+		}
+	}
+	last := "no answer yet"
 	for {
 		select {
 		case <-p.exited:
 			t.Fatalf("server exited early:\n%s", p.logs.String())
+		case <-deadline:
+			t.Fatalf("server not ready at %s within 30 s (last: %s):\n%s", p.URL, last, p.logs.String())
 		default:
 		}
-		if res, err := http.Get(p.URL + "/readyz"); err == nil {
+		res, err := http.Get(p.URL + "/readyz")
+		if err == nil {
 			res.Body.Close()
 			if res.StatusCode == 200 {
 				return
 			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server not ready:\n%s", p.logs.String())
+			last = res.Status
+		} else {
+			last = err.Error()
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 }
 
-func (p *proc) signal(s os.Signal) {
-	if p.cmd.Process != nil {
-		_ = p.cmd.Process.Signal(s)
-	}
-}
+func (p *proc) signal(s syscall.Signal) { p.Signal(s) }
 
 // stop sends SIGTERM and returns the exit code.
 func (p *proc) stop() int {
 	p.t.Helper()
 	p.signal(syscall.SIGTERM)
-	select {
-	case <-p.exited:
-	case <-time.After(30 * time.Second):
-		p.t.Fatalf("server did not exit within 30 s of SIGTERM:\n%s", p.logs.String())
-	}
-	return p.cmd.ProcessState.ExitCode()
+	return p.Wait(p.t, 30*time.Second)
 }
 
 func (p *proc) getJSON(t *testing.T, path string, into any) int {
@@ -186,13 +205,35 @@ func toWire(v any) wire {
 	return wire{s("message"), s("username"), s("id"), s("createdAt")}
 }
 
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+// awaitServers waits until the node's /readyz counts at least n servers in
+// its cluster.
+func (p *proc) awaitServers(n int) {
+	p.t.Helper()
+	testkit.Until(p.t, 10*time.Second, fmt.Sprintf("%s to see %d nodes through Redis", p.URL, n), func() (bool, string) {
+		var ready struct{ Servers int64 }
+		code := p.getJSON(p.t, "/readyz", &ready)
+		return code == 200 && ready.Servers >= int64(n), fmt.Sprintf("/readyz %d, servers %d", code, ready.Servers)
+	})
+}
+
+// awaitCheck waits until /readyz reports the check name with status, and
+// also, when more is set, until more holds.
+func (p *proc) awaitCheck(name, status string, within time.Duration, more func() (bool, string)) {
+	p.t.Helper()
+	testkit.Until(p.t, within, fmt.Sprintf("%s %s in /readyz of %s", name, status, p.URL), func() (bool, string) {
+		var ready struct {
+			Checks map[string]struct{ Status, Error string }
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		p.getJSON(p.t, "/readyz", &ready)
+		c := ready.Checks[name]
+		seen := fmt.Sprintf("%s: %s %s", name, c.Status, c.Error)
+		if c.Status != status {
+			return false, seen
+		}
+		if more == nil {
+			return true, seen
+		}
+		ok, also := more()
+		return ok, seen + "; " + also
+	})
 }

@@ -293,13 +293,7 @@ func TestOutageKafkaStopped20s(t *testing.T) {
 			keys[string(r.Key)] = true
 		}
 	}
-	eventually(t, 20*time.Second, "kafka ok in /readyz", func() bool {
-		var ready struct {
-			Checks map[string]struct{ Status string }
-		}
-		node.getJSON(t, "/readyz", &ready)
-		return ready.Checks["kafka"].Status == "ok"
-	})
+	node.awaitCheck("kafka", "ok", 20*time.Second, nil)
 	m := metrics(t, node)
 	t.Logf("%d messages (%d during the 20 s broker outage), %d rows, each once; the topic holds %d records for %d ids "+
 		"(records sent again by a new producer after a lost acknowledgement: %d); producer restarts %v; the last message of "+

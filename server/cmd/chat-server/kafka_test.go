@@ -20,6 +20,7 @@ import (
 	"github.com/scalable-chat-go/server/chat"
 	"github.com/scalable-chat-go/server/kafka"
 	"github.com/scalable-chat-go/server/sqlstore/pgtest"
+	"github.com/scalable-chat-go/server/testkit"
 )
 
 // kafkaEnv is a database, a topic, a dead-letter topic and a consumer
@@ -33,11 +34,7 @@ type kafkaEnv struct {
 
 func newKafkaEnv(t *testing.T) *kafkaEnv {
 	t.Helper()
-	b := os.Getenv("KAFKA_BROKERS")
-	if b == "" {
-		t.Fatal("KAFKA_BROKERS is not set: this test needs the real Kafka broker. " +
-			`Start it with: eval "$(scripts/services up)" (or run scripts/test, whose services stage does it)`)
-	}
+	b := testkit.Service(t, "KAFKA_BROKERS", "Kafka broker")
 	var r [4]byte
 	_, _ = rand.Read(r[:])
 	name := regexp.MustCompile(`[^a-zA-Z0-9]+`).ReplaceAllString(t.Name(), "-") + "-" + hex.EncodeToString(r[:])
@@ -155,7 +152,7 @@ func (k *kafkaEnv) records(topic string) map[int32][]*sarama.ConsumerMessage {
 			case err := <-pc.Errors():
 				k.t.Fatalf("read %s/%d: %v", topic, p, err)
 			case <-time.After(20 * time.Second):
-				k.t.Fatalf("read %s/%d: stuck before offset %d", topic, p, hwm)
+				k.t.Fatalf("read %s/%d: %d records, none for 20 s, before the end offset %d", topic, p, len(out[p]), hwm)
 			}
 		}
 		pc.Close()
@@ -288,10 +285,7 @@ func TestKafkaThreeNodes10000Messages(t *testing.T) {
 	}
 	wg.Wait()
 	for _, p := range nodes {
-		eventually(t, 10*time.Second, "nodes to see each other through Redis", func() bool {
-			var ready struct{ Servers int64 }
-			return p.getJSON(t, "/readyz", &ready) == 200 && ready.Servers >= 3
-		})
+		p.awaitServers(3)
 	}
 
 	const total, perNode = 10_000, 3
@@ -426,8 +420,9 @@ func metricValue(exposition, name string) float64 {
 
 var hookLine = regexp.MustCompile(`fault hook: killing the process.* partition=(\d+) first_offset=(\d+) last_offset=(\d+) records=(\d+)`)
 
-// TestKafkaCrashAfterCommitBeforeMark: the consuming node kills itself
-// (KAFKA_TEST_CRASH_AFTER_COMMIT) right after a batch is committed to
+// TestKafkaCrashAfterCommitBeforeMark: the consuming node, a build with the
+// tag faulthooks, kills itself (KAFKA_TEST_CRASH_AFTER_COMMIT) right after
+// a batch is committed to
 // PostgreSQL and before its offsets are marked. The test shows the kill
 // landed in that window (the batch's rows are stored, the group's offset is
 // before the batch), then restarts the node: the batch is consumed again and
@@ -436,7 +431,7 @@ func TestKafkaCrashAfterCommitBeforeMark(t *testing.T) {
 	t.Parallel()
 	k := newKafkaEnv(t)
 	front := start(t, "", k.env("KAFKA_CONSUMER=off")...)
-	consumer := start(t, "", k.env("KAFKA_TEST_CRASH_AFTER_COMMIT=3", "BATCH_SIZE=500", "BATCH_WAIT=100ms")...)
+	consumer := startBinary(t, faultBinary(t), "", k.env("KAFKA_TEST_CRASH_AFTER_COMMIT=3", "BATCH_SIZE=500", "BATCH_WAIT=100ms")...)
 
 	const total = 10_000
 	c := dialSIO(t, front.URL, "websocket")
@@ -501,8 +496,9 @@ func TestKafkaCrashAfterCommitBeforeMark(t *testing.T) {
 			t.Fatalf("acknowledged %q (id %s): row %+v, stored %v", text, id, r, ok)
 		}
 	}
-	eventually(t, 10*time.Second, "the group to commit past the killed batch", func() bool {
-		return k.committed(int32(part)) > lastOff
+	testkit.Until(t, 10*time.Second, fmt.Sprintf("the group to commit partition %d past the killed batch's last offset %d", part, lastOff), func() (bool, string) {
+		off := k.committed(int32(part))
+		return off > lastOff, fmt.Sprintf("committed offset %d", off)
 	})
 }
 
@@ -544,10 +540,7 @@ func TestKafkaSIGTERMDeliversEveryAcceptedMessage(t *testing.T) {
 // never shows in the log or in /readyz.
 func TestKafkaStartErrors(t *testing.T) {
 	t.Parallel()
-	broker := os.Getenv("KAFKA_BROKERS")
-	if broker == "" {
-		t.Fatal("KAFKA_BROKERS is not set: this test needs the real Kafka broker")
-	}
+	broker := testkit.Service(t, "KAFKA_BROKERS", "Kafka broker")
 	notPEM := t.TempDir() + "/ca.pem"
 	if err := os.WriteFile(notPEM, []byte("not a certificate"), 0o600); err != nil {
 		t.Fatal(err)
@@ -579,9 +572,9 @@ func TestKafkaStartErrors(t *testing.T) {
 		var ready struct {
 			Checks map[string]struct{ Status, Error string }
 		}
-		eventually(t, 10*time.Second, "kafka down in /readyz", func() bool {
+		testkit.Until(t, 10*time.Second, "kafka down in /readyz", func() (bool, string) {
 			p.getJSON(t, "/readyz", &ready)
-			return ready.Checks["kafka"].Status == "down"
+			return ready.Checks["kafka"].Status == "down", fmt.Sprintf("/readyz %+v", ready)
 		})
 		time.Sleep(500 * time.Millisecond)
 		body := fmt.Sprint(ready)

@@ -2,15 +2,12 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
-	"os"
-	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/scalable-chat-go/server/batchwriter"
 	"github.com/scalable-chat-go/server/chat"
 	"github.com/scalable-chat-go/server/config"
 	"github.com/scalable-chat-go/server/directlog"
@@ -30,25 +27,31 @@ type logEngine struct {
 	stop func(ctx context.Context) error
 }
 
+// batching is how either Log makes and retries its batches.
+func batching(cfg config.Config) batchwriter.Batching {
+	return batchwriter.Batching{BatchSize: cfg.BatchSize, BatchWait: cfg.BatchWait, RetryMax: cfg.DBRetryMax}
+}
+
 // newLogEngine returns the Kafka producer (and, unless KAFKA_CONSUMER=off,
 // the consumer group writing the topic into store) when KAFKA_BROKERS is
 // set, else the direct batch writer to store.
 func newLogEngine(cfg config.Config, store chat.Store, reg prometheus.Registerer, logger *slog.Logger) (*logEngine, error) {
 	if len(cfg.KafkaBrokers) == 0 {
-		wlog := directlog.New(store, directlog.Options{
+		wlog, err := directlog.New(store, directlog.Options{
 			Buffer:     cfg.WriteBuffer,
-			BatchSize:  cfg.BatchSize,
-			BatchWait:  cfg.BatchWait,
-			RetryMax:   cfg.DBRetryMax,
+			Batching:   batching(cfg),
 			Logger:     logger.With("component", "writer"),
 			Registerer: reg,
 		})
+		if err != nil {
+			return nil, err
+		}
 		return &logEngine{
 			Log:  wlog,
 			kind: "direct",
 			checks: []httpapi.Check{{Name: "store", Fn: func(ctx context.Context) error {
-				if since, err := wlog.Health(); err != nil {
-					return fmt.Errorf("writes failing since %s: %w", since.UTC().Format(time.RFC3339), err)
+				if err := wlog.Health(); err != nil {
+					return err
 				}
 				return store.Ping(ctx)
 			}}},
@@ -81,17 +84,22 @@ func newLogEngine(cfg config.Config, store chat.Store, reg prometheus.Registerer
 	}
 	var consumer *kafka.Consumer
 	if cfg.KafkaConsumer {
+		hook, err := afterCommitHook(klog)
+		if err != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			_ = producer.Close(ctx)
+			return nil, err
+		}
 		consumer, err = kafka.NewConsumer(store, kafka.ConsumerOptions{
 			Connection:     conn,
 			Topic:          cfg.KafkaTopic,
 			DLQTopic:       cfg.KafkaDLQTopic,
 			Partitions:     int32(cfg.KafkaPartitions),
 			Group:          cfg.KafkaGroup,
-			BatchSize:      cfg.BatchSize,
-			BatchWait:      cfg.BatchWait,
-			RetryMax:       cfg.DBRetryMax,
+			Batching:       batching(cfg),
 			BrokerRetryMax: cfg.KafkaRetryMax,
-			AfterCommit:    crashAfterCommit(cfg.KafkaTestCrashAfterCommit, klog),
+			AfterCommit:    hook,
 			Logger:         klog.With("part", "consumer"),
 			Registerer:     reg,
 		})
@@ -132,25 +140,4 @@ func newLogEngine(cfg config.Config, store chat.Store, reg prometheus.Registerer
 		e.stop = consumer.Close
 	}
 	return e, nil
-}
-
-// crashAfterCommit is the fault hook of KAFKA_TEST_CRASH_AFTER_COMMIT:
-// after the nth batch committed to the store, and before its offsets are
-// marked, it logs where it stands and kills the process (SIGKILL: no
-// deferred code, no offset commit). nil when n is 0.
-func crashAfterCommit(n int, logger *slog.Logger) func(kafka.Committed) {
-	if n <= 0 {
-		return nil
-	}
-	var count atomic.Int64
-	return func(b kafka.Committed) {
-		if count.Add(1) != int64(n) {
-			return
-		}
-		logger.Error("fault hook: killing the process after a store commit, before marking its offsets",
-			"hook", "KAFKA_TEST_CRASH_AFTER_COMMIT", "batch", n, "topic", b.Topic, "partition", b.Partition,
-			"first_offset", b.FirstOffset, "last_offset", b.LastOffset, "records", b.Records, "stored", b.Stored)
-		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
-		select {} // the signal is on its way; mark nothing meanwhile
-	}
 }

@@ -213,12 +213,9 @@ func runOutage(t *testing.T, db, serverURL string, down, up func()) {
 			outageMsgs++
 		}
 	}
-	eventually(t, 10*time.Second, "store ok in /readyz and chat_store_up 1", func() bool {
-		var ready struct {
-			Checks map[string]struct{ Status string }
-		}
-		p.getJSON(t, "/readyz", &ready)
-		return ready.Checks["store"].Status == "ok" && strings.Contains(metrics(t, p), "chat_store_up 1")
+	p.awaitCheck("store", "ok", 10*time.Second, func() (bool, string) {
+		up := p.metric(t, "chat_store_up")
+		return up == 1, fmt.Sprintf("chat_store_up %v", up)
 	})
 	if outageMsgs < 200 {
 		t.Errorf("only %d messages were sent during the outage", outageMsgs)

@@ -107,7 +107,7 @@ func TestPostgresTwoNodesMigrateOnce(t *testing.T) {
 func runServer(t *testing.T, env ...string) (int, string) {
 	t.Helper()
 	cmd := exec.Command(binary)
-	cmd.Env = append([]string{"HOST=127.0.0.1", fmt.Sprintf("PORT=%d", freePort(t)), "DATA_DIR=" + t.TempDir()}, env...)
+	cmd.Env = append([]string{"HOST=127.0.0.1", "PORT=0", "DATA_DIR=" + t.TempDir()}, env...)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	out := make(chan []byte, 1)

@@ -41,10 +41,7 @@ func TestRedisOutage(t *testing.T) {
 			a := startBinary(t, plainBinary, "", env...)
 			b := startBinary(t, plainBinary, "", env...)
 			for _, p := range []*proc{a, b} {
-				eventually(t, 10*time.Second, "nodes to see each other", func() bool {
-					var ready struct{ Servers int64 }
-					return p.getJSON(t, "/readyz", &ready) == 200 && ready.Servers >= 2
-				})
+				p.awaitServers(2)
 			}
 			sender, local, remote := dialSIO(t, a.URL, "websocket"), dialSIO(t, a.URL, "websocket"), dialSIO(t, b.URL, "websocket")
 			time.Sleep(300 * time.Millisecond)

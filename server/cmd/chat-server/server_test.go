@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/scalable-chat-go/server/sqlstore"
+	"github.com/scalable-chat-go/server/testkit"
 )
 
 // A Socket.IO client drives the real server over each transport.
@@ -186,8 +188,9 @@ func TestSlowClientIsDisconnected(t *testing.T) {
 			t.Fatalf("other client got %q at %d", m.Message, i)
 		}
 	}
-	eventually(t, 5*time.Second, "slow client disconnect counted", func() bool {
-		return p.metric(t, "chat_slow_client_disconnects_total") == 1
+	testkit.Until(t, 5*time.Second, "chat_slow_client_disconnects_total 1", func() (bool, string) {
+		n := p.metric(t, "chat_slow_client_disconnects_total")
+		return n == 1, fmt.Sprintf("chat_slow_client_disconnects_total %v", n)
 	})
 	res, err = http.Get(poll)
 	if err != nil {
@@ -257,7 +260,7 @@ func TestReadinessDuringShutdown(t *testing.T) {
 	select {
 	case <-p.exited:
 	case <-time.After(10 * time.Second):
-		t.Fatal("no exit")
+		t.Fatalf("no exit 10 s after SIGTERM:\n%s", p.logs.String())
 	}
 	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
 		t.Fatalf("exit code %d", code)
@@ -421,7 +424,7 @@ func TestConnectionsPerAddressBehindATrustedProxy(t *testing.T) {
 // environment does not set them.
 func TestDotEnvFile(t *testing.T) {
 	dir := t.TempDir()
-	port := freePort(t)
+	port := testkit.FreePort(t)
 	env := fmt.Sprintf("PORT=%d\nHOST=127.0.0.1\nDATA_DIR=%s\nHISTORY_LIMIT=7\n", port, filepath.Join(dir, "data"))
 	if err := os.WriteFile(filepath.Join(dir, ".env"), []byte(env), 0o600); err != nil {
 		t.Fatal(err)
@@ -429,24 +432,46 @@ func TestDotEnvFile(t *testing.T) {
 	cmd := exec.Command(binary)
 	cmd.Dir = dir
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
-	logs := &syncBuffer{}
+	logs := &testkit.Output{}
 	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
 	url := fmt.Sprintf("http://127.0.0.1:%d", port)
-	eventually(t, 20*time.Second, "the server on the .env's port", func() bool {
+	testkit.Until(t, 20*time.Second, "the server on the .env's port", func() (bool, string) {
 		res, err := http.Get(url + "/readyz")
-		if err == nil {
-			res.Body.Close()
+		if err != nil {
+			return false, fmt.Sprintf("GET /readyz: %v; server log:\n%s", err, logs.String())
 		}
-		return err == nil && res.StatusCode == 200
+		res.Body.Close()
+		return res.StatusCode == 200, fmt.Sprintf("GET /readyz: %s", res.Status)
 	})
 	if _, err := os.Stat(filepath.Join(dir, "data", "chat.db")); err != nil {
 		t.Fatalf("DATA_DIR from .env not used: %v\n%s", err, logs.String())
 	}
 	if !strings.Contains(logs.String(), ".env") {
 		t.Errorf("the start-up log does not name the .env file read:\n%s", logs.String())
+	}
+}
+
+// The production build holds no fault hook: KAFKA_TEST_CRASH_AFTER_COMMIT
+// is compiled only into builds with the tag faulthooks (the crash tests').
+func TestNoFaultHookInTheProductionBuild(t *testing.T) {
+	for _, bin := range []string{binary, plainBinary} {
+		b, err := os.ReadFile(bin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(b, []byte("KAFKA_TEST_CRASH_AFTER_COMMIT")) {
+			t.Errorf("%s contains KAFKA_TEST_CRASH_AFTER_COMMIT", filepath.Base(bin))
+		}
+	}
+	b, err := os.ReadFile(faultBinary(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(b, []byte("KAFKA_TEST_CRASH_AFTER_COMMIT")) {
+		t.Error("the faulthooks build lacks the hook: the check above proves nothing")
 	}
 }

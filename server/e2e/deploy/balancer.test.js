@@ -207,7 +207,7 @@ test("clients from several addresses through HAProxy: spread, chat, limits, a no
   // Every default-mode client upgraded to WebSocket: the upgrade request went
   // to the node that holds its polling session.
   for (const s of sockets) {
-    await until(() => s.io.engine.transport.name === "websocket", 10_000, `${s.label} to upgrade`);
+    await until(() => s.io.engine.transport.name === "websocket", 10_000, `${s.label} to upgrade`, () => s.io.engine.transport.name);
   }
   // A client that only long-polls sends a new request for every exchange;
   // each reaches its node (the same as its address's other clients).
@@ -222,7 +222,10 @@ test("clients from several addresses through HAProxy: spread, chat, limits, a no
     const want = sockets.map((s) => `${tag} from ${s.label}`).sort();
     const got = (s) => s.messages.filter((m) => m.message.startsWith(`${tag} `)).map((m) => m.message).sort();
     for (const s of sockets) {
-      await until(() => got(s).length >= want.length, 15_000, `${s.label} to get every ${tag} message (${got(s).length}/${want.length})`);
+      await until(() => got(s).length >= want.length, 15_000, `${s.label} to get every ${tag} message`, () => {
+        const have = got(s);
+        return `${have.length} of ${want.length}; missing ${want.filter((w) => !have.includes(w)).join(", ")}`;
+      });
     }
     await sleep(300);
     for (const s of sockets) assert.deepEqual(got(s), want, `${s.label}: every ${tag} message once`);
@@ -252,7 +255,9 @@ test("clients from several addresses through HAProxy: spread, chat, limits, a no
   const others = sockets.filter((s) => s.node !== victim);
   process.kill(pidOf(NODES[victim]), "SIGKILL");
   for (const s of victims) {
-    await until(() => s.reconnects >= 1 && s.connected, 20_000, `${s.label} to reconnect through the balancer`);
+    await until(() => s.reconnects >= 1 && s.connected, 20_000, `${s.label} to reconnect through the balancer`, () =>
+      `${s.reconnects} reconnects, ${s.connected ? "connected" : "disconnected"}`,
+    );
   }
   let onSurvivors;
   for (let i = 0; i < 50; i++) {
@@ -263,7 +268,7 @@ test("clients from several addresses through HAProxy: spread, chat, limits, a no
   assert.equal(onSurvivors, sockets.length, "every client is on the two nodes left");
   await assert.rejects(fetch(`http://127.0.0.1:${ports[victim]}/readyz`), "the killed node is gone");
   for (const s of victims) {
-    await until(() => s.io.engine.transport.name === "websocket", 10_000, `${s.label} to upgrade again`);
+    await until(() => s.io.engine.transport.name === "websocket", 10_000, `${s.label} to upgrade again`, () => s.io.engine.transport.name);
   }
   for (const s of others) {
     assert.equal(s.disconnects, 0, `${s.label} (on a node left running) was not disconnected`);
@@ -296,7 +301,9 @@ test("clients from several addresses through HAProxy: spread, chat, limits, a no
   const running = ["haproxy", ...NODES].map(pidOf);
   r = await lb(["down"], env);
   assert.equal(r.code, 0, r.stderr);
-  await until(() => running.every((pid) => !alive(pid)), 10_000, "every process to exit");
+  await until(() => running.every((pid) => !alive(pid)), 10_000, "every process to exit", () =>
+    `still running: ${running.filter(alive).join(", ") || "none"}`,
+  );
   r = await lb(["status"], env);
   assert.equal(r.code, 3, "status says they are stopped");
 });

@@ -1,105 +1,46 @@
-// Test harness: starts the real Go chat server as a child process on a free
-// port, and connects real socket.io-client sockets to it.
-import { spawn, execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync, existsSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, dirname } from "node:path";
-import { fileURLToPath } from "node:url";
-import net from "node:net";
+// Test harness: the real Go chat server as a child process on a free port
+// (scripts/lib/harness.mjs, shared with the other JavaScript suites), and real
+// socket.io-client sockets connected to it.
+import { existsSync } from "node:fs";
 import { io } from "socket.io-client";
+import { chatServerBinary, freePort, sleep, startChatServer, until as untilSeen } from "../../../scripts/lib/harness.mjs";
 
-const serverDir = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+export { freePort, sleep, existsSync };
 
-let builtBinary;
 /** Path of the chat-server binary: $CHAT_SERVER_BIN, or built once here. */
-export function serverBinary() {
-  if (process.env.CHAT_SERVER_BIN) return process.env.CHAT_SERVER_BIN;
-  if (!builtBinary) {
-    const dir = mkdtempSync(join(tmpdir(), "chat-bin-"));
-    builtBinary = join(dir, "chat-server");
-    execFileSync("go", ["build", "-o", builtBinary, "./cmd/chat-server"], { cwd: serverDir, stdio: "inherit" });
-  }
-  return builtBinary;
-}
-
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-    srv.on("error", reject);
-  });
-}
+export const serverBinary = chatServerBinary;
 
 /**
  * Starts the server with the given environment (on top of test defaults) and
- * waits until /readyz answers 200. Returns {url, stop, kill, logs, dataDir}.
+ * waits until /readyz answers 200. Returns {url, port, pid, dataDir, logs,
+ * exited, stop, stopKeepData, kill}.
  */
-export async function startServer(env = {}, { dataDir } = {}) {
-  const port = env.PORT ? Number(env.PORT) : await freePort();
-  const ownDir = !dataDir;
-  dataDir ??= mkdtempSync(join(tmpdir(), "chat-data-"));
-  const child = spawn(serverBinary(), [], {
-    env: {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
-      HOST: "127.0.0.1",
-      PORT: String(port),
-      DATA_DIR: dataDir,
-      LOG_LEVEL: "info",
-      PRESENCE_INTERVAL: "200ms",
-      ...env,
-    },
-    stdio: ["ignore", "ignore", "pipe"],
-  });
-  let logs = "";
-  child.stderr.on("data", (d) => (logs += d));
-  const exited = new Promise((resolve) => child.on("exit", (code, signal) => resolve({ code, signal })));
-  const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`server exited early (${child.exitCode}):\n${logs}`);
-    try {
-      const res = await fetch(`${url}/readyz`);
-      if (res.status === 200) break;
-    } catch {}
-    if (Date.now() > deadline) {
-      child.kill("SIGKILL");
-      throw new Error(`server not ready in 20 s:\n${logs}`);
-    }
-    await sleep(50);
-  }
-  return {
-    url,
-    port,
-    pid: child.pid,
-    dataDir,
-    logs: () => logs,
-    exited,
-    /** SIGTERM, wait for the exit, return {code, signal}. */
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
-      const r = await exited;
-      if (ownDir) rmSync(dataDir, { recursive: true, force: true });
-      return r;
-    },
-    /** Stops without removing the data directory. */
-    async stopKeepData() {
-      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
-      return exited;
-    },
-  };
-}
-
-export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+export const startServer = (env = {}, opts = {}) => startChatServer(env, opts);
 
 export const MODES = {
   default: {},
   websocket: { transports: ["websocket"] },
   polling: { transports: ["polling"] },
 };
+
+// The sockets connect() made and the test has not closed: what a wait that
+// gives up reports.
+const sockets = new Set();
+
+/** What each open socket stands at, for a wait that gives up. */
+export function describeSockets() {
+  if (sockets.size === 0) return "no open socket";
+  return [...sockets]
+    .map((s) => {
+      const last = s.messages.at(-1);
+      return (
+        `socket ${s.id ?? "(no id)"}: ${s.connected ? "connected" : "disconnected"} over ${s.io.engine?.transport?.name ?? "-"}, ` +
+        `${s.messages.length} messages (last ${last ? JSON.stringify(last.message) : "-"}), ` +
+        `errors [${s.errors.map((e) => e.code).join(", ")}], presence ${s.presence.at(-1)?.online ?? "-"}`
+      );
+    })
+    .join("; ");
+}
 
 /**
  * Connects a socket.io-client socket and records what it receives.
@@ -113,8 +54,10 @@ export async function connect(url, opts = {}) {
   socket.on("message", (m) => socket.messages.push(m));
   socket.on("error", (e) => socket.errors.push(e));
   socket.on("presence", (p) => socket.presence.push(p));
+  sockets.add(socket);
+  socket.on("disconnect", (reason) => reason === "io client disconnect" && sockets.delete(socket));
   await new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error("connect timeout")), 10_000);
+    const t = setTimeout(() => reject(new Error(`connect to ${url}: no connection within 10 s`)), 10_000);
     socket.once("connect", () => {
       clearTimeout(t);
       resolve();
@@ -127,18 +70,15 @@ export async function connect(url, opts = {}) {
   return socket;
 }
 
-/** Waits until pred() is true, polling, or throws after ms. */
-export async function until(pred, ms = 10_000, what = "condition") {
-  const deadline = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
+/**
+ * Waits until pred() is true, polling, or throws after ms, saying what seen()
+ * returns then (by default: where every open socket stands).
+ */
+export function until(pred, ms = 10_000, what = "condition", seen = describeSockets) {
+  return untilSeen(pred, ms, what, seen);
 }
 
 /** Emits with an acknowledgement and resolves with the server's answer. */
 export function emitAck(socket, payload, ms = 10_000) {
   return socket.timeout(ms).emitWithAck("event:message", payload);
 }
-
-export { existsSync };

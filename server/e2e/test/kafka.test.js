@@ -86,7 +86,9 @@ async function consumeUntil(topicName, want, ms = 30_000) {
   try {
     await consumer.subscribe({ topic: topicName, fromBeginning: true });
     await consumer.run({ autoCommit: true, eachMessage: async ({ partition, message }) => void seen.push({ partition, message }) });
-    await until(() => want(seen), ms, `records in ${topicName}`);
+    await until(() => want(seen), ms, `records in ${topicName}`, () =>
+      seen.map(({ partition, message }) => `${partition}/${message.offset}: ${JSON.stringify(message.value?.toString())}`),
+    );
   } finally {
     await consumer.disconnect();
   }
@@ -109,7 +111,7 @@ test("records produced by kafkajs exactly as the original server did: stored wit
   await until(() => {
     rows = psql(dbUrl, "SELECT id, content, username FROM messages ORDER BY content").split("\n").filter(Boolean);
     return rows.length >= 2;
-  }, 30_000, "two rows in PostgreSQL");
+  }, 30_000, "two rows in PostgreSQL", () => rows);
   await sleep(500);
   rows = psql(dbUrl, "SELECT id, content, username FROM messages ORDER BY content").split("\n").filter(Boolean);
   assert.deepEqual(rows, [

@@ -22,17 +22,15 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/scalable-chat-go/server/testkit"
 )
 
-// AdminURL returns DATABASE_URL, or fails the test with how to get one.
+// AdminURL returns DATABASE_URL, or fails the test with how to get one
+// (skips it under -short: see testkit.Service).
 func AdminURL(t testing.TB) string {
 	t.Helper()
-	u := os.Getenv("DATABASE_URL")
-	if u == "" {
-		t.Fatal("DATABASE_URL is not set: this test needs the real PostgreSQL. " +
-			`Start it with: eval "$(scripts/services up postgres)" (or run scripts/test, whose services stage does it)`)
-	}
-	return u
+	return testkit.Service(t, "DATABASE_URL", "PostgreSQL")
 }
 
 var unsafeName = regexp.MustCompile(`[^a-z0-9]+`)

@@ -1,11 +1,13 @@
-package sio
+package sioclient
 
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -167,5 +169,59 @@ func TestDialRefused(t *testing.T) {
 	defer srv.Close()
 	if _, _, err := d.Dial(context.Background(), srv.URL, nil); err == nil || !strings.Contains(err.Error(), "404") {
 		t.Fatalf("no Socket.IO there: %v", err)
+	}
+}
+
+// Long-polling: the handshake by GET and POST, several packets in one
+// answer, a noop passed over, and Engine.IO's close packet ending Serve.
+func TestDialPolling(t *testing.T) {
+	var mu sync.Mutex
+	var posts []string
+	answers := make(chan string, 4)
+	answers <- `40{"sid":"ns"}`
+	answers <- "6\x1e" + `42["message",{"message":"polled"}]` + "\x1e1"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		if r.URL.Path != "/socket.io/" || q.Get("EIO") != "4" || q.Get("transport") != "polling" {
+			http.Error(w, "bad URL", http.StatusBadRequest)
+			return
+		}
+		if q.Get("sid") == "" {
+			_, _ = w.Write([]byte(`0{"sid":"eio","pingInterval":25000,"pingTimeout":20000}`))
+			return
+		}
+		if r.Method == http.MethodPost {
+			b, _ := io.ReadAll(r.Body)
+			mu.Lock()
+			posts = append(posts, string(b))
+			mu.Unlock()
+			_, _ = w.Write([]byte("ok"))
+			return
+		}
+		select {
+		case a := <-answers:
+			_, _ = w.Write([]byte(a))
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	var d Dialer
+	c, early, err := d.DialPolling(context.Background(), srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.SID != "eio" || len(early) != 0 {
+		t.Fatalf("sid %q, early %q", c.SID, early)
+	}
+	var got []string
+	err = c.Serve(func(f []byte) { got = append(got, string(f)) })
+	if !errors.Is(err, io.EOF) || len(got) != 1 || got[0] != `42["message",{"message":"polled"}]` {
+		t.Fatalf("Serve = %v after %q, want one event then io.EOF", err, got)
+	}
+	_ = c.Close()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(posts) != 2 || posts[0] != "40" || posts[1] != "1" {
+		t.Fatalf("posted %q, want the namespace CONNECT and the close packet", posts)
 	}
 }

@@ -1,12 +1,15 @@
-// Package sio is a minimal Socket.IO v4 client over a raw Engine.IO v4
-// WebSocket, written for load: one goroutine per connection reads, pings
-// are answered in place, and frames are handed over as byte slices without
-// decoding JSON, so that one process can hold tens of thousands of
-// connections and receive hundreds of thousands of frames a second.
+// Package sioclient is a minimal Socket.IO v4 client over raw Engine.IO v4,
+// with every frame under its user's control: the benchmark (scripts/bench)
+// holds tens of thousands of connections with it, and the server's tests
+// drive the real binary with it.
 //
-// It speaks WebSocket only (no long-polling, no upgrade) to namespace "/",
-// which both the Go server and the Node reference accept.
-package sio
+// It is written for load: one goroutine per connection reads, pings are
+// answered in place, and frames are handed over as byte slices without
+// decoding JSON, so that one process can receive hundreds of thousands of
+// frames a second. It speaks to namespace "/", over WebSocket (Dial) or
+// HTTP long-polling (DialPolling), never upgrading from one to the other;
+// both the Go server and the Node reference accept either.
+package sioclient
 
 import (
 	"bytes"
@@ -113,6 +116,9 @@ func IsEvent(f []byte, name string) bool {
 
 // Dialer opens connections. Its zero value is usable.
 type Dialer struct {
+	// HTTPClient carries the long-polling requests (http.DefaultClient
+	// when nil).
+	HTTPClient *http.Client
 	// ReadBufferSize is each connection's read buffer (4096 when zero):
 	// larger lets one read system call take several queued frames.
 	ReadBufferSize int
@@ -130,9 +136,10 @@ type Conn struct {
 	// SID is the Engine.IO session id.
 	SID string
 
-	ws  *websocket.Conn
-	wmu sync.Mutex
-	buf []byte
+	ws   *websocket.Conn // nil for long-polling
+	poll *polling
+	wmu  sync.Mutex
+	buf  []byte
 }
 
 // ErrConnectRefused is returned when the server answers the namespace
@@ -176,10 +183,6 @@ func (d *Dialer) Dial(ctx context.Context, baseURL string, local net.IP) (c *Con
 		return nil, nil, fmt.Errorf("websocket handshake with %s: %w", u, err)
 	}
 	c = &Conn{ws: ws}
-	fail := func(err error) (*Conn, [][]byte, error) {
-		_ = ws.Close()
-		return nil, nil, err
-	}
 	deadline, _ := ctx.Deadline()
 	_ = ws.SetReadDeadline(deadline)
 	stop := context.AfterFunc(ctx, func() { _ = ws.SetReadDeadline(time.Now()) })
@@ -187,47 +190,107 @@ func (d *Dialer) Dial(ctx context.Context, baseURL string, local net.IP) (c *Con
 
 	f, err := c.next()
 	if err != nil {
-		return fail(fmt.Errorf("read the Engine.IO open packet: %w", err))
+		_ = ws.Close()
+		return nil, nil, fmt.Errorf("read the Engine.IO open packet: %w", err)
 	}
+	if err := c.opened(f); err != nil {
+		_ = ws.Close()
+		return nil, nil, err
+	}
+	early, err = c.join()
+	if err != nil {
+		_ = ws.Close()
+		return nil, nil, err
+	}
+	_ = ws.SetReadDeadline(time.Time{})
+	return c, early, nil
+}
+
+// DialPolling is Dial over HTTP long-polling: every packet the client
+// sends is a POST, and a GET waits for what the server has (up to its ping
+// interval). It never upgrades to WebSocket.
+func (d *Dialer) DialPolling(ctx context.Context, baseURL string) (c *Conn, early [][]byte, err error) {
+	timeout := d.HandshakeTimeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	client := d.HTTPClient
+	if client == nil {
+		client = http.DefaultClient
+	}
+	hctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	life, end := context.WithCancel(context.WithoutCancel(ctx))
+	p := &polling{client: client, url: baseURL + "/socket.io/?EIO=4&transport=polling", ctx: hctx, life: life, end: end}
+	c = &Conn{poll: p}
+	f, err := c.next()
+	if err != nil {
+		end()
+		return nil, nil, fmt.Errorf("long-polling handshake with %s: %w", p.url, err)
+	}
+	if err := c.opened(f); err != nil {
+		end()
+		return nil, nil, err
+	}
+	p.url += "&sid=" + c.SID
+	early, err = c.join()
+	if err != nil {
+		end()
+		return nil, nil, err
+	}
+	p.ctx = life
+	return c, early, nil
+}
+
+// opened reads the Engine.IO open packet f.
+func (c *Conn) opened(f []byte) error {
 	if Classify(f) != KindOpen {
-		return fail(fmt.Errorf("want the Engine.IO open packet, got %q", clip(f)))
+		return fmt.Errorf("want the Engine.IO open packet, got %q", clip(f))
 	}
 	var open struct {
 		SID string `json:"sid"`
 	}
 	if err := json.Unmarshal(f[1:], &open); err != nil || open.SID == "" {
-		return fail(fmt.Errorf("bad Engine.IO open packet %q", clip(f)))
+		return fmt.Errorf("bad Engine.IO open packet %q", clip(f))
 	}
 	c.SID = open.SID
+	return nil
+}
+
+// join connects to namespace "/" and returns the events that came before
+// the answer.
+func (c *Conn) join() (early [][]byte, err error) {
 	if err := c.Write([]byte("40")); err != nil {
-		return fail(fmt.Errorf("send the namespace CONNECT: %w", err))
+		return nil, fmt.Errorf("send the namespace CONNECT: %w", err)
 	}
 	for {
 		f, err := c.next()
 		if err != nil {
-			return fail(fmt.Errorf("wait for the namespace CONNECT answer: %w", err))
+			return nil, fmt.Errorf("wait for the namespace CONNECT answer: %w", err)
 		}
 		switch Classify(f) {
 		case KindConnect:
-			_ = ws.SetReadDeadline(time.Time{})
-			return c, early, nil
+			return early, nil
 		case KindConnectError:
-			return fail(fmt.Errorf("%w: %s", ErrConnectRefused, clip(f)))
+			return nil, fmt.Errorf("%w: %s", ErrConnectRefused, clip(f))
 		case KindPing:
 			if err := c.Write([]byte("3")); err != nil {
-				return fail(fmt.Errorf("answer a ping: %w", err))
+				return nil, fmt.Errorf("answer a ping: %w", err)
 			}
 		case KindClose, KindDisconnect:
-			return fail(fmt.Errorf("server closed during the handshake: %q", clip(f)))
+			return nil, fmt.Errorf("server closed during the handshake: %q", clip(f))
 		case KindEvent:
 			early = append(early, bytes.Clone(f))
 		}
 	}
 }
 
-// next reads one data frame into c.buf; the slice is valid until the next
-// call.
+// next reads one data frame into c.buf (or, long-polling, one packet of
+// the last answer); the slice is valid until the next call.
 func (c *Conn) next() ([]byte, error) {
+	if c.poll != nil {
+		return c.poll.next()
+	}
 	for {
 		mt, r, err := c.ws.NextReader()
 		if err != nil {
@@ -281,16 +344,101 @@ const writeTimeout = 10 * time.Second
 func (c *Conn) Write(frame []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	if c.poll != nil {
+		return c.poll.post(frame)
+	}
 	_ = c.ws.SetWriteDeadline(time.Now().Add(writeTimeout))
 	return c.ws.WriteMessage(websocket.TextMessage, frame)
 }
 
-// Close closes the connection (with a WebSocket close frame when the
-// server still reads).
+// Close closes the connection: with a WebSocket close frame when the
+// server still reads, or, long-polling, with Engine.IO's close packet; a
+// GET still waiting is cancelled.
 func (c *Conn) Close() error {
+	if c.poll != nil {
+		c.wmu.Lock()
+		err := c.poll.post([]byte("1"))
+		c.wmu.Unlock()
+		c.poll.end()
+		return err
+	}
 	_ = c.ws.WriteControl(websocket.CloseMessage,
 		websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
 	return c.ws.Close()
+}
+
+// polling is the long-polling transport of a Conn.
+type polling struct {
+	client *http.Client
+	url    string
+	// ctx bounds the requests: the handshake's timeout, then life, which
+	// Close ends.
+	ctx  context.Context
+	life context.Context
+	end  context.CancelFunc
+	// queue holds the packets of the last GET not handed out yet; closed
+	// says that one of them was the server's close packet.
+	queue  [][]byte
+	closed bool
+}
+
+// next returns the next packet the server sent, polling when none is
+// left; io.EOF once the server closed the session.
+func (p *polling) next() ([]byte, error) {
+	for len(p.queue) == 0 {
+		if p.closed {
+			return nil, io.EOF
+		}
+		req, err := http.NewRequestWithContext(p.ctx, http.MethodGet, p.url, nil)
+		if err != nil {
+			return nil, err
+		}
+		res, err := p.client.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		body, err := io.ReadAll(res.Body)
+		res.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+		if res.StatusCode != http.StatusOK {
+			return nil, fmt.Errorf("GET %s: %s %s", p.url, res.Status, clip(bytes.TrimSpace(body)))
+		}
+		for _, f := range bytes.Split(body, []byte{0x1e}) {
+			switch Classify(f) {
+			case KindNoop:
+			case KindClose:
+				p.closed = true
+			default:
+				p.queue = append(p.queue, f)
+			}
+		}
+	}
+	f := p.queue[0]
+	p.queue = p.queue[1:]
+	return f, nil
+}
+
+// post sends one packet.
+func (p *polling) post(frame []byte) error {
+	ctx, cancel := context.WithTimeout(p.life, writeTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url, bytes.NewReader(frame))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "text/plain;charset=UTF-8")
+	res, err := p.client.Do(req)
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("POST %s: %s", p.url, res.Status)
+	}
+	return nil
 }
 
 func clip(b []byte) string {

@@ -1,0 +1,178 @@
+// scripts/dev: --help, a taken port stops it before anything starts, and
+// however it is stopped (SIGTERM, or SIGKILL with its watchdogs) nothing it
+// started is left. It runs the real server and the real `next dev`, so
+// frontend/node_modules must be installed (scripts/test runs this stage after
+// the frontend stage; scripts/dev would install it, slowly, on its own).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import net from "node:net";
+import { freePort, repoDir, until } from "../lib/harness.mjs";
+
+const dev = join(repoDir, "scripts", "dev");
+const ownStat = readFileSync("/proc/self/stat", "utf8");
+/** This test's process group, which scripts/dev shares (it is not started detached). */
+const ownGroup = Number(ownStat.slice(ownStat.lastIndexOf(")") + 2).split(" ")[2]);
+
+/** Every process whose parent chain leads to pid, or whose process group is one of groups: [{pid, pgid, cmd}]. */
+function descendants(pid, groups = new Set()) {
+  const procs = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, "utf8");
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      const cmd = readFileSync(`/proc/${name}/cmdline`, "utf8").replaceAll("\0", " ").trim();
+      procs.push({ pid: Number(name), ppid: Number(f[1]), pgid: Number(f[2]), state: f[0], cmd });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const live = procs.filter((p) => p.state !== "Z");
+  const out = new Map();
+  let grew = true;
+  while (grew) {
+    grew = false;
+    for (const p of live) {
+      if (!out.has(p.pid) && (p.ppid === pid || out.has(p.ppid) || groups.has(p.pgid))) {
+        out.set(p.pid, p);
+        grew = true;
+      }
+    }
+  }
+  return [...out.values()];
+}
+
+/** The processes whose environment holds the entry entry: [{pid, cmd}]. */
+function withEnv(entry) {
+  const out = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
+    try {
+      if (readFileSync(`/proc/${name}/environ`, "utf8").split("\0").includes(entry)) {
+        out.push({ pid: Number(name), cmd: readFileSync(`/proc/${name}/cmdline`, "utf8").replaceAll("\0", " ").trim() });
+      }
+    } catch {
+      // gone meanwhile, or not ours to read
+    }
+  }
+  return out;
+}
+
+/** Runs scripts/dev with env; resolves once both ports answer, with the child and its output. */
+async function startDev(env) {
+  const child = spawn(dev, [], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  let logs = "";
+  child.stdout.on("data", (d) => (logs += d));
+  child.stderr.on("data", (d) => (logs += d));
+  const exited = new Promise((resolve) => child.on("exit", (code, signal) => resolve({ code, signal })));
+  const answers = async (port, path) => {
+    try {
+      return (await fetch(`http://127.0.0.1:${port}${path}`, { signal: AbortSignal.timeout(5000) })).status === 200;
+    } catch {
+      return false;
+    }
+  };
+  await until(
+    async () => {
+      if (child.exitCode !== null) throw new Error(`scripts/dev exited (${child.exitCode}):\n${logs}`);
+      return (await answers(env.PORT, "/readyz")) && (await answers(env.WEB_PORT, "/"));
+    },
+    180_000,
+    `the server on :${env.PORT} and next dev on :${env.WEB_PORT}`,
+    () => logs,
+  );
+  return { child, exited, logs: () => logs };
+}
+
+const listening = (port) =>
+  new Promise((resolve) => {
+    const c = net.connect(port, "127.0.0.1");
+    c.on("connect", () => (c.destroy(), resolve(true)));
+    c.on("error", () => resolve(false));
+  });
+
+test("--help prints the usage and starts nothing", () => {
+  const r = spawnSync(dev, ["--help"], { encoding: "utf8" });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /WEB_PORT/);
+  assert.match(r.stdout, /scripts\/dev --help/);
+  const bad = spawnSync(dev, ["--no-such-flag"], { encoding: "utf8" });
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /unknown argument '--no-such-flag'/);
+});
+
+test("a taken port stops the start and names who holds it", async () => {
+  const holder = net.createServer().listen(0, "127.0.0.1");
+  await new Promise((r) => holder.once("listening", r));
+  const webPort = holder.address().port;
+  const port = await freePort();
+  try {
+    const r = spawnSync(dev, [], { env: { ...process.env, PORT: String(port), WEB_PORT: String(webPort) }, encoding: "utf8", timeout: 60_000 });
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr, new RegExp(`port ${webPort} \\(web client\\) is taken by node \\(pid ${process.pid}\\)`));
+    assert.equal(await listening(port), false, "the server was not started");
+  } finally {
+    holder.close();
+  }
+});
+
+test("a server that cannot start takes next dev down with it", { timeout: 240_000 }, async () => {
+  const data = mkdtempSync(join(tmpdir(), "dev-test-"));
+  // A host name that does not resolve: the server fails after the port check.
+  const env = { ...process.env, HOST: "256.1.1.1", PORT: String(await freePort()), WEB_PORT: String(await freePort()), DATA_DIR: data };
+  const child = spawn(dev, [], { env, stdio: ["ignore", "pipe", "pipe"] });
+  let logs = "";
+  child.stdout.on("data", (d) => (logs += d));
+  child.stderr.on("data", (d) => (logs += d));
+  try {
+    const code = await new Promise((resolve) => child.on("exit", resolve));
+    assert.equal(code, 1, logs);
+    assert.match(logs, /web client on http/, "next dev was started");
+    assert.match(logs, /a process ended \(status 1\); stopping the others/);
+    // Every process it started carries its DATA_DIR in its environment.
+    await until(() => withEnv(`DATA_DIR=${data}`).length === 0, 2_000, "every process scripts/dev started to exit", () =>
+      withEnv(`DATA_DIR=${data}`),
+    );
+    assert.equal(await listening(Number(env.WEB_PORT)), false, "next dev is not left on the web port");
+  } finally {
+    child.kill("SIGKILL");
+    rmSync(data, { recursive: true, force: true });
+  }
+});
+
+for (const signal of ["SIGTERM", "SIGKILL"]) {
+  test(`stopped with ${signal}, it leaves no process behind`, { timeout: 240_000 }, async () => {
+    const data = mkdtempSync(join(tmpdir(), "dev-test-"));
+    const env = { PORT: String(await freePort()), WEB_PORT: String(await freePort()), DATA_DIR: data };
+    const d = await startDev(env);
+    try {
+      const procs = descendants(d.child.pid);
+      const groups = new Set(procs.map((p) => p.pgid));
+      const names = procs.map((p) => p.cmd).join("\n");
+      assert.match(names, /chat-server/, `the server runs:\n${names}`);
+      assert.match(names, /next/, `next dev runs:\n${names}`);
+      assert.ok(!groups.has(ownGroup), `the children are in process groups of their own, not in the test's (${ownGroup}): ${[...groups]}`);
+
+      d.child.kill(signal);
+      const r = await d.exited;
+      if (signal === "SIGTERM") assert.equal(r.code, 143, d.logs());
+      // Its watchdogs end the groups within a second of a SIGKILL; SIGTERM waits for the exits.
+      const left = () => [...descendants(d.child.pid, groups), ...withEnv(`DATA_DIR=${data}`)];
+      await until(
+        () => left().length === 0,
+        signal === "SIGTERM" ? 2_000 : 5_000,
+        `every process scripts/dev started to exit after ${signal}`,
+        left,
+      );
+      assert.equal(await listening(Number(env.PORT)), false, "the server's port is free");
+      assert.equal(await listening(Number(env.WEB_PORT)), false, "the web port is free");
+    } finally {
+      d.child.kill("SIGKILL");
+      rmSync(data, { recursive: true, force: true });
+    }
+  });
+}
