@@ -23,7 +23,7 @@ import (
 
 // tserver is an Engine behind a real HTTP server on loopback.
 type tserver struct {
-	t   *testing.T
+	t   testing.TB
 	e   *Engine
 	srv *httptest.Server
 	url string
@@ -41,7 +41,7 @@ func quick(o Options) Options {
 	return o
 }
 
-func startEngine(t *testing.T, o Options) *tserver {
+func startEngine(t testing.TB, o Options) *tserver {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	o.Registerer = reg
@@ -152,7 +152,7 @@ func eventually(t *testing.T, within time.Duration, what string, cond func() (bo
 
 // wsc is a WebSocket client (gorilla) for whole-message tests.
 type wsc struct {
-	t *testing.T
+	t testing.TB
 	c *websocket.Conn
 }
 
@@ -244,7 +244,7 @@ func (w *wsc) closed() int {
 // rawWS is a WebSocket over a plain TCP connection, for frames gorilla
 // would not send.
 type rawWS struct {
-	t  *testing.T
+	t  testing.TB
 	nc net.Conn
 	br *bufio.Reader
 }
