@@ -149,7 +149,7 @@ func idleOne(ctx context.Context, s *session, f *idleFlags, k server.Kind) (Idle
 
 	fmt.Fprintf(s.log, "%s: opening %d %s connections\n", k.Label(), f.conns, f.transport)
 	t0 := time.Now()
-	dropped := func() int64 { return 0 }
+	var dropped func() int64
 	if f.transport == "polling" {
 		ps, err := dialPolling(ctx, sys.urls(), f.conns, f.parallel)
 		defer ps.close()

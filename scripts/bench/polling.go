@@ -135,15 +135,16 @@ func (ps *pollSessions) start(ctx context.Context, base string, local net.IP) er
 	ps.wg.Add(1)
 	go func() {
 		defer ps.wg.Done()
-		err := ps.serve(c, q)
-		if err != nil && !ps.closing.Load() {
+		ps.serve(c, q)
+		if !ps.closing.Load() {
 			ps.dropped.Add(1)
 		}
 	}()
 	return nil
 }
 
-// serve polls until the connection ends, answering pings.
+// serve polls until the connection ends, answering pings, and returns why
+// it ended.
 func (ps *pollSessions) serve(c *pollConn, q string) error {
 	for {
 		body, err := c.do(http.MethodGet, q, "")
