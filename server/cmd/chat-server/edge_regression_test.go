@@ -297,7 +297,7 @@ func TestPollingFuzzLeavesNoSession(t *testing.T) {
 	seed := fuzzSeed(t, 16)
 	const cases, workers = 3000, 6
 	p := start(t, "", "PING_INTERVAL=300ms", "PING_TIMEOUT=300ms", "MAX_CONNECTIONS_PER_IP=0",
-		"RATE_LIMIT_PER_SEC=0", "HISTORY_LIMIT=0", "PRESENCE_INTERVAL=100ms", "LOG_LEVEL=warn")
+		"RATE_LIMIT_PER_SEC=0", "HISTORY_LIMIT=0", "PRESENCE_INTERVAL=100ms")
 	// The server is built with the race detector: the fuzz is a race test
 	// of the session layer too.
 	defer func() {
