@@ -243,11 +243,14 @@ func (s *Server) deliverLocked(e chat.Event) {
 		s.log.Error("an event could not be encoded; it is not delivered", "event", e.Name, "err", err)
 		return
 	}
+	n := 0
 	for _, c := range s.live {
 		if e.Except == "" || c.sock.ID() != e.Except {
 			c.sock.Send(f)
+			n++
 		}
 	}
+	s.m.deliveries.WithLabelValues(deliveryLabel(e.Name)).Add(float64(n))
 	if e.IsMessage() {
 		s.m.broadcast.Inc()
 	} else {
