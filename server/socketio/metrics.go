@@ -21,7 +21,8 @@ type metrics struct {
 	clusterDropped       prometheus.Counter
 	clusterQueue         prometheus.Gauge
 
-	deliveries *prometheus.CounterVec
+	deliveries   *prometheus.CounterVec
+	adminDropped prometheus.Counter
 }
 
 func newMetrics(r prometheus.Registerer) *metrics {
@@ -66,8 +67,11 @@ func newMetrics(r prometheus.Registerer) *metrics {
 	m.deliveries = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "chat_deliveries_total", Help: "Events queued for this node's clients by broadcasts (one per recipient), by event.",
 	}, []string{"event"})
+	m.adminDropped = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "chat_admin_events_dropped_total", Help: "Admin UI events not published to the other nodes (queue full or Redis down).",
+	})
 	if r != nil {
-		r.MustRegister(m.deliveries)
+		r.MustRegister(m.deliveries, m.adminDropped)
 		r.MustRegister(m.clusterReceived, m.clusterPublished, m.clusterPublishErrors, m.clusterDropped, m.clusterQueue)
 		r.MustRegister(m.connections, m.connects, m.received, m.broadcast, m.broadcastErrors, m.events, m.rejected)
 	}
