@@ -117,6 +117,10 @@ func openStore(ctx context.Context, cfg config.Config, logger *slog.Logger) (sto
 	return store, "postgres", where, err
 }
 
+// onReady, when a test sets it, is called with the metrics registry once
+// every engine is wired and the node is ready.
+var onReady func(*prometheus.Registry)
+
 // run serves until ctx ends, then shuts down within SHUTDOWN_TIMEOUT.
 func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if len(cfg.KafkaBrokers) > 0 && cfg.DatabaseURL == "" {
@@ -237,6 +241,9 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		startPprof(cfg.PprofAddr, logger)
 	}
 	api.SetReady()
+	if onReady != nil {
+		onReady(reg)
+	}
 	switch {
 	case cfg.AdminUI.Enabled && cfg.AdminUI.Username == "":
 		logger.Warn("the Socket.IO Admin UI's namespace /admin is open to anyone (ADMIN_UI=noauth)")
