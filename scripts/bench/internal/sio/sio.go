@@ -144,6 +144,12 @@ var ErrConnectRefused = errors.New("namespace connect refused")
 // connects to namespace "/". Event frames that arrive before the CONNECT
 // answer (a broadcast can overtake it) are returned in early, in order.
 func (d *Dialer) Dial(ctx context.Context, baseURL string, local net.IP) (c *Conn, early [][]byte, err error) {
+	return d.DialAuth(ctx, baseURL, local, nil)
+}
+
+// DialAuth is Dial with auth, the JSON object of the namespace CONNECT
+// (socket.io-client's auth option; nil sends none).
+func (d *Dialer) DialAuth(ctx context.Context, baseURL string, local net.IP, auth []byte) (c *Conn, early [][]byte, err error) {
 	d.once.Do(func() { d.pool = &sync.Pool{} })
 	timeout := d.HandshakeTimeout
 	if timeout <= 0 {
@@ -199,7 +205,7 @@ func (d *Dialer) Dial(ctx context.Context, baseURL string, local net.IP) (c *Con
 		return fail(fmt.Errorf("bad Engine.IO open packet %q", clip(f)))
 	}
 	c.SID = open.SID
-	if err := c.Write([]byte("40")); err != nil {
+	if err := c.Write(append([]byte("40"), auth...)); err != nil {
 		return fail(fmt.Errorf("send the namespace CONNECT: %w", err))
 	}
 	for {
