@@ -5,10 +5,16 @@ import { ConnectionBadge } from "./ConnectionBadge";
 import { ErrorBanner } from "./ErrorBanner";
 import { MessageList } from "./MessageList";
 import { Composer } from "./Composer";
+import { OnlineList } from "./OnlineList";
+import { typingLine } from "@/lib/live-state";
 
-/** ChatRoom is the one global room: header, the server's errors, the messages and the input. */
+/**
+ * ChatRoom is the one global room: header, the server's errors, the
+ * messages, who is typing and the input, with who is online beside them.
+ */
 export function ChatRoom({ me }: { me: string }) {
-  const { state, status, send, retry, remove, dismissError, setUsername } = useChat();
+  const { state, status, send, retry, remove, dismissError, setUsername, live, typing, stopTyping } = useChat();
+  const typingNow = status === "live" ? typingLine(live.typing, me) : "";
   return (
     <main className="room">
       <header className="top">
@@ -24,8 +30,16 @@ export function ChatRoom({ me }: { me: string }) {
         </p>
       </header>
       <ErrorBanner error={state.lastError} onDismiss={dismissError} />
-      <MessageList items={state.items} me={me} connected={status === "live"} onRetry={retry} onRemove={remove} />
-      <Composer status={status} onSend={send} />
+      <div className="body">
+        <section className="conversation" aria-label="Messages">
+          <MessageList items={state.items} me={me} connected={status === "live"} onRetry={retry} onRemove={remove} />
+          <p className="typing" data-testid="typing" aria-live="polite">
+            {typingNow}
+          </p>
+          <Composer status={status} onSend={send} onTyping={typing} onStopTyping={stopTyping} />
+        </section>
+        <OnlineList users={live.users} online={status === "live" ? state.online : null} notices={live.notices} me={me} />
+      </div>
     </main>
   );
 }

@@ -3,8 +3,22 @@
 import { useId, useState, type FormEvent } from "react";
 import type { ConnectionStatus } from "@/lib/chat-state";
 
-/** Composer is the message input: Enter (or the Send button) sends; while offline messages queue. */
-export function Composer({ status, onSend }: { status: ConnectionStatus; onSend: (text: string) => void }) {
+/**
+ * Composer is the message input: Enter (or the Send button) sends; while
+ * offline messages queue. Typing in it tells the others (onTyping), leaving
+ * it stops that (onStopTyping).
+ */
+export function Composer({
+  status,
+  onSend,
+  onTyping,
+  onStopTyping,
+}: {
+  status: ConnectionStatus;
+  onSend: (text: string) => void;
+  onTyping?: (hasText: boolean) => void;
+  onStopTyping?: () => void;
+}) {
   const [text, setText] = useState("");
   const inputId = useId();
   const hintId = useId();
@@ -30,7 +44,11 @@ export function Composer({ status, onSend }: { status: ConnectionStatus; onSend:
         autoFocus
         placeholder={live ? "Type a message and press Enter" : "Not connected: messages wait and go out when back"}
         value={text}
-        onChange={(e) => setText(e.target.value)}
+        onChange={(e) => {
+          setText(e.target.value);
+          onTyping?.(e.target.value.trim() !== "");
+        }}
+        onBlur={onStopTyping}
         aria-describedby={live ? undefined : hintId}
       />
       <button type="submit" disabled={text.trim() === ""}>

@@ -3,6 +3,7 @@
 //
 //	go run ./scripts/bench idle   [flags]   memory and goroutines per idle WebSocket connection
 //	go run ./scripts/bench fanout [flags]   deliveries/s, loss, latency and CPU per delivery
+//	go run ./scripts/bench live   [flags]   the server CPU of presence and typing (ours alone)
 //
 // Each run starts the servers itself (our chat-server, built from this
 // repository, and server/e2e/fixtures/original-server.js), one after the
@@ -57,6 +58,8 @@ modes:
   cluster   (not yet) fanout over several Go nodes through Redis
   pipeline  messages/s from accepted to stored: into SQLite, through Kafka
             into PostgreSQL, and our consumer against the original's design
+  live      what presence and typing cost our server: N named connections
+            idle, with typists, with users coming and going (ours alone)
 
 Run "go run ./scripts/bench <mode> -h" for a mode's flags.
 `
@@ -77,6 +80,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runCluster(ctx, rest, stdout, stderr)
 	case "pipeline":
 		return runPipeline(ctx, rest, stdout, stderr)
+	case "live":
+		return runLive(ctx, rest, stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -61,6 +61,12 @@ func TestCommandLineMistakes(t *testing.T) {
 		{"bad env", []string{"fanout", "-env", "NOEQUALS"}, `-env "NOEQUALS"`, true},
 		{"quiet beyond the machine", []string{"fanout", "-quiet", "1000"}, "-quiet 1000", true},
 		{"bad repo", []string{"idle", "-repo", os.TempDir()}, "no server/cmd/chat-server", true},
+		{"live with the reference", []string{"live", "-servers", "go,node"}, "measures ours only", true},
+		{"live, one connection", []string{"live", "-conns", "1"}, "-conns 1", true},
+		{"live, more typists than connections", []string{"live", "-conns", "10", "-typists", "5,11"}, "-typists 11", true},
+		{"live, typists not numbers", []string{"live", "-typists", "many"}, `"many" is not a whole number`, true},
+		{"live, churn too high", []string{"live", "-churn", "500"}, "-churn 500", true},
+		{"live, too long", []string{"live", "-duration", "3m"}, "-duration 3m0s", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -230,6 +236,36 @@ func TestSmoke(t *testing.T) {
 		}
 		if svg, err := os.ReadFile(filepath.Join(out, "smoke-fanout.svg")); err != nil || !bytes.HasPrefix(svg, []byte("<svg")) {
 			t.Errorf("chart: %v", err)
+		}
+	})
+
+	t.Run("live", func(t *testing.T) {
+		err := run(ctx, []string{"live", "-conns", "20", "-typists", "5", "-churn", "2", "-duration", "2s", "-settle", "1500ms",
+			"-out", out, "-name", "smoke-live"}, &stdout, &stderr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var res LiveResult
+		readJSON(t, filepath.Join(out, "smoke-live.json"), &res)
+		if len(res.Points) != 3 || res.Points[0].Step != "idle" || res.Points[1].Typists != 5 || res.Points[2].Churn != 2 {
+			t.Fatalf("want idle, typing and churn steps: %+v", res.Points)
+		}
+		idle, typing, churn := res.Points[0], res.Points[1], res.Points[2]
+		if idle.TypingReceived != 0 || idle.Dropped != 0 {
+			t.Errorf("idle: %+v", idle)
+		}
+		// Every typing event the server forwards reaches the 19 others.
+		if typing.TypingSent == 0 || typing.TypingReceived == 0 || typing.TypingReceived%19 != 0 ||
+			typing.ServerDeliveries["typing"] != float64(typing.TypingReceived) {
+			t.Errorf("typing: sent %d, received %d, server deliveries %v", typing.TypingSent, typing.TypingReceived, typing.ServerDeliveries)
+		}
+		if churn.Joins == 0 || churn.Leaves == 0 || churn.Presence == 0 || churn.PresenceMB <= 0 || churn.Dropped != 0 {
+			t.Errorf("churn: %+v", churn)
+		}
+		// So little load can take less than a clock tick of CPU: only the
+		// memory is sure to show.
+		if !(typing.ServerCores >= 0 && typing.RSSMB > 1) {
+			t.Errorf("typing: server cores %v, RSS %v", typing.ServerCores, typing.RSSMB)
 		}
 	})
 

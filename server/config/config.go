@@ -94,6 +94,9 @@ type Config struct {
 	KafkaRetryMax    time.Duration // KAFKA_RETRY_MAX
 	ProducerBuffer   int           // PRODUCER_BUFFER
 
+	// AdminUI is the Socket.IO Admin UI's /admin namespace (ADMIN_UI...).
+	AdminUI AdminUI
+
 	PprofAddr       string        // PPROF_ADDR (empty: off)
 	ShutdownTimeout time.Duration // SHUTDOWN_TIMEOUT
 	LogLevel        slog.Level    // LOG_LEVEL
@@ -205,6 +208,7 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 		LogLevel:        p.level("LOG_LEVEL", slog.LevelInfo),
 		LogFormat:       p.oneOf("LOG_FORMAT", "text", "text", "json"),
 	}
+	c.AdminUI = p.adminUI()
 	c.HTTPIdleTimeout = p.duration("HTTP_IDLE_TIMEOUT", 60*time.Second, 10*time.Millisecond)
 	c.HTTPBodyTimeout = p.duration("HTTP_BODY_TIMEOUT", 10*time.Second, 10*time.Millisecond)
 	// By default twice the sessions an address may have, plus 64: a

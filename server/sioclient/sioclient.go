@@ -151,6 +151,12 @@ var ErrConnectRefused = errors.New("namespace connect refused")
 // connects to namespace "/". Event frames that arrive before the CONNECT
 // answer (a broadcast can overtake it) are returned in early, in order.
 func (d *Dialer) Dial(ctx context.Context, baseURL string, local net.IP) (c *Conn, early [][]byte, err error) {
+	return d.DialAuth(ctx, baseURL, local, nil)
+}
+
+// DialAuth is Dial with auth, the JSON object of the namespace CONNECT
+// (socket.io-client's auth option; nil sends none).
+func (d *Dialer) DialAuth(ctx context.Context, baseURL string, local net.IP, auth []byte) (c *Conn, early [][]byte, err error) {
 	d.once.Do(func() { d.pool = &sync.Pool{} })
 	timeout := d.HandshakeTimeout
 	if timeout <= 0 {
@@ -197,7 +203,7 @@ func (d *Dialer) Dial(ctx context.Context, baseURL string, local net.IP) (c *Con
 		_ = ws.Close()
 		return nil, nil, err
 	}
-	early, err = c.join()
+	early, err = c.join(auth)
 	if err != nil {
 		_ = ws.Close()
 		return nil, nil, err
@@ -233,7 +239,7 @@ func (d *Dialer) DialPolling(ctx context.Context, baseURL string) (c *Conn, earl
 		return nil, nil, err
 	}
 	p.url += "&sid=" + c.SID
-	early, err = c.join()
+	early, err = c.join(nil)
 	if err != nil {
 		end()
 		return nil, nil, err
@@ -259,8 +265,8 @@ func (c *Conn) opened(f []byte) error {
 
 // join connects to namespace "/" and returns the events that came before
 // the answer.
-func (c *Conn) join() (early [][]byte, err error) {
-	if err := c.Write([]byte("40")); err != nil {
+func (c *Conn) join(auth []byte) (early [][]byte, err error) {
+	if err := c.Write(append([]byte("40"), auth...)); err != nil {
 		return nil, fmt.Errorf("send the namespace CONNECT: %w", err)
 	}
 	for {

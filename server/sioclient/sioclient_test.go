@@ -225,3 +225,30 @@ func TestDialPolling(t *testing.T) {
 		t.Fatalf("posted %q, want the namespace CONNECT and the close packet", posts)
 	}
 }
+
+func TestDialAuthSendsTheAuthInTheConnect(t *testing.T) {
+	got := make(chan string, 1)
+	up := websocket.Upgrader{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		_ = c.WriteMessage(websocket.TextMessage, []byte(`0{"sid":"abc"}`))
+		_, m, _ := c.ReadMessage()
+		got <- string(m)
+		_ = c.WriteMessage(websocket.TextMessage, []byte(`40{"sid":"s1"}`))
+		_, _, _ = c.ReadMessage()
+	}))
+	defer srv.Close()
+	var d Dialer
+	c, _, err := d.DialAuth(context.Background(), srv.URL, nil, []byte(`{"username":"u1"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if m := <-got; m != `40{"username":"u1"}` {
+		t.Fatalf("CONNECT %q", m)
+	}
+}

@@ -55,6 +55,13 @@ type clusterLink struct {
 
 	servers atomic.Int64
 	quit    chan struct{}
+
+	// admin links the Admin UI's namespace across the nodes (nil when
+	// ADMIN_UI is off); see adminLink.
+	admin *adminLink
+	// requests are this node's fetchRemote calls waiting for answers.
+	reqMu    sync.Mutex
+	requests map[string]*fetchRequest
 }
 
 // publisher is the part of the library's cluster adapters the link uses.
@@ -67,7 +74,9 @@ type publisher interface {
 func (s *Server) startCluster() error {
 	opts := socket.DefaultServerOptions()
 	opts.SetServeClient(false)
-	opts.SetAdapter(s.o.Cluster)
+	// The adapters answer the cluster's fetch-sockets requests with this
+	// node's sockets, not the sink (see answeringAdapter).
+	opts.SetAdapter(&answeringBuilder{inner: s.o.Cluster, answer: s.answerFetch})
 	io := socket.NewServer(nil, opts)
 	nsp := io.Sockets()
 	pub, ok := nsp.Adapter().(publisher)
@@ -77,20 +86,40 @@ func (s *Server) startCluster() error {
 	l := &clusterLink{edge: s, io: io, pub: pub, stopped: make(chan struct{}), quit: make(chan struct{})}
 	l.servers.Store(-1)
 	l.cond = sync.NewCond(&l.mu)
-	l.sinkCon = newSinkConn()
-	client := socket.NewClient(io, l.sinkCon)
-	joined := make(chan *socket.Socket, 1)
-	nsp.Add(client, nil, func(sock *socket.Socket) { joined <- sock })
-	select {
-	case l.sink = <-joined:
-	case <-time.After(5 * time.Second):
-		return fmt.Errorf("socketio: the cluster sink did not join")
+	l.sinkCon = newSinkConn("cluster-sink")
+	var err error
+	if l.sink, err = joinSink(nsp, l.sinkCon); err != nil {
+		return err
 	}
 	l.sink.OnAnyOutgoing(func(args ...any) { s.eng.Guard("cluster message", func() { l.onRemote(args...) }) })
+	l.sink.Join(nodesRoom)
+	if s.admin != nil {
+		if l.admin, err = startAdminLink(l); err != nil {
+			return err
+		}
+	}
 	s.cluster = l
 	go l.publishLoop()
 	go l.countLoop()
 	return nil
+}
+
+// joinSink connects an in-process sink socket to nsp of the link's
+// library server, and tells the namespace's answeringAdapter which socket
+// it is.
+func joinSink(nsp socket.Namespace, conn *sinkConn) (*socket.Socket, error) {
+	client := socket.NewClient(nsp.Server(), conn)
+	joined := make(chan *socket.Socket, 1)
+	nsp.Add(client, nil, func(sock *socket.Socket) { joined <- sock })
+	select {
+	case sink := <-joined:
+		if a, ok := nsp.Adapter().(*answeringAdapter); ok {
+			a.setSink(sink.Id())
+		}
+		return sink, nil
+	case <-time.After(5 * time.Second):
+		return nil, fmt.Errorf("socketio: the cluster sink of namespace %s did not join", nsp.Name())
+	}
 }
 
 // onRemote handles a broadcast from another node: [event, args...], with
@@ -111,6 +140,9 @@ func (l *clusterLink) onRemote(args ...any) {
 		if _, isOffset := payload[len(payload)-1].(string); isOffset {
 			payload = payload[:len(payload)-1]
 		}
+	}
+	if l.onNodeRequest(name, payload) {
+		return // another Go node's request, for no client
 	}
 	s.m.clusterReceived.Inc()
 	if m, ok := wireMessage(name, payload); ok {
@@ -277,6 +309,9 @@ func (l *clusterLink) close(ctx context.Context) {
 		l.drop("shutdown timeout")
 		<-l.stopped
 	}
+	if l.admin != nil {
+		l.admin.close()
+	}
 	l.pub.Close()
 }
 
@@ -286,12 +321,13 @@ type sinkConn struct {
 	types.EventEmitter
 	req       *types.HttpContext
 	transport transports.Transport
+	id        string
 }
 
-func newSinkConn() *sinkConn {
+func newSinkConn(id string) *sinkConn {
 	r, _ := http.NewRequest(http.MethodGet, "http://cluster.internal/socket.io/?EIO=4&transport=internal", nil)
 	// Its transport is never writable: volatile broadcasts skip the sink.
-	return &sinkConn{EventEmitter: types.NewEventEmitter(), req: types.NewHttpContext(discardWriter{}, r), transport: transports.MakeTransport()}
+	return &sinkConn{EventEmitter: types.NewEventEmitter(), req: types.NewHttpContext(discardWriter{}, r), transport: transports.MakeTransport(), id: id}
 }
 
 func (c *sinkConn) SetReadyState(string)              {}
@@ -299,7 +335,7 @@ func (c *sinkConn) Protocol() int                     { return 4 }
 func (c *sinkConn) Request() *types.HttpContext       { return c.req }
 func (c *sinkConn) RemoteAddress() string             { return "cluster.internal" }
 func (c *sinkConn) Transport() transports.Transport   { return c.transport }
-func (c *sinkConn) Id() string                        { return "cluster-sink" }
+func (c *sinkConn) Id() string                        { return c.id }
 func (c *sinkConn) ReadyState() string                { return "open" }
 func (c *sinkConn) Upgraded() bool                    { return false }
 func (c *sinkConn) Upgrading() bool                   { return false }

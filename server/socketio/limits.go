@@ -59,6 +59,13 @@ func (p originPolicy) allows(origin string) bool {
 	return err == nil && p.allowed[n]
 }
 
+// lists reports whether origin is one CORS_ORIGINS names (not through
+// "*").
+func (p originPolicy) lists(origin string) bool {
+	n, err := normaliseOrigin(origin)
+	return err == nil && p.allowed[n]
+}
+
 // clientAddr is the address a request comes from: the first untrusted hop
 // of X-Forwarded-For when the peer is a trusted proxy, the peer otherwise.
 func (s *Server) clientAddr(r *http.Request) string {

@@ -1,6 +1,10 @@
 package socketio
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/scalable-chat-go/server/chat"
+)
 
 type metrics struct {
 	connections     prometheus.Gauge
@@ -16,6 +20,9 @@ type metrics struct {
 	clusterPublishErrors prometheus.Counter
 	clusterDropped       prometheus.Counter
 	clusterQueue         prometheus.Gauge
+
+	deliveries   *prometheus.CounterVec
+	adminDropped prometheus.Counter
 }
 
 func newMetrics(r prometheus.Registerer) *metrics {
@@ -57,9 +64,27 @@ func newMetrics(r prometheus.Registerer) *metrics {
 	m.clusterQueue = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "chat_cluster_publish_queue", Help: "Messages waiting to be published to the other nodes.",
 	})
+	m.deliveries = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "chat_deliveries_total", Help: "Events queued for this node's clients by broadcasts (one per recipient), by event.",
+	}, []string{"event"})
+	m.adminDropped = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "chat_admin_events_dropped_total", Help: "Admin UI events not published to the other nodes (queue full or Redis down).",
+	})
 	if r != nil {
+		r.MustRegister(m.deliveries, m.adminDropped)
 		r.MustRegister(m.clusterReceived, m.clusterPublished, m.clusterPublishErrors, m.clusterDropped, m.clusterQueue)
 		r.MustRegister(m.connections, m.connects, m.received, m.broadcast, m.broadcastErrors, m.events, m.rejected)
 	}
 	return m
+}
+
+// deliveryLabel is the event label of chat_deliveries_total: the chat's
+// own events by name, any other (relayed from another server) as "other",
+// so the label set stays small.
+func deliveryLabel(event string) string {
+	switch event {
+	case chat.EventMessage, chat.EventTyping, chat.EventPresence, chat.EventPresenceJoin, chat.EventPresenceLeave:
+		return event
+	}
+	return "other"
 }

@@ -157,6 +157,10 @@ func (s *Server) presenceTick() {
 			c.sock.Send(f)
 		}
 	}
+	n := float64(len(all))
+	s.m.deliveries.WithLabelValues(chat.EventPresenceJoin).Add(n * float64(len(joined)))
+	s.m.deliveries.WithLabelValues(chat.EventPresenceLeave).Add(n * float64(len(left)))
+	s.m.deliveries.WithLabelValues(chat.EventPresence).Add(n)
 }
 
 // diffUsers returns who is in now and was not in before, and who left.

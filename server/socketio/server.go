@@ -96,6 +96,9 @@ type Options struct {
 	// Limits are the message limits; a name a client gives outside a
 	// message is checked against them too.
 	Limits chat.Limits
+	// Admin, when set, serves the Socket.IO Admin UI's namespace (see
+	// admin.go).
+	Admin *AdminOptions
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
@@ -132,6 +135,7 @@ type Server struct {
 	presenceDirty         bool
 
 	cluster *clusterLink // nil on a single node
+	admin   *adminUI     // nil unless the Admin UI is on
 
 	stop      chan struct{}
 	stopped   chan struct{}
@@ -176,6 +180,9 @@ func New(o Options) (*Server, error) {
 	if !origins.any {
 		allow = origins.allows
 	}
+	if o.Admin != nil {
+		s.admin = newAdminUI(s, *o.Admin)
+	}
 	s.eng, err = engine.New(engine.Options{
 		Path:               "/socket.io/",
 		PingInterval:       o.PingInterval,
@@ -189,7 +196,7 @@ func New(o Options) (*Server, error) {
 		MaxSessionsPerAddr: o.MaxConnectionsPerIP,
 		AllowOrigin:        allow,
 		ClientAddr:         s.clientAddr,
-		Handler:            s,
+		Handler:            s.handler(),
 		Logger:             o.Logger,
 		Registerer:         o.Registerer,
 	})
@@ -203,6 +210,9 @@ func New(o Options) (*Server, error) {
 		}
 	}
 	go s.loop()
+	if s.admin != nil {
+		s.admin.start()
+	}
 	return s, nil
 }
 
@@ -210,7 +220,12 @@ func New(o Options) (*Server, error) {
 func (s *Server) SetAccepter(a Accepter) { s.accept = a }
 
 // Handler serves the Socket.IO endpoint, /socket.io/.
-func (s *Server) Handler() http.Handler { return s.eng }
+func (s *Server) Handler() http.Handler {
+	if s.admin != nil {
+		return s.admin.withCredentials(s.eng)
+	}
+	return s.eng
+}
 
 // Connections returns how many sockets are connected to this node.
 func (s *Server) Connections() int {
@@ -243,11 +258,14 @@ func (s *Server) deliverLocked(e chat.Event) {
 		s.log.Error("an event could not be encoded; it is not delivered", "event", e.Name, "err", err)
 		return
 	}
+	n := 0
 	for _, c := range s.live {
 		if e.Except == "" || c.sock.ID() != e.Except {
 			c.sock.Send(f)
+			n++
 		}
 	}
+	s.m.deliveries.WithLabelValues(deliveryLabel(e.Name)).Add(float64(n))
 	if e.IsMessage() {
 		s.m.broadcast.Inc()
 	} else {
@@ -291,6 +309,9 @@ func (s *Server) ClusterNodes() int64 {
 func (s *Server) Close(ctx context.Context) error {
 	s.closeOnce.Do(func() { close(s.stop) })
 	<-s.stopped
+	if s.admin != nil {
+		s.admin.close()
+	}
 	err := s.eng.Close(ctx)
 	if s.cluster != nil {
 		s.cluster.close(ctx)

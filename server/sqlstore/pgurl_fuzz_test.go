@@ -98,4 +98,3 @@ func readsFiles(raw string) bool {
 	}
 	return false
 }
-

@@ -9,10 +9,12 @@
 //                     (default: a free port is picked and the app is built here)
 //   CHROMIUM          the browser (default /usr/bin/chromium)
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync, existsSync, readdirSync, readFileSync, mkdirSync } from "node:fs";
+import { mkdtempSync, rmSync, existsSync, readdirSync, readFileSync, mkdirSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, dirname } from "node:path";
+import { join, dirname, normalize, extname } from "node:path";
 import { fileURLToPath } from "node:url";
+import http from "node:http";
+import net from "node:net";
 import { chromium } from "playwright-core";
 import { chatServerBinary, freePort, sleep, startChatServer, startProcess } from "../../../scripts/lib/harness.mjs";
 
@@ -86,6 +88,10 @@ export async function startNext() {
   return { ...p, url: `http://127.0.0.1:${port}/` };
 }
 
+function isLoopback(u) {
+  return ["127.0.0.1", "localhost", "[::1]"].includes(u.hostname) || ["data:", "blob:", "about:"].includes(u.protocol);
+}
+
 export const CHROMIUM_FLAGS = [
   "--headless",
   "--no-sandbox",
@@ -99,17 +105,28 @@ export const CHROMIUM_FLAGS = [
 /**
  * Opens a user: a fresh Chromium profile (persistent context on a temp dir)
  * with one page. Records page errors, console errors, dialogs, and requests
- * that leave loopback. Returns {context, page, dialogs, pageErrors, external, close()}.
+ * that leave loopback. With `proxy` (a startPortProxy), every request of the
+ * browser goes through it, loopback too. With `blockExternal`, requests that
+ * would leave loopback are aborted (and still recorded).
+ * Returns {context, page, dialogs, pageErrors, external, close()}.
  */
-export async function openUser({ viewport = { width: 1000, height: 760 } } = {}) {
+export async function openUser({ viewport = { width: 1000, height: 760 }, proxy, blockExternal = false } = {}) {
   const profile = mkdtempSync(join(tmpdir(), "chat-profile-"));
+  const args = [...CHROMIUM_FLAGS];
+  if (proxy) args.push(`--proxy-server=${proxy.url}`, "--proxy-bypass-list=<-loopback>");
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
     headless: true,
-    args: CHROMIUM_FLAGS,
+    args,
     viewport,
     timeout: 60_000,
   });
+  if (blockExternal) {
+    await context.route(
+      (u) => !isLoopback(u),
+      (route) => route.abort(),
+    );
+  }
   const page = context.pages()[0] ?? (await context.newPage());
   const user = { context, page, dialogs: [], pageErrors: [], external: [] };
   page.on("dialog", (d) => {
@@ -118,10 +135,7 @@ export async function openUser({ viewport = { width: 1000, height: 760 } } = {})
   });
   page.on("pageerror", (e) => user.pageErrors.push(String(e)));
   context.on("request", (r) => {
-    const u = new URL(r.url());
-    if (!["127.0.0.1", "localhost", "[::1]"].includes(u.hostname) && !["data:", "blob:", "about:"].includes(u.protocol)) {
-      user.external.push(r.url());
-    }
+    if (!isLoopback(new URL(r.url()))) user.external.push(r.url());
   });
   user.close = async () => {
     await context.close().catch(() => {});
@@ -198,4 +212,74 @@ export async function screenshot(user, name) {
 export function tempDir(prefix) {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/**
+ * An HTTP proxy for a browser (openUser's `proxy`) that sends what is meant
+ * for 127.0.0.1:from to 127.0.0.1:to, and everything else on unchanged:
+ * plain requests and CONNECT tunnels (WebSocket). So a page built for one
+ * chat server talks to another one. Returns {url, close()}.
+ */
+export async function startPortProxy(from, to) {
+  const target = (host, port) => (host === "127.0.0.1" && Number(port) === from ? to : Number(port));
+  const server = http.createServer((req, res) => {
+    let u;
+    try {
+      u = new URL(req.url);
+    } catch {
+      res.writeHead(400).end();
+      return;
+    }
+    const up = http.request(
+      { host: "127.0.0.1", port: target(u.hostname, u.port || 80), path: u.pathname + u.search, method: req.method, headers: req.headers },
+      (r) => {
+        res.writeHead(r.statusCode ?? 502, r.headers);
+        r.pipe(res);
+      },
+    );
+    up.on("error", () => res.destroy());
+    req.pipe(up);
+  });
+  server.on("connect", (req, socket, head) => {
+    const [host, port] = req.url.split(":");
+    const up = net.connect(target(host, port), "127.0.0.1", () => {
+      socket.write("HTTP/1.1 200 Connection Established\r\n\r\n");
+      if (head.length) up.write(head);
+      up.pipe(socket);
+      socket.pipe(up);
+    });
+    up.on("error", () => socket.destroy());
+    socket.on("error", () => up.destroy());
+  });
+  const sockets = new Set();
+  server.on("connection", (c) => {
+    sockets.add(c);
+    c.on("close", () => sockets.delete(c));
+  });
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    close() {
+      for (const c of sockets) c.destroy();
+      return new Promise((r) => server.close(r));
+    },
+  };
+}
+
+const TYPES = { ".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".png": "image/png", ".svg": "image/svg+xml", ".map": "application/json" };
+
+/** Serves the files of dir on a free port of 127.0.0.1 (GET only). Returns {url, close()}. */
+export async function serveStatic(dir) {
+  const server = http.createServer((req, res) => {
+    const path = decodeURIComponent(new URL(req.url, "http://x").pathname);
+    const file = normalize(join(dir, path.endsWith("/") ? path + "index.html" : path));
+    if (req.method !== "GET" || !file.startsWith(normalize(dir)) || !existsSync(file) || statSync(file).isDirectory()) {
+      res.writeHead(404).end();
+      return;
+    }
+    res.writeHead(200, { "content-type": TYPES[extname(file)] ?? "application/octet-stream" });
+    res.end(readFileSync(file));
+  });
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  return { url: `http://127.0.0.1:${server.address().port}/`, close: () => new Promise((r) => server.close(r)) };
 }

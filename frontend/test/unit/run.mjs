@@ -1,4 +1,4 @@
-// Compiles the pure logic (lib/chat-state.ts) with the project's TypeScript
+// Compiles the pure logic (lib/chat-state.ts, lib/live-state.ts) with the project's TypeScript
 // into test-results/unit-build, then runs the unit tests on it with node's
 // test runner. Exits with the runner's status.
 import { execFileSync, spawnSync } from "node:child_process";
@@ -15,6 +15,7 @@ execFileSync(
   [
     join(root, "node_modules", "typescript", "bin", "tsc"),
     "lib/chat-state.ts",
+    "lib/live-state.ts",
     "--outDir", out,
     "--module", "es2022",
     "--target", "es2022",

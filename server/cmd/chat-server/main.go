@@ -75,6 +75,20 @@ func clusterAdapter(c *redis.Cluster) socket.AdapterConstructor {
 	return c.Adapter()
 }
 
+// adminOptions turns the Socket.IO Admin UI's namespace on when ADMIN_UI
+// says so.
+func adminOptions(cfg config.Config) *socketio.AdminOptions {
+	if !cfg.AdminUI.Enabled {
+		return nil
+	}
+	return &socketio.AdminOptions{
+		Username:     cfg.AdminUI.Username,
+		PasswordHash: []byte(cfg.AdminUI.PasswordHash),
+		SocketsLimit: cfg.AdminUI.SocketsLimit,
+		FetchTimeout: cfg.RedisRequestTimeout,
+	}
+}
+
 func newLogger(cfg config.Config) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
 	if cfg.LogFormat == "json" {
@@ -102,6 +116,10 @@ func openStore(ctx context.Context, cfg config.Config, logger *slog.Logger) (sto
 	})
 	return store, "postgres", where, err
 }
+
+// onReady, when a test sets it, is called with the metrics registry once
+// every engine is wired and the node is ready.
+var onReady func(*prometheus.Registry)
 
 // run serves until ctx ends, then shuts down within SHUTDOWN_TIMEOUT.
 func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
@@ -179,6 +197,7 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		Limits:              chat.Limits{MaxMessageLength: cfg.MaxMessageLength, MaxUsernameLength: cfg.MaxUsernameLength},
 		Logger:              logger.With("component", "socketio"),
 		Cluster:             clusterAdapter(cluster),
+		Admin:               adminOptions(cfg),
 		Registerer:          reg,
 	})
 	if err != nil {
@@ -222,6 +241,15 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		startPprof(cfg.PprofAddr, logger)
 	}
 	api.SetReady()
+	if onReady != nil {
+		onReady(reg)
+	}
+	switch {
+	case cfg.AdminUI.Enabled && cfg.AdminUI.Username == "":
+		logger.Warn("the Socket.IO Admin UI's namespace /admin is open to anyone (ADMIN_UI=noauth)")
+	case cfg.AdminUI.Enabled:
+		logger.Info("the Socket.IO Admin UI's namespace /admin is on", "username", cfg.AdminUI.Username)
+	}
 	logger.Info("chat-server ready",
 		"addr", ln.Addr().String(), "store", storeKind, "db", where, "fanout", fanout, "log", wlog.kind,
 		"env_files", cfg.EnvFiles)

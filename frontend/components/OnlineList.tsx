@@ -1,0 +1,59 @@
+"use client";
+
+import { sortedUsers, type Notice, type OnlineUser } from "@/lib/live-state";
+
+/**
+ * OnlineList is the side list of who is online (each user once, whatever
+ * their number of tabs), the user first, and a quiet line for whoever else
+ * came or went lately. Above the server's PRESENCE_LIST_LIMIT it shows the count
+ * only; against a server that lists no one (the original), nothing.
+ */
+export function OnlineList({
+  users,
+  online,
+  notices,
+  me,
+}: {
+  users: OnlineUser[] | null;
+  online: number | null;
+  notices: Notice[];
+  me: string;
+}) {
+  if (users === null && online === null) return null;
+  const list = users === null ? null : sortedUsers(users, me);
+  // Connections no one has named (the original client, a name screen).
+  const unnamed = online !== null && list !== null ? Math.max(0, online - list.length) : 0;
+  return (
+    <aside className="people" aria-label="Who is online">
+      <details open>
+        <summary>
+          <h2>Online</h2>
+          {list !== null && <span className="count">{list.length}</span>}
+        </summary>
+        {list === null ? (
+          <p className="muted">{online} connected</p>
+        ) : (
+          <ul data-testid="online-users">
+            {list.map((u) => (
+              <li key={u.userId ?? u.name} data-name={u.name} className={u.name === me ? "you" : undefined}>
+                <span className="dot" aria-hidden="true" />
+                <span className="name">{u.name}</span>
+                {u.name === me && <span className="muted"> (you)</span>}
+              </li>
+            ))}
+          </ul>
+        )}
+        {unnamed > 0 && <p className="muted">and {unnamed} without a name</p>}
+      </details>
+      <ul className="notices" data-testid="notices" aria-live="polite">
+        {notices
+          .filter((n) => n.name !== me)
+          .map((n) => (
+            <li key={n.key} data-kind={n.kind}>
+              {n.name} {n.kind === "join" ? "joined" : "left"}
+            </li>
+          ))}
+      </ul>
+    </aside>
+  );
+}

@@ -1,0 +1,709 @@
+package socketio
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/scalable-chat-go/server/chat"
+	"github.com/scalable-chat-go/server/socketio/internal/engine"
+)
+
+// The Socket.IO Admin UI.
+//
+// @socket.io/admin-ui is the page Socket.IO users open to see a cluster's
+// servers, sockets and rooms; in Node its instrument() serves it the
+// namespace /admin. This is that namespace's server side, as the UI
+// (0.5) reads it:
+//
+//   - CONNECT to /admin with auth {username, password} checked against
+//     ADMIN_UI_USERNAME and the bcrypt ADMIN_UI_PASSWORD_HASH, or
+//     {sessionId} from an earlier success (`session` {id} is sent then;
+//     sessions live a day, in this node's memory); refused with
+//     connect_error "invalid credentials". ADMIN_UI=noauth takes anyone.
+//   - On connect: `config` {supportedFeatures}, then `all_sockets`, every
+//     socket of the cluster (this node's, and the other servers' through the
+//     adapter's fetch-sockets request, see cluster_sockets.go).
+//   - Then, cluster-wide: `socket_connected` (socket, time),
+//     `socket_updated` {id, nsp, transport | data} (an upgrade to
+//     WebSocket, a name given), `socket_disconnected` (nsp, id, reason,
+//     time), `room_joined` / `room_left` (nsp, room, id, time), and
+//     `server_stats` every 2 s from every node.
+//   - The command `_disconnect` (nsp, close, filter): filter is a socket id
+//     or a room; close ends the whole connection (the client reconnects),
+//     otherwise the socket is disconnected from its namespace (the client
+//     stays disconnected).
+//
+// What is shown: the namespaces "/" (the chat) and /admin; each socket's
+// id, transport, address, connection time, data ({name} once given) and
+// rooms (its own id, and liveRoom); see sockets.go for what a handshake
+// lacks. supportedFeatures are DISCONNECT and MDISCONNECT (disconnect every
+// socket of a room). Not supported, and so not announced: EMIT, JOIN,
+// LEAVE, MJOIN, MLEAVE (the chat has one room, which every socket is in),
+// AGGREGATED_EVENTS (packet and byte counts per second; /metrics has the
+// figures) and ALL_EVENTS (every event each socket receives and sends:
+// event_received and event_sent). Without AGGREGATED_EVENTS the UI shows its
+// socket, room and client pages, as it does for a Node server in
+// development mode.
+//
+// Nothing is sent or published while no Admin UI is connected anywhere in
+// the cluster: a node counts as watched while it has an Admin UI socket,
+// and for a while after another node's server_stats said it had one, or
+// after it answered a fetch-sockets request (how a new Admin UI elsewhere
+// first reaches it).
+
+// adminNamespace is the namespace of the Socket.IO Admin UI.
+const adminNamespace = "/admin"
+
+// adminFeatures are the Admin UI features this server supports.
+var adminFeatures = []string{"DISCONNECT", "MDISCONNECT"}
+
+// AdminOptions turn the Admin UI's namespace on.
+type AdminOptions struct {
+	// Username and PasswordHash (bcrypt) are the credentials the UI must
+	// give; both empty: no authentication.
+	Username     string
+	PasswordHash []byte
+	// ServerID names this node in the UI (default: hostname#pid).
+	ServerID string
+	// SocketsLimit is the most sockets of one namespace of this node that
+	// are listed (default 10,000).
+	SocketsLimit int
+	// StatsInterval is how often server_stats is sent (default 2 s, as
+	// instrument()).
+	StatsInterval time.Duration
+	// FetchTimeout bounds the cluster's answer to a fetch-sockets request
+	// (default 5 s).
+	FetchTimeout time.Duration
+}
+
+// sessionTTL is how long a session id from a successful sign-in is taken
+// instead of the password; sessionLimit bounds the ids kept.
+const (
+	sessionTTL   = 24 * time.Hour
+	sessionLimit = 1000
+	// pendingLimit bounds the events kept for an Admin UI socket until its
+	// all_sockets is sent.
+	pendingLimit = 10_000
+)
+
+type adminUI struct {
+	s        *Server
+	o        AdminOptions
+	auth     bool
+	started  time.Time
+	hostname string
+
+	mu       sync.Mutex
+	admins   map[*engine.Socket]*adminConn
+	polling  map[*conn]struct{}   // chat sockets seen on long-polling, until they upgrade
+	sessions map[string]time.Time // session id -> expiry
+
+	count        atomic.Int64 // len(admins)
+	watchedUntil atomic.Int64 // unix ns
+	bcryptSlot   chan struct{}
+
+	stop chan struct{}
+	done chan struct{}
+	once sync.Once
+}
+
+// adminConn is an Admin UI socket of this node.
+type adminConn struct {
+	sock      *engine.Socket
+	since     time.Time
+	session   string // issued by this CONNECT, sent in Ready
+	transport string
+	// synced: all_sockets was sent; until then events wait in pending.
+	synced  bool
+	pending []pendingEvent
+}
+
+type pendingEvent struct {
+	name string
+	args []any
+}
+
+func newAdminUI(s *Server, o AdminOptions) *adminUI {
+	host, _ := os.Hostname()
+	if o.ServerID == "" {
+		o.ServerID = fmt.Sprintf("%s#%d", host, os.Getpid())
+	}
+	if o.StatsInterval <= 0 {
+		o.StatsInterval = 2 * time.Second
+	}
+	if o.FetchTimeout <= 0 {
+		o.FetchTimeout = 5 * time.Second
+	}
+	return &adminUI{
+		s: s, o: o, auth: o.Username != "" || len(o.PasswordHash) > 0,
+		started: time.Now(), hostname: host,
+		admins:     make(map[*engine.Socket]*adminConn),
+		polling:    make(map[*conn]struct{}),
+		sessions:   make(map[string]time.Time),
+		bcryptSlot: make(chan struct{}, 1),
+		stop:       make(chan struct{}),
+		done:       make(chan struct{}),
+	}
+}
+
+// handler is the edge's engine.Handler: the chat's, with the Admin UI's
+// namespace beside it when it is on.
+func (s *Server) handler() engine.Handler {
+	if s.admin == nil {
+		return s
+	}
+	return adminRouter{s}
+}
+
+// adminRouter sends the Admin UI's namespace to the adminUI and every
+// other socket to the chat, and tells the adminUI what became of the chat's
+// sockets.
+type adminRouter struct{ s *Server }
+
+func (r adminRouter) Connect(sock *engine.Socket, h *engine.Hello) error {
+	if sock.Namespace() == adminNamespace {
+		return r.s.admin.connect(sock, h)
+	}
+	return r.s.Connect(sock, h)
+}
+
+func (r adminRouter) Ready(sock *engine.Socket) {
+	if sock.Namespace() == adminNamespace {
+		r.s.admin.ready(sock)
+		return
+	}
+	r.s.Ready(sock)
+	r.s.admin.chatReady(sock)
+}
+
+func (r adminRouter) Event(sock *engine.Socket, name string, args []any, ack engine.Ack) {
+	if sock.Namespace() == adminNamespace {
+		r.s.admin.event(sock, name, args)
+		return
+	}
+	c, _ := sock.Data.(*conn)
+	before := nameOf(c)
+	r.s.Event(sock, name, args, ack)
+	if c != nil && nameOf(c) != before {
+		r.s.admin.chatUpdated(c)
+	}
+}
+
+func (r adminRouter) Disconnect(sock *engine.Socket, reason string) {
+	if sock.Namespace() == adminNamespace {
+		r.s.admin.gone(sock, reason)
+		return
+	}
+	r.s.Disconnect(sock, reason)
+	r.s.admin.chatGone(sock, reason)
+}
+
+func nameOf(c *conn) string {
+	if c == nil {
+		return ""
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.name
+}
+
+// withCredentials lets the Admin UI's long-polling requests through CORS:
+// the UI sends them with credentials (for cookie-based sticky sessions),
+// which a browser accepts only from an origin that is echoed with
+// Access-Control-Allow-Credentials. That is given to the origins
+// CORS_ORIGINS lists by name (with "*" the answer is "*", which a browser
+// refuses for such a request: list the UI's origin, or tick the UI's
+// "WebSocket only").
+func (a *adminUI) withCredentials(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if o := r.Header.Get("Origin"); o != "" && a.s.origins.lists(o) {
+			w.Header().Set("Access-Control-Allow-Credentials", "true")
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// connect checks an Admin UI's credentials.
+func (a *adminUI) connect(sock *engine.Socket, h *engine.Hello) error {
+	ac := &adminConn{sock: sock, since: time.Now()}
+	if a.auth {
+		id, _ := h.Auth["sessionId"].(string)
+		if id == "" || !a.validSession(id) {
+			user, _ := h.Auth["username"].(string)
+			pass, _ := h.Auth["password"].(string)
+			ok, busy := a.checkPassword(user, pass)
+			if busy {
+				return &engine.ConnectError{Message: "another sign-in is being checked; retry"}
+			}
+			if !ok {
+				a.s.log.Warn("Admin UI sign-in refused", "addr", sock.Addr())
+				return &engine.ConnectError{Message: "invalid credentials"}
+			}
+			ac.session = a.newSession()
+		}
+	}
+	sock.Data = ac
+	return nil
+}
+
+// checkPassword compares the credentials, one at a time (bcrypt takes tens
+// of milliseconds of a core: a second attempt meanwhile is told to retry,
+// so a flood of sign-ins never holds more than one worker).
+func (a *adminUI) checkPassword(user, pass string) (ok, busy bool) {
+	select {
+	case a.bcryptSlot <- struct{}{}:
+	default:
+		return false, true
+	}
+	defer func() { <-a.bcryptSlot }()
+	userOK := subtle.ConstantTimeCompare([]byte(user), []byte(a.o.Username)) == 1
+	passOK := bcrypt.CompareHashAndPassword(a.o.PasswordHash, []byte(pass)) == nil
+	return userOK && passOK, false
+}
+
+func (a *adminUI) newSession() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	id := hex.EncodeToString(b[:])
+	now := time.Now()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for k, until := range a.sessions {
+		if now.After(until) {
+			delete(a.sessions, k)
+		}
+	}
+	if len(a.sessions) >= sessionLimit {
+		oldest, at := "", time.Time{}
+		for k, until := range a.sessions {
+			if oldest == "" || until.Before(at) {
+				oldest, at = k, until
+			}
+		}
+		delete(a.sessions, oldest)
+	}
+	a.sessions[id] = now.Add(sessionTTL)
+	return id
+}
+
+func (a *adminUI) validSession(id string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	until, ok := a.sessions[id]
+	return ok && time.Now().Before(until)
+}
+
+// ready welcomes an Admin UI socket: its session, the config, then (once
+// the cluster answered) every socket.
+func (a *adminUI) ready(sock *engine.Socket) {
+	ac, _ := sock.Data.(*adminConn)
+	if ac == nil {
+		return
+	}
+	ac.transport = sock.Transport()
+	a.mu.Lock()
+	a.admins[sock] = ac
+	a.count.Store(int64(len(a.admins)))
+	a.mu.Unlock()
+	if ac.session != "" {
+		_ = sock.Emit("session", ac.session)
+	}
+	_ = sock.Emit("config", map[string]any{"supportedFeatures": adminFeatures})
+	a.s.log.Info("Admin UI connected", "addr", sock.Addr(), "id", sock.ID())
+	now := stamp()
+	a.emit("socket_connected", a.adminInfo(ac).admin(), now)
+	a.emit("server_stats", a.stats())
+	go a.s.eng.Guard("admin all_sockets", func() { a.sync(ac) })
+}
+
+// sync sends an Admin UI socket every socket of the cluster, then the
+// events that came meanwhile, in order.
+func (a *adminUI) sync(ac *adminConn) {
+	list := a.allSockets()
+	_ = ac.sock.Emit("all_sockets", list)
+	for {
+		a.mu.Lock()
+		pending := ac.pending
+		ac.pending = nil
+		if len(pending) == 0 {
+			ac.synced = true
+			a.mu.Unlock()
+			return
+		}
+		a.mu.Unlock()
+		for _, e := range pending {
+			_ = ac.sock.Emit(e.name, e.args...)
+		}
+	}
+}
+
+// allSockets lists the sockets of the cluster: this node's, then the other
+// servers' (what they answered within FetchTimeout).
+func (a *adminUI) allSockets() []adminSocket {
+	limit := a.s.socketsLimit()
+	var list []adminSocket
+	for _, nsp := range []string{"/", adminNamespace} {
+		for _, info := range a.s.localSockets(nsp, limit) {
+			list = append(list, info.admin())
+		}
+	}
+	l := a.s.cluster
+	if l == nil {
+		return list
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), a.o.FetchTimeout+2*time.Second)
+	defer cancel()
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, nsp := range []string{"/", adminNamespace} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			remote, err := l.fetchRemote(ctx, nsp, a.o.FetchTimeout)
+			if err != nil {
+				a.s.log.Warn("the Admin UI lists this node's sockets only: the cluster did not answer", "namespace", nsp, "err", err)
+				return
+			}
+			mu.Lock()
+			list = append(list, remote...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return list
+}
+
+// localAdmins describes this node's Admin UI sockets.
+func (a *adminUI) localAdmins(limit int) []socketInfo {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]socketInfo, 0, min(len(a.admins), limit))
+	for _, ac := range a.admins {
+		if len(out) >= limit {
+			break
+		}
+		out = append(out, a.adminInfo(ac))
+	}
+	return out
+}
+
+func (a *adminUI) adminInfo(ac *adminConn) socketInfo {
+	id := ac.sock.ID()
+	return socketInfo{id: id, nsp: adminNamespace, transport: ac.sock.Transport(), addr: ac.sock.Addr(), since: ac.since,
+		rooms: []string{id}, data: map[string]any{}}
+}
+
+// event handles an Admin UI command.
+func (a *adminUI) event(sock *engine.Socket, name string, args []any) {
+	if name != "_disconnect" {
+		a.s.log.Debug("Admin UI command not supported", "event", name)
+		return
+	}
+	var nsp, filter string
+	var closeConn bool
+	if len(args) > 0 {
+		nsp, _ = args[0].(string)
+	}
+	if len(args) > 1 {
+		closeConn, _ = args[1].(bool)
+	}
+	if len(args) > 2 {
+		filter, _ = args[2].(string)
+	}
+	if nsp != "/" && nsp != adminNamespace {
+		return
+	}
+	n := a.s.disconnectLocal(nsp, closeConn, filter)
+	a.s.log.Info("Admin UI disconnects sockets", "admin", sock.Addr(), "namespace", nsp, "filter", filter,
+		"close", closeConn, "here", n)
+	if l := a.s.cluster; l != nil {
+		l.disconnectRemote(nsp, closeConn, filter)
+	}
+}
+
+// disconnectLocal disconnects this node's sockets of nsp that filter names
+// (a socket id, a room; "" for every one): from the namespace, or with
+// their whole connection when closeConn. It returns how many.
+func (s *Server) disconnectLocal(nsp string, closeConn bool, filter string) int {
+	var socks []*engine.Socket
+	switch nsp {
+	case "/":
+		s.connMu.Lock()
+		for c := range s.conns {
+			if filter == "" || filter == liveRoom || c.sock.ID() == filter {
+				socks = append(socks, c.sock)
+			}
+		}
+		s.connMu.Unlock()
+	case adminNamespace:
+		if s.admin == nil {
+			return 0
+		}
+		s.admin.mu.Lock()
+		for sock := range s.admin.admins {
+			if filter == "" || sock.ID() == filter {
+				socks = append(socks, sock)
+			}
+		}
+		s.admin.mu.Unlock()
+	}
+	for _, sock := range socks {
+		if closeConn {
+			sock.Close()
+		} else {
+			sock.Disconnect()
+		}
+	}
+	return len(socks)
+}
+
+// gone forgets an Admin UI socket.
+func (a *adminUI) gone(sock *engine.Socket, reason string) {
+	a.mu.Lock()
+	_, known := a.admins[sock]
+	delete(a.admins, sock)
+	a.count.Store(int64(len(a.admins)))
+	a.mu.Unlock()
+	if known {
+		now := stamp()
+		a.emit("socket_disconnected", adminNamespace, sock.ID(), reason, now)
+		a.emit("room_left", adminNamespace, sock.ID(), sock.ID(), now)
+	}
+}
+
+// chatReady tells the Admin UIs about a chat socket that connected (and
+// joined the live stream).
+func (a *adminUI) chatReady(sock *engine.Socket) {
+	c, _ := sock.Data.(*conn)
+	if c == nil {
+		return
+	}
+	if sock.Transport() == "polling" {
+		a.mu.Lock()
+		a.polling[c] = struct{}{}
+		a.mu.Unlock()
+	}
+	if !a.watched() {
+		return
+	}
+	info := chatSocketInfo(c)
+	info.rooms = []string{info.id}
+	now := stamp()
+	a.emit("socket_connected", info.admin(), now)
+	a.emit("room_joined", "/", liveRoom, info.id, now)
+}
+
+// chatUpdated tells the Admin UIs that a chat socket gave a name.
+func (a *adminUI) chatUpdated(c *conn) {
+	if a.watched() {
+		a.emit("socket_updated", map[string]any{"id": c.sock.ID(), "nsp": "/", "data": chatSocketInfo(c).data})
+	}
+}
+
+// chatGone tells the Admin UIs that a chat socket left.
+func (a *adminUI) chatGone(sock *engine.Socket, reason string) {
+	c, _ := sock.Data.(*conn)
+	if c == nil {
+		return
+	}
+	a.mu.Lock()
+	delete(a.polling, c)
+	a.mu.Unlock()
+	if !a.watched() {
+		return
+	}
+	id, now := sock.ID(), stamp()
+	a.emit("socket_disconnected", "/", id, reason, now)
+	a.emit("room_left", "/", liveRoom, id, now)
+	a.emit("room_left", "/", id, id, now)
+}
+
+// watched reports whether an Admin UI may be listening.
+func (a *adminUI) watched() bool {
+	return a.count.Load() > 0 || time.Now().UnixNano() < a.watchedUntil.Load()
+}
+
+// noteWatched keeps this node talking for three stats intervals.
+func (a *adminUI) noteWatched() {
+	a.watchedUntil.Store(time.Now().Add(3 * a.o.StatsInterval).UnixNano())
+}
+
+// emit sends an event to every Admin UI of the cluster.
+func (a *adminUI) emit(name string, args ...any) {
+	if !a.watched() {
+		return
+	}
+	a.deliver(name, args)
+	if l := a.s.cluster; l != nil && l.admin != nil {
+		l.admin.publish(name, args)
+	}
+}
+
+// deliver sends an event to this node's Admin UI sockets (kept for those
+// waiting for their all_sockets).
+func (a *adminUI) deliver(name string, args []any) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, ac := range a.admins {
+		if !ac.synced {
+			if len(ac.pending) < pendingLimit {
+				ac.pending = append(ac.pending, pendingEvent{name, args})
+			}
+			continue
+		}
+		_ = ac.sock.Emit(name, args...)
+	}
+}
+
+// onRemote delivers another server's Admin UI event here: [name, args...].
+func (a *adminUI) onRemote(args []any) {
+	if len(args) == 0 {
+		return
+	}
+	name, ok := args[0].(string)
+	if !ok {
+		return
+	}
+	if name == "server_stats" && len(args) > 1 && remoteAdmins(args[1], a.o.ServerID) {
+		a.noteWatched()
+	}
+	a.deliver(name, args[1:])
+}
+
+// remoteAdmins reports whether another server's server_stats counts
+// Admin UI sockets.
+func remoteAdmins(stats any, self string) bool {
+	m, _ := stats.(map[string]any)
+	if id, _ := m["serverId"].(string); id == self {
+		return false
+	}
+	nsps, _ := m["namespaces"].([]any)
+	for _, n := range nsps {
+		nm, _ := n.(map[string]any)
+		if name, _ := nm["name"].(string); name == adminNamespace {
+			if positive(nm["socketsCount"]) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// positive reports whether a decoded JSON number is above 0 (the library's
+// decoders give float64, json.Number or integers).
+func positive(v any) bool {
+	switch n := v.(type) {
+	case float64:
+		return n > 0
+	case int:
+		return n > 0
+	case int64:
+		return n > 0
+	case uint64:
+		return n > 0
+	case json.Number:
+		f, err := n.Float64()
+		return err == nil && f > 0
+	}
+	return false
+}
+
+// serverStats is what instrument() sends every 2 s.
+type serverStats struct {
+	ServerID            string      `json:"serverId"`
+	Hostname            string      `json:"hostname"`
+	PID                 int         `json:"pid"`
+	Uptime              float64     `json:"uptime"`
+	ClientsCount        int         `json:"clientsCount"`
+	PollingClientsCount int         `json:"pollingClientsCount"`
+	Namespaces          []nspDetail `json:"namespaces"`
+}
+
+type nspDetail struct {
+	Name         string `json:"name"`
+	SocketsCount int    `json:"socketsCount"`
+}
+
+func (a *adminUI) stats() serverStats {
+	a.mu.Lock()
+	polling := len(a.polling)
+	for _, ac := range a.admins {
+		if ac.transport == "polling" {
+			polling++
+		}
+	}
+	admins := len(a.admins)
+	a.mu.Unlock()
+	return serverStats{
+		ServerID: a.o.ServerID, Hostname: a.hostname, PID: os.Getpid(),
+		Uptime:       time.Since(a.started).Seconds(),
+		ClientsCount: a.s.eng.Sessions(), PollingClientsCount: polling,
+		Namespaces: []nspDetail{{"/", a.s.Connections()}, {adminNamespace, admins}},
+	}
+}
+
+// start runs the stats loop until close.
+func (a *adminUI) start() { go a.loop() }
+
+func (a *adminUI) loop() {
+	defer close(a.done)
+	t := time.NewTicker(a.o.StatsInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-a.stop:
+			return
+		case <-t.C:
+		}
+		a.s.eng.Guard("admin stats", func() {
+			a.checkTransports()
+			a.emit("server_stats", a.stats())
+		})
+	}
+}
+
+// checkTransports tells the Admin UIs about sockets that moved from
+// long-polling to WebSocket since the last look (the session layer has no
+// upgrade callback; the UI learns within a stats interval).
+func (a *adminUI) checkTransports() {
+	type update struct {
+		id, nsp, transport string
+	}
+	var ups []update
+	a.mu.Lock()
+	for c := range a.polling {
+		if c.sock.Transport() != "polling" {
+			delete(a.polling, c)
+			ups = append(ups, update{c.sock.ID(), "/", "websocket"})
+		}
+	}
+	for _, ac := range a.admins {
+		if t := ac.sock.Transport(); t != ac.transport {
+			ac.transport = t
+			ups = append(ups, update{ac.sock.ID(), adminNamespace, t})
+		}
+	}
+	a.mu.Unlock()
+	for _, u := range ups {
+		a.emit("socket_updated", map[string]any{"id": u.id, "nsp": u.nsp, "transport": u.transport})
+	}
+}
+
+func (a *adminUI) close() {
+	a.once.Do(func() { close(a.stop) })
+	<-a.done
+}
+
+// stamp is an event's time as the UI reads it (a JavaScript Date in JSON).
+func stamp() string { return time.Now().UTC().Format(chat.TimeLayout) }
