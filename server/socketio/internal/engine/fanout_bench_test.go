@@ -1,3 +1,5 @@
+//go:build linux
+
 package engine
 
 // Where a delivery's CPU goes: the engine's whole path (queue, flusher,
