@@ -32,7 +32,10 @@ func (s *ioSet) startShards(n int) {
 // newConn makes the connection of s, bound to the next loop and flusher.
 func (s *ioSet) newConn(sess *Session) *wsConn {
 	i := int(s.next.Add(1))
-	c := &wsConn{sess: sess, set: s, shard: s.shards[i%len(s.shards)]}
+	// blocked until attach hands it its socket: what is queued before
+	// (a ping, a broadcast) waits for it instead of writing to nothing.
+	c := &wsConn{sess: sess, set: s, shard: s.shards[i%len(s.shards)], blocked: true}
+	c.sys.detach()
 	if len(s.loops) > 0 {
 		c.sys.loop = s.loops[i%len(s.loops)]
 	}

@@ -98,7 +98,15 @@ func (s *ioSet) attach(c *wsConn, nc net.Conn, pre []byte) error {
 		c.rbuf = pre
 	}
 	l := c.sys.loop
+	c.wmu.Lock()
+	if c.closed {
+		// Its session closed while the handshake was answered.
+		c.wmu.Unlock()
+		_ = unix.Close(fd)
+		return nil
+	}
 	c.sys.fd = fd
+	c.wmu.Unlock()
 	l.mu.Lock()
 	l.conns[fd] = c
 	l.mu.Unlock()
@@ -110,8 +118,10 @@ func (s *ioSet) attach(c *wsConn, nc net.Conn, pre []byte) error {
 		_ = unix.Close(fd)
 		return fmt.Errorf("epoll_ctl add: %w", err)
 	}
-	// Parse what came with the handshake, and whatever arrived since.
+	// Parse what came with the handshake, and whatever arrived since;
+	// write what was queued before.
 	l.post(c.readable)
+	c.writable()
 	return nil
 }
 
@@ -282,7 +292,13 @@ func (s *sysConn) writev(v [][]byte) (int, error) {
 // close unregisters and closes the descriptor; on the loop only, with the
 // connection marked closed under its write lock (no write can be in
 // flight).
+// detach marks a connection that has no descriptor yet.
+func (s *sysConn) detach() { s.fd = -1 }
+
 func (s *sysConn) close(c *wsConn) {
+	if s.fd < 0 {
+		return // never attached: nothing to close
+	}
 	l := s.loop
 	l.mu.Lock()
 	if l.conns[s.fd] == c {

@@ -39,14 +39,29 @@ func newIOSet(e *Engine, n int) (*ioSet, error) {
 }
 
 func (s *ioSet) attach(c *wsConn, nc net.Conn, pre []byte) error {
-	c.sys.nc = nc
-	c.sys.c = c
+	c.sys.rmu.Lock()
 	if len(pre) > 0 {
 		c.rbuf = pre
 	}
+	c.wmu.Lock()
+	if c.closed {
+		// Its session closed while the handshake was answered.
+		c.wmu.Unlock()
+		c.sys.rmu.Unlock()
+		_ = nc.Close()
+		return nil
+	}
+	c.sys.nc = nc
+	c.sys.c = c
+	c.wmu.Unlock()
+	c.sys.rmu.Unlock()
 	go c.readLoop()
+	c.writable()
 	return nil
 }
+
+// detach marks a connection that has no socket yet (nc is nil already).
+func (s *sysConn) detach() {}
 
 func (c *wsConn) readLoop() {
 	buf := make([]byte, 16<<10)
@@ -107,7 +122,11 @@ func (s *sysConn) writev(v [][]byte) (int, error) {
 	return int(n), err
 }
 
-func (s *sysConn) close(*wsConn) { _ = s.nc.Close() }
+func (s *sysConn) close(*wsConn) {
+	if s.nc != nil {
+		_ = s.nc.Close()
+	}
+}
 
 func (s *ioSet) close() {
 	close(s.stopCh)
