@@ -98,11 +98,13 @@ func TestRedisOutage(t *testing.T) {
 				after := fmt.Sprintf("after cut %d", cut)
 				afterSent := false
 				var arrived atomic.Bool
+				resent := make(chan struct{})
 				for !got[after] {
 					if !afterSent && (mode == "sharded" || len(got) == len(during)) {
 						// Give the nodes a moment to subscribe again, then
 						// send until one gets across.
 						go func() {
+							defer close(resent)
 							for i := 0; i < 300 && !arrived.Load(); i++ {
 								sender.emit(`{"message":"` + after + `","username":"a"}`)
 								time.Sleep(100 * time.Millisecond)
@@ -127,9 +129,13 @@ func TestRedisOutage(t *testing.T) {
 						}
 					}
 				}
+				// The resender may have sent one more "after" before it saw
+				// the arrival: let it stop and its last one land on every
+				// client, or the next cut reads it in place of its own.
+				<-resent
+				time.Sleep(300 * time.Millisecond)
 				drain(sender)
 				drain(local)
-				time.Sleep(200 * time.Millisecond)
 				drain(remote)
 			}
 			slices.Sort(allLat)
