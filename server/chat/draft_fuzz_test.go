@@ -124,7 +124,9 @@ func refClean(s string, text bool) string {
 	var b strings.Builder
 	for i := 0; i < len(s); {
 		r, size := utf8.DecodeRuneInString(s[i:])
-		keep := !(r == utf8.RuneError && size == 1) && (!unicode.IsControl(r) || text && (r == '\n' || r == '\t'))
+		keep := !(r == utf8.RuneError && size == 1) && (!unicode.IsControl(r) || text && (r == '\n' || r == '\t')) &&
+			// A username also loses every default-ignorable code point.
+			(text || !unicode.In(r, unicode.Cf, unicode.Variation_Selector, unicode.Other_Default_Ignorable_Code_Point))
 		if keep {
 			b.WriteString(s[i : i+size])
 		}
