@@ -43,7 +43,8 @@ func (s *memStore) Find(_ context.Context, id string) (Message, error) {
 	}
 	return Message{}, ErrNotFound
 }
-func (s *memStore) Ping(context.Context) error { return nil }
+func (s *memStore) SaveDeletions(context.Context, []Deletion) error { return nil }
+func (s *memStore) Ping(context.Context) error                      { return nil }
 func (s *memStore) Close() error               { return nil }
 
 func hm(i int) Message {
