@@ -89,6 +89,8 @@ type Log struct {
 	healthMu sync.Mutex
 	lastErr  error
 	downFrom time.Time
+
+	dels *tombstones // deletions.go
 }
 
 // New starts a Log writing to store.
@@ -102,6 +104,7 @@ func New(store chat.Store, o Options) *Log {
 		stopped: make(chan struct{}),
 		abort:   make(chan struct{}),
 	}
+	l.dels = newTombstones(l)
 	go l.run()
 	return l
 }
@@ -140,6 +143,7 @@ func (l *Log) Health() (since time.Time, err error) {
 // Close stops admission, waits until every admitted message is written or
 // ctx ends, and fails (counts, logs) what is left.
 func (l *Log) Close(ctx context.Context) error {
+	defer l.dels.close(ctx)
 	l.mu.Lock()
 	already := l.closed
 	l.closed = true

@@ -386,10 +386,15 @@ func (c *Consumer) handle(ctx context.Context, s sarama.ConsumerGroupSession, cl
 	msgs := make([]chat.Message, 0, len(batch))
 	byID := make(map[string]*sarama.ConsumerMessage, len(batch))
 	var dead []deadLetter
+	var dels []chat.Deletion
 	for _, r := range batch {
-		m, err := decode(r)
+		m, del, err := decodeRecord(r)
 		if err != nil {
 			dead = append(dead, deadLetter{r: r, kind: dlqUndecodable, reason: err.Error()})
+			continue
+		}
+		if del != nil {
+			dels = append(dels, *del)
 			continue
 		}
 		if _, dup := byID[m.ID]; dup {
@@ -400,7 +405,7 @@ func (c *Consumer) handle(ctx context.Context, s sarama.ConsumerGroupSession, cl
 		byID[m.ID] = r
 		msgs = append(msgs, m)
 	}
-	rejected, ok := c.save(ctx, msgs)
+	rejected, ok := c.save(ctx, msgs, dels)
 	if !ok {
 		return false
 	}
@@ -426,10 +431,11 @@ func (c *Consumer) handle(ctx context.Context, s sarama.ConsumerGroupSession, cl
 	return true
 }
 
-// save stores msgs in one transaction, retrying with back-off while the
-// store fails. ok is false when ctx ended first.
-func (c *Consumer) save(ctx context.Context, msgs []chat.Message) (rejected []chat.Rejected, ok bool) {
-	if len(msgs) == 0 {
+// save stores msgs in one transaction, then the tombstones dels (a
+// tombstone hides its message whichever is stored first), retrying with
+// back-off while the store fails. ok is false when ctx ended first.
+func (c *Consumer) save(ctx context.Context, msgs []chat.Message, dels []chat.Deletion) (rejected []chat.Rejected, ok bool) {
+	if len(msgs) == 0 && len(dels) == 0 {
 		return nil, true
 	}
 	backoff := c.o.RetryMin
@@ -437,6 +443,9 @@ func (c *Consumer) save(ctx context.Context, msgs []chat.Message) (rejected []ch
 		start := time.Now()
 		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		rejected, err := c.store.SaveBatch(wctx, msgs)
+		if err == nil {
+			err = c.store.SaveDeletions(wctx, dels)
+		}
 		cancel()
 		c.m.latency.Observe(time.Since(start).Seconds())
 		if err == nil {
