@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
+	"sync"
 	"time"
 )
 
@@ -91,3 +93,54 @@ const (
 	// AuthRequired: a CONNECT without a valid token is refused.
 	AuthRequired AuthMode = "required"
 )
+
+// NameClaims holds the names of guest sign-ins, cluster-wide: a name is
+// one guest session's until its token expires.
+//
+// Claim takes name for holder until until, and reports true; it reports
+// false when another holder has the name now. The same holder claiming
+// again (a renewal) moves its end. Names compare without regard to case.
+type NameClaims interface {
+	Claim(ctx context.Context, name, holder string, until time.Time) (bool, error)
+}
+
+// LocalNameClaims is the NameClaims of a node that runs alone.
+type LocalNameClaims struct {
+	mu     sync.Mutex
+	claims map[string]nameClaim
+	now    func() time.Time
+}
+
+type nameClaim struct {
+	holder string
+	until  time.Time
+}
+
+// Claim implements NameClaims.
+func (l *LocalNameClaims) Claim(_ context.Context, name, holder string, until time.Time) (bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := time.Now()
+	if l.now != nil {
+		now = l.now()
+	}
+	if l.claims == nil {
+		l.claims = map[string]nameClaim{}
+	}
+	key := FoldName(name)
+	if c, ok := l.claims[key]; ok && c.holder != holder && now.Before(c.until) {
+		return false, nil
+	}
+	l.claims[key] = nameClaim{holder: holder, until: until}
+	if len(l.claims) > 1024 && len(l.claims)%1024 == 0 {
+		for k, c := range l.claims {
+			if !now.Before(c.until) {
+				delete(l.claims, k)
+			}
+		}
+	}
+	return true, nil
+}
+
+// FoldName is the form in which names are compared: lower case.
+func FoldName(name string) string { return strings.ToLower(name) }

@@ -516,7 +516,7 @@ func (m *Moderation) act(a Action) {
 	}
 }
 
-func foldName(s string) string { return strings.ToLower(s) }
+func foldName(s string) string { return FoldName(s) }
 
 func validBanIP(s string) bool {
 	if _, err := netip.ParseAddr(s); err == nil {

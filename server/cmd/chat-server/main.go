@@ -124,6 +124,16 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	}
 	history := chat.NewHistory(store, cfg.HistoryRingSize)
 
+	verifier, err := newVerifier(cfg, logger)
+	if err != nil {
+		return err
+	}
+	authMode := chat.AuthMode(cfg.AuthMode)
+	var edgeVerifier chat.Verifier
+	if verifier != nil {
+		edgeVerifier = verifier
+	}
+
 	checks := append([]httpapi.Check(nil), wlog.checks...)
 	var presence chat.Presence = chat.LocalPresence{}
 	var cluster *redis.Cluster
@@ -180,9 +190,44 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		Logger:              logger.With("component", "socketio"),
 		Cluster:             clusterAdapter(cluster),
 		Registerer:          reg,
+		AuthMode:            authMode,
+		Verifier:            edgeVerifier,
 	})
 	if err != nil {
 		return err
+	}
+	moderation := chat.NewModeration(chat.ModerationOptions{
+		Log:      wlog,
+		Fanout:   edge,
+		History:  history,
+		Bans:     store,
+		Limits:   chat.Limits{MaxMessageLength: cfg.MaxMessageLength, MaxUsernameLength: cfg.MaxUsernameLength},
+		OnAction: auditor(reg, logger),
+		Replica:  onRemote != nil,
+	})
+	if err := moderation.Load(ctx); err != nil {
+		return err
+	}
+	edge.SetModeration(moderation)
+	bctx, stopBans := context.WithCancel(context.Background())
+	defer stopBans()
+	go refreshBans(bctx, moderation, cfg.BanRefresh, logger)
+	var names chat.NameClaims = &chat.LocalNameClaims{}
+	if cluster != nil {
+		names = cluster.Names()
+	}
+	trust := httpapi.TrustOptions{
+		AuthMode:   authMode,
+		Verifier:   edgeVerifier,
+		AdminToken: cfg.AdminToken,
+		Moderation: moderation,
+		Names:      names,
+		GuestTTL:   cfg.AuthGuestTTL,
+		Limits:     chat.Limits{MaxMessageLength: cfg.MaxMessageLength, MaxUsernameLength: cfg.MaxUsernameLength},
+		Logger:     logger.With("component", "api"),
+	}
+	if cfg.AuthGuest && verifier != nil && verifier.CanSign() {
+		trust.Guests = verifier
 	}
 	svc := chat.NewService(wlog, edge, chat.ServiceOptions{
 		Limits: chat.Limits{MaxMessageLength: cfg.MaxMessageLength, MaxUsernameLength: cfg.MaxUsernameLength},
@@ -198,6 +243,9 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		Details: func() map[string]any {
 			return map[string]any{"fanout": fanout, "servers": edge.ClusterNodes()}
 		},
+		Trust:      trust,
+		ClientAddr: edge.ClientAddr,
+		NoMetrics:  cfg.MetricsAddr != "",
 	})
 	mux := http.NewServeMux()
 	api.Register(mux)
@@ -221,10 +269,14 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if cfg.PprofAddr != "" {
 		startPprof(cfg.PprofAddr, logger)
 	}
+	if cfg.MetricsAddr != "" {
+		msrv := startMetrics(cfg.MetricsAddr, api.MetricsHandler(), logger)
+		defer msrv.Close()
+	}
 	api.SetReady()
 	logger.Info("chat-server ready",
 		"addr", ln.Addr().String(), "store", storeKind, "db", where, "fanout", fanout, "log", wlog.kind,
-		"env_files", cfg.EnvFiles)
+		"auth", authMode, "guest", trust.Guests != nil, "env_files", cfg.EnvFiles)
 
 	select {
 	case <-ctx.Done():
