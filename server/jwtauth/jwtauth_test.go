@@ -59,7 +59,7 @@ func (k *testKeys) jwksDoc() []byte {
 		{"kty": "RSA", "kid": "rsa-1", "use": "sig", "alg": "RS256", "n": enc(k.rsa.N.Bytes()), "e": enc(big.NewInt(int64(k.rsa.E)).Bytes())},
 		{"kty": "EC", "kid": "ec-1", "crv": "P-256", "x": enc(pad(ecx)), "y": enc(pad(ecy))},
 		{"kty": "OKP", "kid": "ed-1", "crv": "Ed25519", "x": enc(k.ed.Public().(ed25519.PublicKey))},
-		{"kty": "oct", "kid": "hmac", "k": enc(k.secret)},                             // never a JWKS key
+		{"kty": "oct", "kid": "hmac", "k": enc(k.secret)},                                  // never a JWKS key
 		{"kty": "RSA", "kid": "enc", "use": "enc", "n": enc(k.rsa.N.Bytes()), "e": "AQAB"}, // not for signatures
 	}}
 	b, _ := json.Marshal(doc)
