@@ -138,6 +138,7 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	var presence chat.Presence = chat.LocalPresence{}
 	var cluster *redis.Cluster
 	var onRemote func(chat.Message)
+	var onRemoteDeletion func(chat.Deletion)
 	fanout := "memory"
 	if cfg.RedisURL != "" {
 		cluster, err = redis.Open(redis.Options{
@@ -160,6 +161,7 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		if cfg.DatabaseURL == "" {
 			// No shared database: every node keeps a replica of the history.
 			onRemote = func(m chat.Message) { _ = wlog.Append(m, func(error) {}) }
+			onRemoteDeletion = func(d chat.Deletion) { _ = wlog.Delete(d, func(error) {}) }
 		}
 	}
 
@@ -167,6 +169,7 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		History:             history,
 		Presence:            presence,
 		OnRemote:            onRemote,
+		OnRemoteDeletion:    onRemoteDeletion,
 		ClusterBuffer:       cfg.RedisPublishBuffer,
 		PingInterval:        cfg.PingInterval,
 		PingTimeout:         cfg.PingTimeout,
