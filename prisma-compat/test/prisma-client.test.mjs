@@ -25,6 +25,7 @@ let dbName;
 let dbUrl; // Prisma style, ?schema=public
 let server;
 let tmp;
+const adminToken = "a".repeat(16) + Date.now().toString(16).padStart(16, "0");
 
 function serverBinary() {
   if (process.env.CHAT_SERVER_BIN) return process.env.CHAT_SERVER_BIN;
@@ -111,6 +112,7 @@ before(async () => {
       DATABASE_URL: dbUrl,
       RATE_LIMIT_PER_SEC: "0",
       BATCH_WAIT: "10ms",
+      ADMIN_TOKEN: adminToken,
     },
     stdio: ["ignore", "ignore", "pipe"],
   });
@@ -214,4 +216,38 @@ test("the Prisma client reads the messages the Go server stored, with their user
   assert.equal(rows[0].id, sent[2].id);
   const order = sent.map((s) => rows.findIndex((r) => r.id === s.id));
   assert.deepEqual([...order].sort((a, b) => b - a), order, "newest first");
+});
+
+test("identity and moderation: Prisma reads and writes user ids, and sees the Go server's tombstones and bans", async () => {
+  // A row with a user id, written through Prisma, is served as a verified message.
+  const row = await prisma("write", "Zoë", "a verified message", "auth0|zoe");
+  assert.equal(row.userId, "auth0|zoe");
+  let page = await (await fetch(`${server.url}/api/messages?limit=50`)).json();
+  const served = page.messages.find((m) => m.id === row.id);
+  assert.deepEqual([served.username, served.userId, served.verified], ["Zoë", "auth0|zoe", true]);
+
+  // The Go server deletes it: the row stays, its tombstone is a row Prisma reads, history leaves it out.
+  const del = await fetch(`${server.url}/api/messages/${row.id}`, { method: "DELETE", headers: { authorization: `Bearer ${adminToken}` } });
+  assert.equal(del.status, 204);
+  const tombstones = await prisma("deletions");
+  const t = tombstones.find((d) => d.id === row.id);
+  assert.ok(t, `no tombstone for ${row.id}: ${JSON.stringify(tombstones)}`);
+  assert.equal(t.deletedBy, "admin-token");
+  assert.ok((await prisma("list", "50")).some((r) => r.id === row.id), "the row is kept");
+  page = await (await fetch(`${server.url}/api/messages?limit=50`)).json();
+  assert.ok(!page.messages.some((m) => m.id === row.id), "history leaves it out");
+
+  // A ban the Go server stores is a row of Prisma's Ban model.
+  const res = await fetch(`${server.url}/api/bans`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${adminToken}`, "content-type": "application/json" },
+    body: JSON.stringify({ username: "mallory", durationSec: 60, reason: "spam" }),
+  });
+  assert.equal(res.status, 201);
+  const ban = await res.json();
+  const bans = await prisma("bans");
+  const b = bans.find((x) => x.id === ban.id);
+  assert.ok(b, JSON.stringify(bans));
+  assert.deepEqual([b.username, b.reason, b.createdBy, b.userId, b.ip, b.liftedAt], ["mallory", "spam", "admin-token", null, null, null]);
+  assert.equal(Date.parse(b.expiresAt), Date.parse(ban.until));
 });
