@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join as joinPath } from "node:path";
 import { io } from "socket.io-client";
-import { startServer, connect, until, sleep, emitAck } from "../lib/harness.js";
+import { startServer, connect, until, sleep, emitAck, freePort } from "../lib/harness.js";
 import { newSecret, claims, hs256, algNone, startJWKS } from "../lib/jwt.js";
 
 function redisURL() {
@@ -237,7 +237,22 @@ test("a moderator deletes a message: message:deleted on every node, gone from hi
   await until(() => bob.deleted.some((d) => d.id === a2.id), 5000, "the API's deletion reaches the other node");
   const metrics = await (await fetch(`${node1.url}/metrics`)).text();
   assert.match(metrics, /^chat_moderation_actions_total\{action="delete"\} [1-9]/m);
-  for (const s of [alice, bob, mod]) s.close();
+
+  // Connection-state recovery: a client away while a message came and went
+  // recovers without it.
+  const carol = await join(node1.url, hs256(secret, claims({ sub: "carol", name: "Carol" })), { transports: ["websocket"] });
+  await sleep(200);
+  const back = new Promise((resolve) => carol.io.once("reconnect", resolve));
+  carol.io.engine.close();
+  const m3 = await emitAck(alice, { message: "said while Carol was away, then deleted" });
+  const m4 = await emitAck(alice, { message: "said while Carol was away" });
+  assert.equal((await mod.timeout(5000).emitWithAck("event:delete", { id: m3.id })).ok, true);
+  await back;
+  await until(() => carol.connected, 5000, "Carol back");
+  assert.equal(carol.recovered, true, "the session was recovered");
+  await until(() => carol.messages.some((m) => m.id === m4.id), 5000, "what Carol missed");
+  assert.ok(!carol.messages.some((m) => m.id === m3.id), "not the deleted message");
+  for (const s of [alice, bob, mod, carol]) s.close();
 });
 
 test("a ban disconnects the user's sockets on every node within a second; its CONNECTs and guest sign-in are refused; it expires and is lifted", async () => {
@@ -312,8 +327,15 @@ test("bans and deletions survive a restart of every node", async () => {
 });
 
 test("AUTH_MODE=optional: anonymous clients chat, marked verified false; a banned name is refused on events with error banned", async () => {
-  const solo = await startServer({ AUTH_JWT_SECRET: secret, AUTH_MODE: "optional", ADMIN_TOKEN: adminToken });
+  const metricsPort = await freePort();
+  const solo = await startServer({ AUTH_JWT_SECRET: secret, AUTH_MODE: "optional", ADMIN_TOKEN: adminToken, METRICS_ADDR: `127.0.0.1:${metricsPort}` });
   try {
+    // METRICS_ADDR: /metrics and the profiler apart, none of it on the public port.
+    assert.equal((await fetch(`${solo.url}/metrics`)).status, 404, "no /metrics on the public port");
+    const metrics = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
+    assert.equal(metrics.status, 200);
+    assert.match(await metrics.text(), /^chat_moderation_actions_total\{action="ban"\} 0$/m);
+    assert.equal((await fetch(`http://127.0.0.1:${metricsPort}/debug/pprof/`)).status, 200);
     assert.deepEqual(await (await fetch(`${solo.url}/api/config`)).json(), { auth: "optional", guest: false });
     const anon = await join(solo.url, undefined);
     const zoe = await join(solo.url, hs256(secret, claims({ sub: "z", name: "Zoë" })));
