@@ -55,7 +55,7 @@ func TestPostgresSchemaIsTheMigrationFiles(t *testing.T) {
 	ref := pgtest.NewDatabase(t)
 	pgtest.Psql(t, ref, "-c", f.CreateTableSQL)
 	files, _ := filepath.Glob(filepath.Join(migrationsDir, "*", "migration.sql"))
-	if len(files) != 2 {
+	if len(files) != 3 {
 		t.Fatalf("migration files %v", files)
 	}
 	for _, file := range files {
