@@ -3,8 +3,10 @@
 // route reading history): generator `prisma-client`, driver adapter
 // `@prisma/adapter-pg`, no query engine binary.
 //
-//   npx tsx client.ts write <username> <message>   store one message, print it as JSON
+//   npx tsx client.ts write <username> <message> [userId]   store one message, print it as JSON
 //   npx tsx client.ts list [limit]                 print the newest messages as JSON, newest first
+//   npx tsx client.ts deletions                    print the tombstones of deleted messages as JSON
+//   npx tsx client.ts bans                         print the bans as JSON
 //
 // DATABASE_URL is the same URL the Go server reads; a Prisma-style
 // `?schema=NAME` selects the schema (default public).
@@ -26,9 +28,9 @@ async function main(args: string[]): Promise<void> {
   try {
     switch (args[0]) {
       case "write": {
-        if (args.length !== 3) throw new Error("usage: client.ts write <username> <message>");
+        if (args.length !== 3 && args.length !== 4) throw new Error("usage: client.ts write <username> <message> [userId]");
         // id (a UUID v4) and createdAt come from the schema's defaults, as in the original server.
-        const m = await prisma.message.create({ data: { username: args[1], content: args[2] } });
+        const m = await prisma.message.create({ data: { username: args[1], content: args[2], userId: args[3] ?? null } });
         console.log(JSON.stringify(m));
         break;
       }
@@ -42,8 +44,14 @@ async function main(args: string[]): Promise<void> {
         console.log(JSON.stringify(rows));
         break;
       }
+      case "deletions":
+        console.log(JSON.stringify(await prisma.messageDeletion.findMany({ orderBy: { deletedAt: "asc" } })));
+        break;
+      case "bans":
+        console.log(JSON.stringify(await prisma.ban.findMany({ orderBy: { createdAt: "asc" } })));
+        break;
       default:
-        throw new Error("usage: client.ts write <username> <message> | list [limit]");
+        throw new Error("usage: client.ts write <username> <message> [userId] | list [limit] | deletions | bans");
     }
   } finally {
     await prisma.$disconnect();

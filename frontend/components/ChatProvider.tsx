@@ -23,6 +23,16 @@ import { ACK_TIMEOUT_MS, SOCKET_URL } from "@/lib/config";
 import { LIVE_LIMITS, initialLiveState, liveReducer, nextLiveChange, onInput, stopTyping, type LiveState, type OwnTyping } from "@/lib/live-state";
 import { newClientId } from "@/lib/ids";
 import { readUsername, readUsernameOnServer, subscribeUsername, writeUsername } from "@/lib/username";
+import {
+  fetchAuthConfig,
+  isModeratorToken,
+  readPastedToken,
+  signInGuest,
+  SignInError,
+  writePastedToken,
+  type AuthConfig,
+  type Session,
+} from "@/lib/session";
 
 /** What the server emits; payloads are checked by the reducer, so unknown. */
 interface ServerToClient {
@@ -32,12 +42,14 @@ interface ServerToClient {
   "presence:leave": (payload: unknown) => void;
   typing: (payload: unknown) => void;
   error: (payload: unknown) => void;
+  "message:deleted": (payload: unknown) => void;
 }
 
-/** The events the client emits: messages, and whether the user is typing. */
+/** What the client emits: messages, whether the user is typing, and a moderator's deletions. */
 interface ClientToServer {
   "event:message": (payload: { message: string; username: string; clientId: string }, ack: (answer: unknown) => void) => void;
   typing: (payload: { typing: boolean; username: string }) => void;
+  "event:delete": (payload: { id: string }, ack: (answer: unknown) => void) => void;
 }
 
 type ChatSocket = Socket<ServerToClient, ClientToServer>;
@@ -48,7 +60,14 @@ export interface ChatContextValue {
   status: ConnectionStatus;
   /** The user's name; null before they chose one; undefined while unknown (server render). */
   username: string | null | undefined;
-  setUsername: (name: string | null) => void;
+  /** Sets the name (signing a guest in when the server asks for it); resolves with a problem to show, or null. */
+  setUsername: (name: string | null, token?: string) => Promise<string | null>;
+  /** The server's sign-in settings; null while they are being read. */
+  auth: AuthConfig | null;
+  /** The user's token names a moderator: they see the delete control. */
+  canModerate: boolean;
+  /** Deletes a message for everyone (moderators). */
+  deleteMessage: (id: string) => void;
   /** Queues a message; it goes out now or when the connection is back. */
   send: (text: string) => void;
   retry: (clientId: string) => void;
@@ -84,20 +103,91 @@ export function ChatProvider({ children, url = SOCKET_URL }: { children: ReactNo
   const connectedAs = useRef<string | null>(null);
   const ownTyping = useRef<OwnTyping>({ typing: false, sentAt: 0 });
   const idleTimer = useRef<ReturnType<typeof setTimeout> | undefined>(undefined);
+  const [auth, setAuth] = useState<AuthConfig | null>(null);
+  const [token, setToken] = useState<string | null>(null);
+  const tokenRef = useRef<string | null>(null);
+  const sessionRef = useRef<Session | null>(null);
 
   useEffect(() => {
     usernameRef.current = username;
   }, [username]);
 
+  // What the server asks of clients (the original server: nothing).
+  useEffect(() => {
+    const ctl = new AbortController();
+    void fetchAuthConfig(url, ctl.signal).then((c) => {
+      if (!ctl.signal.aborted) setAuth(c);
+    });
+    return () => ctl.abort();
+  }, [url]);
+
+  const applyToken = useCallback((t: string | null) => {
+    tokenRef.current = t;
+    setToken(t);
+  }, []);
+
+  // A guest's token: signed in for the stored name (renewing the session
+  // of this name when there is one), then renewed a minute before it
+  // expires. A pasted token (a moderator's) is used as it is.
+  useEffect(() => {
+    if (!auth || auth.auth === "off") return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let stopped = false;
+    const pasted = readPastedToken();
+    if (pasted) {
+      void Promise.resolve().then(() => !stopped && applyToken(pasted));
+      return () => {
+        stopped = true;
+      };
+    }
+    if (!auth.guest || !username) return;
+    const renew = (current: Session | null) => {
+      signInGuest(url, username, current).then(
+        (s) => {
+          if (stopped) return;
+          sessionRef.current = s;
+          storeSession(s);
+          applyToken(s.token);
+          timer = setTimeout(() => renew(s), Math.max(5000, s.expiresAt - Date.now() - 60_000));
+        },
+        (err: unknown) => {
+          if (stopped) return;
+          const e = err instanceof SignInError ? err : new SignInError("internal", String(err));
+          dispatch({ type: "server-error", payload: { code: e.code, reason: e.message }, now: Date.now() });
+          if (e.code === "name_taken") writeUsername(null);
+          else timer = setTimeout(() => renew(current), 5000);
+        },
+      );
+    };
+    const stored = loadSession(username);
+    if (stored && stored.expiresAt - Date.now() > 60_000) {
+      sessionRef.current = stored;
+      void Promise.resolve().then(() => !stopped && applyToken(stored.token));
+      timer = setTimeout(() => renew(stored), Math.max(5000, stored.expiresAt - Date.now() - 60_000));
+    } else {
+      renew(stored);
+    }
+    return () => {
+      stopped = true;
+      clearTimeout(timer);
+    };
+  }, [auth, username, url, applyToken]);
+
   // The connection: one socket for the page's life, default transports
   // (long-polling first, then the upgrade to WebSocket), like the original.
   // Each CONNECT names the user (auth {username}) once they chose a name,
-  // so the server lists them as online.
+  // so the server lists them as online, and carries the token when there is
+  // one: every (re)connect reads it, so a renewed one is used when the
+  // server closes the connection at the old one's expiry.
   useEffect(() => {
     const socket: ChatSocket = io(url, {
+      autoConnect: false,
       auth: (cb) => {
         connectedAs.current = usernameRef.current ?? null;
-        cb(connectedAs.current ? { username: connectedAs.current } : {});
+        const a: { token?: string; username?: string } = {};
+        if (tokenRef.current) a.token = tokenRef.current;
+        if (connectedAs.current) a.username = connectedAs.current;
+        cb(a);
       },
     });
     socketRef.current = socket;
@@ -113,8 +203,12 @@ export function ChatProvider({ children, url = SOCKET_URL }: { children: ReactNo
       // usual back-off if the server is gone.
       if (reason === "io server disconnect") socket.connect();
     });
-    socket.on("connect_error", () => {
+    socket.on("connect_error", (err: Error & { data?: unknown }) => {
       dispatch({ type: "connect-failed" });
+      // A refusal says why: banned (and until when), or unauthorized.
+      if (err.message === "banned" || err.message === "unauthorized") {
+        dispatch({ type: "server-error", payload: err.data, now: Date.now() });
+      }
       // A refusal at the namespace level stops the built-in reconnection.
       if (!socket.active) {
         clearTimeout(reconnectTimer);
@@ -132,6 +226,7 @@ export function ChatProvider({ children, url = SOCKET_URL }: { children: ReactNo
     socket.on("presence:leave", (payload) => liveDispatch({ type: "presence-change", kind: "leave", payload, now: Date.now() }));
     socket.on("typing", (payload) => liveDispatch({ type: "typing", payload, now: Date.now() }));
     socket.on("error", (payload) => dispatch({ type: "server-error", payload, now: Date.now() }));
+    socket.on("message:deleted", (payload) => dispatch({ type: "deleted", payload }));
 
     const online = () => dispatch({ type: "browser-online", online: true });
     const offline = () => dispatch({ type: "browser-online", online: false });
@@ -152,6 +247,15 @@ export function ChatProvider({ children, url = SOCKET_URL }: { children: ReactNo
       pending.clear();
     };
   }, [url]);
+
+  // Connect once the server's settings are known and, when it requires a
+  // token, once there is one.
+  useEffect(() => {
+    const socket = socketRef.current;
+    if (!socket || !auth) return;
+    if (auth.auth === "required" && !token) return;
+    if (!socket.connected && !socket.active) socket.connect();
+  }, [auth, token]);
 
   // The outbox: send what is due while connected; wake up when the next
   // retry is due.
@@ -225,7 +329,54 @@ export function ChatProvider({ children, url = SOCKET_URL }: { children: ReactNo
   const retry = useCallback((clientId: string) => dispatch({ type: "retry", clientId, now: Date.now() }), []);
   const remove = useCallback((clientId: string) => dispatch({ type: "remove", clientId }), []);
   const dismissError = useCallback(() => dispatch({ type: "dismiss-error" }), []);
-  const setUsername = useCallback((name: string | null) => writeUsername(name === null ? null : name.trim() || null), []);
+  const setUsername = useCallback(
+    async (name: string | null, pasted?: string): Promise<string | null> => {
+      const clean = name === null ? null : name.trim() || null;
+      if (clean === null) {
+        writePastedToken(null);
+        sessionRef.current = null;
+        applyToken(null);
+        writeUsername(null);
+        return null;
+      }
+      if (pasted) {
+        writePastedToken(pasted.trim());
+        applyToken(pasted.trim());
+        writeUsername(clean);
+        return null;
+      }
+      if (auth && auth.auth !== "off" && auth.guest) {
+        try {
+          const s = await signInGuest(url, clean, sessionRef.current);
+          sessionRef.current = s;
+          storeSession(s);
+          applyToken(s.token);
+          writeUsername(s.username);
+        } catch (err) {
+          return err instanceof SignInError ? describeSignIn(err) : String(err);
+        }
+        return null;
+      }
+      writeUsername(clean);
+      return null;
+    },
+    [auth, url, applyToken],
+  );
+  const deleteMessage = useCallback((id: string) => {
+    const socket = socketRef.current;
+    if (!socket) return;
+    socket
+      .timeout(ACK_TIMEOUT_MS)
+      .emitWithAck("event:delete", { id })
+      .then(
+        (answer) => {
+          const r = parseAck(answer);
+          if (!r.ok) dispatch({ type: "server-error", payload: r.error, now: Date.now() });
+        },
+        () => dispatch({ type: "server-error", payload: { code: "unavailable", reason: "no answer to the deletion" }, now: Date.now() }),
+      );
+  }, []);
+  const canModerate = isModeratorToken(token);
 
   const value = useMemo<ChatContextValue>(
     () => ({
@@ -233,6 +384,9 @@ export function ChatProvider({ children, url = SOCKET_URL }: { children: ReactNo
       status: connectionStatus(state.connection),
       username,
       setUsername,
+      auth,
+      canModerate,
+      deleteMessage,
       send,
       retry,
       remove,
@@ -241,7 +395,39 @@ export function ChatProvider({ children, url = SOCKET_URL }: { children: ReactNo
       typing,
       stopTyping: stopOwnTyping,
     }),
-    [state, username, setUsername, send, retry, remove, dismissError, live, typing, stopOwnTyping],
+    [state, username, setUsername, auth, canModerate, deleteMessage, send, retry, remove, dismissError, live, typing, stopOwnTyping],
   );
   return <ChatContext.Provider value={value}>{children}</ChatContext.Provider>;
+}
+
+const SESSION_KEY = "chat.session";
+
+/** Keeps a guest's session across reloads, so the page renews it rather than asking for its name again. */
+function storeSession(s: Session): void {
+  try {
+    window.localStorage.setItem(SESSION_KEY, JSON.stringify(s));
+  } catch {
+    // this page only, then
+  }
+}
+
+function loadSession(username: string): Session | null {
+  try {
+    const s = JSON.parse(window.localStorage.getItem(SESSION_KEY) ?? "null") as Session | null;
+    if (s && s.username === username && typeof s.token === "string" && s.expiresAt > Date.now()) return s;
+  } catch {
+    // none
+  }
+  return null;
+}
+
+function describeSignIn(e: SignInError): string {
+  switch (e.code) {
+    case "name_taken":
+      return "Another guest uses this name now; choose another.";
+    case "banned":
+      return `You cannot sign in: ${e.message}.`;
+    default:
+      return `Sign-in failed: ${e.message}`;
+  }
 }

@@ -13,7 +13,8 @@ import { typingLine } from "@/lib/live-state";
  * messages, who is typing and the input, with who is online beside them.
  */
 export function ChatRoom({ me }: { me: string }) {
-  const { state, status, send, retry, remove, dismissError, setUsername, live, typing, stopTyping } = useChat();
+  const { state, status, send, retry, remove, dismissError, setUsername, live, typing, stopTyping, canModerate, deleteMessage } =
+    useChat();
   const typingNow = status === "live" ? typingLine(live.typing, me) : "";
   return (
     <main className="room">
@@ -24,7 +25,7 @@ export function ChatRoom({ me }: { me: string }) {
           <span>
             You are <strong data-testid="me">{me}</strong>
           </span>
-          <button type="button" className="link" onClick={() => setUsername(null)}>
+          <button type="button" className="link" onClick={() => void setUsername(null)}>
             Change name
           </button>
         </p>
@@ -32,7 +33,14 @@ export function ChatRoom({ me }: { me: string }) {
       <ErrorBanner error={state.lastError} onDismiss={dismissError} />
       <div className="body">
         <section className="conversation" aria-label="Messages">
-          <MessageList items={state.items} me={me} connected={status === "live"} onRetry={retry} onRemove={remove} />
+          <MessageList
+            items={state.items}
+            me={me}
+            connected={status === "live"}
+            onRetry={retry}
+            onRemove={remove}
+            onDelete={canModerate ? deleteMessage : undefined}
+          />
           <p className="typing" data-testid="typing" aria-live="polite">
             {typingNow}
           </p>

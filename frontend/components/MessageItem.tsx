@@ -72,12 +72,15 @@ export const MessageItem = memo(function MessageItem({
   connected,
   onRetry,
   onRemove,
+  onDelete,
 }: {
   item: ChatItem;
   own: boolean;
   connected: boolean;
   onRetry: (clientId: string) => void;
   onRemove: (clientId: string) => void;
+  /** Set for moderators: the delete control. */
+  onDelete?: (id: string) => void;
 }) {
   const when = item.createdAt ? new Date(item.createdAt) : new Date(item.localAt);
   return (
@@ -87,6 +90,17 @@ export const MessageItem = memo(function MessageItem({
         <time dateTime={when.toISOString()} title={fullFormat.format(when)}>
           {timeFormat.format(when)}
         </time>
+        {onDelete && item.id && (
+          <button
+            type="button"
+            className="link delete"
+            data-testid="delete"
+            aria-label={`Delete this message of ${item.username || "anonymous"} for everyone`}
+            onClick={() => onDelete(item.id as string)}
+          >
+            Delete
+          </button>
+        )}
       </div>
       <p className="text">{item.text}</p>
       {own && <Delivery item={item} connected={connected} onRetry={onRetry} onRemove={onRemove} />}

@@ -18,12 +18,15 @@ export function MessageList({
   connected,
   onRetry,
   onRemove,
+  onDelete,
 }: {
   items: ChatItem[];
   me: string;
   connected: boolean;
   onRetry: (clientId: string) => void;
   onRemove: (clientId: string) => void;
+  /** Set for moderators: deletes a message for everyone. */
+  onDelete?: (id: string) => void;
 }) {
   const ref = useRef<HTMLOListElement>(null);
   const atBottom = useRef(true);
@@ -71,7 +74,7 @@ export function MessageList({
       >
         {items.length === 0 && <li className="empty">No messages yet. Say hello!</li>}
         {items.map((it) => (
-          <MessageItem key={it.key} item={it} own={it.username === me} connected={connected} onRetry={onRetry} onRemove={onRemove} />
+          <MessageItem key={it.key} item={it} own={it.username === me} connected={connected} onRetry={onRetry} onRemove={onRemove} onDelete={onDelete} />
         ))}
       </ol>
       {showJump && (

@@ -5,19 +5,26 @@ import { useChat } from "./ChatProvider";
 
 /** UsernameForm asks for the name shown with the user's messages (the original's first screen). */
 export function UsernameForm() {
-  const { setUsername } = useChat();
+  const { setUsername, auth } = useChat();
   const [name, setName] = useState("");
+  const [token, setToken] = useState("");
+  const [busy, setBusy] = useState(false);
   const [problem, setProblem] = useState<string | null>(null);
   const inputId = useId();
+  const tokenId = useId();
   const problemId = useId();
+  const signIn = auth !== null && auth.auth !== "off";
 
-  function submit(e: FormEvent<HTMLFormElement>) {
+  async function submit(e: FormEvent<HTMLFormElement>) {
     e.preventDefault();
     if (name.trim() === "") {
       setProblem("Please enter a name.");
       return;
     }
-    setUsername(name);
+    setBusy(true);
+    const p = await setUsername(name, token.trim() || undefined);
+    setBusy(false);
+    setProblem(p);
   }
 
   return (
@@ -44,7 +51,16 @@ export function UsernameForm() {
             {problem}
           </p>
         )}
-        <button type="submit">Continue</button>
+        {signIn && (
+          <details className="token">
+            <summary>Sign in with a token (moderators)</summary>
+            <label htmlFor={tokenId}>Token</label>
+            <input id={tokenId} name="token" type="password" autoComplete="off" value={token} onChange={(e) => setToken(e.target.value)} />
+          </details>
+        )}
+        <button type="submit" disabled={busy}>
+          Continue
+        </button>
       </form>
     </main>
   );

@@ -27,6 +27,8 @@ export interface ServerError {
   code: string;
   reason: string;
   retryAfterMs?: number;
+  /** When a ban ends (RFC 3339), for `banned`. */
+  until?: string;
 }
 
 /** The outbox part of an own message. */
@@ -155,6 +157,7 @@ export function parseServerError(p: unknown): ServerError | null {
   if (typeof r.code !== "string") return null;
   const e: ServerError = { code: r.code, reason: typeof r.reason === "string" ? r.reason : "" };
   if (typeof r.retryAfterMs === "number" && r.retryAfterMs > 0) e.retryAfterMs = r.retryAfterMs;
+  if (typeof r.until === "string" && !Number.isNaN(Date.parse(r.until))) e.until = r.until;
   return e;
 }
 
@@ -187,7 +190,8 @@ export type Action =
   | { type: "server-error"; payload: unknown; now: number }
   | { type: "dismiss-error" }
   | { type: "retry"; clientId: string; now: number }
-  | { type: "remove"; clientId: string };
+  | { type: "remove"; clientId: string }
+  | { type: "deleted"; payload: unknown };
 
 function updateOwn(state: ChatState, clientId: string, f: (it: ChatItem, out: Outgoing) => ChatItem): ChatState {
   const i = state.items.findIndex((it) => it.clientId === clientId && it.out);
@@ -323,6 +327,14 @@ export function chatReducer(state: ChatState, a: Action): ChatState {
         if (out.delivery !== "failed" && out.delivery !== "unconfirmed") return it;
         return { ...it, out: { attempts: 0, inFlight: false, due: a.now, delivery: "pending" } };
       });
+    case "deleted": {
+      // message:deleted {id}: a moderator took the message back, for everyone.
+      if (typeof a.payload !== "object" || a.payload === null) return state;
+      const id = (a.payload as Record<string, unknown>).id;
+      if (typeof id !== "string" || id === "") return state;
+      const items = state.items.filter((it) => it.id !== id && it.clientId !== id);
+      return items.length === state.items.length ? state : { ...state, items };
+    }
     case "remove": {
       const items = state.items.filter((it) => !(it.clientId === a.clientId && it.out && it.out.delivery !== "pending"));
       return items.length === state.items.length ? state : { ...state, items };
@@ -363,6 +375,18 @@ export function describeError(e: ServerError): string {
       return `The server cannot take messages right now${reason}. Your message will be retried.`;
     case "not_stored":
       return `The message was delivered but not stored${reason}`;
+    case "banned": {
+      const until = e.until ? ` until ${new Date(e.until).toLocaleString()}` : "";
+      return `${e.reason || "You are banned"}${until}.`;
+    }
+    case "unauthorized":
+      return `You are not signed in${reason}`;
+    case "forbidden":
+      return "Only a moderator may do this.";
+    case "not_found":
+      return "That message is gone already.";
+    case "name_taken":
+      return "Another guest uses this name now; choose another.";
     default:
       return `The server refused the message (${e.code})${reason}`;
   }

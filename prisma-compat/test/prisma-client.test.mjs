@@ -21,6 +21,29 @@ let admin; // DATABASE_URL
 let dbName;
 let dbUrl; // Prisma style, ?schema=public
 let server;
+<<<<<<< HEAD
+=======
+let tmp;
+const adminToken = "a".repeat(16) + Date.now().toString(16).padStart(16, "0");
+
+function serverBinary() {
+  if (process.env.CHAT_SERVER_BIN) return process.env.CHAT_SERVER_BIN;
+  const bin = join(tmp, "chat-server");
+  execFileSync("go", ["build", "-o", bin, "./cmd/chat-server"], { cwd: serverDir, stdio: "inherit" });
+  return bin;
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+    srv.on("error", reject);
+  });
+}
+>>>>>>> trust
 
 async function adminQuery(sql) {
   const c = new pg.Client({ connectionString: admin });
@@ -77,7 +100,38 @@ before(async () => {
   u.searchParams.set("schema", "public");
   dbUrl = u.toString();
 
+<<<<<<< HEAD
   server = await startChatServer({ DATABASE_URL: dbUrl, RATE_LIMIT_PER_SEC: "0", BATCH_WAIT: "10ms" });
+=======
+  const port = await freePort();
+  const child = spawn(serverBinary(), [], {
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      HOST: "127.0.0.1",
+      PORT: String(port),
+      DATA_DIR: tmp,
+      DATABASE_URL: dbUrl,
+      RATE_LIMIT_PER_SEC: "0",
+      BATCH_WAIT: "10ms",
+      ADMIN_TOKEN: adminToken,
+    },
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  let logs = "";
+  child.stderr.on("data", (d) => (logs += d));
+  const exited = new Promise((resolve) => child.on("exit", resolve));
+  server = { url: `http://127.0.0.1:${port}`, child, exited, logs: () => logs };
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`the Go server exited (${child.exitCode}):\n${logs}`);
+    try {
+      if ((await fetch(`${server.url}/readyz`)).status === 200) break;
+    } catch {}
+    if (Date.now() > deadline) throw new Error(`the Go server is not ready after 30 s:\n${logs}`);
+    await sleep(50);
+  }
+>>>>>>> trust
 });
 
 after(async () => {
@@ -153,4 +207,38 @@ test("the Prisma client reads the messages the Go server stored, with their user
   assert.equal(rows[0].id, sent[2].id);
   const order = sent.map((s) => rows.findIndex((r) => r.id === s.id));
   assert.deepEqual([...order].sort((a, b) => b - a), order, "newest first");
+});
+
+test("identity and moderation: Prisma reads and writes user ids, and sees the Go server's tombstones and bans", async () => {
+  // A row with a user id, written through Prisma, is served as a verified message.
+  const row = await prisma("write", "Zoë", "a verified message", "auth0|zoe");
+  assert.equal(row.userId, "auth0|zoe");
+  let page = await (await fetch(`${server.url}/api/messages?limit=50`)).json();
+  const served = page.messages.find((m) => m.id === row.id);
+  assert.deepEqual([served.username, served.userId, served.verified], ["Zoë", "auth0|zoe", true]);
+
+  // The Go server deletes it: the row stays, its tombstone is a row Prisma reads, history leaves it out.
+  const del = await fetch(`${server.url}/api/messages/${row.id}`, { method: "DELETE", headers: { authorization: `Bearer ${adminToken}` } });
+  assert.equal(del.status, 204);
+  const tombstones = await prisma("deletions");
+  const t = tombstones.find((d) => d.id === row.id);
+  assert.ok(t, `no tombstone for ${row.id}: ${JSON.stringify(tombstones)}`);
+  assert.equal(t.deletedBy, "admin-token");
+  assert.ok((await prisma("list", "50")).some((r) => r.id === row.id), "the row is kept");
+  page = await (await fetch(`${server.url}/api/messages?limit=50`)).json();
+  assert.ok(!page.messages.some((m) => m.id === row.id), "history leaves it out");
+
+  // A ban the Go server stores is a row of Prisma's Ban model.
+  const res = await fetch(`${server.url}/api/bans`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${adminToken}`, "content-type": "application/json" },
+    body: JSON.stringify({ username: "mallory", durationSec: 60, reason: "spam" }),
+  });
+  assert.equal(res.status, 201);
+  const ban = await res.json();
+  const bans = await prisma("bans");
+  const b = bans.find((x) => x.id === ban.id);
+  assert.ok(b, JSON.stringify(bans));
+  assert.deepEqual([b.username, b.reason, b.createdBy, b.userId, b.ip, b.liftedAt], ["mallory", "spam", "admin-token", null, null, null]);
+  assert.equal(Date.parse(b.expiresAt), Date.parse(ban.until));
 });

@@ -1,4 +1,4 @@
-// Package batchwriter writes batches of messages to a chat.Store, one
+// Package batchwriter writes batches of messages (and tombstones) to a chat.Store, one
 // transaction each, retrying a failed batch with exponential back-off until
 // it is written or the caller stops it: the part that the direct Log
 // (directlog) and the Kafka consumer group (kafka) share, with the health,
@@ -123,7 +123,15 @@ func New(store chat.Store, o Options) (*Writer, error) {
 // chat.Store). It returns ctx's error, and stores nothing more, when ctx
 // ends first.
 func (w *Writer) Write(ctx context.Context, msgs []chat.Message) ([]chat.Rejected, error) {
-	if len(msgs) == 0 {
+	return w.WriteWith(ctx, msgs, nil)
+}
+
+// WriteWith is Write, then the tombstones dels in a second transaction,
+// retried together: a tombstone hides its message whichever of the two is
+// stored first (chat.Store), so they need not share one, and saving msgs
+// again after the tombstones failed stores nothing twice.
+func (w *Writer) WriteWith(ctx context.Context, msgs []chat.Message, dels []chat.Deletion) ([]chat.Rejected, error) {
+	if len(msgs) == 0 && len(dels) == 0 {
 		return nil, nil
 	}
 	backoff := w.o.RetryMin
@@ -134,20 +142,29 @@ func (w *Writer) Write(ctx context.Context, msgs []chat.Message) ([]chat.Rejecte
 		}
 		actx, cancel := context.WithTimeout(actx, w.o.AttemptTimeout)
 		start := time.Now()
-		rejected, err := w.store.SaveBatch(actx, msgs)
+		var rejected []chat.Rejected
+		var err error
+		if len(msgs) > 0 {
+			rejected, err = w.store.SaveBatch(actx, msgs)
+		}
+		if err == nil && len(dels) > 0 {
+			err = w.store.SaveDeletions(actx, dels)
+		}
 		cancel()
 		w.m.latency.Observe(time.Since(start).Seconds())
 		if err == nil {
 			w.recovered()
-			w.m.batchSize.Observe(float64(len(msgs)))
-			w.m.stored.Add(float64(len(msgs) - len(rejected)))
+			if len(msgs) > 0 {
+				w.m.batchSize.Observe(float64(len(msgs)))
+				w.m.stored.Add(float64(len(msgs) - len(rejected)))
+			}
 			return rejected, nil
 		}
 		if ctx.Err() != nil && !w.o.FinishAttempts {
 			return nil, ctx.Err()
 		}
 		w.m.errors.Inc()
-		w.failing(err, attempt, backoff, len(msgs))
+		w.failing(err, attempt, backoff, len(msgs)+len(dels))
 		t := time.NewTimer(backoff)
 		select {
 		case <-t.C:

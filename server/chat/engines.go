@@ -25,11 +25,17 @@ type Fanout interface {
 // acknowledged by the broker), or with the error that made m fail for good;
 // the engine counts and logs such a loss. done must not block.
 //
+// Delete admits a tombstone the same way: synchronous admission (or
+// ErrUnavailable), then done once it is durable. A tombstone hides its
+// message from every history page whether it is stored before or after
+// the message, so engines need not order it with the message.
+//
 // Close stops admission and waits, until ctx ends, for every admitted
 // message to become durable; what it could not deliver it fails, counts and
 // logs, and reports in its error.
 type Log interface {
 	Append(m Message, done func(error)) error
+	Delete(d Deletion, done func(error)) error
 	Close(ctx context.Context) error
 }
 
@@ -57,11 +63,17 @@ type Rejected struct {
 // rejected, and the others are stored. A non-nil error means nothing was
 // stored and the whole batch may be retried.
 //
+// SaveDeletions stores tombstones in one transaction, idempotently by
+// message id (the first tombstone of a message stays); a tombstone may
+// come before its message is stored, and hides it all the same.
+//
 // Recent returns up to limit messages, newest first, strictly before the
-// cursor when one is given. Find returns the stored message with the id, or
-// ErrNotFound.
+// cursor when one is given, leaving out every message with a tombstone.
+// Find returns the stored message with the id, deleted or not (a deleted
+// message's position is still a valid cursor), or ErrNotFound.
 type Store interface {
 	SaveBatch(ctx context.Context, batch []Message) (rejected []Rejected, err error)
+	SaveDeletions(ctx context.Context, batch []Deletion) error
 	Recent(ctx context.Context, limit int, before *Cursor) ([]Message, error)
 	Find(ctx context.Context, id string) (Message, error)
 	Ping(ctx context.Context) error

@@ -19,6 +19,9 @@ type Event struct {
 	// Except is the connection the event comes from, when it must not
 	// receive it itself (typing); "" sends it to everyone.
 	Except string
+	// Deletion is the tombstone an EventMessageDeleted announces: every
+	// node forgets the message from its history when it delivers it.
+	Deletion *Deletion
 }
 
 // Events other than messages that clients receive.

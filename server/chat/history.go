@@ -2,6 +2,7 @@ package chat
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -24,6 +25,14 @@ type History struct {
 	size  int
 	byID  map[string]int // id -> index in ring
 	high  Message        // the newest message delivered here (CreatedAt, then ID)
+
+	// deleted holds the ids of the latest deletions (at most
+	// len(deletedOrder)): their messages are left out of every page and
+	// recovery, and a late delivery of one (from another node) is dropped,
+	// even before the store has the tombstone.
+	deleted      map[string]struct{}
+	deletedOrder []string // circular
+	deletedAt    int
 }
 
 // Delivery is a message as this node delivered it: with the id of the
@@ -44,11 +53,58 @@ type Delivery struct {
 func NewHistory(store Store, capacity int) *History {
 	capacity = max(capacity, 1)
 	return &History{
-		store: store,
-		ring:  make([]Message, capacity),
-		highs: make([]string, capacity),
-		byID:  make(map[string]int, capacity),
+		store:        store,
+		ring:         make([]Message, capacity),
+		highs:        make([]string, capacity),
+		byID:         make(map[string]int, capacity),
+		deleted:      make(map[string]struct{}),
+		deletedOrder: make([]string, max(4*capacity, 10_000)),
 	}
+}
+
+// Forget records the deletion of the message with id: it is left out of
+// every page and recovery from now on (the ring keeps its place, so a
+// client whose recovery offset names it still resumes after it).
+func (h *History) Forget(id string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.deleted[id]; ok {
+		return
+	}
+	if old := h.deletedOrder[h.deletedAt]; old != "" {
+		delete(h.deleted, old)
+	}
+	h.deletedOrder[h.deletedAt] = id
+	h.deletedAt = (h.deletedAt + 1) % len(h.deletedOrder)
+	h.deleted[id] = struct{}{}
+}
+
+// Deleted reports whether the message with id was deleted lately.
+func (h *History) Deleted(id string) bool {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	_, ok := h.deleted[id]
+	return ok
+}
+
+// Known reports whether a message with id was delivered here lately or is
+// in the store (deleted or not).
+func (h *History) Known(ctx context.Context, id string) (bool, error) {
+	h.mu.RLock()
+	_, inRing := h.byID[id]
+	_, gone := h.deleted[id]
+	h.mu.RUnlock()
+	if inRing || gone {
+		return true, nil
+	}
+	_, err := h.store.Find(ctx, id)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return false, nil
+	case err != nil:
+		return false, err
+	}
+	return true, nil
 }
 
 // Observe records a message this node delivered to its clients, and
@@ -114,17 +170,23 @@ func (h *History) Merge(stored []Message, limit int, cur *Cursor) []Message {
 	}
 	p := newestPage{limit: limit}
 	seen := make(map[string]struct{}, len(stored))
+	h.mu.RLock()
 	for _, m := range stored {
+		if _, gone := h.deleted[m.ID]; gone {
+			continue
+		}
 		if _, dup := seen[m.ID]; !dup {
 			seen[m.ID] = struct{}{}
 			p.add(m)
 		}
 	}
-	h.mu.RLock()
 	p.msgs = slices.Grow(p.msgs, min(limit, len(stored)+h.size)+1)
 	for i := 0; i < h.size; i++ {
 		m := h.ring[(h.next-1-i+2*len(h.ring))%len(h.ring)]
 		if !p.wants(m) || cur != nil && !m.Before(Message{CreatedAt: cur.CreatedAt, ID: cur.ID}) {
+			continue
+		}
+		if _, gone := h.deleted[m.ID]; gone {
 			continue
 		}
 		if _, dup := seen[m.ID]; !dup {
@@ -205,6 +267,9 @@ func (h *History) Since(id string) (out []Delivery, found bool) {
 	pos := (i - oldest + len(h.ring)) % len(h.ring)
 	for k := pos + 1; k < h.size; k++ {
 		j := (oldest + k) % len(h.ring)
+		if _, gone := h.deleted[h.ring[j].ID]; gone {
+			continue
+		}
 		out = append(out, Delivery{Message: h.ring[j], High: h.highs[j]})
 	}
 	return out, true

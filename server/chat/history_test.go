@@ -43,8 +43,9 @@ func (s *memStore) Find(_ context.Context, id string) (Message, error) {
 	}
 	return Message{}, ErrNotFound
 }
-func (s *memStore) Ping(context.Context) error { return nil }
-func (s *memStore) Close() error               { return nil }
+func (s *memStore) SaveDeletions(context.Context, []Deletion) error { return nil }
+func (s *memStore) Ping(context.Context) error                      { return nil }
+func (s *memStore) Close() error                                    { return nil }
 
 func hm(i int) Message {
 	return Message{ID: fmt.Sprintf("m%03d", i), Text: "t", CreatedAt: time.Unix(1000, 0).Add(time.Duration(i) * time.Millisecond)}

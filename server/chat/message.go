@@ -23,6 +23,9 @@ type Message struct {
 	Username string
 	// CreatedAt is the accepting node's UTC time, in whole milliseconds.
 	CreatedAt time.Time
+	// UserID is the verified sender's user id (its token's sub), "" for an
+	// anonymous sender; with it, Username is the token's name.
+	UserID string
 }
 
 // TimeLayout formats CreatedAt on the wire: RFC 3339, UTC, milliseconds.
@@ -35,16 +38,38 @@ type Wire struct {
 	Username  string `json:"username"`
 	ID        string `json:"id"`
 	CreatedAt string `json:"createdAt"`
+	// UserID and Verified: a verified sender's id and true; with
+	// authentication on, an anonymous message says verified: false; with
+	// it off, neither field is sent (the original's payload).
+	UserID   string `json:"userId,omitempty"`
+	Verified *bool  `json:"verified,omitempty"`
 }
 
-// Wire returns m as clients receive it.
+var verifiedTrue, verifiedFalse = true, false
+
+// Wire returns m as clients receive it: with userId and verified: true
+// when its sender was verified.
 func (m Message) Wire() Wire {
-	return Wire{
+	w := Wire{
 		Message:   m.Text,
 		Username:  m.Username,
 		ID:        m.ID,
 		CreatedAt: m.CreatedAt.UTC().Format(TimeLayout),
 	}
+	if m.UserID != "" {
+		w.UserID, w.Verified = m.UserID, &verifiedTrue
+	}
+	return w
+}
+
+// WireFor returns m as clients of a server in mode receive it: with
+// authentication on, an anonymous message says verified: false.
+func (m Message) WireFor(mode AuthMode) Wire {
+	w := m.Wire()
+	if w.Verified == nil && mode != AuthOff && mode != "" {
+		w.Verified = &verifiedFalse
+	}
+	return w
 }
 
 // Before reports whether m sorts before o in history order: by CreatedAt,

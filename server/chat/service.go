@@ -35,9 +35,13 @@ type Service struct {
 type Sender struct {
 	// ConnID identifies the sender's connection (its Socket.IO socket id).
 	ConnID string
-	// UserID is a verified user id, empty until identity exists. When
-	// set, a retry is matched by user, else by connection.
+	// UserID is the sender's verified user id (User.ID), "" for an
+	// anonymous sender. When set, a retry is matched by user, else by
+	// connection, and the message carries it.
 	UserID string
+	// Name is the verified user's name (User.Name): with UserID set, the
+	// message carries it and the payload's username is ignored.
+	Name string
 }
 
 // sent reports whether a retry from s comes from first, the sender of the
@@ -117,6 +121,10 @@ func (s *Service) Accept(from Sender, payload any, durable func(Message, error))
 		return Message{}, err
 	}
 	m := Message{ID: d.ClientID, Text: d.Text, Username: d.Username}
+	if from.UserID != "" {
+		// A verified sender is who its token says, whatever it typed.
+		m.Username, m.UserID = from.Name, from.UserID
+	}
 	sum := s.digest(m)
 
 	s.mu.Lock()

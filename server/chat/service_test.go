@@ -15,6 +15,7 @@ type fakeLog struct {
 	full     bool
 	admitted []Message
 	dones    []func(error)
+	deleted  []Deletion
 }
 
 func (f *fakeLog) Append(m Message, done func(error)) error {
@@ -25,6 +26,16 @@ func (f *fakeLog) Append(m Message, done func(error)) error {
 	}
 	f.admitted = append(f.admitted, m)
 	f.dones = append(f.dones, done)
+	return nil
+}
+func (f *fakeLog) Delete(d Deletion, done func(error)) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.full {
+		return ErrUnavailable
+	}
+	f.deleted = append(f.deleted, d)
+	done(nil)
 	return nil
 }
 func (f *fakeLog) Close(context.Context) error { return nil }

@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -96,6 +98,21 @@ type Config struct {
 
 	// AdminUI is the Socket.IO Admin UI's /admin namespace (ADMIN_UI...).
 	AdminUI AdminUI
+
+	// Identity and moderation.
+	AuthJWTSecret string        // AUTH_JWT_SECRET (HS256; at least 32 bytes)
+	AuthJWKSURL   string        // AUTH_JWKS_URL (RS256, ES256, EdDSA keys)
+	AuthIssuer    string        // AUTH_ISSUER
+	AuthAudience  string        // AUTH_AUDIENCE
+	AuthMode      string        // AUTH_MODE: off, optional, required
+	AuthClockSkew time.Duration // AUTH_CLOCK_SKEW
+	AuthGuest     bool          // AUTH_GUEST
+	AuthGuestTTL  time.Duration // AUTH_GUEST_TTL
+	AdminToken    string        // ADMIN_TOKEN (at least 32 bytes)
+	BanRefresh    time.Duration // BAN_REFRESH_INTERVAL
+	// MetricsAddr serves /metrics and the profiler apart from the public
+	// port (METRICS_ADDR); "" serves /metrics on the public port.
+	MetricsAddr string
 
 	PprofAddr       string        // PPROF_ADDR (empty: off)
 	ShutdownTimeout time.Duration // SHUTDOWN_TIMEOUT
@@ -234,6 +251,50 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 	}
 	if len(c.KafkaGroup) > 255 {
 		p.fail("KAFKA_GROUP", c.KafkaGroup, "a group id of at most 255 characters")
+	}
+	c.AuthJWTSecret = p.str("AUTH_JWT_SECRET", "")
+	if c.AuthJWTSecret != "" && len(c.AuthJWTSecret) < 32 {
+		p.fail("AUTH_JWT_SECRET", "(hidden)", "a secret of at least 32 bytes (openssl rand -hex 32)")
+	}
+	c.AuthJWKSURL = p.str("AUTH_JWKS_URL", "")
+	if c.AuthJWKSURL != "" {
+		if u, err := url.Parse(c.AuthJWKSURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			p.fail("AUTH_JWKS_URL", c.AuthJWKSURL, "an http(s) URL of a JWKS document")
+		}
+	}
+	c.AuthIssuer = p.str("AUTH_ISSUER", "")
+	c.AuthAudience = p.str("AUTH_AUDIENCE", "")
+	keyed := c.AuthJWTSecret != "" || c.AuthJWKSURL != ""
+	defMode := "off"
+	if keyed {
+		defMode = "required"
+	}
+	c.AuthMode = p.oneOf("AUTH_MODE", defMode, "off", "optional", "required")
+	if c.AuthMode != "off" && !keyed {
+		p.fail("AUTH_MODE", c.AuthMode, "off unless AUTH_JWT_SECRET or AUTH_JWKS_URL is set (tokens need a key)")
+	}
+	c.AuthClockSkew = p.duration("AUTH_CLOCK_SKEW", 30*time.Second, 0)
+	if c.AuthClockSkew > 5*time.Minute {
+		p.fail("AUTH_CLOCK_SKEW", c.AuthClockSkew.String(), "at most 5m")
+	}
+	c.AuthGuest = p.onOff("AUTH_GUEST", false)
+	if c.AuthGuest && c.AuthJWTSecret == "" {
+		p.fail("AUTH_GUEST", "on", "off unless AUTH_JWT_SECRET is set (guest tokens are signed with it)")
+	}
+	c.AuthGuestTTL = p.duration("AUTH_GUEST_TTL", time.Hour, time.Minute)
+	if c.AuthGuestTTL > 7*24*time.Hour {
+		p.fail("AUTH_GUEST_TTL", c.AuthGuestTTL.String(), "at most 168h")
+	}
+	c.AdminToken = p.str("ADMIN_TOKEN", "")
+	if c.AdminToken != "" && len(c.AdminToken) < 32 {
+		p.fail("ADMIN_TOKEN", "(hidden)", "a token of at least 32 bytes (openssl rand -hex 32)")
+	}
+	c.BanRefresh = p.duration("BAN_REFRESH_INTERVAL", 30*time.Second, 100*time.Millisecond)
+	c.MetricsAddr = p.str("METRICS_ADDR", "")
+	if c.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			p.fail("METRICS_ADDR", c.MetricsAddr, "host:port, e.g. 127.0.0.1:9090")
+		}
 	}
 	if c.RateLimitPerSec < 0 {
 		p.fail("RATE_LIMIT_PER_SEC", fmt.Sprint(c.RateLimitPerSec), "a number >= 0 (0 disables the limit)")

@@ -160,3 +160,38 @@ func TestBadKafkaSettingsAreReportedByName(t *testing.T) {
 		})
 	}
 }
+
+func TestAuthSettings(t *testing.T) {
+	secret := strings.Repeat("k", 32)
+	for _, tt := range []struct {
+		env     map[string]string
+		mode    string
+		wantErr string
+	}{
+		{map[string]string{}, "off", ""},
+		{map[string]string{"AUTH_JWT_SECRET": secret}, "required", ""},
+		{map[string]string{"AUTH_JWKS_URL": "https://id.example/.well-known/jwks.json", "AUTH_MODE": "optional"}, "optional", ""},
+		{map[string]string{"AUTH_JWT_SECRET": secret, "AUTH_MODE": "off"}, "off", ""},
+		{map[string]string{"AUTH_MODE": "required"}, "", "AUTH_MODE"},
+		{map[string]string{"AUTH_JWT_SECRET": "short"}, "", "AUTH_JWT_SECRET=\"(hidden)\""},
+		{map[string]string{"AUTH_JWKS_URL": "file:///etc/keys"}, "", "AUTH_JWKS_URL"},
+		{map[string]string{"AUTH_GUEST": "on"}, "", "AUTH_GUEST"},
+		{map[string]string{"ADMIN_TOKEN": "short"}, "", "ADMIN_TOKEN"},
+		{map[string]string{"METRICS_ADDR": "9090"}, "", "METRICS_ADDR"},
+		{map[string]string{"AUTH_CLOCK_SKEW": "1h", "AUTH_JWT_SECRET": secret}, "", "AUTH_CLOCK_SKEW"},
+	} {
+		c, err := FromLookup(func(k string) (string, bool) { v, ok := tt.env[k]; return v, ok })
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("%v: err %v, want one naming %s", tt.env, err, tt.wantErr)
+			}
+			if err != nil && (strings.Contains(err.Error(), "short") || strings.Contains(err.Error(), secret)) {
+				t.Errorf("%v: the error shows a secret: %v", tt.env, err)
+			}
+			continue
+		}
+		if err != nil || c.AuthMode != tt.mode {
+			t.Errorf("%v: mode %q err %v, want %q", tt.env, c.AuthMode, err, tt.mode)
+		}
+	}
+}

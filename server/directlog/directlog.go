@@ -73,6 +73,8 @@ type Log struct {
 	// abort ends when Close gave up waiting: fail what is left.
 	abort    context.Context
 	abortNow context.CancelFunc
+
+	dels *tombstones // deletions.go
 }
 
 // New starts a Log writing to store. It fails on options out of range.
@@ -94,6 +96,7 @@ func New(store chat.Store, o Options) (*Log, error) {
 		stopped: make(chan struct{}),
 	}
 	l.abort, l.abortNow = context.WithCancel(context.Background())
+	l.dels = newTombstones(l)
 	go l.run()
 	return l, nil
 }
@@ -128,6 +131,7 @@ func (l *Log) Health() error { return l.writer.Health() }
 // Close stops admission, waits until every admitted message is written or
 // ctx ends, and fails (counts, logs) what is left.
 func (l *Log) Close(ctx context.Context) error {
+	defer l.dels.close(ctx)
 	l.mu.Lock()
 	already := l.closed
 	l.closed = true

@@ -180,3 +180,62 @@ func TestFullBufferRefusesAdmission(t *testing.T) {
 		t.Fatalf("Close with the store down = %v, want a count of lost messages", err)
 	}
 }
+
+func (f *flaky) SaveDeletions(ctx context.Context, d []chat.Deletion) error {
+	f.mu.Lock()
+	down := f.down
+	f.mu.Unlock()
+	if down {
+		return errors.New("connection refused")
+	}
+	return f.Store.SaveDeletions(ctx, d)
+}
+
+// A deletion is durable once its tombstone is stored, through an outage,
+// and its message is gone from the store's pages.
+func TestDeletionThroughAnOutage(t *testing.T) {
+	s := openStore(t)
+	f := &flaky{Store: s}
+	l := newLog(t, f, directlog.Options{Batching: batchwriter.Batching{BatchWait: time.Millisecond, RetryMin: 5 * time.Millisecond, RetryMax: 20 * time.Millisecond}})
+	defer l.Close(context.Background())
+	stored := make(chan error, 2)
+	for _, id := range []string{"keep", "gone"} {
+		if err := l.Append(chattest.Msg(id, "x", len(id)), func(err error) { stored <- err }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 2 {
+		if err := <-stored; err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.set(true)
+	done := make(chan error, 1)
+	if err := l.Delete(chat.Deletion{ID: "gone", By: "mod", At: time.Now()}, func(err error) { done <- err }); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("durable during the outage: %v", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	f.set(false)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the tombstone was not stored after the outage")
+	}
+	got, err := s.Recent(context.Background(), 10, nil)
+	if err != nil || len(got) != 1 || got[0].ID != "keep" {
+		t.Fatalf("Recent = %+v %v, want only keep", got, err)
+	}
+	if err := l.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Delete(chat.Deletion{ID: "keep"}, func(error) {}); !errors.Is(err, chat.ErrUnavailable) {
+		t.Fatalf("Delete after Close = %v", err)
+	}
+}

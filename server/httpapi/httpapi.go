@@ -7,6 +7,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"sync/atomic"
@@ -39,6 +41,14 @@ type Options struct {
 	Details func() map[string]any
 	// Presence, when set, serves GET /api/presence: who is online.
 	Presence func() chat.PresenceView
+	// Trust configures identity and moderation (moderation.go).
+	Trust TrustOptions
+	// ClientAddr is a request's client address (the edge's, which believes
+	// TRUSTED_PROXIES); the peer's address when nil.
+	ClientAddr func(r *http.Request) string
+	// NoMetrics leaves /metrics out of Register: it is served apart
+	// (METRICS_ADDR) by MetricsHandler.
+	NoMetrics bool
 }
 
 // API serves the endpoints. Its readiness starts as "starting".
@@ -58,6 +68,26 @@ func New(o Options) *API {
 	if o.AllowOrigin == nil {
 		o.AllowOrigin = func(string) bool { return true }
 	}
+	if o.ClientAddr == nil {
+		o.ClientAddr = func(r *http.Request) string {
+			if h, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+				return h
+			}
+			return r.RemoteAddr
+		}
+	}
+	if o.Trust.Names == nil {
+		o.Trust.Names = &chat.LocalNameClaims{}
+	}
+	if o.Trust.GuestTTL <= 0 {
+		o.Trust.GuestTTL = time.Hour
+	}
+	if o.Trust.Limits == (chat.Limits{}) {
+		o.Trust.Limits = chat.DefaultLimits()
+	}
+	if o.Trust.Logger == nil {
+		o.Trust.Logger = slog.Default()
+	}
 	a := &API{o: o}
 	a.state.Store("starting")
 	return a
@@ -73,13 +103,21 @@ func (a *API) SetDraining() { a.state.Store("draining") }
 func (a *API) Register(mux *http.ServeMux) {
 	mux.Handle("GET /healthz", SecureHeaders(http.HandlerFunc(a.healthz)))
 	mux.Handle("GET /readyz", SecureHeaders(http.HandlerFunc(a.readyz)))
-	mux.Handle("GET /metrics", SecureHeaders(promhttp.HandlerFor(a.o.Gatherer, promhttp.HandlerOpts{})))
+	if !a.o.NoMetrics {
+		mux.Handle("GET /metrics", a.MetricsHandler())
+	}
 	mux.Handle("GET /api/messages", SecureHeaders(http.HandlerFunc(a.messages)))
 	mux.Handle("OPTIONS /api/messages", SecureHeaders(http.HandlerFunc(a.messages)))
 	if a.o.Presence != nil {
 		mux.Handle("GET /api/presence", SecureHeaders(http.HandlerFunc(a.presence)))
 		mux.Handle("OPTIONS /api/presence", SecureHeaders(http.HandlerFunc(a.presence)))
 	}
+	a.registerTrust(mux)
+}
+
+// MetricsHandler serves the Prometheus metrics.
+func (a *API) MetricsHandler() http.Handler {
+	return SecureHeaders(promhttp.HandlerFor(a.o.Gatherer, promhttp.HandlerOpts{}))
 }
 
 // SecureHeaders sets, on every response of next, the headers that keep a
@@ -173,7 +211,7 @@ func (a *API) messages(w http.ResponseWriter, r *http.Request) {
 	}
 	out := make([]chat.Wire, len(page))
 	for i, m := range page {
-		out[i] = m.Wire()
+		out[i] = m.WireFor(a.o.Trust.AuthMode)
 	}
 	resp := map[string]any{"messages": out, "nextBefore": nil}
 	if len(page) == limit {

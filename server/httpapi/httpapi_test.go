@@ -23,8 +23,9 @@ func (emptyStore) Recent(context.Context, int, *chat.Cursor) ([]chat.Message, er
 func (emptyStore) Find(context.Context, string) (chat.Message, error) {
 	return chat.Message{}, chat.ErrNotFound
 }
-func (emptyStore) Ping(context.Context) error { return nil }
-func (emptyStore) Close() error               { return nil }
+func (emptyStore) Ping(context.Context) error                           { return nil }
+func (emptyStore) SaveDeletions(context.Context, []chat.Deletion) error { return nil }
+func (emptyStore) Close() error                                         { return nil }
 
 // Every response of the API carries the security headers, errors and
 // preflights included.

@@ -49,8 +49,9 @@ func (s *fuzzStore) Find(_ context.Context, id string) (chat.Message, error) {
 	return chat.Message{}, chat.ErrNotFound
 }
 
-func (s *fuzzStore) Ping(context.Context) error { return nil }
-func (s *fuzzStore) Close() error               { return nil }
+func (s *fuzzStore) Ping(context.Context) error                           { return nil }
+func (s *fuzzStore) SaveDeletions(context.Context, []chat.Deletion) error { return nil }
+func (s *fuzzStore) Close() error                                         { return nil }
 
 func newestFirst(ms []chat.Message) []chat.Message {
 	out := slices.Clone(ms)

@@ -367,10 +367,15 @@ func (c *Consumer) handle(ctx context.Context, s sarama.ConsumerGroupSession, cl
 	msgs := make([]chat.Message, 0, len(batch))
 	byID := make(map[string]*sarama.ConsumerMessage, len(batch))
 	var dead []deadLetter
+	var dels []chat.Deletion
 	for _, r := range batch {
-		m, err := decode(r)
+		m, del, err := decodeRecord(r)
 		if err != nil {
 			dead = append(dead, deadLetter{r: r, kind: dlqUndecodable, reason: err.Error()})
+			continue
+		}
+		if del != nil {
+			dels = append(dels, *del)
 			continue
 		}
 		if _, dup := byID[m.ID]; dup {
@@ -381,7 +386,7 @@ func (c *Consumer) handle(ctx context.Context, s sarama.ConsumerGroupSession, cl
 		byID[m.ID] = r
 		msgs = append(msgs, m)
 	}
-	rejected, err := c.writer.Write(ctx, msgs)
+	rejected, err := c.writer.WriteWith(ctx, msgs, dels)
 	if err != nil {
 		return false
 	}

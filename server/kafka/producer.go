@@ -88,7 +88,16 @@ const drainTimeout = 2 * time.Minute
 type item struct {
 	seq  uint64
 	m    chat.Message
+	del  *chat.Deletion // a tombstone's record instead of m's
 	done func(error)
+}
+
+// record is it's record.
+func (it *item) record(topic string) *sarama.ProducerMessage {
+	if it.del != nil {
+		return deletionRecord(topic, *it.del)
+	}
+	return newRecord(topic, it.m)
 }
 
 // Log is a chat.Log that produces each message to Kafka; see the package
@@ -161,6 +170,16 @@ func NewLog(o LogOptions) (*Log, error) {
 
 // Append admits m; see chat.Log. done fires when the broker acknowledged m.
 func (l *Log) Append(m chat.Message, done func(error)) error {
+	return l.admit(&item{m: m, done: done})
+}
+
+// Delete admits d's record (see deletionRecord) like a message: in the
+// same order and buffer, done firing when the broker acknowledged it.
+func (l *Log) Delete(d chat.Deletion, done func(error)) error {
+	return l.admit(&item{m: chat.Message{ID: d.ID}, del: &d, done: done})
+}
+
+func (l *Log) admit(it *item) error {
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
@@ -172,7 +191,8 @@ func (l *Log) Append(m chat.Message, done func(error)) error {
 		return fmt.Errorf("producer buffer full (%d messages waiting for Kafka): %w", l.o.Buffer, chat.ErrUnavailable)
 	}
 	l.seq++
-	l.incoming = append(l.incoming, &item{seq: l.seq, m: m, done: done})
+	it.seq = l.seq
+	l.incoming = append(l.incoming, it)
 	l.pending++
 	n := l.pending
 	l.mu.Unlock()
@@ -424,7 +444,7 @@ func (l *Log) session(client sarama.Client, p sarama.AsyncProducer, unsent []*it
 		var in chan<- *sarama.ProducerMessage
 		if !broken && len(unsent) > 0 {
 			if next == nil {
-				next = newRecord(l.o.Topic, unsent[0].m)
+				next = unsent[0].record(l.o.Topic)
 				next.Metadata = unsent[0]
 			}
 			in = p.Input()

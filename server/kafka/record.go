@@ -21,6 +21,20 @@ const (
 	HeaderUsername  = "username"
 	HeaderCreatedAt = "created-at"
 
+	// HeaderUserID is a verified sender's user id (absent for anonymous
+	// senders and in records of an earlier version).
+	HeaderUserID = "user-id"
+
+	// HeaderEvent marks a record that is not a message: its value is
+	// "message-deleted" for a deletion (see deletionRecord). A record
+	// without it is a message.
+	HeaderEvent = "chat-event"
+	// EventDeleted is HeaderEvent's value on a deletion's record; the
+	// headers HeaderDeletedBy and HeaderDeletedAt say who and when.
+	EventDeleted    = "message-deleted"
+	HeaderDeletedBy = "deleted-by"
+	HeaderDeletedAt = "deleted-at"
+
 	// HeaderDLQReason says why a record was sent to the dead-letter topic;
 	// HeaderDLQSource says where it came from (topic/partition/offset).
 	HeaderDLQReason = "dlq-reason"
@@ -58,7 +72,7 @@ func OriginalID(topic string, partition int32, offset int64) string {
 // newRecord returns the record of m: key = id, value = the text in UTF-8
 // (what the original's consumer reads), headers id, username, created-at.
 func newRecord(topic string, m chat.Message) *sarama.ProducerMessage {
-	return &sarama.ProducerMessage{
+	r := &sarama.ProducerMessage{
 		Topic: topic,
 		Key:   sarama.StringEncoder(m.ID),
 		Value: sarama.StringEncoder(m.Text),
@@ -69,6 +83,95 @@ func newRecord(topic string, m chat.Message) *sarama.ProducerMessage {
 		},
 		Timestamp: m.CreatedAt,
 	}
+	if m.UserID != "" {
+		r.Headers = append(r.Headers, sarama.RecordHeader{Key: []byte(HeaderUserID), Value: []byte(m.UserID)})
+	}
+	return r
+}
+
+// deletionRecord returns the record of a tombstone: key = the deleted
+// message's id (so it lands on the message's partition, after it), value
+// empty (not null: a consumer that reads only values, as the original's
+// did, gets an empty text rather than a crash), and headers chat-event:
+// message-deleted, id, deleted-by, deleted-at. The consumer stores the
+// tombstone; it hides the message even when it is stored first.
+func deletionRecord(topic string, d chat.Deletion) *sarama.ProducerMessage {
+	return &sarama.ProducerMessage{
+		Topic: topic,
+		Key:   sarama.StringEncoder(d.ID),
+		Value: sarama.StringEncoder(""),
+		Headers: []sarama.RecordHeader{
+			{Key: []byte(HeaderEvent), Value: []byte(EventDeleted)},
+			{Key: []byte(HeaderID), Value: []byte(d.ID)},
+			{Key: []byte(HeaderDeletedBy), Value: []byte(d.By)},
+			{Key: []byte(HeaderDeletedAt), Value: []byte(d.At.UTC().Format(chat.TimeLayout))},
+		},
+		Timestamp: d.At,
+	}
+}
+
+// decodeRecord turns a consumed record into a message, or into a
+// tombstone (del not nil) when its chat-event header says so. A
+// chat-event of another value is undecodable: a later version's event this
+// node does not know goes to the dead-letter topic rather than being
+// stored as a message.
+func decodeRecord(r *sarama.ConsumerMessage) (m chat.Message, del *chat.Deletion, err error) {
+	var event []byte
+	hasEvent := false
+	for _, h := range r.Headers {
+		if h != nil && string(h.Key) == HeaderEvent {
+			event, hasEvent = h.Value, true
+		}
+	}
+	if !hasEvent {
+		m, err = decode(r)
+		return m, nil, err
+	}
+	if string(event) != EventDeleted {
+		return chat.Message{}, nil, fmt.Errorf("%w: unknown %q header %q", errUndecodable, HeaderEvent, truncate(string(event), 64))
+	}
+	d, err := decodeDeletion(r)
+	if err != nil {
+		return chat.Message{}, nil, err
+	}
+	return chat.Message{}, &d, nil
+}
+
+func decodeDeletion(r *sarama.ConsumerMessage) (chat.Deletion, error) {
+	var id, by, at []byte
+	var hasID, hasAt bool
+	for _, h := range r.Headers {
+		if h == nil {
+			continue
+		}
+		switch string(h.Key) {
+		case HeaderID:
+			id, hasID = h.Value, true
+		case HeaderDeletedBy:
+			by = h.Value
+		case HeaderDeletedAt:
+			at, hasAt = h.Value, true
+		}
+	}
+	switch {
+	case !hasID || len(id) == 0:
+		return chat.Deletion{}, fmt.Errorf("%w: a deletion without an %q header", errUndecodable, HeaderID)
+	case len(id) > maxIDLength:
+		return chat.Deletion{}, fmt.Errorf("%w: the %q header is %d bytes long; the limit is %d", errUndecodable, HeaderID, len(id), maxIDLength)
+	case !utf8.Valid(id) || !utf8.Valid(by):
+		return chat.Deletion{}, fmt.Errorf("%w: a deletion's %q or %q header is not valid UTF-8", errUndecodable, HeaderID, HeaderDeletedBy)
+	case !hasAt:
+		return chat.Deletion{}, fmt.Errorf("%w: a deletion without a %q header", errUndecodable, HeaderDeletedAt)
+	}
+	t, err := time.Parse(time.RFC3339Nano, string(at))
+	if err != nil {
+		return chat.Deletion{}, fmt.Errorf("%w: the %q header %q is not an RFC 3339 time", errUndecodable, HeaderDeletedAt, truncate(string(at), 64))
+	}
+	t = t.UTC().Truncate(time.Millisecond)
+	if !inTimeRange(t) {
+		return chat.Deletion{}, fmt.Errorf("%w: the %q header %q is outside the years 0001 to 9999 (UTC)", errUndecodable, HeaderDeletedAt, truncate(string(at), 64))
+	}
+	return chat.Deletion{ID: string(id), By: string(by), At: t}, nil
 }
 
 // errUndecodable is wrapped by every decode failure; its text is the
@@ -93,7 +196,7 @@ func decode(r *sarama.ConsumerMessage) (chat.Message, error) {
 		return chat.Message{}, fmt.Errorf("%w: the value is not valid UTF-8", errUndecodable)
 	}
 	m := chat.Message{Text: string(r.Value)}
-	var id, username, created []byte
+	var id, username, created, userID []byte
 	var hasID, hasUser, hasCreated bool
 	for _, h := range r.Headers {
 		if h == nil {
@@ -106,6 +209,8 @@ func decode(r *sarama.ConsumerMessage) (chat.Message, error) {
 			username, hasUser = h.Value, true
 		case HeaderCreatedAt:
 			created, hasCreated = h.Value, true
+		case HeaderUserID:
+			userID = h.Value
 		}
 	}
 	if !hasID {
@@ -125,6 +230,8 @@ func decode(r *sarama.ConsumerMessage) (chat.Message, error) {
 		return chat.Message{}, fmt.Errorf("%w: the %q header is not valid UTF-8", errUndecodable, HeaderID)
 	case !utf8.Valid(username):
 		return chat.Message{}, fmt.Errorf("%w: the %q header is not valid UTF-8", errUndecodable, HeaderUsername)
+	case len(userID) > maxIDLength*2 || !utf8.Valid(userID):
+		return chat.Message{}, fmt.Errorf("%w: the %q header is not a user id (valid UTF-8, at most %d bytes)", errUndecodable, HeaderUserID, maxIDLength*2)
 	case !hasCreated:
 		return chat.Message{}, fmt.Errorf("%w: the %q header is missing", errUndecodable, HeaderCreatedAt)
 	}
@@ -138,6 +245,7 @@ func decode(r *sarama.ConsumerMessage) (chat.Message, error) {
 	}
 	m.ID = string(id)
 	m.Username = string(username)
+	m.UserID = string(userID)
 	m.CreatedAt = t
 	return m, nil
 }

@@ -91,6 +91,9 @@ func (s *Server) startCluster() error {
 	if l.sink, err = joinSink(nsp, l.sinkCon); err != nil {
 		return err
 	}
+	// Internal events (bans) are published to a room only the sinks of Go
+	// nodes join: a Node server of the cluster delivers them to no client.
+	l.sink.Join(internalRoom)
 	l.sink.OnAnyOutgoing(func(args ...any) { s.eng.Guard("cluster message", func() { l.onRemote(args...) }) })
 	l.sink.Join(nodesRoom)
 	if s.admin != nil {
@@ -145,6 +148,25 @@ func (l *clusterLink) onRemote(args ...any) {
 		return // another Go node's request, for no client
 	}
 	s.m.clusterReceived.Inc()
+	if chat.IsInternal(name) {
+		var data any
+		if len(payload) > 0 {
+			data = payload[0]
+		}
+		s.onInternal(chat.Event{Name: name, Data: data}, true)
+		return
+	}
+	if name == chat.EventMessageDeleted {
+		if d, ok := wireDeletion(payload); ok {
+			s.deliverMu.Lock()
+			s.deliverLocked(chat.DeletionEvent(d))
+			s.deliverMu.Unlock()
+			if s.o.OnRemoteDeletion != nil {
+				s.o.OnRemoteDeletion(d)
+			}
+			return
+		}
+	}
 	if m, ok := wireMessage(name, payload); ok {
 		s.deliverMu.Lock()
 		defer s.deliverMu.Unlock()
@@ -183,12 +205,31 @@ func wireMessage(ev string, payload []any) (chat.Message, bool) {
 	user, _ := obj["username"].(string)
 	id, _ := obj["id"].(string)
 	at, _ := obj["createdAt"].(string)
+	userID, _ := obj["userId"].(string)
 	created, err := time.Parse(time.RFC3339Nano, at)
-	if id == "" || len(id) > 64 || err != nil {
+	if id == "" || len(id) > 64 || err != nil || len(userID) > 256 {
 		return chat.Message{}, false
 	}
-	return chat.Message{ID: id, Text: text, Username: user, CreatedAt: created.UTC()}, true
+	return chat.Message{ID: id, Text: text, Username: user, CreatedAt: created.UTC(), UserID: userID}, true
 }
+
+// wireDeletion reads a `message:deleted` {id} of another node. Who deleted
+// it and when do not travel (clients need neither): a replica's tombstone
+// says "remote" and the time it arrived.
+func wireDeletion(payload []any) (chat.Deletion, bool) {
+	if len(payload) == 0 {
+		return chat.Deletion{}, false
+	}
+	obj, _ := payload[0].(map[string]any)
+	id, _ := obj["id"].(string)
+	if id == "" || len(id) > 128 {
+		return chat.Deletion{}, false
+	}
+	return chat.Deletion{ID: id, By: "remote", At: time.Now().UTC().Truncate(time.Millisecond)}, true
+}
+
+// internalRoom is the cluster room of internal events.
+const internalRoom socket.Room = "scalable-chat-go:internal"
 
 // publish queues an event for the other nodes.
 func (l *clusterLink) publish(e chat.Event) {
@@ -198,11 +239,15 @@ func (l *clusterLink) publish(e chat.Event) {
 	} else {
 		data = []any{e.Name, e.Data}
 	}
+	rooms := []socket.Room{}
+	if chat.IsInternal(e.Name) {
+		rooms = []socket.Room{internalRoom}
+	}
 	msg := &sioadapter.ClusterMessage{
 		Type: sioadapter.BROADCAST,
 		Data: &sioadapter.BroadcastMessage{
 			Packet: &parser.Packet{Type: parser.EVENT, Nsp: "/", Data: data},
-			Opts:   &sioadapter.PacketOptions{Rooms: []socket.Room{}, Except: []socket.Room{}, Flags: &socket.BroadcastFlags{}},
+			Opts:   &sioadapter.PacketOptions{Rooms: rooms, Except: []socket.Room{}, Flags: &socket.BroadcastFlags{}},
 		},
 	}
 	l.mu.Lock()

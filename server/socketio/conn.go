@@ -23,6 +23,10 @@ type conn struct {
 	recoverFrom, resume string
 	// live is the index in Server.live, -1 when not there.
 	live int
+	// user is the verified identity of the socket (auth.go), nil for an
+	// anonymous client; set in Connect, never changed.
+	user       *chat.User
+	lastBanned time.Time // the last banned error event
 	// since is when the socket connected.
 	since time.Time
 
@@ -39,6 +43,7 @@ type errorEvent struct {
 	Code         string `json:"code"`
 	Reason       string `json:"reason"`
 	RetryAfterMs int64  `json:"retryAfterMs,omitempty"`
+	Until        string `json:"until,omitempty"`
 }
 
 type ackEvent struct {
@@ -59,6 +64,9 @@ func (s *Server) Connect(sock *engine.Socket, h *engine.Hello) error {
 	c.typingBucket = *chat.NewTokenBucket(s.o.TypingRatePerSecond, max(1, int(2*s.o.TypingRatePerSecond)), now)
 	if name, ok := h.Auth["username"].(string); ok {
 		c.name, _ = chat.CleanName(name, s.limits())
+	}
+	if err := s.authenticate(c, sock, h); err != nil {
+		return err
 	}
 	sock.Data = c
 	if h.Resumable {
@@ -209,6 +217,20 @@ func (s *Server) Event(sock *engine.Socket, name string, args []any, ack engine.
 		return
 	}
 	now := time.Now()
+	switch name {
+	case chat.EventTyping, "event:message", EventDelete:
+		if s.refuseBanned(c, "", args, ack, now) {
+			return
+		}
+	}
+	if name == EventDelete {
+		if ok, _ := c.bucket.Take(now); !ok {
+			s.reject(c, ack, &chat.Error{Code: chat.CodeRateLimited, Reason: "you are sending too fast"})
+			return
+		}
+		s.onDelete(c, args, ack)
+		return
+	}
 	if name == chat.EventTyping {
 		s.onTyping(c, args, now)
 		return
@@ -259,7 +281,7 @@ func (s *Server) Event(sock *engine.Socket, name string, args []any, ack engine.
 			})
 		}
 	}
-	m, err := s.accept.Accept(chat.Sender{ConnID: c.sock.ID()}, payload, durable)
+	m, err := s.accept.Accept(c.user.Sender(c.sock.ID()), payload, durable)
 	if err != nil {
 		s.reject(c, ack, chat.CodeOf(err))
 		return

@@ -14,6 +14,9 @@ type metrics struct {
 	broadcastErrors prometheus.Counter
 	rejected        *prometheus.CounterVec
 	events          *prometheus.CounterVec
+	connectRefused  *prometheus.CounterVec
+	tokenExpired    prometheus.Counter
+	banDisconnects  prometheus.Counter
 
 	clusterReceived      prometheus.Counter
 	clusterPublished     prometheus.Counter
@@ -70,8 +73,17 @@ func newMetrics(r prometheus.Registerer) *metrics {
 	m.adminDropped = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "chat_admin_events_dropped_total", Help: "Admin UI events not published to the other nodes (queue full or Redis down).",
 	})
+	m.connectRefused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "chat_connect_refused_total", Help: "Socket.IO CONNECTs refused, by reason (unauthorized, banned, unavailable).",
+	}, []string{"reason"})
+	m.tokenExpired = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "chat_token_expired_total", Help: "Connections closed at their token's expiry.",
+	})
+	m.banDisconnects = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "chat_ban_disconnects_total", Help: "Sockets disconnected by a ban.",
+	})
 	if r != nil {
-		r.MustRegister(m.deliveries, m.adminDropped)
+		r.MustRegister(m.deliveries, m.adminDropped, m.connectRefused, m.tokenExpired, m.banDisconnects)
 		r.MustRegister(m.clusterReceived, m.clusterPublished, m.clusterPublishErrors, m.clusterDropped, m.clusterQueue)
 		r.MustRegister(m.connections, m.connects, m.received, m.broadcast, m.broadcastErrors, m.events, m.rejected)
 	}

@@ -69,7 +69,7 @@ func (s *Server) localViewLocked() chat.PresenceView {
 		name := c.name
 		c.mu.Unlock()
 		if name != "" {
-			users = append(users, chat.OnlineUser{Name: name, Since: c.since})
+			users = append(users, chat.OnlineUser{Name: name, UserID: c.userID(), Since: c.since})
 		}
 	}
 	v.Users, v.Truncated = chat.MergeUsers(s.o.PresenceListLimit, users)
@@ -102,6 +102,8 @@ func (s *Server) loop() {
 		}
 		s.eng.Guard("presence", s.presenceTick)
 		s.eng.Guard("typing", s.expireTyping)
+		s.eng.Guard("token expiry", s.expireTokens)
+		s.eng.Guard("bans", s.enforceBans)
 	}
 }
 

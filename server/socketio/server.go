@@ -100,6 +100,17 @@ type Options struct {
 	// admin.go).
 	Admin *AdminOptions
 
+	// AuthMode and Verifier: who clients are (auth.go). Without a
+	// Verifier, or with AuthOff, no token is read.
+	AuthMode chat.AuthMode
+	Verifier chat.Verifier
+	// Moderation, when set, enforces bans and serves event:delete
+	// (moderation.go).
+	Moderation *chat.Moderation
+	// OnRemoteDeletion, when set, is called with every deletion another
+	// node broadcast, once (a node that keeps a replica stores it).
+	OnRemoteDeletion func(chat.Deletion)
+
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 }
@@ -248,8 +259,18 @@ func (s *Server) Broadcast(e chat.Event) {
 
 // deliverLocked delivers e to this node's live clients; deliverMu is held.
 func (s *Server) deliverLocked(e chat.Event) {
+	if chat.IsInternal(e.Name) {
+		s.onInternal(e, false)
+		return
+	}
+	if e.Deletion != nil {
+		s.o.History.Forget(e.Deletion.ID)
+	}
 	high := ""
 	if e.IsMessage() {
+		if s.o.History.Deleted(e.Message.ID) {
+			return // deleted while it was on its way here
+		}
 		high = s.o.History.Observe(e.Message)
 	}
 	f, err := s.frameOf(e, high)
@@ -288,9 +309,9 @@ func (s *Server) frameOf(e chat.Event, high string) (*engine.Frame, error) {
 // when it reconnects).
 func (s *Server) messageArgs(m chat.Message, high string) []any {
 	if s.o.RecoveryWindow > 0 {
-		return []any{m.Wire(), makeOffset(m.ID, high)}
+		return []any{m.WireFor(s.o.AuthMode), makeOffset(m.ID, high)}
 	}
-	return []any{m.Wire()}
+	return []any{m.WireFor(s.o.AuthMode)}
 }
 
 // ClusterNodes is how many servers share the cluster channel (1 without a

@@ -103,7 +103,7 @@ func (s *Server) stopTyping(c *conn) {
 }
 
 func (s *Server) broadcastTyping(c *conn, name string, typing bool) {
-	s.Broadcast(chat.Event{Name: chat.EventTyping, Data: typingEvent{Name: name, Typing: typing}, Except: c.sock.ID()})
+	s.Broadcast(chat.Event{Name: chat.EventTyping, Data: typingEvent{Name: name, UserID: c.userID(), Typing: typing}, Except: c.sock.ID()})
 }
 
 // expireTyping ends the typing not renewed within TYPING_TIMEOUT.

@@ -153,14 +153,14 @@ func (d pgDialect) insert(ctx context.Context, db *gorm.DB, batch []chat.Message
 	})
 }
 
-var batchColumns = []string{"id", "content", "username", "created_at"}
+var batchColumns = []string{"id", "content", "username", "created_at", "user_id"}
 
 // copyBatch stores batch with COPY, a statement of its own: all or nothing.
 func copyBatch(ctx context.Context, c *pgx.Conn, batch []chat.Message) error {
 	n, err := c.CopyFrom(ctx, pgx.Identifier{"messages"}, batchColumns,
 		pgx.CopyFromSlice(len(batch), func(i int) ([]any, error) {
 			m := batch[i]
-			return []any{m.ID, m.Text, m.Username, m.CreatedAt.UTC()}, nil
+			return []any{m.ID, m.Text, m.Username, m.CreatedAt.UTC(), nullable(m.UserID)}, nil
 		}))
 	if err != nil {
 		return fmt.Errorf("copy %d rows: %w", len(batch), err)
@@ -171,18 +171,19 @@ func copyBatch(ctx context.Context, c *pgx.Conn, batch []chat.Message) error {
 	return nil
 }
 
-// insertBatchSQL stores the rows of four parallel arrays, skipping the ids
+// insertBatchSQL stores the rows of five parallel arrays, skipping the ids
 // already stored (and repeated ids of the batch after their first).
-const insertBatchSQL = `INSERT INTO messages (id, content, username, created_at)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamp(3)[])
+const insertBatchSQL = `INSERT INTO messages (id, content, username, created_at, user_id)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamp(3)[], $5::text[])
 ON CONFLICT (id) DO NOTHING`
 
 func insertBatch(ctx context.Context, c *pgx.Conn, batch []chat.Message) error {
 	ids, texts, users, times := make([]string, len(batch)), make([]string, len(batch)), make([]string, len(batch)), make([]time.Time, len(batch))
+	userIDs := make([]*string, len(batch))
 	for i, m := range batch {
-		ids[i], texts[i], users[i], times[i] = m.ID, m.Text, m.Username, m.CreatedAt.UTC()
+		ids[i], texts[i], users[i], times[i], userIDs[i] = m.ID, m.Text, m.Username, m.CreatedAt.UTC(), nullable(m.UserID)
 	}
-	if _, err := c.Exec(ctx, insertBatchSQL, ids, texts, users, times); err != nil {
+	if _, err := c.Exec(ctx, insertBatchSQL, ids, texts, users, times, userIDs); err != nil {
 		return fmt.Errorf("insert %d rows: %w", len(batch), err)
 	}
 	return nil

@@ -76,6 +76,7 @@ func TestMigrationsMatchPrisma(t *testing.T) {
 	want := []struct{ name, sum string }{
 		{"20231217073044_init", "2848d31d7b525d3545d0c2daaf734e211389bcaea7d0384567bb600588aa12d0"},
 		{"20261127005204_messages_created_at_id_index", "c14cef308b4cd6d4d69d9b0e69e8ab066055ccf2c7e74d4f33021d012d771d60"},
+		{"20261203130000_identity_and_moderation", "c9e1e7a76e35d1b574bfb33cffa9ed97fb763b83ffb813e759033cd08e4b44c8"},
 	}
 	if len(ms) != len(want) {
 		t.Fatalf("migrations %+v", ms)

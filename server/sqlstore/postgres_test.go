@@ -35,6 +35,20 @@ func openPostgres(t *testing.T, dbURL string, o sqlstore.PostgresOptions) *sqlst
 	return s
 }
 
+func TestPostgresBanStoreContract(t *testing.T) {
+	t.Parallel()
+	db := pgtest.NewDatabase(t)
+	var mu sync.Mutex
+	n := 0
+	chattest.TestBanStore(t, func(t *testing.T) chat.BanStore {
+		mu.Lock()
+		n++
+		schema := fmt.Sprintf("bans %d", n)
+		mu.Unlock()
+		return openPostgres(t, pgtest.WithParams(t, db, "schema", schema), sqlstore.PostgresOptions{})
+	})
+}
+
 // The Store contract on PostgreSQL. Each subtest gets its own schema of one
 // database, through Prisma's ?schema= parameter; the server creates and
 // migrates it.
@@ -118,8 +132,8 @@ func migrationNames(t *testing.T) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(names) != 2 {
-		t.Fatalf("embedded migrations %v, want the init and the index", names)
+	if len(names) != 3 {
+		t.Fatalf("embedded migrations %v, want the init, the index, and identity and moderation", names)
 	}
 	return names
 }
@@ -170,7 +184,8 @@ func TestPostgresPrismaMadeDatabaseIsUsedAsIs(t *testing.T) {
 		wantNewRow []string // rows the server adds
 	}{
 		{"production history (init only)", names[:1], false, names[1:]},
-		{"both migrations by Prisma", names, false, nil},
+		{"every migration by Prisma", names, false, nil},
+		{"init and index by Prisma", names[:2], false, names[2:]},
 		{"init baselined with migrate resolve --applied", nil, true, names[1:]},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -272,6 +287,10 @@ func TestPostgresStartRefusals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	moderation, err := os.ReadFile(filepath.Join(migrationsDir, names[2], "migration.sql"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	f := pgtest.ReadFixture(t, "testdata/prisma_migrations.json")
 	for _, tc := range []struct {
 		name  string
@@ -281,7 +300,8 @@ func TestPostgresStartRefusals(t *testing.T) {
 	}{
 		{"MIGRATE=off on an empty database", nil, true, "the table does not exist"},
 		{"tables without a migration history", []string{string(init)}, false, "has no _prisma_migrations table"},
-		{"the same with MIGRATE=off", []string{string(init)}, true, ""},
+		{"the same with MIGRATE=off", []string{string(init)}, true, `column "user_id" is missing`},
+		{"MIGRATE=off on every table", []string{string(init), string(moderation)}, true, ""},
 		{"another app's table without a history", []string{"CREATE TABLE accounts (id int)"}, false, "tables accounts"},
 		{"a failed migration", []string{f.CreateTableSQL, `INSERT INTO _prisma_migrations (id, checksum, migration_name, started_at)
 			VALUES ('1c8b8c2e-3a7f-4f0e-8f7e-6a2b9b7c1d00', 'x', '20231217073044_init', '2024-01-01T00:00:00Z')`},

@@ -118,6 +118,21 @@ func checkSchema(ctx context.Context, db *sql.DB) (warnings []string, err error)
 			diffs = append(diffs, `no primary key or unique index on "id" alone (want CONSTRAINT "messages_pkey" PRIMARY KEY ("id"))`)
 		}
 	}
+	if c, ok := cols["user_id"]; !ok {
+		diffs = append(diffs, `column "user_id" is missing (want text; prisma-compat's migration 20261203130000_identity_and_moderation)`)
+	} else if c.typ != "text" {
+		diffs = append(diffs, fmt.Sprintf(`column "user_id" is %s, want text`, c.typ))
+	}
+	for _, table := range []string{"message_deletions", "bans"} {
+		var exists bool
+		if err := db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+			WHERE n.nspname = current_schema() AND c.relname = $1 AND c.relkind IN ('r', 'p'))`, table).Scan(&exists); err != nil {
+			return nil, fmt.Errorf("look for the %s table: %w", table, err)
+		}
+		if !exists {
+			diffs = append(diffs, fmt.Sprintf("table %q is missing (prisma-compat's migration 20261203130000_identity_and_moderation)", table))
+		}
+	}
 	if len(diffs) > 0 {
 		return nil, &SchemaError{Schema: schema.String, Differences: diffs}
 	}

@@ -19,16 +19,38 @@ import (
 )
 
 // sqliteSchema is the `messages` table of the Prisma model, in SQLite's
-// words, with the history index of prisma-compat's second migration.
+// words, with the history index of prisma-compat's second migration and
+// the tables of its third (tombstones, bans).
 const sqliteSchema = `
 CREATE TABLE IF NOT EXISTS "messages" (
     "id" TEXT NOT NULL PRIMARY KEY,
     "content" TEXT NOT NULL,
     "username" TEXT NOT NULL,
-    "created_at" DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP
+    "created_at" DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    "user_id" TEXT
 );
 CREATE INDEX IF NOT EXISTS "messages_created_at_id_idx" ON "messages"("created_at", "id");
+CREATE TABLE IF NOT EXISTS "message_deletions" (
+    "id" TEXT NOT NULL PRIMARY KEY,
+    "deleted_by" TEXT NOT NULL,
+    "deleted_at" DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP
+);
+CREATE TABLE IF NOT EXISTS "bans" (
+    "id" TEXT NOT NULL PRIMARY KEY,
+    "user_id" TEXT,
+    "username" TEXT,
+    "ip" TEXT,
+    "reason" TEXT NOT NULL DEFAULT '',
+    "created_by" TEXT NOT NULL,
+    "created_at" DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    "expires_at" DATETIME,
+    "lifted_at" DATETIME
+);
 `
+
+// sqliteAddUserID adds messages.user_id to a database file made before it
+// existed (SQLite has no ADD COLUMN IF NOT EXISTS).
+const sqliteAddUserID = `ALTER TABLE "messages" ADD COLUMN "user_id" TEXT`
 
 // sqliteTimeLayout stores times as SQLite's own date-time text, UTC, with a
 // fixed three-digit fraction so that text order is time order.
@@ -64,6 +86,17 @@ func OpenSQLite(ctx context.Context, path string) (*Store, error) {
 		_ = sqlDB.Close()
 		return nil, fmt.Errorf("create the messages table in %s: %w", path, err)
 	}
+	var hasUserID int64
+	if err := db.WithContext(ctx).Raw(`SELECT count(*) FROM pragma_table_info('messages') WHERE name = 'user_id'`).Scan(&hasUserID).Error; err != nil {
+		_ = sqlDB.Close()
+		return nil, fmt.Errorf("read the messages columns in %s: %w", path, err)
+	}
+	if hasUserID == 0 {
+		if err := db.WithContext(ctx).Exec(sqliteAddUserID).Error; err != nil {
+			_ = sqlDB.Close()
+			return nil, fmt.Errorf("add messages.user_id in %s: %w", path, err)
+		}
+	}
 	return &Store{db: db, dialect: sqliteDialect{}}, nil
 }
 
@@ -71,7 +104,7 @@ type sqliteDialect struct{}
 
 func (sqliteDialect) toDB(t time.Time) dbTime { return dbTime{t: t, asText: true} }
 
-// insert writes 1000 rows a statement: 4 bind variables a row, and SQLite
+// insert writes 1000 rows a statement: 5 bind variables a row, and SQLite
 // allows 32766 a statement.
 func (d sqliteDialect) insert(ctx context.Context, db *gorm.DB, batch []chat.Message) error {
 	return insertRows(ctx, db, d, batch, 1000)

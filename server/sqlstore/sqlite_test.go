@@ -24,6 +24,40 @@ func TestSQLiteStoreContract(t *testing.T) {
 	chattest.TestStore(t, func(t *testing.T) chat.Store { return openSQLite(t) }, chattest.StoreOptions{})
 }
 
+func TestSQLiteBanStoreContract(t *testing.T) {
+	chattest.TestBanStore(t, func(t *testing.T) chat.BanStore { return openSQLite(t) })
+}
+
+// A database file made before identity and moderation gets the new column
+// and tables when it is opened, and keeps its messages.
+func TestSQLiteOpensAnEarlierFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "chat.db")
+	ctx := context.Background()
+	s, err := sqlstore.OpenSQLite(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := s.DB()
+	for _, q := range []string{`DROP TABLE message_deletions`, `DROP TABLE bans`, `ALTER TABLE messages DROP COLUMN user_id`,
+		`INSERT INTO messages (id, content, username, created_at) VALUES ('old', 'before', 'ada', '2026-01-01 00:00:00.000')`} {
+		if err := db.Exec(q).Error; err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	_ = s.Close()
+	s, err = sqlstore.OpenSQLite(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.SaveDeletions(ctx, []chat.Deletion{{ID: "old", By: "mod"}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Recent(ctx, 10, nil); err != nil || len(got) != 0 {
+		t.Fatalf("Recent after deleting the old message: %+v %v", got, err)
+	}
+}
+
 func TestSQLiteReopenKeepsMessages(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "chat.db")
 	ctx := context.Background()

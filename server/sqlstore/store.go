@@ -8,7 +8,10 @@
 // first, and that insert when an id is already stored); a row the database
 // refuses for its data is isolated by splitting the batch, reported, and
 // never blocks the others.
-// Recent pages newest first on (created_at, id), which an index covers.
+// Recent pages newest first on (created_at, id), which an index covers,
+// leaving out the messages with a tombstone (table message_deletions; a
+// tombstone may be stored before its message and hides it all the same).
+// Bans live in the table bans (see BanStore).
 package sqlstore
 
 import (
@@ -43,10 +46,19 @@ type dialect interface {
 
 // row maps a message onto the `messages` table (Prisma model Message).
 type row struct {
-	ID        string `gorm:"column:id;primaryKey"`
-	Content   string `gorm:"column:content"`
-	Username  string `gorm:"column:username"`
-	CreatedAt dbTime `gorm:"column:created_at"`
+	ID        string  `gorm:"column:id;primaryKey"`
+	Content   string  `gorm:"column:content"`
+	Username  string  `gorm:"column:username"`
+	CreatedAt dbTime  `gorm:"column:created_at"`
+	UserID    *string `gorm:"column:user_id"`
+}
+
+// nullable is s, or NULL when s is empty.
+func nullable(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
 }
 
 func (row) TableName() string { return "messages" }
@@ -75,12 +87,17 @@ type readRow struct {
 	Content   string    `gorm:"column:content"`
 	Username  string    `gorm:"column:username"`
 	CreatedAt time.Time `gorm:"column:created_at"`
+	UserID    *string   `gorm:"column:user_id"`
 }
 
 func (readRow) TableName() string { return "messages" }
 
 func (r readRow) message() chat.Message {
-	return chat.Message{ID: r.ID, Text: r.Content, Username: r.Username, CreatedAt: r.CreatedAt.UTC()}
+	m := chat.Message{ID: r.ID, Text: r.Content, Username: r.Username, CreatedAt: r.CreatedAt.UTC()}
+	if r.UserID != nil {
+		m.UserID = *r.UserID
+	}
+	return m
 }
 
 // SaveBatch stores batch in one transaction, idempotently by id. See the
@@ -117,7 +134,7 @@ func (s *Store) SaveBatch(ctx context.Context, batch []chat.Message) ([]chat.Rej
 func insertRows(ctx context.Context, db *gorm.DB, d dialect, batch []chat.Message, chunk int) error {
 	rows := make([]row, len(batch))
 	for i, m := range batch {
-		rows[i] = row{ID: m.ID, Content: m.Text, Username: m.Username, CreatedAt: d.toDB(m.CreatedAt)}
+		rows[i] = row{ID: m.ID, Content: m.Text, Username: m.Username, CreatedAt: d.toDB(m.CreatedAt), UserID: nullable(m.UserID)}
 	}
 	return db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		for start := 0; start < len(rows); start += chunk {
@@ -150,7 +167,7 @@ func (s *Store) Recent(ctx context.Context, limit int, cur *chat.Cursor) ([]chat
 // recentQuery selects a page of Recent; the (created_at, id) index serves
 // both the order and the row comparison.
 func (s *Store) recentQuery(db *gorm.DB, limit int, cur *chat.Cursor) *gorm.DB {
-	q := db.Model(&readRow{})
+	q := db.Model(&readRow{}).Where("NOT EXISTS (SELECT 1 FROM message_deletions d WHERE d.id = messages.id)")
 	if cur != nil {
 		q = q.Where("(created_at, id) < (?, ?)", s.dialect.toDB(cur.CreatedAt), cur.ID)
 	}

@@ -210,3 +210,22 @@ test("remove drops a failed own message but never a pending one", () => {
   s = run([{ type: "send-started", clientId: CID }, { type: "acked", clientId: CID, result: { ok: false, error: { code: "message_too_long", reason: "" } }, now: 1 }, { type: "remove", clientId: CID }], s);
   assert.equal(s.items.length, 0);
 });
+
+test("message:deleted removes the message for everyone; banned errors say why and until when", () => {
+  let s = run([
+    { type: "received", payload: { message: "a", username: "bob", id: "m1" }, me: ME, now: 1 },
+    { type: "received", payload: { message: "b", username: "bob", id: "m2" }, me: ME, now: 2 },
+  ]);
+  s = chatReducer(s, { type: "deleted", payload: { id: "m1" } });
+  assert.deepEqual(s.items.map((i) => i.id), ["m2"]);
+  assert.equal(chatReducer(s, { type: "deleted", payload: { id: "nope" } }), s, "an unknown id changes nothing");
+  assert.equal(chatReducer(s, { type: "deleted", payload: 5 }), s);
+  // An own message, known by its clientId before its id came back.
+  s = run([{ type: "submit", clientId: CID, username: ME, text: "mine", now: 3 }, { type: "deleted", payload: { id: CID } }], s);
+  assert.ok(!s.items.some((i) => i.clientId === CID));
+
+  s = chatReducer(s, { type: "server-error", payload: { code: "banned", reason: "you are banned: spam", until: "2030-01-01T00:00:00.000Z" }, now: 5 });
+  assert.equal(s.lastError.code, "banned");
+  assert.equal(s.lastError.until, "2030-01-01T00:00:00.000Z");
+  assert.match(describeError(s.lastError), /you are banned: spam until/);
+});

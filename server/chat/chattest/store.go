@@ -89,6 +89,15 @@ func TestStore(t *testing.T, open func(t *testing.T) chat.Store, o StoreOptions)
 		if got, err := s.Find(ctx, "long"); err != nil || got.Text != long.Text {
 			t.Fatalf("2000-character message: err %v, same text %v", err, got.Text == long.Text)
 		}
+		verified := Msg("verified", "from a token", 3)
+		verified.UserID = "auth0|5f7c8ec7c33c6c004bbafe82"
+		mustSave(t, s, []chat.Message{verified})
+		if got, err := s.Find(ctx, "verified"); err != nil || got.UserID != verified.UserID {
+			t.Fatalf("user id: %+v %v", got, err)
+		}
+		if got, err := s.Find(ctx, m.ID); err != nil || got.UserID != "" {
+			t.Fatalf("an anonymous message's user id: %+v %v", got, err)
+		}
 		empty := Msg("anon", "no name", 2)
 		empty.Username = ""
 		mustSave(t, s, []chat.Message{empty})
@@ -204,6 +213,53 @@ func TestStore(t *testing.T, open func(t *testing.T) chat.Store, o StoreOptions)
 			wantIDs(t, got, "ok2", "ok1")
 		})
 	}
+
+	t.Run("TombstonesHideMessages", func(t *testing.T) {
+		s := open(t)
+		var batch []chat.Message
+		for i := range 6 {
+			batch = append(batch, Msg(fmt.Sprintf("t%d", i), "x", i))
+		}
+		// A tombstone that arrives before its message (a lagging consumer)
+		// hides it all the same.
+		early := chat.Deletion{ID: "t5", By: "mod", At: batch[0].CreatedAt}
+		if err := s.SaveDeletions(ctx, []chat.Deletion{early}); err != nil {
+			t.Fatalf("SaveDeletions: %v", err)
+		}
+		mustSave(t, s, batch)
+		del := []chat.Deletion{{ID: "t3", By: "mod", At: batch[0].CreatedAt}, {ID: "t1", By: "mod", At: batch[0].CreatedAt}}
+		if err := s.SaveDeletions(ctx, del); err != nil {
+			t.Fatalf("SaveDeletions: %v", err)
+		}
+		// Again, and in one batch twice: idempotent.
+		if err := s.SaveDeletions(ctx, append(del, del[0])); err != nil {
+			t.Fatalf("SaveDeletions again: %v", err)
+		}
+		if err := s.SaveDeletions(ctx, nil); err != nil {
+			t.Fatalf("SaveDeletions(nil): %v", err)
+		}
+		got, err := s.Recent(ctx, 10, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantIDs(t, got, "t4", "t2", "t0")
+		got, err = s.Recent(ctx, 1, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantIDs(t, got, "t4")
+		// A deleted message's position still pages.
+		d, err := s.Find(ctx, "t3")
+		if err != nil {
+			t.Fatalf("Find(deleted) = %v, want the stored message", err)
+		}
+		cur := chat.CursorOf(d)
+		got, err = s.Recent(ctx, 10, &cur)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantIDs(t, got, "t2", "t0")
+	})
 
 	t.Run("PingAndClose", func(t *testing.T) {
 		s := open(t)

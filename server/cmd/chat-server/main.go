@@ -142,10 +142,21 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	}
 	history := chat.NewHistory(store, cfg.HistoryRingSize)
 
+	verifier, err := newVerifier(cfg, logger)
+	if err != nil {
+		return err
+	}
+	authMode := chat.AuthMode(cfg.AuthMode)
+	var edgeVerifier chat.Verifier
+	if verifier != nil {
+		edgeVerifier = verifier
+	}
+
 	checks := append([]httpapi.Check(nil), wlog.checks...)
 	var presence chat.Presence = chat.LocalPresence{}
 	var cluster *redis.Cluster
 	var onRemote func(chat.Message)
+	var onRemoteDeletion func(chat.Deletion)
 	fanout := "memory"
 	if cfg.RedisURL != "" {
 		cluster, err = redis.Open(redis.Options{
@@ -168,6 +179,7 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		if cfg.DatabaseURL == "" {
 			// No shared database: every node keeps a replica of the history.
 			onRemote = func(m chat.Message) { _ = wlog.Append(m, func(error) {}) }
+			onRemoteDeletion = func(d chat.Deletion) { _ = wlog.Delete(d, func(error) {}) }
 		}
 	}
 
@@ -175,6 +187,7 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		History:             history,
 		Presence:            presence,
 		OnRemote:            onRemote,
+		OnRemoteDeletion:    onRemoteDeletion,
 		ClusterBuffer:       cfg.RedisPublishBuffer,
 		PingInterval:        cfg.PingInterval,
 		PingTimeout:         cfg.PingTimeout,
@@ -199,9 +212,44 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		Cluster:             clusterAdapter(cluster),
 		Admin:               adminOptions(cfg),
 		Registerer:          reg,
+		AuthMode:            authMode,
+		Verifier:            edgeVerifier,
 	})
 	if err != nil {
 		return err
+	}
+	moderation := chat.NewModeration(chat.ModerationOptions{
+		Log:      wlog,
+		Fanout:   edge,
+		History:  history,
+		Bans:     store,
+		Limits:   chat.Limits{MaxMessageLength: cfg.MaxMessageLength, MaxUsernameLength: cfg.MaxUsernameLength},
+		OnAction: auditor(reg, logger),
+		Replica:  onRemote != nil,
+	})
+	if err := moderation.Load(ctx); err != nil {
+		return err
+	}
+	edge.SetModeration(moderation)
+	bctx, stopBans := context.WithCancel(context.Background())
+	defer stopBans()
+	go refreshBans(bctx, moderation, cfg.BanRefresh, logger)
+	var names chat.NameClaims = &chat.LocalNameClaims{}
+	if cluster != nil {
+		names = cluster.Names()
+	}
+	trust := httpapi.TrustOptions{
+		AuthMode:   authMode,
+		Verifier:   edgeVerifier,
+		AdminToken: cfg.AdminToken,
+		Moderation: moderation,
+		Names:      names,
+		GuestTTL:   cfg.AuthGuestTTL,
+		Limits:     chat.Limits{MaxMessageLength: cfg.MaxMessageLength, MaxUsernameLength: cfg.MaxUsernameLength},
+		Logger:     logger.With("component", "api"),
+	}
+	if cfg.AuthGuest && verifier != nil && verifier.CanSign() {
+		trust.Guests = verifier
 	}
 	svc := chat.NewService(wlog, edge, chat.ServiceOptions{
 		Limits: chat.Limits{MaxMessageLength: cfg.MaxMessageLength, MaxUsernameLength: cfg.MaxUsernameLength},
@@ -217,6 +265,9 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		Details: func() map[string]any {
 			return map[string]any{"fanout": fanout, "servers": edge.ClusterNodes()}
 		},
+		Trust:      trust,
+		ClientAddr: edge.ClientAddr,
+		NoMetrics:  cfg.MetricsAddr != "",
 	})
 	mux := http.NewServeMux()
 	api.Register(mux)
@@ -240,6 +291,10 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if cfg.PprofAddr != "" {
 		startPprof(cfg.PprofAddr, logger)
 	}
+	if cfg.MetricsAddr != "" {
+		msrv := startMetrics(cfg.MetricsAddr, api.MetricsHandler(), logger)
+		defer msrv.Close()
+	}
 	api.SetReady()
 	if onReady != nil {
 		onReady(reg)
@@ -252,7 +307,7 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	}
 	logger.Info("chat-server ready",
 		"addr", ln.Addr().String(), "store", storeKind, "db", where, "fanout", fanout, "log", wlog.kind,
-		"env_files", cfg.EnvFiles)
+		"auth", authMode, "guest", trust.Guests != nil, "env_files", cfg.EnvFiles)
 
 	select {
 	case <-ctx.Done():

@@ -55,7 +55,7 @@ func TestPostgresSchemaIsTheMigrationFiles(t *testing.T) {
 	ref := pgtest.NewDatabase(t)
 	pgtest.Psql(t, ref, "-c", f.CreateTableSQL)
 	files, _ := filepath.Glob(filepath.Join(migrationsDir, "*", "migration.sql"))
-	if len(files) != 2 {
+	if len(files) != 3 {
 		t.Fatalf("migration files %v", files)
 	}
 	for _, file := range files {
@@ -77,8 +77,8 @@ func TestPostgresTwoNodesMigrateOnce(t *testing.T) {
 	n1.awaitReady()
 	n2.awaitReady()
 	applied := strings.Count(n1.logs.String(), "applied migration") + strings.Count(n2.logs.String(), "applied migration")
-	if applied != 2 {
-		t.Fatalf("%d \"applied migration\" lines, want 2 (each migration once):\n%s\n----\n%s", applied, n1.logs, n2.logs)
+	if applied != 3 {
+		t.Fatalf("%d \"applied migration\" lines, want 3 (each migration once):\n%s\n----\n%s", applied, n1.logs, n2.logs)
 	}
 	for i, n := range []*proc{n1, n2} {
 		for _, line := range strings.Split(n.logs.String(), "\n") {
@@ -89,7 +89,7 @@ func TestPostgresTwoNodesMigrateOnce(t *testing.T) {
 	}
 	var rows, names int
 	if err := pgtest.Connect(t, db).QueryRow(context.Background(),
-		`SELECT count(*), count(DISTINCT migration_name) FROM _prisma_migrations`).Scan(&rows, &names); err != nil || rows != 2 || names != 2 {
+		`SELECT count(*), count(DISTINCT migration_name) FROM _prisma_migrations`).Scan(&rows, &names); err != nil || rows != 3 || names != 3 {
 		t.Fatalf("_prisma_migrations: %d rows, %d names, %v", rows, names, err)
 	}
 	a := dialSIO(t, n1.URL, "websocket")

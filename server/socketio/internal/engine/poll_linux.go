@@ -43,6 +43,11 @@ type loop struct {
 type sysConn struct {
 	loop *loop
 	fd   int
+	// hup: the peer closed its side (an event said EPOLLRDHUP, HUP or
+	// ERR). Edge-triggered, that edge comes once, often with the last
+	// data, so a short read no longer means "drained, wait for the next
+	// edge": reading goes on to the EOF. On the loop only.
+	hup bool
 }
 
 func newIOSet(e *Engine, n int) (*ioSet, error) {
@@ -207,6 +212,9 @@ func (l *loop) run() {
 			if ev&unix.EPOLLOUT != 0 {
 				c.writable()
 			}
+			if ev&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+				c.sys.hup = true
+			}
 			if ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
 				l.set.e.Guard("websocket read", c.readable)
 			}
@@ -247,8 +255,9 @@ func (c *wsConn) readable() {
 		n, err := unix.Read(c.sys.fd, l.buf)
 		if n > 0 {
 			c.consume(l.buf[:n])
-			if n < len(l.buf) {
-				// Drained: more data makes a new edge.
+			if n < len(l.buf) && !c.sys.hup {
+				// Drained: more data makes a new edge. (After the peer's
+				// FIN no edge comes again: read on to the EOF.)
 				return
 			}
 			continue

@@ -1,0 +1,290 @@
+package chat
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+)
+
+// memBans is a BanStore in a map.
+type memBans struct {
+	mu   sync.Mutex
+	bans map[string]Ban
+}
+
+func (s *memBans) SaveBan(_ context.Context, b Ban) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.bans == nil {
+		s.bans = map[string]Ban{}
+	}
+	if _, ok := s.bans[b.ID]; !ok {
+		s.bans[b.ID] = b
+	}
+	return nil
+}
+
+func (s *memBans) LiftBan(_ context.Context, id string, at time.Time) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b, ok := s.bans[id]
+	if !ok || !b.Active(at) {
+		return false, nil
+	}
+	b.Until = at
+	s.bans[id] = b
+	return true, nil
+}
+
+func (s *memBans) ActiveBans(_ context.Context, now time.Time) ([]Ban, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Ban
+	for _, b := range s.bans {
+		if b.Active(now) {
+			out = append(out, b)
+		}
+	}
+	return out, nil
+}
+
+type eventLog struct {
+	mu     sync.Mutex
+	events []Event
+}
+
+func (f *eventLog) Broadcast(e Event) {
+	f.mu.Lock()
+	f.events = append(f.events, e)
+	f.mu.Unlock()
+}
+
+var (
+	mod   = &User{ID: "mod-1", Name: "Mod", Roles: []string{"moderator"}}
+	admin = &User{ID: "adm", Name: "Adm", Roles: []string{"admin"}}
+	plain = &User{ID: "u-1", Name: "Plain"}
+)
+
+func newModeration(t *testing.T, now *time.Time) (*Moderation, *fakeLog, *eventLog, *History, *memStore) {
+	t.Helper()
+	store := &memStore{}
+	h := NewHistory(store, 10)
+	l, fo := &fakeLog{}, &eventLog{}
+	m := NewModeration(ModerationOptions{Log: l, Fanout: fo, History: h, Bans: &memBans{}, Now: func() time.Time { return *now }})
+	return m, l, fo, h, store
+}
+
+func TestDeleteGoesThroughTheLogAndTheFanout(t *testing.T) {
+	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	m, l, fo, h, store := newModeration(t, &now)
+	ctx := context.Background()
+	inRing, inStore := hm(1), hm(2)
+	h.Observe(inRing)
+	store.msgs = append(store.msgs, inStore)
+
+	if err := m.Delete(ctx, plain, inRing.ID); !errors.Is(err, ErrForbidden) {
+		t.Fatalf("a user who is not a moderator: %v, want ErrForbidden", err)
+	}
+	if err := m.Delete(ctx, nil, inRing.ID); !errors.Is(err, ErrForbidden) {
+		t.Fatalf("an anonymous caller: %v, want ErrForbidden", err)
+	}
+	if err := m.Delete(ctx, mod, "nope"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("an unknown id: %v, want ErrNotFound", err)
+	}
+	for _, id := range []string{inRing.ID, inStore.ID, inRing.ID} { // the last: idempotent
+		if err := m.Delete(ctx, admin, id); err != nil {
+			t.Fatalf("delete %s: %v", id, err)
+		}
+	}
+	if len(l.deleted) != 3 || l.deleted[0].ID != inRing.ID || l.deleted[0].By != "adm" || !l.deleted[0].At.Equal(now) {
+		t.Fatalf("log got %+v", l.deleted)
+	}
+	if len(fo.events) != 3 || fo.events[0].Name != EventMessageDeleted || fo.events[0].Deletion == nil ||
+		fo.events[0].Data.(DeletedWire).ID != inRing.ID {
+		t.Fatalf("fanout got %+v", fo.events)
+	}
+	l.full = true
+	if err := m.Delete(ctx, mod, inStore.ID); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("a full log: %v, want ErrUnavailable", err)
+	}
+}
+
+func TestForgottenMessagesLeaveHistoryAndRecovery(t *testing.T) {
+	store := &memStore{}
+	h := NewHistory(store, 10)
+	for i := 1; i <= 4; i++ {
+		h.Observe(hm(i))
+	}
+	store.msgs = []Message{hm(1), hm(2)}
+	h.Forget(hm(2).ID) // stored and in the ring
+	h.Forget(hm(3).ID) // in the ring only
+	got, err := h.Recent(context.Background(), 10, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ids := idsOf(got); ids != "m004,m001" {
+		t.Fatalf("page %s, want m004,m001", ids)
+	}
+	since, found := h.Since(hm(2).ID) // a recovery offset naming a deleted message
+	if !found || len(since) != 1 || since[0].Message.ID != "m004" {
+		t.Fatalf("since the deleted m002: %+v %v", since, found)
+	}
+	if !h.Deleted(hm(3).ID) || h.Deleted(hm(4).ID) {
+		t.Fatal("Deleted")
+	}
+	if ok, _ := h.Known(context.Background(), hm(3).ID); !ok {
+		t.Fatal("a deleted message is still known (deleting it again succeeds)")
+	}
+}
+
+func idsOf(ms []Message) string {
+	s := ""
+	for i, m := range ms {
+		if i > 0 {
+			s += ","
+		}
+		s += m.ID
+	}
+	return s
+}
+
+func TestBansMatchExpireAndTravel(t *testing.T) {
+	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	m, _, fo, _, _ := newModeration(t, &now)
+	ctx := context.Background()
+	if _, err := m.Ban(ctx, plain, BanRequest{UserID: "x"}); !errors.Is(err, ErrForbidden) {
+		t.Fatalf("a non-moderator bans: %v", err)
+	}
+	for _, bad := range []BanRequest{{}, {UserID: "a", IP: "1.2.3.4"}, {IP: "not an ip"}, {UserID: "a", Duration: -time.Second}} {
+		var ce *Error
+		if _, err := m.Ban(ctx, mod, bad); !errors.As(err, &ce) || ce.Code != CodeInvalidPayload {
+			t.Fatalf("Ban(%+v) = %v, want invalid_payload", bad, err)
+		}
+	}
+	byUser, err := m.Ban(ctx, mod, BanRequest{UserID: "u-1", Reason: "spam"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName, _ := m.Ban(ctx, mod, BanRequest{Username: "Mallory", Duration: time.Minute})
+	byRange, _ := m.Ban(ctx, mod, BanRequest{IP: "203.0.113.0/24"})
+	byAddr, _ := m.Ban(ctx, mod, BanRequest{IP: "::ffff:198.51.100.7"})
+	if byAddr.IP != "198.51.100.7" || byName.Until != now.Add(time.Minute) || !byUser.Until.IsZero() {
+		t.Fatalf("bans %+v %+v %+v", byAddr, byName, byUser)
+	}
+	for _, tt := range []struct {
+		user       *User
+		name, addr string
+		want       string
+	}{
+		{plain, "", "127.0.0.1", byUser.ID},
+		{&User{ID: "u-2", Name: "mallory"}, "", "127.0.0.1", byName.ID}, // a verified user's name counts
+		{nil, "MALLORY", "127.0.0.1", byName.ID},
+		{nil, "alice", "203.0.113.99", byRange.ID},
+		{nil, "alice", "198.51.100.7", byAddr.ID},
+		{nil, "alice", "::ffff:198.51.100.7", byAddr.ID},
+		{nil, "alice", "198.51.100.8", ""},
+		{&User{ID: "u-2", Name: "Bob"}, "mallory", "127.0.0.1", ""}, // the token's name, not the typed one
+	} {
+		b, ok := m.Match(tt.user, tt.name, tt.addr)
+		if ok != (tt.want != "") || b.ID != tt.want {
+			t.Errorf("Match(%v, %q, %q) = %v %v, want %q", tt.user, tt.name, tt.addr, b.ID, ok, tt.want)
+		}
+	}
+	// Announced to the other nodes, without reaching clients.
+	var added int
+	for _, e := range fo.events {
+		if e.Name == EventBanAdded && IsInternal(e.Name) {
+			added++
+		}
+	}
+	if added != 4 {
+		t.Fatalf("%d ban events, want 4", added)
+	}
+	// It expires by itself.
+	now = now.Add(time.Minute)
+	if _, ok := m.Match(nil, "mallory", "127.0.0.1"); ok {
+		t.Fatal("the minute ban still holds after a minute")
+	}
+	if n := len(m.Bans()); n != 3 {
+		t.Fatalf("%d bans in force, want 3", n)
+	}
+	// Lifted.
+	if err := m.Lift(ctx, mod, byUser.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Lift(ctx, mod, byUser.ID); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("lift twice: %v", err)
+	}
+	if _, ok := m.Match(plain, "", "127.0.0.1"); ok {
+		t.Fatal("a lifted ban still holds")
+	}
+	// Another node gets the events and follows; a restart reads the store.
+	now2 := now
+	other, _, _, _, _ := newModeration(t, &now2)
+	for _, e := range fo.events {
+		// Through the cluster the payload arrives as decoded JSON.
+		other.Apply(ctx, Event{Name: e.Name, Data: roundTrip(t, e.Data)}, true)
+	}
+	if _, ok := other.Match(nil, "x", "203.0.113.5"); !ok {
+		t.Fatal("the other node did not take the range ban in")
+	}
+	if _, ok := other.Match(plain, "", "127.0.0.1"); ok {
+		t.Fatal("the other node did not lift the ban")
+	}
+	again := NewModeration(ModerationOptions{Bans: m.o.Bans, Now: func() time.Time { return now }})
+	if err := again.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(again.Bans()) != 2 {
+		t.Fatalf("after a restart: %+v", again.Bans())
+	}
+}
+
+func TestVerifiedSenderIsWhoItsTokenSays(t *testing.T) {
+	l, fo := &fakeLog{}, &fakeFanout{}
+	s := NewService(l, fo, ServiceOptions{})
+	u := &User{ID: "sub-1", Name: "Zoë"}
+	m, err := s.Accept(u.Sender("c1"), map[string]any{"message": "hi", "username": "admin"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Username != "Zoë" || m.UserID != "sub-1" {
+		t.Fatalf("accepted %+v, want the token's name and id", m)
+	}
+	w := m.Wire()
+	if w.UserID != "sub-1" || w.Verified == nil || !*w.Verified {
+		t.Fatalf("wire %+v", w)
+	}
+	anon, _ := s.Accept((*User)(nil).Sender("c2"), map[string]any{"message": "hi", "username": "bob"}, nil)
+	if w := anon.WireFor(AuthOff); w.Verified != nil || w.UserID != "" {
+		t.Fatalf("auth off: %+v, want the original payload", w)
+	}
+	if w := anon.WireFor(AuthOptional); w.Verified == nil || *w.Verified {
+		t.Fatalf("auth optional: %+v, want verified false", w)
+	}
+}
+
+func TestDisplayName(t *testing.T) {
+	if got := DisplayName(" ad\u200bmin\x00 ", DefaultLimits()); got != "admin" {
+		t.Fatalf("%q", got)
+	}
+	if got := DisplayName("abcdef", Limits{MaxUsernameLength: 3}); got != "abc" {
+		t.Fatalf("%q", got)
+	}
+}
+
+func roundTrip(t *testing.T, v any) any {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out any
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}

@@ -1,0 +1,258 @@
+package jwtauth
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// Why a JWKS cache of our own rather than MicahParks/keyfunc: the pinning
+// this package promises (each key only the one algorithm of its type and
+// curve, RSA keys of 2048 bits or more, "use" other than sig refused) is
+// the part that matters, and it is in the conversion below either way; the
+// rest is one bounded GET and a map under a mutex, which is smaller than
+// keyfunc and its jwkset dependency, refreshes lazily (no goroutine to
+// own), and lets the tests count fetches.
+
+// jwks is the cache of a JWKS document's keys.
+type jwks struct {
+	o Options
+
+	fetchMu sync.Mutex // one fetch at a time; the others wait for it
+
+	mu        sync.RWMutex
+	keys      map[string][]jwk // by kid ("" for keys without one)
+	fetchedAt time.Time        // last fetch that succeeded
+	triedAt   time.Time        // last fetch tried
+	fetches   int
+}
+
+type jwk struct {
+	alg string // the one algorithm this key verifies
+	key any
+}
+
+func newJWKS(o Options) *jwks { return &jwks{o: o} }
+
+// maxJWKSBytes bounds the JWKS document.
+const maxJWKSBytes = 1 << 20
+
+// lookup returns the keys that may verify a token of alg with kid (every
+// key of alg when kid is ""). It fetches the document when it has none,
+// when it is older than JWKSRefresh, or when kid is unknown and the last
+// try is older than JWKSMinRefresh.
+func (j *jwks) lookup(ctx context.Context, kid, alg string) ([]any, error) {
+	now := time.Now()
+	j.mu.RLock()
+	keys, fetchedAt, triedAt := j.find(kid, alg), j.fetchedAt, j.triedAt
+	j.mu.RUnlock()
+	stale := fetchedAt.IsZero() || now.Sub(fetchedAt) > j.o.JWKSRefresh
+	missing := len(keys) == 0 && now.Sub(triedAt) > j.o.JWKSMinRefresh
+	if stale || missing {
+		if err := j.refresh(ctx, triedAt); err != nil {
+			j.o.Logger.Warn("the JWKS document could not be fetched; keeping the keys known", "url", j.o.JWKSURL, "err", err)
+			j.mu.RLock()
+			none := j.fetchedAt.IsZero()
+			j.mu.RUnlock()
+			if none {
+				return nil, &keyFault{err: fmt.Errorf("the keys to verify tokens (AUTH_JWKS_URL) are not available: %w", err)}
+			}
+		}
+		j.mu.RLock()
+		keys = j.find(kid, alg)
+		j.mu.RUnlock()
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("no %s key with kid %q", alg, kid)
+	}
+	return keys, nil
+}
+
+// find returns the keys for kid and alg; j.mu is held.
+func (j *jwks) find(kid, alg string) []any {
+	var out []any
+	add := func(ks []jwk) {
+		for _, k := range ks {
+			if k.alg == alg {
+				out = append(out, k.key)
+			}
+		}
+	}
+	if kid != "" {
+		add(j.keys[kid])
+		return out
+	}
+	for _, ks := range j.keys {
+		add(ks)
+	}
+	return out
+}
+
+// refresh fetches the document, unless another caller fetched it since
+// seen.
+func (j *jwks) refresh(ctx context.Context, seen time.Time) error {
+	j.fetchMu.Lock()
+	defer j.fetchMu.Unlock()
+	j.mu.RLock()
+	again := j.triedAt.After(seen)
+	j.mu.RUnlock()
+	if again {
+		return nil
+	}
+	keys, err := j.fetch(ctx)
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.triedAt = time.Now()
+	j.fetches++
+	if err != nil {
+		return err
+	}
+	j.keys, j.fetchedAt = keys, j.triedAt
+	return nil
+}
+
+func (j *jwks) fetch(ctx context.Context) (map[string][]jwk, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, j.o.JWKSURL, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "application/jwk-set+json, application/json")
+	res, err := j.o.HTTPClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s", j.o.JWKSURL, res.Status)
+	}
+	body, err := io.ReadAll(io.LimitReader(res.Body, maxJWKSBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", j.o.JWKSURL, err)
+	}
+	if len(body) > maxJWKSBytes {
+		return nil, fmt.Errorf("%s is larger than %d bytes", j.o.JWKSURL, maxJWKSBytes)
+	}
+	return parseJWKS(body)
+}
+
+// rawJWK is a member of a JWKS document's keys.
+type rawJWK struct {
+	Kty string `json:"kty"`
+	Kid string `json:"kid"`
+	Use string `json:"use"`
+	Alg string `json:"alg"`
+	Crv string `json:"crv"`
+	N   string `json:"n"`
+	E   string `json:"e"`
+	X   string `json:"x"`
+	Y   string `json:"y"`
+}
+
+// parseJWKS reads a JWKS document: the keys this package can use, each
+// pinned to the algorithm of its type; the others are left out.
+func parseJWKS(b []byte) (map[string][]jwk, error) {
+	var doc struct {
+		Keys []rawJWK `json:"keys"`
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		return nil, fmt.Errorf("not a JWKS document: %w", err)
+	}
+	keys := map[string][]jwk{}
+	for _, r := range doc.Keys {
+		k, err := r.key()
+		if err != nil {
+			continue
+		}
+		keys[r.Kid] = append(keys[r.Kid], k)
+	}
+	if len(keys) == 0 {
+		return nil, errors.New("the JWKS document has no RS256, ES256 or EdDSA signing key")
+	}
+	return keys, nil
+}
+
+func (r rawJWK) key() (jwk, error) {
+	if r.Use != "" && r.Use != "sig" {
+		return jwk{}, errors.New("not a signing key")
+	}
+	pin := func(alg string) error {
+		if r.Alg != "" && r.Alg != alg {
+			return fmt.Errorf("a %s key for %s", r.Kty, r.Alg)
+		}
+		return nil
+	}
+	switch r.Kty {
+	case "RSA":
+		if err := pin("RS256"); err != nil {
+			return jwk{}, err
+		}
+		n, err1 := b64int(r.N)
+		e, err2 := b64int(r.E)
+		if err1 != nil || err2 != nil || n.BitLen() < 2048 || n.BitLen() > 8192 || !e.IsInt64() || e.Int64() < 3 || e.Int64() > 1<<31 {
+			return jwk{}, errors.New("not an RSA key of 2048 to 8192 bits")
+		}
+		return jwk{alg: "RS256", key: &rsa.PublicKey{N: n, E: int(e.Int64())}}, nil
+	case "EC":
+		if err := pin("ES256"); err != nil {
+			return jwk{}, err
+		}
+		if r.Crv != "P-256" {
+			return jwk{}, errors.New("not a P-256 key")
+		}
+		x, err1 := b64(r.X)
+		y, err2 := b64(r.Y)
+		if err1 != nil || err2 != nil || len(x) != 32 || len(y) != 32 {
+			return jwk{}, errors.New("not a P-256 point")
+		}
+		// Go's own check that the point is on the curve.
+		raw := append([]byte{4}, append(x, y...)...)
+		pub, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), raw)
+		if err != nil {
+			return jwk{}, err
+		}
+		return jwk{alg: "ES256", key: pub}, nil
+	case "OKP":
+		if err := pin("EdDSA"); err != nil {
+			return jwk{}, err
+		}
+		x, err := b64(r.X)
+		if r.Crv != "Ed25519" || err != nil || len(x) != ed25519.PublicKeySize {
+			return jwk{}, errors.New("not an Ed25519 key")
+		}
+		return jwk{alg: "EdDSA", key: ed25519.PublicKey(x)}, nil
+	}
+	return jwk{}, fmt.Errorf("key type %q", r.Kty)
+}
+
+func b64(s string) ([]byte, error) { return base64.RawURLEncoding.DecodeString(s) }
+
+func b64int(s string) (*big.Int, error) {
+	b, err := b64(s)
+	if err != nil || len(b) == 0 {
+		return nil, errors.New("not a base64url integer")
+	}
+	return new(big.Int).SetBytes(b), nil
+}
+
+// Fetches is how many times the JWKS document was fetched (for tests).
+func (v *Verifier) Fetches() int {
+	if v.jwks == nil {
+		return 0
+	}
+	v.jwks.mu.RLock()
+	defer v.jwks.mu.RUnlock()
+	return v.jwks.fetches
+}

@@ -1,0 +1,302 @@
+// Package jwtauth verifies the bearer tokens of the chat's clients (JSON
+// Web Tokens, through github.com/golang-jwt/jwt/v5) and signs the tokens
+// of its guest sign-in: the chat.Verifier of the edge and the HTTP API.
+//
+// Keys and algorithms are pinned: a shared secret (AUTH_JWT_SECRET) verifies
+// HS256 only; the keys of a JWKS document (AUTH_JWKS_URL) verify RS256 (RSA
+// keys of at least 2048 bits), ES256 (P-256 keys) or EdDSA (Ed25519 keys),
+// each key only the algorithm of its type (and of its "alg" member, when it
+// has one). "none" and every other algorithm are refused, so is a token
+// whose header names an algorithm its key was not made for. A token must
+// have a subject and an expiry; iss and aud are checked when AUTH_ISSUER
+// and AUTH_AUDIENCE are set; times may be off by ClockSkew (AUTH_CLOCK_SKEW,
+// 30 s by default) and no more.
+//
+// The JWKS document is fetched when first needed, then again every
+// JWKSRefresh (5 minutes), and at most every JWKSMinRefresh (10 s) when a
+// token names a key id it does not know (a key rotation); a failed fetch
+// keeps the keys it had. The fetch is bounded (5 s, 1 MB).
+package jwtauth
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/uuid"
+
+	"github.com/scalable-chat-go/server/chat"
+)
+
+// Options configure a Verifier. Zero fields take their defaults.
+type Options struct {
+	// Secret verifies (and signs, for guests) HS256 tokens
+	// (AUTH_JWT_SECRET); nil: none.
+	Secret []byte
+	// JWKSURL is where the public keys of RS256, ES256 and EdDSA tokens
+	// are fetched from (AUTH_JWKS_URL); "": none.
+	JWKSURL string
+	// Issuer and Audience, when set, must be the token's iss and among its
+	// aud (AUTH_ISSUER, AUTH_AUDIENCE).
+	Issuer, Audience string
+	// ClockSkew is how far the token's times may be off (AUTH_CLOCK_SKEW,
+	// default 30 s).
+	ClockSkew time.Duration
+	// Limits cut the token's name to the username limit.
+	Limits chat.Limits
+	// JWKSRefresh and JWKSMinRefresh: see the package documentation.
+	JWKSRefresh, JWKSMinRefresh time.Duration
+	// HTTPClient fetches the JWKS document (a client with a 5 s timeout
+	// when nil).
+	HTTPClient *http.Client
+	Logger     *slog.Logger
+}
+
+// DefaultClockSkew is how far a token's exp, nbf and iat may be off.
+const DefaultClockSkew = 30 * time.Second
+
+// MaxTokenLength bounds what is parsed at all: a token is a few hundred
+// bytes; a longer string is refused before any decoding.
+const MaxTokenLength = 8 << 10
+
+// Verifier is a chat.Verifier of JWTs.
+type Verifier struct {
+	o       Options
+	methods []string
+	parser  *jwt.Parser
+	jwks    *jwks
+}
+
+var _ chat.Verifier = (*Verifier)(nil)
+
+// New returns a Verifier; at least one of Secret and JWKSURL is needed.
+func New(o Options) (*Verifier, error) {
+	if len(o.Secret) == 0 && o.JWKSURL == "" {
+		return nil, errors.New("jwtauth: neither a secret nor a JWKS URL")
+	}
+	if o.ClockSkew <= 0 {
+		o.ClockSkew = DefaultClockSkew
+	}
+	if o.Limits == (chat.Limits{}) {
+		o.Limits = chat.DefaultLimits()
+	}
+	if o.JWKSRefresh <= 0 {
+		o.JWKSRefresh = 5 * time.Minute
+	}
+	if o.JWKSMinRefresh <= 0 {
+		o.JWKSMinRefresh = 10 * time.Second
+	}
+	if o.HTTPClient == nil {
+		o.HTTPClient = &http.Client{Timeout: 5 * time.Second}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	v := &Verifier{o: o}
+	if len(o.Secret) > 0 {
+		v.methods = append(v.methods, jwt.SigningMethodHS256.Alg())
+	}
+	if o.JWKSURL != "" {
+		v.methods = append(v.methods, jwt.SigningMethodRS256.Alg(), jwt.SigningMethodES256.Alg(), jwt.SigningMethodEdDSA.Alg())
+		v.jwks = newJWKS(o)
+	}
+	popts := []jwt.ParserOption{
+		jwt.WithValidMethods(v.methods),
+		jwt.WithLeeway(o.ClockSkew),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+	}
+	if o.Issuer != "" {
+		popts = append(popts, jwt.WithIssuer(o.Issuer))
+	}
+	if o.Audience != "" {
+		popts = append(popts, jwt.WithAudience(o.Audience))
+	}
+	v.parser = jwt.NewParser(popts...)
+	return v, nil
+}
+
+// Claims are the claims the chat reads.
+type Claims struct {
+	jwt.RegisteredClaims
+	Name              string `json:"name,omitempty"`
+	PreferredUsername string `json:"preferred_username,omitempty"`
+	Roles             Roles  `json:"roles,omitempty"`
+	// Guest marks a token of the server's own guest sign-in.
+	Guest bool `json:"guest,omitempty"`
+}
+
+// Roles is the roles claim: an array of strings, or one string (some
+// issuers write a single role so).
+type Roles []string
+
+// UnmarshalJSON reads an array of strings or a string; anything else is no
+// role.
+func (r *Roles) UnmarshalJSON(b []byte) error {
+	var list []string
+	if err := json.Unmarshal(b, &list); err == nil {
+		*r = list
+		return nil
+	}
+	var one string
+	if err := json.Unmarshal(b, &one); err == nil {
+		*r = strings.Fields(one)
+		return nil
+	}
+	*r = nil
+	return nil
+}
+
+// maxSubject bounds the subject: a user id, not a document.
+const maxSubject = 256
+
+// Verify checks token and returns its user; errors wrap
+// chat.ErrUnauthorized (see chat.Verifier).
+func (v *Verifier) Verify(ctx context.Context, token string) (*chat.User, error) {
+	if token == "" {
+		return nil, fmt.Errorf("%w: no token", chat.ErrUnauthorized)
+	}
+	if len(token) > MaxTokenLength {
+		return nil, fmt.Errorf("%w: the token is longer than %d bytes", chat.ErrUnauthorized, MaxTokenLength)
+	}
+	var claims Claims
+	_, err := v.parser.ParseWithClaims(token, &claims, func(t *jwt.Token) (any, error) { return v.key(ctx, t) })
+	if err != nil {
+		var fault *keyFault
+		if errors.As(err, &fault) {
+			return nil, fault.err
+		}
+		return nil, fmt.Errorf("%w: %s", chat.ErrUnauthorized, reason(err))
+	}
+	sub := claims.Subject
+	if sub == "" || len(sub) > maxSubject {
+		return nil, fmt.Errorf("%w: the token has no subject (sub), or one longer than %d bytes", chat.ErrUnauthorized, maxSubject)
+	}
+	name := ""
+	for _, n := range []string{claims.Name, claims.PreferredUsername, sub} {
+		if name = chat.DisplayName(n, v.o.Limits); name != "" {
+			break
+		}
+	}
+	u := &chat.User{ID: sub, Name: name, Guest: claims.Guest}
+	if claims.ExpiresAt != nil {
+		u.ExpiresAt = claims.ExpiresAt.UTC()
+	}
+	if !claims.Guest { // a guest is never a moderator
+		for _, r := range claims.Roles {
+			if len(r) <= 64 && len(u.Roles) < 32 {
+				u.Roles = append(u.Roles, r)
+			}
+		}
+	}
+	return u, nil
+}
+
+// keyFault is a key look-up that failed for the verifier's own reason (the
+// JWKS document cannot be fetched), not the token's.
+type keyFault struct{ err error }
+
+func (k *keyFault) Error() string { return k.err.Error() }
+
+// key returns the key that may verify t: the secret for HS256, else the
+// JWKS keys of t's algorithm (and key id).
+func (v *Verifier) key(ctx context.Context, t *jwt.Token) (any, error) {
+	alg := t.Method.Alg()
+	if alg == jwt.SigningMethodHS256.Alg() {
+		if len(v.o.Secret) == 0 {
+			return nil, errors.New("HS256 is not accepted")
+		}
+		return v.o.Secret, nil
+	}
+	if v.jwks == nil {
+		return nil, fmt.Errorf("%s is not accepted", alg)
+	}
+	kid, _ := t.Header["kid"].(string)
+	keys, err := v.jwks.lookup(ctx, kid, alg)
+	if err != nil {
+		return nil, err
+	}
+	if len(keys) == 1 {
+		return keys[0], nil
+	}
+	set := jwt.VerificationKeySet{}
+	for _, k := range keys {
+		set.Keys = append(set.Keys, k)
+	}
+	return set, nil
+}
+
+// reason is what a client is told about a refused token: which check
+// failed, without the library's wording of internals.
+func reason(err error) string {
+	switch {
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return "the token has expired"
+	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		return "the token is not valid yet"
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		return "the token has no expiry (exp)"
+	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
+		return "the token is from another issuer"
+	case errors.Is(err, jwt.ErrTokenInvalidAudience):
+		return "the token is for another audience"
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		return "the token's signature is not valid"
+	case errors.Is(err, jwt.ErrTokenUnverifiable):
+		return "the token cannot be verified with any key of this server"
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		return "the token is not a JWT"
+	}
+	return "the token is not valid"
+}
+
+// CanSign reports whether the verifier has a secret to sign guest tokens
+// with.
+func (v *Verifier) CanSign() bool { return len(v.o.Secret) > 0 }
+
+// SignGuest signs a guest token for name (HS256, with the secret): sub
+// "guest:<id>" (id a new random one when "", else kept: a renewal), the
+// name, iss and aud when set, iat now and exp now + ttl.
+func (v *Verifier) SignGuest(name, id string, ttl time.Duration, now time.Time) (token, sub string, exp time.Time, err error) {
+	if !v.CanSign() {
+		return "", "", time.Time{}, errors.New("jwtauth: no secret to sign with")
+	}
+	if id == "" {
+		id = "guest:" + uuid.NewString()
+	}
+	exp = now.Add(ttl).Truncate(time.Second)
+	c := Claims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Subject:   id,
+			IssuedAt:  jwt.NewNumericDate(now),
+			ExpiresAt: jwt.NewNumericDate(exp),
+			ID:        randomID(),
+		},
+		Name:  name,
+		Guest: true,
+	}
+	if v.o.Issuer != "" {
+		c.Issuer = v.o.Issuer
+	}
+	if v.o.Audience != "" {
+		c.Audience = jwt.ClaimStrings{v.o.Audience}
+	}
+	token, err = jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(v.o.Secret)
+	if err != nil {
+		return "", "", time.Time{}, fmt.Errorf("sign a guest token: %w", err)
+	}
+	return token, id, exp, nil
+}
+
+func randomID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%x", b)
+}
