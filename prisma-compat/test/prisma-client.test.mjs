@@ -21,29 +21,7 @@ let admin; // DATABASE_URL
 let dbName;
 let dbUrl; // Prisma style, ?schema=public
 let server;
-<<<<<<< HEAD
-=======
-let tmp;
 const adminToken = "a".repeat(16) + Date.now().toString(16).padStart(16, "0");
-
-function serverBinary() {
-  if (process.env.CHAT_SERVER_BIN) return process.env.CHAT_SERVER_BIN;
-  const bin = join(tmp, "chat-server");
-  execFileSync("go", ["build", "-o", bin, "./cmd/chat-server"], { cwd: serverDir, stdio: "inherit" });
-  return bin;
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-    srv.on("error", reject);
-  });
-}
->>>>>>> trust
 
 async function adminQuery(sql) {
   const c = new pg.Client({ connectionString: admin });
@@ -100,38 +78,7 @@ before(async () => {
   u.searchParams.set("schema", "public");
   dbUrl = u.toString();
 
-<<<<<<< HEAD
-  server = await startChatServer({ DATABASE_URL: dbUrl, RATE_LIMIT_PER_SEC: "0", BATCH_WAIT: "10ms" });
-=======
-  const port = await freePort();
-  const child = spawn(serverBinary(), [], {
-    env: {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
-      HOST: "127.0.0.1",
-      PORT: String(port),
-      DATA_DIR: tmp,
-      DATABASE_URL: dbUrl,
-      RATE_LIMIT_PER_SEC: "0",
-      BATCH_WAIT: "10ms",
-      ADMIN_TOKEN: adminToken,
-    },
-    stdio: ["ignore", "ignore", "pipe"],
-  });
-  let logs = "";
-  child.stderr.on("data", (d) => (logs += d));
-  const exited = new Promise((resolve) => child.on("exit", resolve));
-  server = { url: `http://127.0.0.1:${port}`, child, exited, logs: () => logs };
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`the Go server exited (${child.exitCode}):\n${logs}`);
-    try {
-      if ((await fetch(`${server.url}/readyz`)).status === 200) break;
-    } catch {}
-    if (Date.now() > deadline) throw new Error(`the Go server is not ready after 30 s:\n${logs}`);
-    await sleep(50);
-  }
->>>>>>> trust
+  server = await startChatServer({ DATABASE_URL: dbUrl, RATE_LIMIT_PER_SEC: "0", BATCH_WAIT: "10ms", ADMIN_TOKEN: adminToken });
 });
 
 after(async () => {
