@@ -19,6 +19,13 @@ export const repoDir = join(dirname(fileURLToPath(import.meta.url)), "..", "..")
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/** REDIS_URL, or an error that says how to start Redis (tests fail, never skip, without it). */
+export function redisURL() {
+  const url = process.env.REDIS_URL;
+  if (!url) throw new Error('REDIS_URL is not set: start Redis with eval "$(scripts/services up redis)" (scripts/test does)');
+  return url;
+}
+
 // Ports freePort hands out: below the kernel's ephemeral range (32768 and
 // up, where outgoing connections get their local port), so no connection can
 // take one between the pick and the bind, and above the ports

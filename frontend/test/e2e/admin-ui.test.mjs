@@ -7,13 +7,7 @@ import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { io } from "socket.io-client";
-import { freePort, openUser, repoDir, screenshot, serveStatic, sleep, startGoServer, tempDir } from "./harness.mjs";
-
-function redisURL() {
-  const url = process.env.REDIS_URL;
-  if (!url) throw new Error('REDIS_URL is not set: start Redis with eval "$(scripts/services up redis)" (scripts/test does)');
-  return url;
-}
+import { redisURL, freePort, openUser, repoDir, screenshot, serveStatic, sleep, startGoServer, tempDir } from "./harness.mjs";
 
 // A test credential (not a secret): bcrypt, cost 10, of PASSWORD.
 const USERNAME = "admin";

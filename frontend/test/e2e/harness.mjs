@@ -16,9 +16,9 @@ import { fileURLToPath } from "node:url";
 import http from "node:http";
 import net from "node:net";
 import { chromium } from "playwright-core";
-import { chatServerBinary, freePort, sleep, startChatServer, startProcess } from "../../../scripts/lib/harness.mjs";
+import { chatServerBinary, freePort, redisURL, sleep, startChatServer, startProcess } from "../../../scripts/lib/harness.mjs";
 
-export { chatServerBinary, freePort, sleep };
+export { chatServerBinary, freePort, redisURL, sleep };
 
 export const frontendDir = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 export const repoDir = join(frontendDir, "..");

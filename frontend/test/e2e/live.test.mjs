@@ -4,6 +4,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import {
+  redisURL,
   enterRoom,
   freePort,
   openUser,
@@ -17,12 +18,6 @@ import {
   untilMessages,
   untilStatus,
 } from "./harness.mjs";
-
-function redisURL() {
-  const url = process.env.REDIS_URL;
-  if (!url) throw new Error('REDIS_URL is not set: start Redis with eval "$(scripts/services up redis)" (scripts/test does)');
-  return url;
-}
 
 const PHONE = { width: 390, height: 760 };
 

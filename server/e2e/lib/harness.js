@@ -3,9 +3,9 @@
 // socket.io-client sockets connected to it.
 import { existsSync } from "node:fs";
 import { io } from "socket.io-client";
-import { chatServerBinary, freePort, sleep, startChatServer, until as untilSeen } from "../../../scripts/lib/harness.mjs";
+import { chatServerBinary, freePort, redisURL, sleep, startChatServer, until as untilSeen } from "../../../scripts/lib/harness.mjs";
 
-export { freePort, sleep, existsSync };
+export { freePort, redisURL, sleep, existsSync };
 
 /** Path of the chat-server binary: $CHAT_SERVER_BIN, or built once here. */
 export const serverBinary = chatServerBinary;

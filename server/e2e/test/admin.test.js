@@ -9,13 +9,7 @@ import { Server } from "socket.io";
 import { createClient } from "redis";
 import { createShardedAdapter } from "@socket.io/redis-adapter";
 import { io } from "socket.io-client";
-import { startServer, connect, until, sleep } from "../lib/harness.js";
-
-function redisURL() {
-  const url = process.env.REDIS_URL;
-  if (!url) throw new Error('REDIS_URL is not set: start Redis with eval "$(scripts/services up redis)" (scripts/test does)');
-  return url;
-}
+import { redisURL, startServer, connect, until, sleep } from "../lib/harness.js";
 
 // A test credential (not a secret): bcrypt, cost 10, of PASSWORD.
 const USERNAME = "admin";

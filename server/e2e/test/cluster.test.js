@@ -8,14 +8,8 @@ import { Server } from "socket.io";
 import { createClient } from "redis";
 import { createShardedAdapter } from "@socket.io/redis-adapter";
 import { io as ioClient } from "socket.io-client";
-import { startServer, connect, until, sleep } from "../lib/harness.js";
+import { redisURL, startServer, connect, until, sleep } from "../lib/harness.js";
 import { startReference } from "../lib/reference.js";
-
-function redisURL() {
-  const url = process.env.REDIS_URL;
-  if (!url) throw new Error('REDIS_URL is not set: start Redis with eval "$(scripts/services up redis)" (scripts/test does)');
-  return url;
-}
 
 test("Go nodes and a Node node with the official sharded adapter form one cluster", async () => {
   const prefix = `e2e${Date.now()}`;

@@ -2,13 +2,7 @@
 // the real socket.io-client.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { startServer, connect, until, sleep, emitAck } from "../lib/harness.js";
-
-function redisURL() {
-  const url = process.env.REDIS_URL;
-  if (!url) throw new Error('REDIS_URL is not set: start Redis with eval "$(scripts/services up redis)" (scripts/test does)');
-  return url;
-}
+import { redisURL, startServer, connect, until, sleep, emitAck } from "../lib/harness.js";
 
 /** Connects with a name, and records the live events too. */
 async function join(url, username, opts = {}) {

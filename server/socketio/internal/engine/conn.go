@@ -184,15 +184,22 @@ func (c *wsConn) writable() {
 		c.wmu.Unlock()
 		return
 	}
+	mark := c.unblock()
+	c.wmu.Unlock()
+	if mark {
+		c.shard.mark(c)
+	}
+}
+
+// unblock lets the flusher write again; under wmu. It reports whether the
+// connection must be marked for its flusher (something is queued).
+func (c *wsConn) unblock() bool {
 	c.blocked = false
 	mark := !c.dirty && len(c.q) > 0
 	if mark {
 		c.dirty = true
 	}
-	c.wmu.Unlock()
-	if mark {
-		c.shard.mark(c)
-	}
+	return mark
 }
 
 // requestClose closes the connection from any goroutine: what is queued,

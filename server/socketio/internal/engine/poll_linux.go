@@ -111,7 +111,13 @@ func (s *ioSet) attach(c *wsConn, nc net.Conn, pre []byte) error {
 		return nil
 	}
 	c.sys.fd = fd
+	// Writable from now on, before its loop can read: a protocol fault in
+	// the first bytes must find the socket open for its close frame.
+	mark := c.unblock()
 	c.wmu.Unlock()
+	if mark {
+		c.shard.mark(c)
+	}
 	l.mu.Lock()
 	l.conns[fd] = c
 	l.mu.Unlock()
@@ -120,13 +126,15 @@ func (s *ioSet) attach(c *wsConn, nc net.Conn, pre []byte) error {
 		l.mu.Lock()
 		delete(l.conns, fd)
 		l.mu.Unlock()
+		c.wmu.Lock() // no flusher is writing to fd, and none will
+		c.blocked = true
+		c.sys.detach()
+		c.wmu.Unlock()
 		_ = unix.Close(fd)
 		return fmt.Errorf("epoll_ctl add: %w", err)
 	}
 	// Parse what came with the handshake, and whatever arrived since;
-	// write what was queued before.
 	l.post(c.readable)
-	c.writable()
 	return nil
 }
 

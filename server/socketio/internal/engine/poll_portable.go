@@ -53,10 +53,15 @@ func (s *ioSet) attach(c *wsConn, nc net.Conn, pre []byte) error {
 	}
 	c.sys.nc = nc
 	c.sys.c = c
+	// Writable from now on, before its reader starts: a protocol fault in
+	// the first bytes must find the socket open for its close frame.
+	mark := c.unblock()
 	c.wmu.Unlock()
 	c.sys.rmu.Unlock()
+	if mark {
+		c.shard.mark(c)
+	}
 	go c.readLoop()
-	c.writable()
 	return nil
 }
 
