@@ -11,14 +11,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join as joinPath } from "node:path";
 import { io } from "socket.io-client";
-import { startServer, connect, until, sleep, emitAck, freePort } from "../lib/harness.js";
+import { startServer, connect, until, sleep, emitAck, freePort, redisURL } from "../lib/harness.js";
 import { newSecret, claims, hs256, algNone, startJWKS } from "../lib/jwt.js";
-
-function redisURL() {
-  const url = process.env.REDIS_URL;
-  assert.ok(url, 'REDIS_URL is not set: start Redis with eval "$(scripts/services up redis)" (scripts/test does)');
-  return url;
-}
 
 const secret = newSecret();
 const adminToken = newSecret();
