@@ -23,6 +23,7 @@ type metrics struct {
 
 	deliveries   *prometheus.CounterVec
 	adminDropped prometheus.Counter
+	joinGaps     prometheus.Counter
 }
 
 func newMetrics(r prometheus.Registerer) *metrics {
@@ -70,8 +71,11 @@ func newMetrics(r prometheus.Registerer) *metrics {
 	m.adminDropped = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "chat_admin_events_dropped_total", Help: "Admin UI events not published to the other nodes (queue full or Redis down).",
 	})
+	m.joinGaps = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "chat_join_gaps_total", Help: "Newcomers whose history took so long to read that more messages were delivered meanwhile than HISTORY_RING_SIZE holds: they may have missed some.",
+	})
 	if r != nil {
-		r.MustRegister(m.deliveries, m.adminDropped)
+		r.MustRegister(m.deliveries, m.adminDropped, m.joinGaps)
 		r.MustRegister(m.clusterReceived, m.clusterPublished, m.clusterPublishErrors, m.clusterDropped, m.clusterQueue)
 		r.MustRegister(m.connections, m.connects, m.received, m.broadcast, m.broadcastErrors, m.events, m.rejected)
 	}
