@@ -25,6 +25,7 @@ type History struct {
 	size  int
 	byID  map[string]int // id -> index in ring
 	high  Message        // the newest message delivered here (CreatedAt, then ID)
+	seq   uint64         // how many messages were observed, ever
 
 	// deleted holds the ids of the latest deletions (at most
 	// len(deletedOrder)): their messages are left out of every page and
@@ -129,7 +130,48 @@ func (h *History) Observe(m Message) (high string) {
 	h.highs[h.next] = h.high.ID
 	h.byID[m.ID] = h.next
 	h.next = (h.next + 1) % len(h.ring)
+	h.seq++
 	return h.high.ID
+}
+
+// Mark returns the place of the next message to be observed: SinceMark
+// returns those observed from there on. A newcomer takes a mark before it
+// is told it is connected, and is sent every message after the mark, even
+// those delivered while its history was read.
+func (h *History) Mark() uint64 {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.seq
+}
+
+// SinceMark returns the messages observed since mark (see Mark), in
+// delivery order with their high-water marks; found is false when more
+// were observed since than the ring holds. Deleted messages are left out.
+func (h *History) SinceMark(mark uint64) (out []Delivery, found bool) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	if mark > h.seq || h.seq-mark > uint64(h.size) {
+		return nil, false
+	}
+	n := int(h.seq - mark)
+	for k := n; k > 0; k-- {
+		j := (h.next - k + len(h.ring)) % len(h.ring)
+		if _, gone := h.deleted[h.ring[j].ID]; gone {
+			continue
+		}
+		out = append(out, Delivery{Message: h.ring[j], High: h.highs[j]})
+	}
+	return out, true
+}
+
+// Pending returns how many messages were observed since mark.
+func (h *History) Pending(mark uint64) int {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	if mark > h.seq {
+		return 0
+	}
+	return int(min(h.seq-mark, uint64(len(h.ring))))
 }
 
 // Recent returns up to limit messages, newest first, strictly before the

@@ -124,3 +124,55 @@ func TestHistoryHighWaterMark(t *testing.T) {
 		t.Fatal("m005 left the ring")
 	}
 }
+
+// A mark names the place of the next message: SinceMark returns every
+// message observed after it, in delivery order, across the ring's wrap, and
+// reports when the ring no longer holds them all.
+func TestHistoryMark(t *testing.T) {
+	h := NewHistory(&memStore{}, 5)
+	m0 := h.Mark()
+	if got, found := h.SinceMark(m0); !found || len(got) != 0 {
+		t.Fatalf("empty: %v %v", got, found)
+	}
+	h.Observe(hm(1))
+	h.Observe(hm(2))
+	m2 := h.Mark()
+	for _, i := range []int{4, 3, 5} { // out of time order: delivery order counts
+		h.Observe(hm(i))
+	}
+	h.Observe(hm(3)) // observed again: not a new message
+	if got, found := h.SinceMark(m2); !found || !slices.Equal(deliveryIDs(got), []string{"m004", "m003", "m005"}) {
+		t.Fatalf("since m2: %v %v", deliveryIDs(got), found)
+	}
+	if n := h.Pending(m2); n != 3 {
+		t.Fatalf("pending %d, want 3", n)
+	}
+	if got, found := h.SinceMark(m0); !found || len(got) != 5 {
+		t.Fatalf("since m0, the whole full ring: %v %v", deliveryIDs(got), found)
+	}
+	h.Observe(hm(6)) // the ring wraps: m001 is gone
+	if _, found := h.SinceMark(m0); found {
+		t.Fatal("since m0 after the ring lost m001: found")
+	}
+	if got, found := h.SinceMark(m2); !found || !slices.Equal(deliveryIDs(got), []string{"m004", "m003", "m005", "m006"}) {
+		t.Fatalf("since m2 across the wrap: %v %v", deliveryIDs(got), found)
+	}
+	if got, found := h.SinceMark(h.Mark()); !found || len(got) != 0 {
+		t.Fatalf("since now: %v", deliveryIDs(got))
+	}
+	h.Forget("m003")
+	if got, _ := h.SinceMark(m2); !slices.Equal(deliveryIDs(got), []string{"m004", "m005", "m006"}) {
+		t.Fatalf("since m2 after m003's deletion: %v", deliveryIDs(got))
+	}
+	if _, found := h.SinceMark(h.Mark() + 1); found {
+		t.Fatal("a mark from the future: found")
+	}
+}
+
+func deliveryIDs(ds []Delivery) []string {
+	var out []string
+	for _, d := range ds {
+		out = append(out, d.Message.ID)
+	}
+	return out
+}

@@ -29,6 +29,10 @@ type conn struct {
 	lastBanned time.Time // the last banned error event
 	// since is when the socket connected.
 	since time.Time
+	// mark is the history's mark (chat.History.Mark) taken before the
+	// client was told it is connected: a newcomer is sent every message
+	// after it, with its history.
+	mark uint64
 
 	// mu guards the fields below, which the presence tick reads too.
 	mu sync.Mutex
@@ -69,6 +73,7 @@ func (s *Server) Connect(sock *engine.Socket, h *engine.Hello) error {
 		return err
 	}
 	sock.Data = c
+	c.mark = s.o.History.Mark()
 	if h.Resumable {
 		last, _ := parseOffset(h.Offset)
 		if _, found := s.o.History.Since(last); found {
@@ -145,46 +150,74 @@ func (s *Server) leaveLocked(c *conn) {
 	c.live = -1
 }
 
-// welcome sends a newcomer its history, then lets live messages through.
-// A client that comes back (its auth carries the recovery offset: the id of
-// the last message it saw and of the newest one it had seen, see
-// parseOffset) but whose session could not be recovered, on another node or
-// after a restart, gets only the messages after the newest one it saw, so
-// it never shows one twice.
+// welcome sends a newcomer its history, then every message delivered
+// since its CONNECT was accepted (which its client, once told it is
+// connected, expects to see, however long the history took to read), then
+// lets live messages through. A client that comes back (its auth carries
+// the recovery offset: the id of the last message it saw and of the newest
+// one it had seen, see parseOffset) but whose session could not be
+// recovered, on another node or after a restart, gets only the messages
+// after the newest one it saw, so it never shows one twice.
 func (s *Server) welcome(c *conn) {
-	limit := s.o.HistoryLimit
-	if limit <= 0 {
-		s.deliverMu.Lock()
-		s.joinLocked(c)
-		s.deliverMu.Unlock()
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	stored, err := s.o.History.Recent(ctx, limit, "")
-	if err != nil {
-		s.log.Warn("history unavailable for a newcomer; sending what this node remembers", "err", err)
-	}
+	limit := max(s.o.HistoryLimit, 0)
+	var stored []chat.Message
 	var after *chat.Cursor
-	if c.resume != "" {
-		last, high := parseOffset(c.resume)
-		for _, id := range []string{high, last} {
-			if cur, err := s.o.History.Cursor(ctx, id); err == nil {
-				after = &cur
-				break
+	if limit > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		var err error
+		// The messages delivered since the mark are sent apart: the page
+		// is the history before them.
+		stored, err = s.o.History.Recent(ctx, limit+s.o.History.Pending(c.mark), "")
+		if err != nil {
+			s.log.Warn("history unavailable for a newcomer; sending what this node remembers", "err", err)
+		}
+		if c.resume != "" {
+			last, high := parseOffset(c.resume)
+			for _, id := range []string{high, last} {
+				if cur, err := s.o.History.Cursor(ctx, id); err == nil {
+					after = &cur
+					break
+				}
 			}
 		}
 	}
+	seen := func(m chat.Message) bool {
+		return after != nil && !(chat.Message{CreatedAt: after.CreatedAt, ID: after.ID}).Before(m)
+	}
 	s.deliverMu.Lock()
 	defer s.deliverMu.Unlock()
-	page := s.o.History.Merge(stored, limit, nil)
-	for i := len(page) - 1; i >= 0; i-- {
-		m := page[i]
-		if after != nil && !(chat.Message{CreatedAt: after.CreatedAt, ID: after.ID}).Before(m) {
-			continue
+	since, found := s.o.History.SinceMark(c.mark)
+	if !found {
+		s.m.joinGaps.Inc()
+		s.log.Warn("a newcomer's history took longer than the history ring covers; it gets the latest page, and may miss messages delivered while it was read",
+			"sid", c.sock.ID(), "ring", "HISTORY_RING_SIZE")
+	}
+	if limit > 0 {
+		fresh := make(map[string]struct{}, len(since))
+		for _, d := range since {
+			fresh[d.Message.ID] = struct{}{}
 		}
-		if f, err := engine.EventFrame(chat.EventMessage, s.messageArgs(m, "")...); err == nil {
-			c.sock.Send(f)
+		page := s.o.History.Merge(stored, limit+len(since), nil)
+		older := page[:0:0]
+		for _, m := range page {
+			if _, ok := fresh[m.ID]; !ok && len(older) < limit {
+				older = append(older, m)
+			}
+		}
+		for i := len(older) - 1; i >= 0; i-- {
+			if m := older[i]; !seen(m) {
+				if f, err := engine.EventFrame(chat.EventMessage, s.messageArgs(m, "")...); err == nil {
+					c.sock.Send(f)
+				}
+			}
+		}
+	}
+	for _, d := range since {
+		if !seen(d.Message) {
+			if f, err := engine.EventFrame(chat.EventMessage, s.messageArgs(d.Message, d.High)...); err == nil {
+				c.sock.Send(f)
+			}
 		}
 	}
 	s.joinLocked(c)

@@ -26,6 +26,7 @@ type metrics struct {
 
 	deliveries   *prometheus.CounterVec
 	adminDropped prometheus.Counter
+	joinGaps     prometheus.Counter
 }
 
 func newMetrics(r prometheus.Registerer) *metrics {
@@ -73,6 +74,9 @@ func newMetrics(r prometheus.Registerer) *metrics {
 	m.adminDropped = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "chat_admin_events_dropped_total", Help: "Admin UI events not published to the other nodes (queue full or Redis down).",
 	})
+	m.joinGaps = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "chat_join_gaps_total", Help: "Newcomers whose history took so long to read that more messages were delivered meanwhile than HISTORY_RING_SIZE holds: they may have missed some.",
+	})
 	m.connectRefused = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "chat_connect_refused_total", Help: "Socket.IO CONNECTs refused, by reason (unauthorized, banned, unavailable).",
 	}, []string{"reason"})
@@ -83,7 +87,7 @@ func newMetrics(r prometheus.Registerer) *metrics {
 		Name: "chat_ban_disconnects_total", Help: "Sockets disconnected by a ban.",
 	})
 	if r != nil {
-		r.MustRegister(m.deliveries, m.adminDropped, m.connectRefused, m.tokenExpired, m.banDisconnects)
+		r.MustRegister(m.deliveries, m.adminDropped, m.joinGaps, m.connectRefused, m.tokenExpired, m.banDisconnects)
 		r.MustRegister(m.clusterReceived, m.clusterPublished, m.clusterPublishErrors, m.clusterDropped, m.clusterQueue)
 		r.MustRegister(m.connections, m.connects, m.received, m.broadcast, m.broadcastErrors, m.events, m.rejected)
 	}

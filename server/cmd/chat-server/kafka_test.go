@@ -586,3 +586,65 @@ func TestKafkaStartErrors(t *testing.T) {
 		}
 	})
 }
+
+// TestKafkaNewcomerGetsEveryMessageAfterItsConnect: a client told it is
+// connected gets every message accepted after that, even when reading its
+// history takes long enough for more than HISTORY_LIMIT messages to be
+// broadcast meanwhile (here the messages table is locked; a Kafka node
+// broadcasts what the broker acknowledged without waiting for the store).
+// Before, it got only the newest HISTORY_LIMIT of them, missing the rest.
+func TestKafkaNewcomerGetsEveryMessageAfterItsConnect(t *testing.T) {
+	t.Parallel()
+	k := newKafkaEnv(t)
+	p := start(t, "", k.env("HISTORY_LIMIT=5")...)
+	sender := dialSIO(t, p.URL, "websocket")
+	var before, after []string
+	for i := range 10 {
+		before = append(before, fmt.Sprintf("before %d", i))
+	}
+	for i := range 20 {
+		after = append(after, fmt.Sprintf("after %d", i))
+	}
+	sendAll(t, sender, "s", before)
+	k.waitCount(len(before), 60*time.Second)
+
+	ctx := context.Background()
+	db := pgtest.Connect(t, k.db)
+	tx, err := db.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `LOCK TABLE messages IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	newcomer := dialSIO(t, p.URL, "websocket")
+	// Its history read waits for the lock (nothing else reads the table now).
+	watch := pgtest.Connect(t, k.db)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var waiting int
+		if err := watch.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the newcomer's history read never waited for the lock")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	sendAll(t, sender, "s", after)
+	for sender.message().Message != after[len(after)-1] {
+		// the broadcast is done when the sender got the last one
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want := append(append([]string(nil), before[5:]...), after...)
+	for i, w := range want {
+		if got := newcomer.message().Message; got != w {
+			t.Fatalf("message %d: %q, want %q (history %q, then every message since its connect %q)", i, got, w, before[5:], after)
+		}
+	}
+}

@@ -53,7 +53,11 @@ func startEngine(t testing.TB, o Options) *tserver {
 	ts := &tserver{t: t, e: e, srv: srv, url: srv.URL + e.o.Path, reg: reg}
 	t.Cleanup(func() {
 		srv.CloseClientConnections()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		// Close waits for every session's handlers to finish what was
+		// received (TestSlowClients leaves up to InboxLimit 60 KB
+		// messages): a bound for a hang, generous for -race on a loaded
+		// machine (5 s was passed once in 15 runs there).
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
 		if err := e.Close(ctx); err != nil {
 			t.Errorf("engine close: %v", err)
