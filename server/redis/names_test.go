@@ -17,12 +17,15 @@ func TestGuestNames(t *testing.T) {
 		t.Fatal(`REDIS_URL is not set: start Redis with eval "$(scripts/services up redis)"`)
 	}
 	prefix := fmt.Sprintf("names-test-%d", time.Now().UnixNano())
-	a, err := redis.Open(redis.Options{URL: url, KeyPrefix: prefix, Mode: redis.ModeSharded})
+	a, err := redis.Open(redis.Options{URL: url, KeyPrefix: prefix, Mode: redis.ModeSharded, RequestTimeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	b, _ := redis.Open(redis.Options{URL: url, KeyPrefix: prefix, Mode: redis.ModeSharded})
+	b, err := redis.Open(redis.Options{URL: url, KeyPrefix: prefix, Mode: redis.ModeSharded, RequestTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer b.Close()
 	ctx := context.Background()
 	soon := time.Now().Add(300 * time.Millisecond)
