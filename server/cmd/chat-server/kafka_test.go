@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"regexp"
 	"strconv"
@@ -646,5 +647,83 @@ func TestKafkaNewcomerGetsEveryMessageAfterItsConnect(t *testing.T) {
 		if got := newcomer.message().Message; got != w {
 			t.Fatalf("message %d: %q, want %q (history %q, then every message since its connect %q)", i, got, w, before[5:], after)
 		}
+	}
+}
+
+// TestKafkaDeletionThroughTheLog: a moderator's deletion is a Kafka record
+// like a message. With the consumer behind (off, then started on another
+// node), it applies the message and then its deletion in the topic's
+// order, so the message never comes back: not in PostgreSQL's visible
+// history, not in /api/messages, not in a newcomer's history. The
+// accepting node's clients hear message:deleted at once; a second DELETE
+// is 204 again (idempotent), an unknown id 404.
+func TestKafkaDeletionThroughTheLog(t *testing.T) {
+	t.Parallel()
+	k := newKafkaEnv(t)
+	admin := strings.Repeat("ab", 20)
+	p := start(t, "", k.env("ADMIN_TOKEN="+admin, "KAFKA_CONSUMER=off", "HISTORY_LIMIT=50")...)
+	watcher := dialSIO(t, p.URL, "websocket")
+	sender := dialSIO(t, p.URL, "websocket")
+	ids := sendAll(t, sender, "s", []string{"keep 1", "gone", "keep 2"})
+
+	del := func(on *proc, id string) int {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodDelete, on.URL+"/api/messages/"+id, nil)
+		req.Header.Set("Authorization", "Bearer "+admin)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	if code := del(p, ids["gone"]); code != http.StatusNoContent {
+		t.Fatalf("DELETE: %d, want 204", code)
+	}
+	if d, _ := watcher.event("message:deleted").(map[string]any); d["id"] != ids["gone"] {
+		t.Fatalf("message:deleted %v, want id %s", d, ids["gone"])
+	}
+	if k.count() != 0 {
+		t.Fatal("a row was stored with the consumer off")
+	}
+
+	// The consumer catches up on another node: the message, then its
+	// tombstone.
+	q := start(t, "", k.env("ADMIN_TOKEN="+admin, "HISTORY_LIMIT=50")...)
+	db := pgtest.Connect(t, k.db)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var rows, tombstones int
+		if err := db.QueryRow(context.Background(), `SELECT (SELECT count(*) FROM messages), (SELECT count(*) FROM message_deletions WHERE id = $1)`, ids["gone"]).Scan(&rows, &tombstones); err != nil {
+			t.Fatal(err)
+		}
+		if rows >= 2 && tombstones == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 60 s: %d rows, %d tombstones for the deleted message", rows, tombstones)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	var page struct{ Messages []wire }
+	if code := q.getJSON(t, "/api/messages?limit=200", &page); code != 200 || len(page.Messages) != 2 ||
+		page.Messages[0].Message != "keep 2" || page.Messages[1].Message != "keep 1" {
+		t.Fatalf("/api/messages %d %+v, want keep 2 and keep 1", code, page)
+	}
+	newcomer := dialSIO(t, q.URL, "websocket")
+	for _, want := range []string{"keep 1", "keep 2"} {
+		if got := newcomer.message().Message; got != want {
+			t.Fatalf("a newcomer's history: %q, want %q", got, want)
+		}
+	}
+	dialSIO(t, q.URL, "websocket").emit(`{"message":"after","username":"s"}`)
+	if got := newcomer.message().Message; got != "after" {
+		t.Fatalf("after its history the newcomer got %q, want the next live message", got)
+	}
+	if code := del(q, ids["gone"]); code != http.StatusNoContent {
+		t.Fatalf("a second DELETE: %d, want 204", code)
+	}
+	if code := del(q, "0191d2c4-7b1e-7c3a-9f00-5a1b2c3d4e5f"); code != http.StatusNotFound {
+		t.Fatalf("DELETE of an unknown id: %d, want 404", code)
 	}
 }
