@@ -1,7 +1,10 @@
 // Test harness: the real Go chat server as a child process on a free port
 // (scripts/lib/harness.mjs, shared with the other JavaScript suites), and real
 // socket.io-client sockets connected to it.
-import { existsSync } from "node:fs";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { existsSync, readdirSync } from "node:fs";
+import { join } from "node:path";
 import { io } from "socket.io-client";
 import { chatServerBinary, freePort, redisURL, sleep, startChatServer, until as untilSeen } from "../../../scripts/lib/harness.mjs";
 
@@ -16,6 +19,31 @@ export const serverBinary = chatServerBinary;
  * exited, stop, stopKeepData, kill}.
  */
 export const startServer = (env = {}, opts = {}) => startChatServer(env, opts);
+
+/** The variable name's value, or a failed assertion that says how to start the services. */
+export function requireEnv(name) {
+  const v = process.env[name];
+  assert.ok(v, `${name} is not set: this test needs the real services. Start them with: eval "$(scripts/services up)" (or run scripts/test)`);
+  return v;
+}
+
+/** psql from PATH, or the newest of Debian's /usr/lib/postgresql/N/bin. */
+function psqlPath() {
+  for (const dir of (process.env.PATH ?? "").split(":")) {
+    if (dir && existsSync(join(dir, "psql"))) return join(dir, "psql");
+  }
+  const root = "/usr/lib/postgresql";
+  const versions = existsSync(root) ? readdirSync(root).sort((a, b) => Number(a) - Number(b)) : [];
+  for (const v of versions.reverse()) {
+    if (existsSync(join(root, v, "bin", "psql"))) return join(root, v, "bin", "psql");
+  }
+  throw new Error("psql not found in PATH or /usr/lib/postgresql/*/bin");
+}
+
+/** Runs sql on the database url; its rows, one per line, columns apart by tabs, without the last newline. */
+export function psql(url, sql) {
+  return execFileSync(psqlPath(), ["-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-F", "\t", "-d", url, "-c", sql], { encoding: "utf-8" }).replace(/\n$/, "");
+}
 
 export const MODES = {
   default: {},

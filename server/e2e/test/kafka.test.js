@@ -7,35 +7,12 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { existsSync, readdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Kafka, logLevel } from "kafkajs";
-import { startServer, connect, emitAck, until, sleep } from "../lib/harness.js";
+import { startServer, connect, emitAck, until, sleep, requireEnv, psql } from "../lib/harness.js";
 
 const e2eDir = join(dirname(fileURLToPath(import.meta.url)), "..");
-
-function requireEnv(name) {
-  const v = process.env[name];
-  assert.ok(v, `${name} is not set: this test needs the real services. Start them with: eval "$(scripts/services up)" (or run scripts/test)`);
-  return v;
-}
-
-function psqlPath() {
-  for (const dir of (process.env.PATH ?? "").split(":")) {
-    if (dir && existsSync(join(dir, "psql"))) return join(dir, "psql");
-  }
-  const root = "/usr/lib/postgresql";
-  const versions = existsSync(root) ? readdirSync(root).sort((a, b) => Number(a) - Number(b)) : [];
-  for (const v of versions.reverse()) {
-    if (existsSync(join(root, v, "bin", "psql"))) return join(root, v, "bin", "psql");
-  }
-  throw new Error("psql not found in PATH or /usr/lib/postgresql/*/bin");
-}
-
-function psql(url, sql) {
-  return execFileSync(psqlPath(), ["-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-F", "\t", "-d", url, "-c", sql], { encoding: "utf-8" });
-}
 
 // UUIDv5 (RFC 9562), to compute the ids the Go consumer gives original records.
 function uuidv5(name, namespace) {

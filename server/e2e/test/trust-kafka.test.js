@@ -7,34 +7,11 @@
 // KAFKA_BROKERS (scripts/services): fails, never skips, without them.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, readdirSync } from "node:fs";
-import { join as joinPath } from "node:path";
 import { io } from "socket.io-client";
 import { Kafka, logLevel } from "kafkajs";
-import { startServer, connect, until, sleep, emitAck } from "../lib/harness.js";
+import { startServer, connect, until, sleep, emitAck, requireEnv, psql } from "../lib/harness.js";
 import { newSecret, claims, hs256 } from "../lib/jwt.js";
-
-function requireEnv(name) {
-  const v = process.env[name];
-  assert.ok(v, `${name} is not set: this test needs the real services. Start them with: eval "$(scripts/services up)" (or run scripts/test)`);
-  return v;
-}
-
-function psqlPath() {
-  for (const dir of (process.env.PATH ?? "").split(":")) {
-    if (dir && existsSync(joinPath(dir, "psql"))) return joinPath(dir, "psql");
-  }
-  const root = "/usr/lib/postgresql";
-  const versions = existsSync(root) ? readdirSync(root).sort((a, b) => Number(a) - Number(b)) : [];
-  for (const v of versions.reverse()) {
-    if (existsSync(joinPath(root, v, "bin", "psql"))) return joinPath(root, v, "bin", "psql");
-  }
-  throw new Error("psql not found in PATH or /usr/lib/postgresql/*/bin");
-}
-
-const psql = (url, sql) => execFileSync(psqlPath(), ["-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql], { encoding: "utf-8" }).trim();
 
 const secret = newSecret();
 const adminToken = newSecret();
