@@ -163,13 +163,9 @@ func decodeDeletion(r *sarama.ConsumerMessage) (chat.Deletion, error) {
 	case !hasAt:
 		return chat.Deletion{}, fmt.Errorf("%w: a deletion without a %q header", errUndecodable, HeaderDeletedAt)
 	}
-	t, err := time.Parse(time.RFC3339Nano, string(at))
+	t, err := headerTime(HeaderDeletedAt, at)
 	if err != nil {
-		return chat.Deletion{}, fmt.Errorf("%w: the %q header %q is not an RFC 3339 time", errUndecodable, HeaderDeletedAt, truncate(string(at), 64))
-	}
-	t = t.UTC().Truncate(time.Millisecond)
-	if !inTimeRange(t) {
-		return chat.Deletion{}, fmt.Errorf("%w: the %q header %q is outside the years 0001 to 9999 (UTC)", errUndecodable, HeaderDeletedAt, truncate(string(at), 64))
+		return chat.Deletion{}, err
 	}
 	return chat.Deletion{ID: string(id), By: string(by), At: t}, nil
 }
@@ -235,13 +231,9 @@ func decode(r *sarama.ConsumerMessage) (chat.Message, error) {
 	case !hasCreated:
 		return chat.Message{}, fmt.Errorf("%w: the %q header is missing", errUndecodable, HeaderCreatedAt)
 	}
-	t, err := time.Parse(time.RFC3339Nano, string(created))
+	t, err := headerTime(HeaderCreatedAt, created)
 	if err != nil {
-		return chat.Message{}, fmt.Errorf("%w: the %q header %q is not an RFC 3339 time", errUndecodable, HeaderCreatedAt, truncate(string(created), 64))
-	}
-	t = t.UTC().Truncate(time.Millisecond)
-	if !inTimeRange(t) {
-		return chat.Message{}, fmt.Errorf("%w: the %q header %q is outside the years 0001 to 9999 (UTC)", errUndecodable, HeaderCreatedAt, truncate(string(created), 64))
+		return chat.Message{}, err
 	}
 	m.ID = string(id)
 	m.Username = string(username)
@@ -297,4 +289,18 @@ func truncate(s string, n int) string {
 		n--
 	}
 	return s[:n]
+}
+
+// headerTime reads the time in header name: RFC 3339, in UTC to the
+// millisecond, within the years 0001 to 9999; else an undecodable error.
+func headerTime(name string, v []byte) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339Nano, string(v))
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%w: the %q header %q is not an RFC 3339 time", errUndecodable, name, truncate(string(v), 64))
+	}
+	t = t.UTC().Truncate(time.Millisecond)
+	if !inTimeRange(t) {
+		return time.Time{}, fmt.Errorf("%w: the %q header %q is outside the years 0001 to 9999 (UTC)", errUndecodable, name, truncate(string(v), 64))
+	}
+	return t, nil
 }
