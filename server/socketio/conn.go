@@ -122,12 +122,18 @@ func (s *Server) recovered(c *conn) bool {
 		return false
 	}
 	for _, d := range missed {
-		if f, err := engine.EventFrame(chat.EventMessage, s.messageArgs(d.Message, d.High)...); err == nil {
-			c.sock.Send(f)
-		}
+		s.sendMessage(c, d.Message, d.High)
 	}
 	s.joinLocked(c)
 	return true
+}
+
+// sendMessage sends c one message of its history or recovery, with the
+// high-water id high ("" when it is sent in order).
+func (s *Server) sendMessage(c *conn, m chat.Message, high string) {
+	if f, err := engine.EventFrame(chat.EventMessage, s.messageArgs(m, high)...); err == nil {
+		c.sock.Send(f)
+	}
 }
 
 // joinLocked adds c to the live set; deliverMu is held.
@@ -207,17 +213,13 @@ func (s *Server) welcome(c *conn) {
 		}
 		for i := len(older) - 1; i >= 0; i-- {
 			if m := older[i]; !seen(m) {
-				if f, err := engine.EventFrame(chat.EventMessage, s.messageArgs(m, "")...); err == nil {
-					c.sock.Send(f)
-				}
+				s.sendMessage(c, m, "")
 			}
 		}
 	}
 	for _, d := range since {
 		if !seen(d.Message) {
-			if f, err := engine.EventFrame(chat.EventMessage, s.messageArgs(d.Message, d.High)...); err == nil {
-				c.sock.Send(f)
-			}
+			s.sendMessage(c, d.Message, d.High)
 		}
 	}
 	s.joinLocked(c)
