@@ -76,7 +76,11 @@ func fuzzEngine(f *testing.F, o Options) (*Engine, *fuzzHandler) {
 	if o.MaxPayload == 0 {
 		o.MaxPayload = 64 << 10
 	}
-	o.PingInterval, o.PingTimeout = 5*time.Second, 5*time.Second
+	// No fuzz input pongs: a heartbeat shorter than a stalled run would
+	// close a session between its handshake and its first poll (a 10-minute
+	// FuzzSocketIOPacket run on a loaded machine got "1", the close packet,
+	// for its CONNECT answer). The heartbeat has its own tests.
+	o.PingInterval, o.PingTimeout = 5*time.Minute, 5*time.Minute
 	e, err := New(o)
 	if err != nil {
 		f.Fatal(err)
@@ -296,13 +300,14 @@ func FuzzSocketIOPacket(f *testing.F) {
 		if len(pkt) > 4096 || len(attachment) > 1024 {
 			return
 		}
+		start := time.Now()
 		sid := openPolling(t, e)
 		q := "EIO=4&transport=polling&sid=" + sid
 		if w := poll(e, http.MethodPost, q, []byte("40")); w.Code != http.StatusOK {
-			t.Fatalf("CONNECT: %d", w.Code)
+			t.Fatalf("CONNECT: %d %q after %v", w.Code, w.Body, time.Since(start))
 		}
 		if w := poll(e, http.MethodGet, q, nil); w.Code != http.StatusOK || !strings.HasPrefix(w.Body.String(), "40") {
-			t.Fatalf("CONNECT answer: %d %q", w.Code, w.Body)
+			t.Fatalf("CONNECT answer: %d %q after %v", w.Code, w.Body, time.Since(start))
 		}
 		var payload []byte
 		if binaryPkt {
