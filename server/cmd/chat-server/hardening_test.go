@@ -381,6 +381,11 @@ func TestRetryAfterRecoveryIsTheSameSender(t *testing.T) {
 		t.Fatalf("message event %v (%v)", ev, err)
 	}
 	first.Close() // dropped before reading its acknowledgement
+	// A real client reconnects after its reconnection delay, by when the
+	// server has seen the drop and kept the session for recovery; a CONNECT
+	// that overtakes the drop is a new session (as in Node). chat_connections
+	// falls after the session is kept, so wait for it: only the watcher.
+	metricReaches(t, http.DefaultClient, p, "chat_connections", 1, 10*time.Second, "the server saw the first connection drop")
 
 	auth, _ := json.Marshal(map[string]any{"pid": hello["pid"], "offset": ev[2]})
 	again, answer := connect(string(auth))
