@@ -3,19 +3,16 @@ package redis_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/scalable-chat-go/server/redis"
+	"github.com/scalable-chat-go/server/testkit"
 )
 
 // A guest name is one holder's, cluster-wide, until it expires.
 func TestGuestNames(t *testing.T) {
-	url := os.Getenv("REDIS_URL")
-	if url == "" {
-		t.Fatal(`REDIS_URL is not set: start Redis with eval "$(scripts/services up redis)"`)
-	}
+	url := testkit.Service(t, "REDIS_URL", "Redis")
 	prefix := fmt.Sprintf("names-test-%d", time.Now().UnixNano())
 	a, err := redis.Open(redis.Options{URL: url, KeyPrefix: prefix, Mode: redis.ModeSharded, RequestTimeout: time.Second})
 	if err != nil {
