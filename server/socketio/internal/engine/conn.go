@@ -40,6 +40,9 @@ type wsConn struct {
 // errAgain is a write the socket buffer cannot take now.
 var errAgain = errors.New("would block")
 
+// errShuttingDown: the engine is closing and takes no new connection.
+var errShuttingDown = errors.New("the server is shutting down")
+
 // enqueue queues f (and its attachments) for writing.
 func (c *wsConn) enqueue(f *Frame) {
 	c.wmu.Lock()

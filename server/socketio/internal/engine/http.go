@@ -411,7 +411,9 @@ func (e *Engine) serveWebSocket(w http.ResponseWriter, r *http.Request, sid stri
 		s.mu.Unlock()
 		s.start()
 		if err := e.io.attach(c, nc, pre); err != nil {
-			e.log.Warn("a WebSocket connection could not be taken over", "err", err)
+			if !errors.Is(err, errShuttingDown) {
+				e.log.Warn("a WebSocket connection could not be taken over", "err", err)
+			}
 			s.close("transport error", 0)
 		}
 		return
@@ -422,7 +424,9 @@ func (e *Engine) serveWebSocket(w http.ResponseWriter, r *http.Request, sid stri
 		return
 	}
 	if err := e.io.attach(c, nc, pre); err != nil {
-		e.log.Warn("an upgrade's WebSocket connection could not be taken over", "err", err)
+		if !errors.Is(err, errShuttingDown) {
+			e.log.Warn("an upgrade's WebSocket connection could not be taken over", "err", err)
+		}
 		s.probeFailed(c)
 	}
 }

@@ -92,50 +92,59 @@ func newLoop(s *ioSet) (*loop, error) {
 }
 
 // attach hands the hijacked connection nc to c's loop; pre is what net/http
-// read past the handshake.
+// read past the handshake. The loop itself takes the connection over, as
+// one of its tasks: only the loop reads, registers and closes descriptors,
+// so a close requested while the handshake was answered (a flush that
+// failed, the session closed) runs after the takeover, never beside it. An
+// engine shutting down refuses it with errShuttingDown (nc is closed).
 func (s *ioSet) attach(c *wsConn, nc net.Conn, pre []byte) error {
 	fd, err := takeFD(nc)
 	if err != nil {
 		_ = nc.Close()
 		return err
 	}
-	if len(pre) > 0 {
-		c.rbuf = pre
+	if !c.sys.loop.post(func() { c.takeOver(fd, pre) }) {
+		_ = unix.Close(fd)
+		return errShuttingDown
 	}
+	return nil
+}
+
+// takeOver registers fd as c's socket and reads what came with it; on the
+// loop only.
+func (c *wsConn) takeOver(fd int, pre []byte) {
 	l := c.sys.loop
 	c.wmu.Lock()
 	if c.closed {
 		// Its session closed while the handshake was answered.
 		c.wmu.Unlock()
 		_ = unix.Close(fd)
-		return nil
+		return
 	}
 	c.sys.fd = fd
-	// Writable from now on, before its loop can read: a protocol fault in
-	// the first bytes must find the socket open for its close frame.
+	c.wmu.Unlock()
+	if len(pre) > 0 {
+		c.rbuf = pre
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET, Fd: int32(fd)}
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		l.set.e.log.Warn("a WebSocket connection could not be taken over", "err", fmt.Errorf("epoll_ctl add: %w", err))
+		c.closeConn(0, "transport error") // closes fd, and tells the session
+		return
+	}
+	l.mu.Lock()
+	l.conns[fd] = c
+	l.mu.Unlock()
+	// Writable from now on, before it is read: a protocol fault in the
+	// first bytes must find the socket open for its close frame.
+	c.wmu.Lock()
 	mark := c.unblock()
 	c.wmu.Unlock()
 	if mark {
 		c.shard.mark(c)
 	}
-	l.mu.Lock()
-	l.conns[fd] = c
-	l.mu.Unlock()
-	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET, Fd: int32(fd)}
-	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
-		l.mu.Lock()
-		delete(l.conns, fd)
-		l.mu.Unlock()
-		c.wmu.Lock() // no flusher is writing to fd, and none will
-		c.blocked = true
-		c.sys.detach()
-		c.wmu.Unlock()
-		_ = unix.Close(fd)
-		return fmt.Errorf("epoll_ctl add: %w", err)
-	}
-	// Parse what came with the handshake, and whatever arrived since;
-	l.post(c.readable)
-	return nil
+	// Parse what came with the handshake, and whatever arrived since.
+	c.readable()
 }
 
 // takeFD duplicates nc's descriptor (close-on-exec, non-blocking like the
@@ -167,12 +176,13 @@ func takeFD(nc net.Conn) (int, error) {
 	return fd, nil
 }
 
-// post runs fn on the loop goroutine.
-func (l *loop) post(fn func()) {
+// post runs fn on the loop goroutine; false (fn will not run) once the
+// loop is stopping. Every task accepted runs before the loop ends.
+func (l *loop) post(fn func()) bool {
 	l.mu.Lock()
 	if l.stop {
 		l.mu.Unlock()
-		return
+		return false
 	}
 	l.tasks = append(l.tasks, fn)
 	wake := !l.woken
@@ -182,6 +192,7 @@ func (l *loop) post(fn func()) {
 		one := [8]byte{1}
 		_, _ = unix.Write(l.efd, one[:])
 	}
+	return true
 }
 
 func (c *wsConn) post(fn func()) { c.sys.loop.post(fn) }
@@ -328,10 +339,11 @@ func (s *sysConn) close(c *wsConn) {
 }
 
 // close stops the loops (after closing what is left on them) and the
-// flushers.
+// flushers. The closing task is each loop's last: the loop stops taking
+// tasks in the same step, so no connection is taken over after it.
 func (s *ioSet) close() {
 	for _, l := range s.loops {
-		l.post(func() {
+		closeAll := func() {
 			l.mu.Lock()
 			left := make([]*wsConn, 0, len(l.conns))
 			for _, c := range l.conns {
@@ -341,9 +353,12 @@ func (s *ioSet) close() {
 			for _, c := range left {
 				c.closeConn(closeGoingAway, "server shutting down")
 			}
-		})
+		}
 		l.mu.Lock()
-		l.stop = true
+		if !l.stop {
+			l.stop = true
+			l.tasks = append(l.tasks, closeAll)
+		}
 		l.mu.Unlock()
 		one := [8]byte{1}
 		_, _ = unix.Write(l.efd, one[:])

@@ -39,6 +39,12 @@ func newIOSet(e *Engine, n int) (*ioSet, error) {
 }
 
 func (s *ioSet) attach(c *wsConn, nc net.Conn, pre []byte) error {
+	select {
+	case <-s.stopCh:
+		_ = nc.Close()
+		return errShuttingDown
+	default:
+	}
 	c.sys.rmu.Lock()
 	if len(pre) > 0 {
 		c.rbuf = pre
