@@ -26,6 +26,8 @@ import (
 //
 // It measures latency and CPU, so it runs in scripts/test's serial
 // `outage` stage (build tag outage), not beside other packages' tests.
+// Its two modes run side by side (each with its own proxy, nodes and key
+// prefix): the cuts are light, and the thresholds hold with both at once.
 func TestRedisOutage(t *testing.T) {
 	cuts, cutFor := 5, 10*time.Second
 	if n, err := strconv.Atoi(getenv("REDIS_OUTAGE_CUTS", "")); err == nil && n > 0 {
@@ -33,6 +35,7 @@ func TestRedisOutage(t *testing.T) {
 	}
 	for _, mode := range []string{"sharded", "streams"} {
 		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
 			target := strings.TrimPrefix(redisURL(t), "redis://")
 			proxy := newTCPProxy(t, target)
 			keyPrefix := prefix(t)
