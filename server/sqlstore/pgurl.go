@@ -52,6 +52,12 @@ var prismaOnly = []string{
 //
 // Errors never contain the password.
 func parsePostgresURL(raw string) (pgURL, error) {
+	if unescaped(raw) {
+		// Said without the URL: its password is in there, cut where the
+		// reserved character ended the authority.
+		return pgURL{}, errors.New("DATABASE_URL has a '#', or an '@' after its host: " +
+			"percent-encode a password that holds @, /, ? or # (@ as %40, / as %2F, ? as %3F, # as %23)")
+	}
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Host == "" && u.Query().Get("host") == "" {
 		return pgURL{}, errors.New("not a PostgreSQL URL: want postgresql://user:password@host:port/database?schema=public")
@@ -112,6 +118,32 @@ func parsePostgresURL(raw string) (pgURL, error) {
 	cfg.RuntimeParams["search_path"] = quoteIdent(out.schema)
 	out.config = cfg
 	return out, nil
+}
+
+// unescaped reports whether a URL's password was written with a reserved
+// character as it is: a '#' (a PostgreSQL URL has no fragment, so the rest
+// of the URL would be dropped, or read as a host and port), or an '@' after
+// the authority (in the path, or in a parameter's name), where what the URL
+// names as its host is the start of the password. An '@' in a parameter's
+// value (user=me@example.com) is left alone.
+func unescaped(raw string) bool {
+	if !strings.Contains(raw, "://") {
+		return false // libpq's key=value form
+	}
+	rest := afterAuthority(raw)
+	if strings.Contains(rest, "#") {
+		return true
+	}
+	path, query, _ := strings.Cut(rest, "?")
+	if strings.Contains(path, "@") {
+		return true
+	}
+	for pair := range strings.SplitSeq(query, "&") {
+		if key, _, _ := strings.Cut(pair, "="); strings.Contains(key, "@") {
+			return true
+		}
+	}
+	return false
 }
 
 // afterAuthority returns what follows the authority (user, password,

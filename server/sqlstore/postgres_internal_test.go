@@ -136,6 +136,15 @@ func TestParsePostgresURL(t *testing.T) {
 		{url: "mysql://u:p@h/d", wantErr: "not a PostgreSQL URL"},
 		{url: "not a url", wantErr: "not a PostgreSQL URL"},
 		{url: "postgresql://u:p@h:notaport/d", wantErr: "not a PostgreSQL URL"},
+		// A password pasted with a reserved character as it is: refused,
+		// not read as another host, database or parameter.
+		{url: "postgresql://0:100000#@0/chat", wantErr: "percent-encode"},
+		{url: "postgresql://chat:5432#secret@db/chat", wantErr: "percent-encode"},
+		{url: "postgresql://chat:5432/secret@db/chat", wantErr: "percent-encode"},
+		{url: "postgresql://chat:5432?secret@db/chat", wantErr: "percent-encode"},
+		{url: "postgresql://db/chat?user=chat&password=secret#x", wantErr: "percent-encode"},
+		// An '@' in a parameter's value is not a password's.
+		{url: "postgresql://db/chat?user=me@example.com", schema: "public"},
 	} {
 		t.Run(tc.url, func(t *testing.T) {
 			u, err := parsePostgresURL(tc.url)
