@@ -6,14 +6,16 @@ import (
 	"time"
 )
 
-// Fanout delivers events to the connected clients of the whole cluster.
+// Fanout delivers events to the members of a room on every node of the
+// cluster (the hub of each node, linked by a Broker).
 //
-// Broadcast delivers e once to every client connected to any node, after
-// every event this node broadcast before it (so each sender's order is
-// kept). It does not block on slow clients or slow peer nodes, and it never
-// fails the caller: an engine counts and logs its own delivery faults.
+// Broadcast delivers e once to every member of room connected to any node,
+// after every event this node broadcast to the room before it (so each
+// sender's order is kept). It does not block on slow clients or slow peer
+// nodes, and it never fails the caller: an engine counts and logs its own
+// delivery faults.
 type Fanout interface {
-	Broadcast(e Event)
+	Broadcast(room string, e Event)
 }
 
 // Log makes accepted messages durable, each exactly once.
@@ -83,21 +85,22 @@ type Store interface {
 // ErrNotFound is returned by Store.Find for an unknown id.
 var ErrNotFound = errors.New("message not found")
 
-// Presence tells who is online in the cluster.
+// Presence tells who is online in each room of the cluster.
 //
-// Sync records local, this node's view (its connections and the distinct
-// users among them), and returns the cluster's: the connections summed,
-// the users merged (one entry per user, with the earliest Since). A node
-// that stops syncing drops out of the cluster's view within the engine's
-// expiry (seconds). A single node returns local.
+// Sync records local, this node's view of room (its members there and the
+// distinct users among them), and returns the cluster's view of the room:
+// the connections summed, the users merged (one entry per user, with the
+// earliest Since). Rooms are independent: a view of one never counts in
+// another. A node that stops syncing a room drops out of the room's view
+// within the engine's expiry (seconds). A single node returns local.
 type Presence interface {
-	Sync(ctx context.Context, local PresenceView) (PresenceView, error)
+	Sync(ctx context.Context, room string, local PresenceView) (PresenceView, error)
 }
 
 // LocalPresence is the Presence of a node that runs alone.
 type LocalPresence struct{}
 
 // Sync returns local.
-func (LocalPresence) Sync(_ context.Context, local PresenceView) (PresenceView, error) {
+func (LocalPresence) Sync(_ context.Context, _ string, local PresenceView) (PresenceView, error) {
 	return local, nil
 }

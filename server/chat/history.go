@@ -196,6 +196,20 @@ func (h *History) Recent(ctx context.Context, limit int, before string) ([]Messa
 	return h.Merge(stored, limit, cur), nil
 }
 
+// Stored returns the store's newest limit messages, newest first, without
+// the ring's (a newcomer's history merges the ring in later, under the
+// lock that orders it with live deliveries: see Merge).
+func (h *History) Stored(ctx context.Context, limit int) ([]Message, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	stored, err := h.store.Recent(ctx, limit, nil)
+	if err != nil {
+		return nil, fmt.Errorf("read history from the store: %w", err)
+	}
+	return stored, nil
+}
+
 // Merge returns the newest limit messages of stored (a store page, newest
 // first) and of the ring, newest first, each once, strictly before cur when
 // cur is not nil.

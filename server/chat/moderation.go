@@ -24,11 +24,11 @@ import (
 // tombstone is stored before the message itself (a lagging consumer).
 //
 // A ban is stored (the source of truth, read again at start and every
-// refresh), cached by every node, and announced to the other nodes by an
-// internal event of the Fanout (EventBanAdded, EventBanLifted: never sent
+// refresh), cached by every node, and announced to the other nodes by a
+// control event of the Broker (EventBanAdded, EventBanLifted: never sent
 // to clients). The edge refuses a banned client's CONNECT and events, and
-// disconnects its sockets when the ban arrives. A ban with an end expires
-// by itself.
+// disconnects its sockets when the ban comes into force here (Watch),
+// whichever node it was made on. A ban with an end expires by itself.
 
 // Events of moderation.
 const (
@@ -185,10 +185,23 @@ type Action struct {
 	At     time.Time
 }
 
+// ControlPublisher sends control events to the other nodes (a Broker).
+type ControlPublisher interface {
+	PublishControl(e Event)
+}
+
+// alone is the ControlPublisher of a node without others.
+type alone struct{}
+
+func (alone) PublishControl(Event) {}
+
 // ModerationOptions configure a Moderation.
 type ModerationOptions struct {
-	Log     Log
+	Log Log
+	// Fanout carries deletions to every client; Control carries bans to
+	// the other nodes.
 	Fanout  Fanout
+	Control ControlPublisher
 	History *History
 	Bans    BanStore
 	// Limits clean a banned username as a username is cleaned.
@@ -206,6 +219,9 @@ type ModerationOptions struct {
 // It is safe for concurrent use.
 type Moderation struct {
 	o ModerationOptions
+
+	watchMu  sync.RWMutex
+	watchers []func(Ban)
 
 	mu     sync.RWMutex
 	bans   map[string]Ban
@@ -228,6 +244,9 @@ func NewModeration(o ModerationOptions) *Moderation {
 	}
 	if o.Limits == (Limits{}) {
 		o.Limits = DefaultLimits()
+	}
+	if o.Control == nil {
+		o.Control = alone{}
 	}
 	m := &Moderation{o: o}
 	m.index(map[string]Ban{})
@@ -258,7 +277,7 @@ func (m *Moderation) Delete(ctx context.Context, by *User, id string) error {
 	if err := m.o.Log.Delete(d, func(err error) { done <- err }); err != nil {
 		return err
 	}
-	m.o.Fanout.Broadcast(DeletionEvent(d))
+	m.o.Fanout.Broadcast(GlobalRoom, DeletionEvent(d))
 	m.act(Action{Kind: "delete", By: d.By, Target: id, At: d.At})
 	select {
 	case err := <-done:
@@ -299,7 +318,8 @@ func (m *Moderation) Ban(ctx context.Context, by *User, r BanRequest) (Ban, erro
 		return Ban{}, fmt.Errorf("store ban: %w", err)
 	}
 	m.put(b)
-	m.o.Fanout.Broadcast(Event{Name: EventBanAdded, Data: b.Wire()})
+	m.o.Control.PublishControl(Event{Name: EventBanAdded, Data: b.Wire()})
+	m.notify(b)
 	m.act(Action{Kind: "ban", By: b.By, Target: describeBan(b), At: b.CreatedAt})
 	return b, nil
 }
@@ -322,7 +342,7 @@ func (m *Moderation) Lift(ctx context.Context, by *User, id string) error {
 	if !found {
 		return ErrNotFound
 	}
-	m.o.Fanout.Broadcast(Event{Name: EventBanLifted, Data: DeletedWire{ID: id}})
+	m.o.Control.PublishControl(Event{Name: EventBanLifted, Data: DeletedWire{ID: id}})
 	m.act(Action{Kind: "unban", By: by.ID, Target: id, At: now})
 	return nil
 }
@@ -359,6 +379,32 @@ func (m *Moderation) Load(ctx context.Context) error {
 	m.mu.Unlock()
 	return nil
 }
+
+// Watch has fn called with every ban that comes into force on this node,
+// made here or announced by another node (the edge disconnects the sockets
+// it keeps out). Call it before the node serves; fn must not block.
+func (m *Moderation) Watch(fn func(Ban)) {
+	m.watchMu.Lock()
+	defer m.watchMu.Unlock()
+	m.watchers = append(m.watchers, fn)
+}
+
+func (m *Moderation) notify(b Ban) {
+	m.watchMu.RLock()
+	defer m.watchMu.RUnlock()
+	for _, fn := range m.watchers {
+		fn(b)
+	}
+}
+
+// HandleControl takes in another node's control event (ControlEventHandler).
+func (m *Moderation) HandleControl(e Event) {
+	if b, added := m.Apply(context.Background(), e, true); added {
+		m.notify(b)
+	}
+}
+
+var _ ControlEventHandler = (*Moderation)(nil)
 
 // Apply takes in an internal event (EventBanAdded or EventBanLifted) from
 // this node or another: the cache follows it (and, on a replica, the

@@ -56,7 +56,14 @@ type eventLog struct {
 	events []Event
 }
 
-func (f *eventLog) Broadcast(e Event) {
+func (f *eventLog) Broadcast(room string, e Event) {
+	if room != GlobalRoom {
+		panic("an event of moderation broadcast to " + room)
+	}
+	f.PublishControl(e)
+}
+
+func (f *eventLog) PublishControl(e Event) {
 	f.mu.Lock()
 	f.events = append(f.events, e)
 	f.mu.Unlock()
@@ -73,7 +80,7 @@ func newModeration(t *testing.T, now *time.Time) (*Moderation, *fakeLog, *eventL
 	store := &memStore{}
 	h := NewHistory(store, 10)
 	l, fo := &fakeLog{}, &eventLog{}
-	m := NewModeration(ModerationOptions{Log: l, Fanout: fo, History: h, Bans: &memBans{}, Now: func() time.Time { return *now }})
+	m := NewModeration(ModerationOptions{Log: l, Fanout: fo, Control: fo, History: h, Bans: &memBans{}, Now: func() time.Time { return *now }})
 	return m, l, fo, h, store
 }
 

@@ -201,7 +201,7 @@ func (s *Service) admit(m Message, durable func(Message, error)) error {
 	if err := s.log.Append(m, done); err != nil {
 		return err
 	}
-	s.fanout.Broadcast(MessageEvent(m))
+	s.fanout.Broadcast(GlobalRoom, MessageEvent(m))
 	return nil
 }
 

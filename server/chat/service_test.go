@@ -46,7 +46,12 @@ type fakeFanout struct{ got []Message }
 // alice and bob are two connections.
 var alice, bob = Sender{ConnID: "alice-conn"}, Sender{ConnID: "bob-conn"}
 
-func (f *fakeFanout) Broadcast(e Event) { f.got = append(f.got, e.Message) }
+func (f *fakeFanout) Broadcast(room string, e Event) {
+	if room != GlobalRoom {
+		panic("a message broadcast to " + room)
+	}
+	f.got = append(f.got, e.Message)
+}
 
 func TestAcceptAssignsIDAndMonotonicTime(t *testing.T) {
 	l, fo := &fakeLog{}, &fakeFanout{}

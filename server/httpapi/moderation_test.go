@@ -68,7 +68,7 @@ func (l trustLog) Close(context.Context) error { return nil }
 
 type noFanout struct{}
 
-func (noFanout) Broadcast(chat.Event) {}
+func (noFanout) Broadcast(string, chat.Event) {}
 
 // tokens is a Verifier over a table.
 type tokens map[string]*chat.User

@@ -5,17 +5,24 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/scalable-chat-go/server/chat"
 )
 
-// Presence tells who is online on every Go node of the cluster: each node
-// writes its own view (its connection count and its users) to a key that
-// expires after PresenceTTL, and the cluster's view is the merge of the
-// keys alive. A crashed node stops refreshing its key and drops out within
-// the TTL. Nodes running Node's adapters publish nothing, so their clients
-// are not counted.
+// Presence tells who is online in each room on every Go node of the
+// cluster: each node writes its own view of a room (its connection count
+// and its users there) to a key of the room that expires after
+// PresenceTTL, and the cluster's view of the room is the merge of its keys
+// alive. A crashed node stops refreshing its keys and drops out within the
+// TTL. Nodes running Node's adapters publish nothing, so their clients are
+// not counted.
+//
+// The global room's keys are prefix:presence:<node>, as before rooms, so
+// that nodes of both versions count each other during a rolling upgrade;
+// another room's are prefix:room-presence:<room>:<node>, which the global
+// room's pattern does not match.
 type Presence struct{ c *Cluster }
 
 var _ chat.Presence = (*Presence)(nil)
@@ -23,7 +30,17 @@ var _ chat.Presence = (*Presence)(nil)
 // Presence returns the cluster's presence.
 func (c *Cluster) Presence() *Presence { return &Presence{c: c} }
 
-func (p *Presence) key(node string) string { return p.c.o.KeyPrefix + ":presence:" + node }
+// key is the key of node's view of room; key(room, "*") the pattern of the
+// room's keys.
+func (p *Presence) key(room, node string) string {
+	if room == chat.GlobalRoom {
+		return p.c.o.KeyPrefix + ":presence:" + node
+	}
+	return p.c.o.KeyPrefix + ":room-presence:" + room + ":" + node
+}
+
+// globEscape quotes the characters SCAN's MATCH reads as a pattern.
+var globEscape = strings.NewReplacer(`\`, `\\`, "*", `\*`, "?", `\?`, "[", `\[`, "]", `\]`)
 
 // nodeView is a node's key: {"online":N,"users":[...],"truncated":bool}.
 // A node of an earlier version writes the bare count.
@@ -39,8 +56,9 @@ type nodeUser struct {
 	Since  int64  `json:"since"` // Unix milliseconds
 }
 
-// Sync publishes local, this node's view, and returns the cluster's.
-func (p *Presence) Sync(ctx context.Context, local chat.PresenceView) (chat.PresenceView, error) {
+// Sync publishes local, this node's view of room, and returns the
+// cluster's.
+func (p *Presence) Sync(ctx context.Context, room string, local chat.PresenceView) (chat.PresenceView, error) {
 	c := p.c
 	mine := nodeView{Online: local.Online, Truncated: local.Truncated}
 	for _, u := range local.Users {
@@ -50,11 +68,11 @@ func (p *Presence) Sync(ctx context.Context, local chat.PresenceView) (chat.Pres
 	if err != nil {
 		return chat.PresenceView{}, fmt.Errorf("encode presence: %w", err)
 	}
-	if err := c.client.Set(ctx, p.key(c.nodeID), b, c.o.PresenceTTL).Err(); err != nil {
+	if err := c.client.Set(ctx, p.key(room, c.nodeID), b, c.o.PresenceTTL).Err(); err != nil {
 		return chat.PresenceView{}, fmt.Errorf("publish presence: %w", err)
 	}
 	var keys []string
-	iter := c.client.Scan(ctx, 0, p.key("*"), 100).Iterator()
+	iter := c.client.Scan(ctx, 0, globEscape.Replace(p.key(room, ""))+"*", 100).Iterator()
 	for iter.Next(ctx) {
 		keys = append(keys, iter.Val())
 	}
@@ -106,7 +124,15 @@ func parseNodeView(s string) (nodeView, bool) {
 	return nv, true
 }
 
-// Leave removes this node's view at once (graceful shutdown).
-func (p *Presence) Leave(ctx context.Context) error {
-	return p.c.client.Del(ctx, p.key(p.c.nodeID)).Err()
+// Leave removes this node's view of the rooms at once (graceful
+// shutdown).
+func (p *Presence) Leave(ctx context.Context, rooms ...string) error {
+	// One key a command: the keys of several rooms need not share a slot.
+	var first error
+	for _, r := range rooms {
+		if err := p.c.client.Del(ctx, p.key(r, p.c.nodeID)).Err(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }

@@ -95,15 +95,10 @@ func (s *Server) expireTokens() {
 		return
 	}
 	now := time.Now()
-	var expired []*conn
-	s.connMu.Lock()
-	for c := range s.conns {
-		if c.user != nil && !c.user.ExpiresAt.IsZero() && !now.Before(c.user.ExpiresAt) {
-			expired = append(expired, c)
+	for _, c := range s.snapshot() {
+		if c.user == nil || c.user.ExpiresAt.IsZero() || now.Before(c.user.ExpiresAt) {
+			continue
 		}
-	}
-	s.connMu.Unlock()
-	for _, c := range expired {
 		s.m.tokenExpired.Inc()
 		s.emitError(c, &errorEvent{Code: "token_expired", Reason: "your token expired; reconnect with a fresh one"})
 		c.sock.Close()
@@ -122,6 +117,3 @@ func (c *conn) userID() string {
 // untrusted hop of X-Forwarded-For behind TRUSTED_PROXIES).
 func (s *Server) ClientAddr(r *http.Request) string { return s.clientAddr(r) }
 
-// SetModeration sets the moderation the edge enforces (before serving:
-// Moderation broadcasts through the edge, so it is made after it).
-func (s *Server) SetModeration(m *chat.Moderation) { s.o.Moderation = m }

@@ -1,45 +1,64 @@
 package socketio
 
 import (
-	"context"
 	"sync"
 	"time"
 
 	"github.com/scalable-chat-go/server/chat"
+	"github.com/scalable-chat-go/server/hub"
 	"github.com/scalable-chat-go/server/socketio/internal/engine"
 )
 
-// conn is what the edge keeps of one connected socket. Its fields are used
-// from the socket's own serial handler calls only, but for live (under
-// deliverMu).
+// conn is what the edge keeps of one connected socket; it is the socket's
+// hub.Conn. Its fields are used from the socket's own serial handler calls
+// only, but for those under mu.
 type conn struct {
 	sock        *engine.Socket
 	bucket      chat.TokenBucket
 	lastLimited time.Time // the last rate_limited error event
 	lastUnknown time.Time // the last unknown_event error event
-	// recoverFrom is the id of the last message a recovered client
-	// received; resume is the recovery offset of a client whose earlier
-	// socket could not be recovered here (see welcome).
-	recoverFrom, resume string
-	// live is the index in Server.live, -1 when not there.
-	live int
+	// join is how the socket joins the global room in Ready (history or
+	// recovery), decided in Connect.
+	join hub.JoinOptions
 	// user is the verified identity of the socket (auth.go), nil for an
 	// anonymous client; set in Connect, never changed.
 	user       *chat.User
 	lastBanned time.Time // the last banned error event
 	// since is when the socket connected.
 	since time.Time
-	// mark is the history's mark (chat.History.Mark) taken before the
-	// client was told it is connected: a newcomer is sent every message
-	// after it, with its history.
-	mark uint64
 
-	// mu guards the fields below, which the presence tick reads too.
+	// mu guards the fields below, which the hub reads too.
 	mu sync.Mutex
 	// name is who the client says it is: its CONNECT auth's username, or
 	// its last message's; "" until it says.
 	name string
 	typingState
+}
+
+var _ hub.Conn = (*conn)(nil)
+
+// ID is the socket's id (hub.Conn).
+func (c *conn) ID() string { return c.sock.ID() }
+
+// Send queues a frame the hub's Encoder made (hub.Conn).
+func (c *conn) Send(f hub.Frame) {
+	if fr, ok := f.(*engine.Frame); ok {
+		c.sock.Send(fr)
+	}
+}
+
+// Identity is who the socket is now (hub.Conn).
+func (c *conn) Identity() hub.Identity {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return hub.Identity{Name: c.name, UserID: c.userID(), Since: c.since}
+}
+
+// nameNow is the name the socket gave, "" until it gave one.
+func (c *conn) nameNow() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.name
 }
 
 // errorEvent is the payload of an `error` event, and of a negative ack.
@@ -64,7 +83,7 @@ func (s *Server) Connect(sock *engine.Socket, h *engine.Hello) error {
 		return engine.ErrInvalidNamespace
 	}
 	now := time.Now()
-	c := &conn{sock: sock, live: -1, since: now, bucket: *chat.NewTokenBucket(s.o.RatePerSecond, s.o.RateBurst, now)}
+	c := &conn{sock: sock, since: now, bucket: *chat.NewTokenBucket(s.o.RatePerSecond, s.o.RateBurst, now)}
 	c.typingBucket = *chat.NewTokenBucket(s.o.TypingRatePerSecond, max(1, int(2*s.o.TypingRatePerSecond)), now)
 	if name, ok := h.Auth["username"].(string); ok {
 		c.name, _ = chat.CleanName(name, s.limits())
@@ -73,22 +92,28 @@ func (s *Server) Connect(sock *engine.Socket, h *engine.Hello) error {
 		return err
 	}
 	sock.Data = c
-	c.mark = s.o.History.Mark()
+	// The mark is taken before the client is told it is connected: every
+	// message after it reaches the client, however long its history takes.
+	c.join.Mark = s.hub.Mark(chat.GlobalRoom)
 	if h.Resumable {
 		last, _ := parseOffset(h.Offset)
-		if _, found := s.o.History.Since(last); found {
+		if s.hub.Recoverable(chat.GlobalRoom, last) {
 			h.Recover()
-			c.recoverFrom = last
+			c.join.RecoverFrom = last
 		}
 	}
 	if !h.Recovered() {
-		c.resume = resumeOffset(h.Auth)
+		if offset := resumeOffset(h.Auth); offset != "" {
+			last, high := parseOffset(offset)
+			c.join.ResumeAfter = []string{high, last}
+		}
 	}
 	return nil
 }
 
-// Ready sends a newcomer its history, or a recovered client what it
-// missed, then lets the live events through (engine.Handler).
+// Ready joins the socket to the global room: the hub sends a newcomer its
+// history, or a recovered client what it missed, then the live events
+// (engine.Handler).
 func (s *Server) Ready(sock *engine.Socket) {
 	c, _ := sock.Data.(*conn)
 	if c == nil {
@@ -97,132 +122,12 @@ func (s *Server) Ready(sock *engine.Socket) {
 	s.connMu.Lock()
 	s.conns[c] = struct{}{}
 	n := len(s.conns)
-	s.presenceDirty = true
 	s.connMu.Unlock()
 	s.m.connections.Set(float64(n))
 	s.m.connects.Inc()
-
-	if c.recoverFrom == "" || !s.recovered(c) {
-		if c.recoverFrom != "" {
-			c.resume = c.recoverFrom // the ring lost its place meanwhile
-		}
-		s.welcome(c)
+	if err := s.hub.Join(c, chat.GlobalRoom, c.join); err != nil {
+		s.log.Error("a socket could not join the global room", "err", err)
 	}
-	s.sendPresence(c)
-}
-
-// recovered sends a recovered socket the messages it missed since
-// c.recoverFrom (from the history ring) and joins it to the live set,
-// under deliverMu; false when the ring lost its place meanwhile.
-func (s *Server) recovered(c *conn) bool {
-	s.deliverMu.Lock()
-	defer s.deliverMu.Unlock()
-	missed, found := s.o.History.Since(c.recoverFrom)
-	if !found {
-		return false
-	}
-	for _, d := range missed {
-		s.sendMessage(c, d.Message, d.High)
-	}
-	s.joinLocked(c)
-	return true
-}
-
-// sendMessage sends c one message of its history or recovery, with the
-// high-water id high ("" when it is sent in order).
-func (s *Server) sendMessage(c *conn, m chat.Message, high string) {
-	if f, err := engine.EventFrame(chat.EventMessage, s.messageArgs(m, high)...); err == nil {
-		c.sock.Send(f)
-	}
-}
-
-// joinLocked adds c to the live set; deliverMu is held.
-func (s *Server) joinLocked(c *conn) {
-	if c.live < 0 {
-		c.live = len(s.live)
-		s.live = append(s.live, c)
-	}
-}
-
-// leaveLocked removes c from the live set; deliverMu is held.
-func (s *Server) leaveLocked(c *conn) {
-	if i := c.live; i >= 0 && i < len(s.live) && s.live[i] == c {
-		last := len(s.live) - 1
-		s.live[i] = s.live[last]
-		s.live[i].live = i
-		s.live[last] = nil
-		s.live = s.live[:last]
-	}
-	c.live = -1
-}
-
-// welcome sends a newcomer its history, then every message delivered
-// since its CONNECT was accepted (which its client, once told it is
-// connected, expects to see, however long the history took to read), then
-// lets live messages through. A client that comes back (its auth carries
-// the recovery offset: the id of the last message it saw and of the newest
-// one it had seen, see parseOffset) but whose session could not be
-// recovered, on another node or after a restart, gets only the messages
-// after the newest one it saw, so it never shows one twice.
-func (s *Server) welcome(c *conn) {
-	limit := max(s.o.HistoryLimit, 0)
-	var stored []chat.Message
-	var after *chat.Cursor
-	if limit > 0 {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		var err error
-		// The messages delivered since the mark are sent apart: the page
-		// is the history before them.
-		stored, err = s.o.History.Recent(ctx, limit+s.o.History.Pending(c.mark), "")
-		if err != nil {
-			s.log.Warn("history unavailable for a newcomer; sending what this node remembers", "err", err)
-		}
-		if c.resume != "" {
-			last, high := parseOffset(c.resume)
-			for _, id := range []string{high, last} {
-				if cur, err := s.o.History.Cursor(ctx, id); err == nil {
-					after = &cur
-					break
-				}
-			}
-		}
-	}
-	seen := func(m chat.Message) bool {
-		return after != nil && !(chat.Message{CreatedAt: after.CreatedAt, ID: after.ID}).Before(m)
-	}
-	s.deliverMu.Lock()
-	defer s.deliverMu.Unlock()
-	since, found := s.o.History.SinceMark(c.mark)
-	if !found {
-		s.m.joinGaps.Inc()
-		s.log.Warn("a newcomer's history took longer than the history ring covers; it gets the latest page, and may miss messages delivered while it was read",
-			"sid", c.sock.ID(), "ring", "HISTORY_RING_SIZE")
-	}
-	if limit > 0 {
-		fresh := make(map[string]struct{}, len(since))
-		for _, d := range since {
-			fresh[d.Message.ID] = struct{}{}
-		}
-		page := s.o.History.Merge(stored, limit+len(since), nil)
-		older := page[:0:0]
-		for _, m := range page {
-			if _, ok := fresh[m.ID]; !ok && len(older) < limit {
-				older = append(older, m)
-			}
-		}
-		for i := len(older) - 1; i >= 0; i-- {
-			if m := older[i]; !seen(m) {
-				s.sendMessage(c, m, "")
-			}
-		}
-	}
-	for _, d := range since {
-		if !seen(d.Message) {
-			s.sendMessage(c, d.Message, d.High)
-		}
-	}
-	s.joinLocked(c)
 }
 
 // resumeOffset reads the recovery offset a reconnecting socket.io-client
@@ -243,9 +148,10 @@ func resumeOffset(auth map[string]any) string {
 }
 
 // Event handles an event of a client (engine.Handler): `event:message` goes
-// to the accept flow, `typing` to the others; any other is refused with
-// unknown_event. Messages and unknown events count against the
-// connection's rate limit, typing against a limit of its own.
+// to the accept flow, `typing` to the hub, `event:delete` to moderation;
+// any other is refused with unknown_event. Messages, deletions and unknown
+// events count against the connection's rate limit, typing against a
+// limit of its own.
 func (s *Server) Event(sock *engine.Socket, name string, args []any, ack engine.Ack) {
 	c, _ := sock.Data.(*conn)
 	if c == nil {
@@ -258,19 +164,18 @@ func (s *Server) Event(sock *engine.Socket, name string, args []any, ack engine.
 			return
 		}
 	}
-	if name == EventDelete {
+	switch name {
+	case "event:message":
+		s.onMessage(c, args, ack, now)
+	case chat.EventTyping:
+		s.onTyping(c, args, now)
+	case EventDelete:
 		if ok, _ := c.bucket.Take(now); !ok {
 			s.reject(c, ack, &chat.Error{Code: chat.CodeRateLimited, Reason: "you are sending too fast"})
 			return
 		}
 		s.onDelete(c, args, ack)
-		return
-	}
-	if name == chat.EventTyping {
-		s.onTyping(c, args, now)
-		return
-	}
-	if name != "event:message" {
+	default:
 		s.m.rejected.WithLabelValues(chat.CodeUnknownEvent).Inc()
 		if ok, _ := c.bucket.Take(now); !ok {
 			s.m.rejected.WithLabelValues(chat.CodeRateLimited).Inc()
@@ -279,8 +184,12 @@ func (s *Server) Event(sock *engine.Socket, name string, args []any, ack engine.
 			c.lastUnknown = now
 			s.emitError(c, &errorEvent{Code: chat.CodeUnknownEvent, Reason: "the server only handles event:message"})
 		}
-		return
 	}
+}
+
+// onMessage hands an `event:message` to the accept flow, which broadcasts
+// it through the hub; the acknowledgement waits until it is durable.
+func (s *Server) onMessage(c *conn, args []any, ack engine.Ack, now time.Time) {
 	s.m.received.Inc()
 	var payload any
 	if len(args) > 0 {
@@ -296,10 +205,6 @@ func (s *Server) Event(sock *engine.Socket, name string, args []any, ack engine.
 		if ack != nil {
 			ack(ackEvent{Error: e})
 		}
-		return
-	}
-	if s.accept == nil {
-		s.reject(c, ack, &chat.Error{Code: chat.CodeUnavailable, Reason: "the server is starting"})
 		return
 	}
 	var durable func(chat.Message, error)
@@ -326,7 +231,7 @@ func (s *Server) Event(sock *engine.Socket, name string, args []any, ack engine.
 		c.name = m.Username
 	}
 	c.mu.Unlock()
-	s.stopTyping(c) // a message ends the typing that led to it
+	s.hub.StopTyping(c, chat.GlobalRoom) // a message ends the typing that led to it
 }
 
 // reject tells the sender why its message was not taken: an `error` event,
@@ -346,23 +251,17 @@ func (s *Server) emitError(c *conn, e *errorEvent) {
 	}
 }
 
-// Disconnect forgets a socket (engine.Handler).
+// Disconnect forgets a socket (engine.Handler): it leaves its rooms.
 func (s *Server) Disconnect(sock *engine.Socket, _ string) {
 	c, _ := sock.Data.(*conn)
 	if c == nil {
 		return
 	}
-	s.stopTyping(c)
-	s.deliverMu.Lock()
-	s.leaveLocked(c)
-	s.deliverMu.Unlock()
+	s.hub.Disconnect(c)
 	s.connMu.Lock()
 	_, known := s.conns[c]
 	delete(s.conns, c)
 	n := len(s.conns)
-	if known {
-		s.presenceDirty = true
-	}
 	s.connMu.Unlock()
 	if known {
 		s.m.connections.Set(float64(n))

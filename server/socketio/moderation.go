@@ -17,8 +17,9 @@ import (
 // not_found, unavailable). Every client then receives `message:deleted`
 // {id}. A banned client's CONNECT is refused (connect_error "banned" with
 // {code, reason, until}), its events get `error` {code: "banned"}, and
-// when a ban arrives (from this node or another, through the cluster link)
-// its sockets get that `error` and are disconnected at once.
+// when a ban comes into force (made on this node or another: Moderation
+// tells the edge, see chat.Moderation.Watch) its sockets get that `error`
+// and are disconnected at once.
 
 // EventDelete is the client's request to delete a message.
 const EventDelete = "event:delete"
@@ -112,7 +113,7 @@ func (s *Server) onDelete(c *conn, args []any, ack engine.Ack) {
 		return
 	}
 	// The deletion waits for durability off the session's worker.
-	go s.eng.Guard("delete", func() {
+	go s.guard("delete", func() {
 		ctx, cancel := context.WithTimeout(context.Background(), deleteTimeout)
 		defer cancel()
 		err := s.o.Moderation.Delete(ctx, c.user, id)
@@ -136,30 +137,11 @@ func limitID(id string) string {
 	return id
 }
 
-// onInternal takes in an internal event (a ban, a lifted ban) from this
-// node or another; a ban that came into force disconnects its sockets
-// here.
-func (s *Server) onInternal(e chat.Event, remote bool) {
-	if s.o.Moderation == nil {
-		return
-	}
-	b, added := s.o.Moderation.Apply(context.Background(), e, remote)
-	if added {
-		go s.eng.Guard("ban", func() { s.kick(b) })
-	}
-}
-
 // kick disconnects every socket of this node that b keeps out, after
 // telling it why.
 func (s *Server) kick(b chat.Ban) {
-	s.connMu.Lock()
-	var out []*conn
-	for c := range s.conns {
-		out = append(out, c)
-	}
-	s.connMu.Unlock()
 	d := bannedData(b)
-	for _, c := range out {
+	for _, c := range s.snapshot() {
 		if got, ok := s.banned(c, ""); !ok || got.ID != b.ID {
 			continue
 		}
@@ -179,13 +161,7 @@ func (s *Server) enforceBans() {
 	if len(s.o.Moderation.Bans()) == 0 {
 		return
 	}
-	s.connMu.Lock()
-	var out []*conn
-	for c := range s.conns {
-		out = append(out, c)
-	}
-	s.connMu.Unlock()
-	for _, c := range out {
+	for _, c := range s.snapshot() {
 		if b, ok := s.banned(c, ""); ok && c.sock.Connected() {
 			d := bannedData(b)
 			s.m.banDisconnects.Inc()

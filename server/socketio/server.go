@@ -5,18 +5,20 @@
 //
 // The sessions themselves (Engine.IO v4 and Socket.IO v5: polling,
 // WebSocket, the upgrade, heartbeats, limits) are the engine unit's
-// (internal/engine); this package is the chat on top of it. On top of the
-// original protocol it sends a newcomer the recent history (oldest first,
-// no gap or duplicate at the seam with live messages), recovers a
-// reconnecting client's missed messages without replaying history, counts
-// who is online (`presence`), acknowledges a message with an
-// acknowledgement callback once it is durable, and enforces every limit
-// (payload, rate, connections, slow readers) with a clear `error` event.
-// Every handler runs behind a recover: client input cannot stop the process.
+// (internal/engine); the rooms, their history, presence and typing are the
+// hub's (package hub). This package turns a client's packets into calls of
+// the chat: it checks who the client is (auth.go) and every limit (payload,
+// rate, typing, bans), hands messages to the accept flow (chat.Service),
+// which broadcasts through the hub, joins each socket to the global room
+// (history on CONNECT, connection-state recovery), acknowledges a message
+// with an acknowledgement callback once it is durable, and answers a bad
+// event with a clear `error` event. Every handler runs behind a recover:
+// client input cannot stop the process. The Socket.IO Admin UI's namespace
+// is the adminui package's, behind this package's router.
 //
-// With a cluster adapter (Redis), every event is published to the other
-// nodes in the wire format of Node's @socket.io/redis-adapter (see
-// clusterLink), and their events are delivered here.
+//	engine ──packets──▶ Server (decode, limits, auth) ──▶ chat.Service ──▶ Log
+//	   ▲                   │ join, leave, typing               │ Broadcast(room, e)
+//	   └── frames ──── hub.Hub ◀──────────────────────────────┘
 package socketio
 
 import (
@@ -30,9 +32,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/zishang520/socket.io/servers/socket/v3"
 
 	"github.com/scalable-chat-go/server/chat"
+	"github.com/scalable-chat-go/server/hub"
+	"github.com/scalable-chat-go/server/socketio/adminui"
 	"github.com/scalable-chat-go/server/socketio/internal/engine"
 )
 
@@ -40,20 +43,16 @@ import (
 // configuration decides the defaults (0 turns a limit off where a field
 // says so).
 type Options struct {
-	// History answers newcomers; required.
-	History *chat.History
-	// Presence counts the clients of the cluster (LocalPresence when nil).
-	Presence chat.Presence
-	// Cluster builds the Socket.IO cluster adapter that links the nodes (the
-	// Redis adapter); nil runs a single node. See clusterLink.
-	Cluster socket.AdapterConstructor
-	// ClusterBuffer bounds the events waiting to be published to the other
-	// nodes during a cluster outage; past it the oldest is dropped, counted
-	// and logged.
-	ClusterBuffer int
-	// OnRemote, when set, is called with every message another node
-	// broadcast, once (a node that keeps a replica of the history stores it).
-	OnRemote func(chat.Message)
+	// Hub holds this node's connections by room; required.
+	Hub *hub.Hub
+	// Accepter is the accept flow messages go to (*chat.Service); required.
+	Accepter Accepter
+	// Moderation, when set, enforces bans and serves event:delete
+	// (moderation.go).
+	Moderation *chat.Moderation
+	// Directory reaches the other nodes' sockets, for the Admin UI; nil on
+	// a node alone.
+	Directory chat.Directory
 
 	// PingInterval and PingTimeout are Engine.IO's heartbeat.
 	PingInterval, PingTimeout time.Duration
@@ -79,37 +78,28 @@ type Options struct {
 	// SendQueueLimit is how many outgoing packets may wait for one client;
 	// past it the client is disconnected (it reconnects and catches up).
 	SendQueueLimit int
-	// HistoryLimit is how many messages a newcomer receives (0: none).
-	HistoryLimit int
 	// RecoveryWindow is how long a disconnected client's session is kept
-	// for connection-state recovery (0: no recovery).
+	// for connection-state recovery (0: no recovery). It must be the
+	// Encoder's (NewEncoder): messages carry their recovery offset only
+	// with it.
 	RecoveryWindow time.Duration
-	// PresenceInterval is the most often `presence` is sent.
-	PresenceInterval time.Duration
-	// PresenceListLimit is the most users `presence` lists; above it only
-	// the count is sent.
-	PresenceListLimit int
+	// SweepInterval is how often the sockets whose token expired, or that a
+	// ban in force keeps out, are closed.
+	SweepInterval time.Duration
 	// TypingRatePerSecond limits each connection's typing events (bursts
-	// of twice it); TypingTimeout ends a typing not renewed within it.
+	// of twice it).
 	TypingRatePerSecond float64
-	TypingTimeout       time.Duration
 	// Limits are the message limits; a name a client gives outside a
 	// message is checked against them too.
 	Limits chat.Limits
-	// Admin, when set, serves the Socket.IO Admin UI's namespace (see
-	// admin.go).
-	Admin *AdminOptions
+	// Admin, when set, serves the Socket.IO Admin UI's namespace (package
+	// adminui).
+	Admin *adminui.Options
 
 	// AuthMode and Verifier: who clients are (auth.go). Without a
 	// Verifier, or with AuthOff, no token is read.
 	AuthMode chat.AuthMode
 	Verifier chat.Verifier
-	// Moderation, when set, enforces bans and serves event:delete
-	// (moderation.go).
-	Moderation *chat.Moderation
-	// OnRemoteDeletion, when set, is called with every deletion another
-	// node broadcast, once (a node that keeps a replica stores it).
-	OnRemoteDeletion func(chat.Deletion)
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
@@ -121,54 +111,42 @@ type Accepter interface {
 	Accept(from chat.Sender, payload any, durable func(chat.Message, error)) (chat.Message, error)
 }
 
-// Server is the Socket.IO edge. It is the chat.Fanout of its node.
+// Server is the Socket.IO edge.
 type Server struct {
 	o       Options
-	eng     *engine.Engine
+	hub     *hub.Hub
 	accept  Accepter
+	eng     *engine.Engine
 	m       *metrics
 	log     *slog.Logger
 	origins originPolicy
-
-	// deliverMu orders live deliveries with sockets joining the live set,
-	// so that each newcomer's history (or recovered messages) meets the
-	// live stream exactly.
-	deliverMu sync.Mutex
-	live      []*conn
+	admin   *adminui.UI // nil unless the Admin UI is on
 
 	connMu sync.Mutex
 	conns  map[*conn]struct{}
-	// lastView is the cluster's view at the last presence tick and
-	// lastOnline its count (-1 before the first), lastLocal this node's
-	// count then; presenceDirty: this node's clients changed since.
-	lastView              chat.PresenceView
-	lastOnline, lastLocal int
-	presenceDirty         bool
-
-	cluster *clusterLink // nil on a single node
-	admin   *adminUI     // nil unless the Admin UI is on
 
 	stop      chan struct{}
 	stopped   chan struct{}
 	closeOnce sync.Once
 }
 
-var _ chat.Fanout = (*Server)(nil)
-var _ engine.Handler = (*Server)(nil)
+var (
+	_ engine.Handler        = (*Server)(nil)
+	_ chat.DirectoryHandler = (*Server)(nil)
+)
 
-// New builds the edge. Call SetAccepter before serving Handler.
+// New builds the edge and starts its sessions' engine; serve Handler.
 func New(o Options) (*Server, error) {
-	if o.History == nil {
-		return nil, errors.New("socketio: Options.History is required")
-	}
-	if o.Presence == nil {
-		o.Presence = chat.LocalPresence{}
+	switch {
+	case o.Hub == nil:
+		return nil, errors.New("socketio: Options.Hub is required")
+	case o.Accepter == nil:
+		return nil, errors.New("socketio: Options.Accepter is required")
+	case o.SweepInterval <= 0:
+		return nil, errors.New("socketio: Options.SweepInterval must be positive")
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
-	}
-	if o.PresenceInterval <= 0 || o.TypingTimeout <= 0 {
-		return nil, errors.New("socketio: Options.PresenceInterval and TypingTimeout must be positive")
 	}
 	if o.Limits == (chat.Limits{}) {
 		o.Limits = chat.DefaultLimits()
@@ -178,21 +156,25 @@ func New(o Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		o:          o,
-		m:          newMetrics(o.Registerer),
-		log:        o.Logger,
-		origins:    origins,
-		conns:      make(map[*conn]struct{}),
-		lastOnline: -1,
-		stop:       make(chan struct{}),
-		stopped:    make(chan struct{}),
+		o:       o,
+		hub:     o.Hub,
+		accept:  o.Accepter,
+		m:       newMetrics(o.Registerer),
+		log:     o.Logger,
+		origins: origins,
+		conns:   make(map[*conn]struct{}),
+		stop:    make(chan struct{}),
+		stopped: make(chan struct{}),
 	}
 	var allow func(string) bool
 	if !origins.any {
 		allow = origins.allows
 	}
+	var handler engine.Handler = s
 	if o.Admin != nil {
-		s.admin = newAdminUI(s, *o.Admin)
+		s.admin = adminui.New(*o.Admin, adminui.Deps{Chat: chatNamespace{s}, Directory: o.Directory,
+			Guard: s.guard, Logger: o.Logger})
+		handler = router{s}
 	}
 	s.eng, err = engine.New(engine.Options{
 		Path:               "/socket.io/",
@@ -207,33 +189,30 @@ func New(o Options) (*Server, error) {
 		MaxSessionsPerAddr: o.MaxConnectionsPerIP,
 		AllowOrigin:        allow,
 		ClientAddr:         s.clientAddr,
-		Handler:            s.handler(),
+		Handler:            handler,
 		Logger:             o.Logger,
 		Registerer:         o.Registerer,
 	})
 	if err != nil {
 		return nil, err
 	}
-	if o.Cluster != nil {
-		if err := s.startCluster(); err != nil {
-			_ = s.eng.Close(context.Background())
-			return nil, err
-		}
+	if o.Moderation != nil {
+		o.Moderation.Watch(func(b chat.Ban) { go s.guard("ban", func() { s.kick(b) }) })
 	}
 	go s.loop()
 	if s.admin != nil {
-		s.admin.start()
+		s.admin.Start()
 	}
 	return s, nil
 }
 
-// SetAccepter sets the accept flow client messages go to.
-func (s *Server) SetAccepter(a Accepter) { s.accept = a }
+// guard runs fn, recovering (and logging, counting) a panic.
+func (s *Server) guard(what string, fn func()) { s.eng.Guard(what, fn) }
 
 // Handler serves the Socket.IO endpoint, /socket.io/.
 func (s *Server) Handler() http.Handler {
 	if s.admin != nil {
-		return s.admin.withCredentials(s.eng)
+		return adminui.WithCredentials(s.eng, s.origins.lists)
 	}
 	return s.eng
 }
@@ -245,82 +224,32 @@ func (s *Server) Connections() int {
 	return len(s.conns)
 }
 
-// Broadcast delivers e to every client of the cluster (chat.Fanout): to
-// this node's clients first, then, through a background queue, to the
-// other nodes'.
-func (s *Server) Broadcast(e chat.Event) {
-	s.deliverMu.Lock()
-	defer s.deliverMu.Unlock()
-	s.deliverLocked(e)
-	if s.cluster != nil {
-		s.cluster.publish(e)
+// snapshot returns the connected sockets.
+func (s *Server) snapshot() []*conn {
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	out := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		out = append(out, c)
 	}
+	return out
 }
 
-// deliverLocked delivers e to this node's live clients; deliverMu is held.
-func (s *Server) deliverLocked(e chat.Event) {
-	if chat.IsInternal(e.Name) {
-		s.onInternal(e, false)
-		return
-	}
-	if e.Deletion != nil {
-		s.o.History.Forget(e.Deletion.ID)
-	}
-	high := ""
-	if e.IsMessage() {
-		if s.o.History.Deleted(e.Message.ID) {
-			return // deleted while it was on its way here
+// loop closes, once a SweepInterval, the sockets whose token expired and
+// those a ban in force keeps out.
+func (s *Server) loop() {
+	defer close(s.stopped)
+	t := time.NewTicker(s.o.SweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
 		}
-		high = s.o.History.Observe(e.Message)
+		s.guard("token expiry", s.expireTokens)
+		s.guard("bans", s.enforceBans)
 	}
-	f, err := s.frameOf(e, high)
-	if err != nil {
-		s.m.broadcastErrors.Inc()
-		s.log.Error("an event could not be encoded; it is not delivered", "event", e.Name, "err", err)
-		return
-	}
-	n := 0
-	for _, c := range s.live {
-		if e.Except == "" || c.sock.ID() != e.Except {
-			c.sock.Send(f)
-			n++
-		}
-	}
-	s.m.deliveries.WithLabelValues(deliveryLabel(e.Name)).Add(float64(n))
-	if e.IsMessage() {
-		s.m.broadcast.Inc()
-	} else {
-		s.m.events.WithLabelValues(e.Name).Inc()
-	}
-}
-
-// frameOf encodes e once for all its recipients. high is the high-water
-// id of a message (see chat.Delivery); "" when it is sent in order.
-func (s *Server) frameOf(e chat.Event, high string) (*engine.Frame, error) {
-	if e.IsMessage() {
-		return engine.EventFrame(e.Name, s.messageArgs(e.Message, high)...)
-	}
-	return engine.EventFrame(e.Name, e.Data)
-}
-
-// messageArgs are the arguments of a `message` event for m: the wire
-// message, then, with recovery on, its recovery offset (clients ignore the
-// extra argument; socket.io-client keeps it as its offset and sends it back
-// when it reconnects).
-func (s *Server) messageArgs(m chat.Message, high string) []any {
-	if s.o.RecoveryWindow > 0 {
-		return []any{m.WireFor(s.o.AuthMode), makeOffset(m.ID, high)}
-	}
-	return []any{m.WireFor(s.o.AuthMode)}
-}
-
-// ClusterNodes is how many servers share the cluster channel (1 without a
-// cluster).
-func (s *Server) ClusterNodes() int64 {
-	if s.cluster == nil {
-		return 1
-	}
-	return s.cluster.nodes()
 }
 
 // Close disconnects every client and stops the edge, after every event a
@@ -331,13 +260,9 @@ func (s *Server) Close(ctx context.Context) error {
 	s.closeOnce.Do(func() { close(s.stop) })
 	<-s.stopped
 	if s.admin != nil {
-		s.admin.close()
+		s.admin.Close()
 	}
-	err := s.eng.Close(ctx)
-	if s.cluster != nil {
-		s.cluster.close(ctx)
-	}
-	if err != nil {
+	if err := s.eng.Close(ctx); err != nil {
 		return fmt.Errorf("close the Socket.IO sessions: %w", err)
 	}
 	return nil

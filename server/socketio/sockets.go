@@ -1,137 +1,194 @@
 package socketio
 
 import (
-	"time"
-
-	sioadapter "github.com/zishang520/socket.io/adapters/adapter/v3"
-	"github.com/zishang520/socket.io/servers/socket/v3"
-	"github.com/zishang520/socket.io/v3/pkg/types"
+	"github.com/scalable-chat-go/server/chat"
+	"github.com/scalable-chat-go/server/socketio/adminui"
+	"github.com/scalable-chat-go/server/socketio/internal/engine"
 )
 
-// Sockets as the cluster and the Admin UI see them.
+// Sockets as the cluster and the Admin UI see them (chat.SocketInfo).
 //
-// This node's sockets are described from what the edge keeps of them: the
-// socket id, the namespace, the transport now, the client address and the
-// time it connected, its rooms, and its data (the name it gave). The
-// session layer keeps no request headers, query or URL per connection, so
-// a socket's handshake lists its address and time only (headers and query
-// are empty objects). A socket's rooms are its own id and, for chat
-// sockets, liveRoom: every chat socket receives the live stream, and there
-// are no other rooms.
+// A chat socket's Socket.IO rooms are its own id and its hub rooms by
+// their wire names: the global room is liveRoom, the name every version of
+// this server (and the Admin UI, and Node's fetchSockets) has known it by.
 
-// liveRoom is the one room of the chat: a socket joins it once its history
-// has been sent, and leaves it when it disconnects.
+// liveRoom is the wire name of the global room.
 const liveRoom = "chat:live"
 
-// socketInfo describes one socket of this node.
-type socketInfo struct {
-	id, nsp, transport, addr string
-	since                    time.Time
-	rooms                    []string
-	// data is the socket's application data: {name} once it gave one.
-	data map[string]any
+// wireRoom is the Socket.IO room name of a hub room.
+func wireRoom(room string) string {
+	if room == chat.GlobalRoom {
+		return liveRoom
+	}
+	return room
 }
 
-// chatSocketInfo describes a chat socket.
-func chatSocketInfo(c *conn) socketInfo {
-	c.mu.Lock()
-	name := c.name
-	c.mu.Unlock()
+// socketInfo describes a chat socket.
+func (s *Server) socketInfo(c *conn) chat.SocketInfo {
 	data := map[string]any{}
-	if name != "" {
+	if name := c.nameNow(); name != "" {
 		data["name"] = name
 	}
 	id := c.sock.ID()
-	return socketInfo{id: id, nsp: "/", transport: c.sock.Transport(), addr: c.sock.Addr(), since: c.since,
-		rooms: []string{id, liveRoom}, data: data}
+	rooms := []string{id}
+	for _, r := range s.hub.Rooms(c) {
+		rooms = append(rooms, wireRoom(r))
+	}
+	return chat.SocketInfo{ID: id, Namespace: "/", Transport: c.sock.Transport(), Addr: c.sock.Addr(), Since: c.since,
+		Rooms: rooms, Data: data}
 }
 
-// clientID is what the Admin UI groups sockets by. Node's instrument()
-// shows the first 12 characters of the Engine.IO session id; the edge does
-// not hand that id out (it would let a reader take over a polling
-// session), so each socket is a client of its own, named by its id.
-func (i socketInfo) clientID() string { return i.id[:min(12, len(i.id))] }
-
-// localSockets describes up to limit sockets of namespace nsp of this
-// node ("/" or the Admin UI's).
-func (s *Server) localSockets(nsp string, limit int) []socketInfo {
-	if nsp == adminNamespace {
-		if s.admin == nil {
-			return nil
-		}
-		return s.admin.localAdmins(limit)
-	}
-	if nsp != "/" {
-		return nil
-	}
-	s.connMu.Lock()
-	conns := make([]*conn, 0, min(len(s.conns), limit))
-	for c := range s.conns {
-		if len(conns) >= limit {
+// chatSockets describes up to limit chat sockets of this node.
+func (s *Server) chatSockets(limit int) []chat.SocketInfo {
+	conns := s.snapshot()
+	out := make([]chat.SocketInfo, 0, min(len(conns), limit))
+	for _, c := range conns {
+		if len(out) >= limit {
 			break
 		}
-		conns = append(conns, c)
-	}
-	s.connMu.Unlock()
-	out := make([]socketInfo, 0, len(conns))
-	for _, c := range conns {
-		out = append(out, chatSocketInfo(c))
+		out = append(out, s.socketInfo(c))
 	}
 	return out
 }
 
-// socketsLimit is the most sockets of one namespace this node lists to the
-// cluster or the Admin UI.
+// socketsLimit is the most sockets of one namespace this node lists.
 func (s *Server) socketsLimit() int {
-	if s.o.Admin != nil && s.o.Admin.SocketsLimit > 0 {
-		return s.o.Admin.SocketsLimit
+	if s.admin != nil {
+		return s.admin.SocketsLimit()
 	}
 	return defaultSocketsLimit
 }
 
 const defaultSocketsLimit = 10_000
 
-// handshake is the socket's handshake as Socket.IO serializes it (issued
-// in milliseconds, as Node's).
-func (i socketInfo) handshake() *socket.Handshake {
-	return &socket.Handshake{
-		Headers: types.IncomingHttpHeaders{},
-		Time:    i.since.UTC().Format(time.RFC1123),
-		Address: i.addr,
-		Issued:  i.since.UnixMilli(),
-		Url:     "/socket.io/",
-		Query:   types.ParsedUrlQuery{},
+// LocalSockets describes up to limit sockets of namespace nsp of this node
+// ("/" or the Admin UI's), for another node (chat.DirectoryHandler). Being
+// asked means an Admin UI is open somewhere: this node tells it what
+// happens from now on.
+func (s *Server) LocalSockets(nsp string, limit int) []chat.SocketInfo {
+	if s.admin != nil {
+		s.admin.NoteWatched()
+	}
+	limit = min(limit, s.socketsLimit())
+	switch {
+	case nsp == "/":
+		return s.chatSockets(limit)
+	case nsp == adminui.Namespace && s.admin != nil:
+		return s.admin.LocalSockets(limit)
+	}
+	return nil
+}
+
+// DisconnectLocal disconnects this node's sockets of nsp that filter
+// names (a socket id, a room; "" for every one), for another node
+// (chat.DirectoryHandler).
+func (s *Server) DisconnectLocal(nsp string, closeConn bool, filter string) int {
+	switch {
+	case nsp == "/":
+		return s.disconnectChat(closeConn, filter)
+	case nsp == adminui.Namespace && s.admin != nil:
+		return s.admin.DisconnectLocal(closeConn, filter)
+	}
+	return 0
+}
+
+// HandleAdmin hands another node's Admin UI event to this node's Admin UI
+// sockets (chat.DirectoryHandler).
+func (s *Server) HandleAdmin(name string, args []any) {
+	if s.admin != nil {
+		s.admin.HandleRemote(name, args)
 	}
 }
 
-// response is the socket as a fetch-sockets response lists it: its data
-// carries `_admin` {clientId, transport}, which an Admin UI instrumented
-// Node server of the cluster reads as it reads its own sockets'.
-func (i socketInfo) response() *sioadapter.SocketResponse {
-	data := make(map[string]any, len(i.data)+1)
-	for k, v := range i.data {
-		data[k] = v
+// disconnectChat disconnects the chat sockets that filter names: from the
+// namespace, or with their whole connection when closeConn.
+func (s *Server) disconnectChat(closeConn bool, filter string) int {
+	var socks []*engine.Socket
+	for _, c := range s.snapshot() {
+		if filter == "" || filter == c.sock.ID() || s.inRoom(c, filter) {
+			socks = append(socks, c.sock)
+		}
 	}
-	data["_admin"] = map[string]any{"clientId": i.clientID(), "transport": i.transport}
-	rooms := make([]socket.Room, len(i.rooms))
-	for j, r := range i.rooms {
-		rooms[j] = socket.Room(r)
+	for _, sock := range socks {
+		if closeConn {
+			sock.Close()
+		} else {
+			sock.Disconnect()
+		}
 	}
-	return &sioadapter.SocketResponse{Id: socket.SocketId(i.id), Handshake: i.handshake(), Rooms: rooms, Data: data}
+	return len(socks)
 }
 
-// adminSocket is a socket as the Admin UI reads it (its SerializedSocket).
-type adminSocket struct {
-	ID        string            `json:"id"`
-	ClientID  string            `json:"clientId,omitempty"`
-	Transport string            `json:"transport,omitempty"`
-	Nsp       string            `json:"nsp"`
-	Data      map[string]any    `json:"data"`
-	Handshake *socket.Handshake `json:"handshake"`
-	Rooms     []string          `json:"rooms"`
+// inRoom reports whether c is in the room of wire name room.
+func (s *Server) inRoom(c *conn, room string) bool {
+	for _, r := range s.hub.Rooms(c) {
+		if wireRoom(r) == room {
+			return true
+		}
+	}
+	return false
 }
 
-func (i socketInfo) admin() adminSocket {
-	return adminSocket{ID: i.id, ClientID: i.clientID(), Transport: i.transport, Nsp: i.nsp, Data: i.data,
-		Handshake: i.handshake(), Rooms: i.rooms}
+// chatNamespace is the edge as the Admin UI sees the chat.
+type chatNamespace struct{ s *Server }
+
+func (n chatNamespace) Sockets(limit int) []chat.SocketInfo { return n.s.chatSockets(limit) }
+func (n chatNamespace) Connections() int                    { return n.s.Connections() }
+func (n chatNamespace) Sessions() int                       { return n.s.eng.Sessions() }
+func (n chatNamespace) Disconnect(closeConn bool, filter string) int {
+	return n.s.disconnectChat(closeConn, filter)
+}
+
+// router sends the Admin UI's namespace to the UI and every other socket
+// to the chat, and tells the UI what became of the chat's sockets.
+type router struct{ s *Server }
+
+func (r router) Connect(sock *engine.Socket, h *engine.Hello) error {
+	if sock.Namespace() == adminui.Namespace {
+		return r.s.admin.Connect(sock, h)
+	}
+	return r.s.Connect(sock, h)
+}
+
+func (r router) Ready(sock *engine.Socket) {
+	if sock.Namespace() == adminui.Namespace {
+		r.s.admin.Ready(sock)
+		return
+	}
+	r.s.Ready(sock)
+	if c, _ := sock.Data.(*conn); c != nil {
+		r.s.admin.ChatReady(sock, r.s.socketInfo(c))
+	}
+}
+
+func (r router) Event(sock *engine.Socket, name string, args []any, ack engine.Ack) {
+	if sock.Namespace() == adminui.Namespace {
+		r.s.admin.Event(sock, name, args)
+		return
+	}
+	c, _ := sock.Data.(*conn)
+	var before string
+	if c != nil {
+		before = c.nameNow()
+	}
+	r.s.Event(sock, name, args, ack)
+	if c != nil && c.nameNow() != before {
+		r.s.admin.ChatUpdated(c.sock.ID(), r.s.socketInfo(c).Data)
+	}
+}
+
+func (r router) Disconnect(sock *engine.Socket, reason string) {
+	if sock.Namespace() == adminui.Namespace {
+		r.s.admin.Disconnect(sock, reason)
+		return
+	}
+	c, _ := sock.Data.(*conn)
+	var rooms []string
+	if c != nil {
+		rooms = r.s.socketInfo(c).Rooms
+	}
+	r.s.Disconnect(sock, reason)
+	if c != nil {
+		r.s.admin.ChatGone(sock, rooms, reason)
+	}
 }

@@ -6,29 +6,16 @@ import (
 	"github.com/scalable-chat-go/server/chat"
 )
 
-// Typing: a client emits `typing` {typing: true|false} (with `username`
-// when it has not said who it is); everyone else in the cluster receives
-// `typing` {name, userId?, typing}. It is never stored nor logged, has a
-// rate limit of its own (TYPING_RATE_PER_SEC, bursts of twice it), and
-// ends by itself TYPING_TIMEOUT after the last renewal, when its sender
-// leaves, or when it sends its message. While a client keeps typing, the
-// others are told again every half TYPING_TIMEOUT, so that clients (and
-// nodes whose sender's node died) can expire an indicator that is not
-// renewed.
+// Typing at the edge: a client emits `typing` {typing: true|false} (with
+// `username` when it has not said who it is). The edge checks it against
+// its own rate limit (TYPING_RATE_PER_SEC, bursts of twice it) and its
+// payload, and hands it to the hub, which tells the room's other members
+// (hub/typing.go). Refusals are `error` events, at most one a second.
 
-// typingState is a connection's typing; guarded by conn.mu.
+// typingState is a connection's typing limits; guarded by conn.mu.
 type typingState struct {
 	typingBucket      chat.TokenBucket
-	typing            bool
-	typingUntil       time.Time
-	typingSent        time.Time
 	lastTypingRefusal time.Time
-}
-
-type typingEvent struct {
-	Name   string `json:"name"`
-	UserID string `json:"userId,omitempty"`
-	Typing bool   `json:"typing"`
 }
 
 func (s *Server) onTyping(c *conn, args []any, now time.Time) {
@@ -74,52 +61,6 @@ func (s *Server) onTyping(c *conn, args []any, now time.Time) {
 		}
 		return
 	}
-	send := false
-	switch {
-	case typing:
-		c.typingUntil = now.Add(s.o.TypingTimeout)
-		if !c.typing || now.Sub(c.typingSent) >= s.o.TypingTimeout/2 {
-			c.typing, c.typingSent, send = true, now, true
-		}
-	case c.typing:
-		c.typing, send = false, true
-	}
-	name := c.name
 	c.mu.Unlock()
-	if send {
-		s.broadcastTyping(c, name, typing)
-	}
-}
-
-// stopTyping ends c's typing, if it is typing.
-func (s *Server) stopTyping(c *conn) {
-	c.mu.Lock()
-	was, name := c.typing, c.name
-	c.typing = false
-	c.mu.Unlock()
-	if was {
-		s.broadcastTyping(c, name, false)
-	}
-}
-
-func (s *Server) broadcastTyping(c *conn, name string, typing bool) {
-	s.Broadcast(chat.Event{Name: chat.EventTyping, Data: typingEvent{Name: name, UserID: c.userID(), Typing: typing}, Except: c.sock.ID()})
-}
-
-// expireTyping ends the typing not renewed within TYPING_TIMEOUT.
-func (s *Server) expireTyping() {
-	now := time.Now()
-	s.connMu.Lock()
-	var expired []*conn
-	for c := range s.conns {
-		c.mu.Lock()
-		if c.typing && now.After(c.typingUntil) {
-			expired = append(expired, c)
-		}
-		c.mu.Unlock()
-	}
-	s.connMu.Unlock()
-	for _, c := range expired {
-		s.stopTyping(c)
-	}
+	_ = s.hub.Typing(c, chat.GlobalRoom, typing, now)
 }

@@ -24,13 +24,13 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/zishang520/socket.io/servers/socket/v3"
 
 	"github.com/scalable-chat-go/server/chat"
 	"github.com/scalable-chat-go/server/config"
 	"github.com/scalable-chat-go/server/httpapi"
-	"github.com/scalable-chat-go/server/redis"
+	"github.com/scalable-chat-go/server/hub"
 	"github.com/scalable-chat-go/server/socketio"
+	"github.com/scalable-chat-go/server/socketio/adminui"
 	"github.com/scalable-chat-go/server/sqlstore"
 )
 
@@ -67,21 +67,13 @@ func startPprof(addr string, logger *slog.Logger) {
 	}()
 }
 
-// clusterAdapter is the Socket.IO cluster adapter of c, or nil.
-func clusterAdapter(c *redis.Cluster) socket.AdapterConstructor {
-	if c == nil {
-		return nil
-	}
-	return c.Adapter()
-}
-
 // adminOptions turns the Socket.IO Admin UI's namespace on when ADMIN_UI
 // says so.
-func adminOptions(cfg config.Config) *socketio.AdminOptions {
+func adminOptions(cfg config.Config) *adminui.Options {
 	if !cfg.AdminUI.Enabled {
 		return nil
 	}
-	return &socketio.AdminOptions{
+	return &adminui.Options{
 		Username:     cfg.AdminUI.Username,
 		PasswordHash: []byte(cfg.AdminUI.PasswordHash),
 		SocketsLimit: cfg.AdminUI.SocketsLimit,
@@ -115,6 +107,18 @@ func openStore(ctx context.Context, cfg config.Config, logger *slog.Logger) (sto
 		Logger:         logger.With("component", "store"),
 	})
 	return store, "postgres", where, err
+}
+
+// globalOnly is the hub's history of rooms while the global room is the
+// only one: other rooms do not exist on this node (their events, from a
+// newer node, are dropped and counted).
+func globalOnly(h *chat.History) func(string) *chat.History {
+	return func(room string) *chat.History {
+		if room == chat.GlobalRoom {
+			return h
+		}
+		return nil
+	}
 }
 
 // onReady, when a test sets it, is called with the metrics registry once
@@ -153,42 +157,53 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	}
 
 	checks := append([]httpapi.Check(nil), wlog.checks...)
-	var presence chat.Presence = chat.LocalPresence{}
-	var cluster *redis.Cluster
-	var onRemote func(chat.Message)
-	var onRemoteDeletion func(chat.Deletion)
-	fanout := "memory"
-	if cfg.RedisURL != "" {
-		cluster, err = redis.Open(redis.Options{
-			URL:            cfg.RedisURL,
-			Password:       cfg.RedisPasswd,
-			CAFile:         cfg.RedisCAFile,
-			Mode:           cfg.RedisAdapterMode,
-			KeyPrefix:      cfg.RedisKeyPrefix,
-			RequestTimeout: cfg.RedisRequestTimeout,
-			Logger:         logger.With("component", "redis"),
-			Registerer:     reg,
-		})
-		if err != nil {
-			return err
-		}
-		defer cluster.Close()
-		presence = cluster.Presence()
-		checks = append(checks, httpapi.Check{Name: "redis", Fn: cluster.Ping})
-		fanout = "redis-" + cluster.Mode()
-		if cfg.DatabaseURL == "" {
-			// No shared database: every node keeps a replica of the history.
-			onRemote = func(m chat.Message) { _ = wlog.Append(m, func(error) {}) }
-			onRemoteDeletion = func(d chat.Deletion) { _ = wlog.Delete(d, func(error) {}) }
-		}
+	limits := chat.Limits{MaxMessageLength: cfg.MaxMessageLength, MaxUsernameLength: cfg.MaxUsernameLength}
+	link, err := newClusterLink(cfg, reg, logger)
+	if err != nil {
+		return err
 	}
+	defer link.close()
+	checks = append(checks, link.checks...)
+
+	hb, err := hub.New(hub.Options{
+		Broker:            link.broker,
+		Presence:          link.presence,
+		History:           globalOnly(history),
+		Encoder:           socketio.NewEncoder(authMode, cfg.RecoveryWindow),
+		HistoryLimit:      cfg.HistoryLimit,
+		PresenceInterval:  cfg.PresenceInterval,
+		PresenceListLimit: cfg.PresenceListLimit,
+		TypingTimeout:     cfg.TypingTimeout,
+		Logger:            logger.With("component", "hub"),
+		Registerer:        reg,
+	})
+	if err != nil {
+		return err
+	}
+	defer hb.Close()
+	moderation := chat.NewModeration(chat.ModerationOptions{
+		Log:      wlog,
+		Fanout:   hb,
+		Control:  link.broker,
+		History:  history,
+		Bans:     store,
+		Limits:   limits,
+		OnAction: auditor(reg, logger),
+		Replica:  link.replica,
+	})
+	if err := moderation.Load(ctx); err != nil {
+		return err
+	}
+	bctx, stopBans := context.WithCancel(context.Background())
+	defer stopBans()
+	go refreshBans(bctx, moderation, cfg.BanRefresh, logger)
+	svc := chat.NewService(wlog, hb, chat.ServiceOptions{Limits: limits})
 
 	edge, err := socketio.New(socketio.Options{
-		History:             history,
-		Presence:            presence,
-		OnRemote:            onRemote,
-		OnRemoteDeletion:    onRemoteDeletion,
-		ClusterBuffer:       cfg.RedisPublishBuffer,
+		Hub:                 hb,
+		Accepter:            svc,
+		Moderation:          moderation,
+		Directory:           link.directory,
 		PingInterval:        cfg.PingInterval,
 		PingTimeout:         cfg.PingTimeout,
 		ConnectTimeout:      cfg.ConnectTimeout,
@@ -201,15 +216,11 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		MaxConnectionsPerIP: cfg.MaxConnectionsPerIP,
 		TrustedProxies:      cfg.TrustedProxies,
 		SendQueueLimit:      cfg.SendQueueLimit,
-		HistoryLimit:        cfg.HistoryLimit,
 		RecoveryWindow:      cfg.RecoveryWindow,
-		PresenceInterval:    cfg.PresenceInterval,
-		PresenceListLimit:   cfg.PresenceListLimit,
+		SweepInterval:       cfg.PresenceInterval,
 		TypingRatePerSecond: cfg.TypingRatePerSec,
-		TypingTimeout:       cfg.TypingTimeout,
-		Limits:              chat.Limits{MaxMessageLength: cfg.MaxMessageLength, MaxUsernameLength: cfg.MaxUsernameLength},
+		Limits:              limits,
 		Logger:              logger.With("component", "socketio"),
-		Cluster:             clusterAdapter(cluster),
 		Admin:               adminOptions(cfg),
 		Registerer:          reg,
 		AuthMode:            authMode,
@@ -218,25 +229,21 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	moderation := chat.NewModeration(chat.ModerationOptions{
-		Log:      wlog,
-		Fanout:   edge,
-		History:  history,
-		Bans:     store,
-		Limits:   chat.Limits{MaxMessageLength: cfg.MaxMessageLength, MaxUsernameLength: cfg.MaxUsernameLength},
-		OnAction: auditor(reg, logger),
-		Replica:  onRemote != nil,
-	})
-	if err := moderation.Load(ctx); err != nil {
+	// Every handler is known: the broker may start receiving.
+	link.broker.RegisterEventHandler(hb)
+	if link.replica {
+		// No shared database: every node keeps a replica of the history.
+		link.broker.RegisterEventHandler(chat.NewReplica(wlog))
+	}
+	link.broker.RegisterControlHandler(moderation)
+	link.directory.RegisterDirectoryHandler(edge)
+	if err := link.broker.Run(); err != nil {
+		_ = edge.Close(ctx)
 		return err
 	}
-	edge.SetModeration(moderation)
-	bctx, stopBans := context.WithCancel(context.Background())
-	defer stopBans()
-	go refreshBans(bctx, moderation, cfg.BanRefresh, logger)
 	var names chat.NameClaims = &chat.LocalNameClaims{}
-	if cluster != nil {
-		names = cluster.Names()
+	if link.redis != nil {
+		names = link.redis.Names()
 	}
 	trust := httpapi.TrustOptions{
 		AuthMode:   authMode,
@@ -245,25 +252,21 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		Moderation: moderation,
 		Names:      names,
 		GuestTTL:   cfg.AuthGuestTTL,
-		Limits:     chat.Limits{MaxMessageLength: cfg.MaxMessageLength, MaxUsernameLength: cfg.MaxUsernameLength},
+		Limits:     limits,
 		Logger:     logger.With("component", "api"),
 	}
 	if cfg.AuthGuest && verifier != nil && verifier.CanSign() {
 		trust.Guests = verifier
 	}
-	svc := chat.NewService(wlog, edge, chat.ServiceOptions{
-		Limits: chat.Limits{MaxMessageLength: cfg.MaxMessageLength, MaxUsernameLength: cfg.MaxUsernameLength},
-	})
-	edge.SetAccepter(svc)
 
 	api := httpapi.New(httpapi.Options{
 		History:     history,
 		Gatherer:    reg,
 		Checks:      checks,
 		AllowOrigin: edge.AllowsOrigin,
-		Presence:    edge.PresenceView,
+		Presence:    func() chat.PresenceView { return hb.PresenceView(chat.GlobalRoom) },
 		Details: func() map[string]any {
-			return map[string]any{"fanout": fanout, "servers": edge.ClusterNodes()}
+			return map[string]any{"fanout": link.kind, "servers": link.broker.Nodes()}
 		},
 		Trust:      trust,
 		ClientAddr: edge.ClientAddr,
@@ -276,7 +279,7 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	mux.Handle("/socket.io/", httpapi.SecureHeaders(edge.Handler()))
 
 	srv := &http.Server{
-		Handler:           bodyDeadline(cfg.HTTPBodyTimeout, mux),
+		Handler:           httpapi.BodyDeadline(cfg.HTTPBodyTimeout, mux),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       cfg.HTTPIdleTimeout,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
@@ -285,7 +288,7 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr(), err)
 	}
-	ln := newConnLimiter(tcp.(*net.TCPListener), cfg.HTTPMaxConnsPerIP, cfg.TrustedProxies, reg, logger)
+	ln := httpapi.NewConnLimiter(tcp.(*net.TCPListener), cfg.HTTPMaxConnsPerIP, cfg.TrustedProxies, reg, logger)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	if cfg.PprofAddr != "" {
@@ -306,7 +309,7 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		logger.Info("the Socket.IO Admin UI's namespace /admin is on", "username", cfg.AdminUI.Username)
 	}
 	logger.Info("chat-server ready",
-		"addr", ln.Addr().String(), "store", storeKind, "db", where, "fanout", fanout, "log", wlog.kind,
+		"addr", ln.Addr().String(), "store", storeKind, "db", where, "fanout", link.kind, "log", wlog.kind,
 		"auth", authMode, "guest", trust.Guests != nil, "env_files", cfg.EnvFiles)
 
 	select {
@@ -327,9 +330,8 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err := edge.Close(sctx); err != nil {
 		logger.Warn("closing client connections", "err", err)
 	}
-	if cluster != nil {
-		_ = cluster.Presence().Leave(sctx)
-	}
+	hb.Close()
+	link.shutdown(sctx)
 	var firstErr error
 	if err := wlog.Close(sctx); err != nil {
 		firstErr = err

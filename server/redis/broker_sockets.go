@@ -1,4 +1,4 @@
-package socketio
+package redis
 
 import (
 	"context"
@@ -11,9 +11,10 @@ import (
 	"time"
 
 	sioadapter "github.com/zishang520/socket.io/adapters/adapter/v3"
-	"github.com/zishang520/socket.io/parsers/socket/v3/parser"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 	"github.com/zishang520/socket.io/v3/pkg/types"
+
+	"github.com/scalable-chat-go/server/chat"
 )
 
 // The cluster's socket requests.
@@ -31,7 +32,7 @@ import (
 //     by room gets none of this node's sockets (their rooms are not the
 //     library's).
 //   - This node's fetch (its Admin UI's socket list): the library's request
-//     does not work from Go (see fetchRemote), so the Go nodes ask each
+//     does not work from Go (see FetchSockets), so the Go nodes ask each
 //     other with broadcasts to a room only their sinks are in (nodesRoom),
 //     and Node servers of the cluster are not asked (their sockets are not
 //     listed).
@@ -110,22 +111,43 @@ func (a *answeringAdapter) listsSink(sockets []*sioadapter.SocketResponse) bool 
 
 // answerFetch lists this node's sockets of nsp for another server's
 // fetch-sockets request.
-func (s *Server) answerFetch(nsp string) []*sioadapter.SocketResponse {
-	if s.admin != nil {
-		s.admin.noteWatched()
+func (b *Broker) answerFetch(nsp string) []*sioadapter.SocketResponse {
+	if b.dir == nil {
+		return []*sioadapter.SocketResponse{}
 	}
-	infos := s.localSockets(nsp, s.socketsLimit())
+	infos := b.dir.LocalSockets(nsp, b.o.SocketsLimit)
 	out := make([]*sioadapter.SocketResponse, len(infos))
 	for i, info := range infos {
-		out[i] = info.response()
+		out[i] = socketResponse(info)
 	}
 	return out
 }
 
-// fetchRemote asks the other Go nodes for their sockets of nsp and
+// socketResponse is a socket as a fetch-sockets response lists it: its
+// data carries `_admin` {clientId, transport}, which an Admin UI
+// instrumented Node server of the cluster reads as it reads its own
+// sockets'.
+func socketResponse(i chat.SocketInfo) *sioadapter.SocketResponse {
+	data := make(map[string]any, len(i.Data)+1)
+	for k, v := range i.Data {
+		data[k] = v
+	}
+	data["_admin"] = map[string]any{"clientId": i.ClientID(), "transport": i.Transport}
+	rooms := make([]socket.Room, len(i.Rooms))
+	for j, r := range i.Rooms {
+		rooms[j] = socket.Room(r)
+	}
+	hs := i.Handshake()
+	return &sioadapter.SocketResponse{Id: socket.SocketId(i.ID), Rooms: rooms, Data: data, Handshake: &socket.Handshake{
+		Headers: types.IncomingHttpHeaders{}, Time: hs.Time, Address: hs.Address, Issued: hs.Issued, Url: hs.URL,
+		Query: types.ParsedUrlQuery{},
+	}}
+}
+
+// FetchSockets asks the other Go nodes for their sockets of nsp and
 // collects their answers, until every other server of the cluster answered
-// or timeout passed (a Node server does not answer: a cluster with one
-// waits the whole timeout).
+// or FetchTimeout passed (a Node server does not answer: a cluster with
+// one waits the whole timeout).
 //
 // The library's own requests cannot be used from here: its cluster adapter
 // counts the servers to wait for with the base adapter's ServerCount
@@ -134,29 +156,32 @@ func (s *Server) answerFetch(nsp string) []*sioadapter.SocketResponse {
 // server-side event it receives (it decodes their data into a map where the
 // cluster adapter expects its own type). So the Go nodes talk among
 // themselves with broadcasts to nodesRoom (see sendToNodes).
-func (l *clusterLink) fetchRemote(ctx context.Context, nsp string, timeout time.Duration) ([]adminSocket, error) {
-	expected := int(l.pub.ServerCount()) - 1
+func (b *Broker) FetchSockets(ctx context.Context, nsp string) ([]chat.SocketInfo, error) {
+	if !b.running {
+		return nil, nil
+	}
+	expected := int(b.pub.ServerCount()) - 1
 	if expected <= 0 {
 		return nil, nil
 	}
-	req := &fetchRequest{replies: make(chan []adminSocket, expected)}
+	req := &fetchRequest{replies: make(chan []chat.SocketInfo, expected)}
 	id := newRequestID()
-	l.reqMu.Lock()
-	if l.requests == nil {
-		l.requests = make(map[string]*fetchRequest)
+	b.reqMu.Lock()
+	if b.requests == nil {
+		b.requests = make(map[string]*fetchRequest)
 	}
-	l.requests[id] = req
-	l.reqMu.Unlock()
+	b.requests[id] = req
+	b.reqMu.Unlock()
 	defer func() {
-		l.reqMu.Lock()
-		delete(l.requests, id)
-		l.reqMu.Unlock()
+		b.reqMu.Lock()
+		delete(b.requests, id)
+		b.reqMu.Unlock()
 	}()
-	if err := l.sendToNodes(fetchSocketsEvent, map[string]any{"id": id, "nsp": nsp}); err != nil {
+	if err := b.sendToNodes(fetchSocketsEvent, map[string]any{"id": id, "nsp": nsp}); err != nil {
 		return nil, fmt.Errorf("ask for the sockets of %s: %w", nsp, err)
 	}
-	var out []adminSocket
-	deadline := time.NewTimer(timeout)
+	var out []chat.SocketInfo
+	deadline := time.NewTimer(b.o.FetchTimeout)
 	defer deadline.Stop()
 	for got := 0; got < expected; got++ {
 		select {
@@ -165,14 +190,14 @@ func (l *clusterLink) fetchRemote(ctx context.Context, nsp string, timeout time.
 		case <-ctx.Done():
 			return out, ctx.Err()
 		case <-deadline.C:
-			return out, fmt.Errorf("%d of %d other servers answered within %v (Node servers do not)", got, expected, timeout)
+			return out, fmt.Errorf("%d of %d other servers answered within %v (Node servers do not)", got, expected, b.o.FetchTimeout)
 		}
 	}
 	return out, nil
 }
 
 // fetchRequest collects the answers to one fetchRemote.
-type fetchRequest struct{ replies chan []adminSocket }
+type fetchRequest struct{ replies chan []chat.SocketInfo }
 
 // The Go nodes' own requests, broadcast to nodesRoom:
 // fetchSocketsEvent {id, nsp} asks for sockets, fetchSocketsReplyEvent
@@ -185,39 +210,26 @@ const (
 	disconnectSocketsEvent = "scalable-chat-go:disconnect-sockets"
 )
 
-// nodesRoom is the room of the link's library namespace "/" that every Go
-// node's sink joins: a broadcast to it reaches the Go nodes only (no socket
-// of a Node server is in it). In the sharded adapter's dynamic mode it has
-// a channel of its own, which only the Go nodes subscribe to; in the
-// streams mode it goes through the stream, as every broadcast does.
-const nodesRoom = "scalable-chat-go:nodes"
-
 // sendToNodes broadcasts a request to the other Go nodes.
-func (l *clusterLink) sendToNodes(event string, payload map[string]any) error {
-	_, err := l.pub.PublishAndReturnOffset(&sioadapter.ClusterMessage{
-		Type: sioadapter.BROADCAST,
-		Data: &sioadapter.BroadcastMessage{
-			Packet: &parser.Packet{Type: parser.EVENT, Nsp: "/", Data: []any{event, payload}},
-			Opts:   &sioadapter.PacketOptions{Rooms: []socket.Room{nodesRoom}, Except: []socket.Room{}, Flags: &socket.BroadcastFlags{}},
-		},
-	})
+func (b *Broker) sendToNodes(event string, payload map[string]any) error {
+	_, err := b.pub.PublishAndReturnOffset(broadcast("/", []any{event, payload}, []socket.Room{nodesRoom}))
 	return err
 }
 
 // onNodeRequest handles another Go node's request; false when event is
 // not one.
-func (l *clusterLink) onNodeRequest(event string, payload []any) bool {
+func (b *Broker) onNodeRequest(event string, payload []any) bool {
 	var m map[string]any
 	if len(payload) > 0 {
 		m, _ = payload[0].(map[string]any)
 	}
 	switch event {
 	case fetchSocketsEvent:
-		go l.edge.eng.Guard("cluster fetch", func() { l.answerNode(m) })
+		go b.guard("cluster fetch", func() { b.answerNode(m) })
 	case fetchSocketsReplyEvent:
-		l.onFetchReply(m)
+		b.onFetchReply(m)
 	case disconnectSocketsEvent:
-		l.edge.onClusterDisconnect(m)
+		b.onClusterDisconnect(m)
 	default:
 		return false
 	}
@@ -225,39 +237,34 @@ func (l *clusterLink) onNodeRequest(event string, payload []any) bool {
 }
 
 // answerNode answers another Go node's fetchSocketsEvent.
-func (l *clusterLink) answerNode(m map[string]any) {
-	s := l.edge
+func (b *Broker) answerNode(m map[string]any) {
 	id, _ := m["id"].(string)
 	nsp, _ := m["nsp"].(string)
-	if id == "" || len(id) > 64 {
+	if id == "" || len(id) > 64 || b.dir == nil {
 		return
 	}
-	if s.admin != nil {
-		s.admin.noteWatched()
+	sockets := b.dir.LocalSockets(nsp, b.o.SocketsLimit)
+	if sockets == nil {
+		sockets = []chat.SocketInfo{}
 	}
-	infos := s.localSockets(nsp, s.socketsLimit())
-	sockets := make([]adminSocket, len(infos))
-	for i, info := range infos {
-		sockets[i] = info.admin()
-	}
-	if err := l.sendToNodes(fetchSocketsReplyEvent, map[string]any{"id": id, "sockets": sockets}); err != nil {
-		s.log.Warn("could not answer another node's request for sockets", "err", err)
+	if err := b.sendToNodes(fetchSocketsReplyEvent, map[string]any{"id": id, "sockets": sockets}); err != nil {
+		b.log.Warn("could not answer another node's request for sockets", "err", err)
 	}
 }
 
-// onFetchReply hands an answer to its fetchRemote, if it is this node's.
-func (l *clusterLink) onFetchReply(m map[string]any) {
+// onFetchReply hands an answer to its FetchSockets, if it is this node's.
+func (b *Broker) onFetchReply(m map[string]any) {
 	id, _ := m["id"].(string)
-	l.reqMu.Lock()
-	req := l.requests[id]
-	l.reqMu.Unlock()
+	b.reqMu.Lock()
+	req := b.requests[id]
+	b.reqMu.Unlock()
 	if req == nil {
 		return // another node's, or too late
 	}
 	list, _ := m["sockets"].([]any)
-	sockets := make([]adminSocket, 0, len(list))
+	sockets := make([]chat.SocketInfo, 0, len(list))
 	for _, x := range list {
-		if a, ok := decodeAdminSocket(x); ok {
+		if a, ok := decodeSocket(x); ok {
 			sockets = append(sockets, a)
 		}
 	}
@@ -267,18 +274,15 @@ func (l *clusterLink) onFetchReply(m map[string]any) {
 	}
 }
 
-// decodeAdminSocket reads an adminSocket from its decoded JSON.
-func decodeAdminSocket(x any) (adminSocket, bool) {
+// decodeSocket reads a serialized socket from its decoded JSON.
+func decodeSocket(x any) (chat.SocketInfo, bool) {
 	b, err := json.Marshal(x)
 	if err != nil {
-		return adminSocket{}, false
+		return chat.SocketInfo{}, false
 	}
-	var a adminSocket
+	var a chat.SocketInfo
 	if err := json.Unmarshal(b, &a); err != nil || a.ID == "" {
-		return adminSocket{}, false
-	}
-	if a.Data == nil {
-		a.Data = map[string]any{}
+		return chat.SocketInfo{}, false
 	}
 	return a, true
 }
@@ -289,29 +293,34 @@ func newRequestID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// namespace is the link's library namespace nsp, or nil.
-func (l *clusterLink) namespace(nsp string) socket.Namespace {
+// namespace is the broker's library namespace nsp, or nil.
+func (b *Broker) namespace(nsp string) socket.Namespace {
 	switch {
 	case nsp == "/":
-		return l.io.Sockets()
-	case nsp == adminNamespace && l.admin != nil:
-		return l.admin.nsp
+		return b.io.Sockets()
+	case nsp == adminNamespace && b.admin != nil:
+		return b.admin.nsp
 	}
 	return nil
 }
 
-// disconnectRemote asks the other servers to disconnect the sockets of nsp
-// that filter names, in the background: the Go nodes with
+// adminNamespace is the namespace of the Socket.IO Admin UI.
+const adminNamespace = "/admin"
+
+// DisconnectSockets asks the other servers to disconnect the sockets of
+// nsp that filter names, in the background: the Go nodes with
 // disconnectSocketsEvent, the Node servers with DISCONNECT_SOCKETS when
 // filter names a socket or a room (for every socket of a namespace the
 // library would disconnect the Go nodes' sinks too).
-func (l *clusterLink) disconnectRemote(nsp string, closeConn bool, filter string) {
-	s := l.edge
-	go s.eng.Guard("cluster disconnect request", func() {
-		if err := l.sendToNodes(disconnectSocketsEvent, map[string]any{"nsp": nsp, "close": closeConn, "filter": filter}); err != nil {
-			s.log.Warn("could not ask the other nodes to disconnect sockets", "err", err)
+func (b *Broker) DisconnectSockets(nsp string, closeConn bool, filter string) {
+	if !b.running {
+		return
+	}
+	go b.guard("cluster disconnect request", func() {
+		if err := b.sendToNodes(disconnectSocketsEvent, map[string]any{"nsp": nsp, "close": closeConn, "filter": filter}); err != nil {
+			b.log.Warn("could not ask the other nodes to disconnect sockets", "err", err)
 		}
-		if n := l.namespace(nsp); n != nil && filter != "" {
+		if n := b.namespace(nsp); n != nil && filter != "" {
 			n.Adapter().DisconnectSockets(&socket.BroadcastOptions{
 				Rooms: types.NewSet(socket.Room(filter)), Except: types.NewSet[socket.Room](),
 			}, closeConn)
@@ -320,24 +329,27 @@ func (l *clusterLink) disconnectRemote(nsp string, closeConn bool, filter string
 }
 
 // onClusterDisconnect handles another Go node's disconnectSocketsEvent.
-func (s *Server) onClusterDisconnect(m map[string]any) {
+func (b *Broker) onClusterDisconnect(m map[string]any) {
 	nsp, _ := m["nsp"].(string)
 	closeConn, _ := m["close"].(bool)
 	filter, _ := m["filter"].(string)
-	if n := s.disconnectLocal(nsp, closeConn, filter); n > 0 {
-		s.log.Info("disconnected sockets at another node's request", "namespace", nsp, "filter", filter, "sockets", n, "close", closeConn)
+	if b.dir == nil {
+		return
+	}
+	if n := b.dir.DisconnectLocal(nsp, closeConn, filter); n > 0 {
+		b.log.Info("disconnected sockets at another node's request", "namespace", nsp, "filter", filter, "sockets", n, "close", closeConn)
 	}
 }
 
 // adminLink carries the Admin UI's namespace across the cluster: a library
-// namespace /admin on the link's server with its own cluster adapter (so
+// namespace /admin on the broker's server with its own cluster adapter (so
 // the channels are Node's, socket.io#/admin#, and an Admin UI instrumented
 // Node server of the cluster shares the events) and a sink of its own,
 // whose received broadcasts go to this node's Admin UI sockets. Events go
 // out through a bounded queue and one goroutine: an admin event that finds
 // the queue full is dropped (counted).
 type adminLink struct {
-	l    *clusterLink
+	b    *Broker
 	nsp  socket.Namespace
 	pub  publisher
 	sink *socket.Socket
@@ -351,39 +363,48 @@ type adminLink struct {
 // adminQueueLimit bounds the admin events waiting for Redis.
 const adminQueueLimit = 10_000
 
-func startAdminLink(l *clusterLink) (*adminLink, error) {
-	s := l.edge
-	nsp := l.io.Of(adminNamespace, nil)
+func (b *Broker) startAdminLink() (*adminLink, error) {
+	nsp := b.io.Of(adminNamespace, nil)
 	pub, ok := nsp.Adapter().(publisher)
 	if !ok {
-		return nil, fmt.Errorf("socketio: the cluster adapter %T cannot publish", nsp.Adapter())
+		return nil, fmt.Errorf("redis: the cluster adapter %T cannot publish", nsp.Adapter())
 	}
-	a := &adminLink{l: l, nsp: nsp, pub: pub, queue: make(chan *sioadapter.ClusterMessage, adminQueueLimit),
+	a := &adminLink{b: b, nsp: nsp, pub: pub, queue: make(chan *sioadapter.ClusterMessage, adminQueueLimit),
 		quit: make(chan struct{}), done: make(chan struct{})}
 	var err error
 	if a.sink, err = joinSink(nsp, newSinkConn("cluster-admin-sink")); err != nil {
 		return nil, err
 	}
 	a.sink.OnAnyOutgoing(func(args ...any) {
-		s.eng.Guard("cluster admin event", func() { s.admin.onRemote(args) })
+		b.guard("cluster admin event", func() { b.onAdmin(args) })
 	})
 	go a.publishLoop()
 	return a, nil
 }
 
-// publish queues an event for the Admin UI sockets of the other nodes.
-func (a *adminLink) publish(name string, args []any) {
-	msg := &sioadapter.ClusterMessage{
-		Type: sioadapter.BROADCAST,
-		Data: &sioadapter.BroadcastMessage{
-			Packet: &parser.Packet{Type: parser.EVENT, Nsp: adminNamespace, Data: append([]any{name}, args...)},
-			Opts:   &sioadapter.PacketOptions{Rooms: []socket.Room{}, Except: []socket.Room{}, Flags: &socket.BroadcastFlags{}},
-		},
+// onAdmin hands another server's Admin UI event to this node: [name,
+// args...].
+func (b *Broker) onAdmin(args []any) {
+	if len(args) == 0 || b.dir == nil {
+		return
+	}
+	if name, ok := args[0].(string); ok {
+		b.dir.HandleAdmin(name, args[1:])
+	}
+}
+
+// PublishAdmin queues an event for the Admin UI sockets of the other
+// nodes (dropped, and counted, when the Admin UI's link is off or its
+// queue is full).
+func (b *Broker) PublishAdmin(name string, args []any) {
+	a := b.admin
+	if a == nil {
+		return
 	}
 	select {
-	case a.queue <- msg:
+	case a.queue <- broadcast(adminNamespace, append([]any{name}, args...), nil):
 	default:
-		a.l.edge.m.adminDropped.Inc()
+		b.m.adminDropped.Inc()
 	}
 }
 
@@ -395,7 +416,7 @@ func (a *adminLink) publishLoop() {
 			return
 		case msg := <-a.queue:
 			if _, err := a.pub.PublishAndReturnOffset(msg); err != nil {
-				a.l.edge.m.adminDropped.Inc()
+				a.b.m.adminDropped.Inc()
 			}
 		}
 	}

@@ -1,4 +1,4 @@
-package main
+package httpapi
 
 import (
 	"io"
@@ -13,7 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// connLimiter is the server's listener: it counts the open TCP connections
+// ConnLimiter is the server's listener: it counts the open TCP connections
 // of each client address as they are accepted, before any TLS or HTTP is
 // read, and closes at once (with a reset, so that nothing lingers) a
 // connection past HTTP_MAX_CONNS_PER_IP. Idle keep-alive connections,
@@ -28,7 +28,7 @@ import (
 // and no longer here. The address is the TCP peer's: connections from
 // TRUSTED_PROXIES are not counted (a proxy carries many clients;
 // MAX_CONNECTIONS_PER_IP counts them by X-Forwarded-For).
-type connLimiter struct {
+type ConnLimiter struct {
 	*net.TCPListener
 	max     int // 0: no limit, only the count
 	trusted []netip.Prefix
@@ -42,8 +42,11 @@ type connLimiter struct {
 	loggedAt atomic.Int64 // unix nanoseconds of the last refusal logged
 }
 
-func newConnLimiter(ln *net.TCPListener, max int, trusted []netip.Prefix, reg prometheus.Registerer, log *slog.Logger) *connLimiter {
-	l := &connLimiter{
+// NewConnLimiter returns ln limited to max open connections per client
+// address (HTTP_MAX_CONNS_PER_IP; 0: no limit, only the count), those of
+// the trusted proxies not counted.
+func NewConnLimiter(ln *net.TCPListener, max int, trusted []netip.Prefix, reg prometheus.Registerer, log *slog.Logger) *ConnLimiter {
+	l := &ConnLimiter{
 		TCPListener: ln,
 		max:         max,
 		trusted:     trusted,
@@ -61,7 +64,7 @@ func newConnLimiter(ln *net.TCPListener, max int, trusted []netip.Prefix, reg pr
 }
 
 // Accept returns the next connection within the limit.
-func (l *connLimiter) Accept() (net.Conn, error) {
+func (l *ConnLimiter) Accept() (net.Conn, error) {
 	for {
 		c, err := l.AcceptTCP()
 		if err != nil {
@@ -85,7 +88,7 @@ func (l *connLimiter) Accept() (net.Conn, error) {
 	}
 }
 
-func (l *connLimiter) isTrusted(a netip.Addr) bool {
+func (l *ConnLimiter) isTrusted(a netip.Addr) bool {
 	for _, p := range l.trusted {
 		if p.Contains(a) {
 			return true
@@ -94,7 +97,7 @@ func (l *connLimiter) isTrusted(a netip.Addr) bool {
 	return false
 }
 
-func (l *connLimiter) refuse(c *net.TCPConn, addr netip.Addr) {
+func (l *ConnLimiter) refuse(c *net.TCPConn, addr netip.Addr) {
 	_ = c.SetLinger(0)
 	_ = c.Close()
 	l.refused.Inc()
@@ -105,7 +108,7 @@ func (l *connLimiter) refuse(c *net.TCPConn, addr netip.Addr) {
 	}
 }
 
-func (l *connLimiter) release(addr netip.Addr) {
+func (l *ConnLimiter) release(addr netip.Addr) {
 	l.conns.Dec()
 	if !addr.IsValid() {
 		return
@@ -132,7 +135,7 @@ func (c *countedConn) Close() error {
 	return err
 }
 
-// bodyDeadline bounds how long a request's body may take to arrive
+// BodyDeadline bounds how long a request's body may take to arrive
 // (HTTP_BODY_TIMEOUT): a request with a body gets a read deadline on its
 // connection when its handler starts, lifted once the body has been read
 // to its end. A body still arriving past it fails the handler's read
@@ -140,7 +143,7 @@ func (c *countedConn) Close() error {
 // (long-poll GETs, WebSocket upgrades) are not bounded here: their wait is
 // the session layer's (the heartbeat). http.Server.ReadTimeout cannot do
 // this: it would bound the whole request and cut the held long-polls.
-func bodyDeadline(d time.Duration, next http.Handler) http.Handler {
+func BodyDeadline(d time.Duration, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Body != nil && r.Body != http.NoBody {
 			rc := http.NewResponseController(w)

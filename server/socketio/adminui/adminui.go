@@ -1,4 +1,4 @@
-package socketio
+package adminui
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"sync"
@@ -19,12 +20,12 @@ import (
 	"github.com/scalable-chat-go/server/socketio/internal/engine"
 )
 
-// The Socket.IO Admin UI.
+// Package adminui is the server side of the Socket.IO Admin UI.
 //
 // @socket.io/admin-ui is the page Socket.IO users open to see a cluster's
 // servers, sockets and rooms; in Node its instrument() serves it the
 // namespace /admin. This is that namespace's server side, as the UI
-// (0.5) reads it:
+// (0.5) reads it, behind the Socket.IO edge's router:
 //
 //   - CONNECT to /admin with auth {username, password} checked against
 //     ADMIN_UI_USERNAME and the bcrypt ADMIN_UI_PASSWORD_HASH, or
@@ -46,9 +47,9 @@ import (
 //
 // What is shown: the namespaces "/" (the chat) and /admin; each socket's
 // id, transport, address, connection time, data ({name} once given) and
-// rooms (its own id, and liveRoom); see sockets.go for what a handshake
-// lacks. supportedFeatures are DISCONNECT and MDISCONNECT (disconnect every
-// socket of a room). Not supported, and so not announced: EMIT, JOIN,
+// rooms (its own id, and the chat's rooms: chat:live for the global one);
+// see chat.SocketInfo for what a handshake lacks. supportedFeatures are
+// DISCONNECT and MDISCONNECT (disconnect every socket of a room). Not supported, and so not announced: EMIT, JOIN,
 // LEAVE, MJOIN, MLEAVE (the chat has one room, which every socket is in),
 // AGGREGATED_EVENTS (packet and byte counts per second; /metrics has the
 // figures) and ALL_EVENTS (every event each socket receives and sends:
@@ -62,14 +63,14 @@ import (
 // after it answered a fetch-sockets request (how a new Admin UI elsewhere
 // first reaches it).
 
-// adminNamespace is the namespace of the Socket.IO Admin UI.
-const adminNamespace = "/admin"
+// Namespace is the namespace of the Socket.IO Admin UI.
+const Namespace = "/admin"
 
-// adminFeatures are the Admin UI features this server supports.
-var adminFeatures = []string{"DISCONNECT", "MDISCONNECT"}
+// features are the Admin UI features this server supports.
+var features = []string{"DISCONNECT", "MDISCONNECT"}
 
-// AdminOptions turn the Admin UI's namespace on.
-type AdminOptions struct {
+// Options turn the Admin UI's namespace on.
+type Options struct {
 	// Username and PasswordHash (bcrypt) are the credentials the UI must
 	// give; both empty: no authentication.
 	Username     string
@@ -87,6 +88,30 @@ type AdminOptions struct {
 	FetchTimeout time.Duration
 }
 
+// Chat is the chat namespace of this node, as the UI sees it.
+type Chat interface {
+	// Sockets describes up to limit sockets of the chat.
+	Sockets(limit int) []chat.SocketInfo
+	// Connections is how many sockets the chat has; Sessions how many
+	// Engine.IO sessions the node has.
+	Connections() int
+	Sessions() int
+	// Disconnect disconnects the chat's sockets that filter names (a
+	// socket id, a room; "" for every one), and returns how many.
+	Disconnect(closeConn bool, filter string) int
+}
+
+// Deps are what the UI talks to.
+type Deps struct {
+	// Chat is this node's chat namespace; required.
+	Chat Chat
+	// Directory reaches the other nodes; nil on a node alone.
+	Directory chat.Directory
+	// Guard runs fn recovering a panic (the engine's).
+	Guard  func(what string, fn func())
+	Logger *slog.Logger
+}
+
 // sessionTTL is how long a session id from a successful sign-in is taken
 // instead of the password; sessionLimit bounds the ids kept.
 const (
@@ -97,25 +122,28 @@ const (
 	pendingLimit = 10_000
 )
 
-type adminUI struct {
-	s        *Server
-	o        AdminOptions
+// UI is the Admin UI's namespace of this node.
+type UI struct {
+	o        Options
+	d        Deps
+	log      *slog.Logger
 	auth     bool
 	started  time.Time
 	hostname string
 
 	mu       sync.Mutex
 	admins   map[*engine.Socket]*adminConn
-	polling  map[*conn]struct{}   // chat sockets seen on long-polling, until they upgrade
-	sessions map[string]time.Time // session id -> expiry
+	polling  map[*engine.Socket]struct{} // chat sockets seen on long-polling, until they upgrade
+	sessions map[string]time.Time        // session id -> expiry
 
 	count        atomic.Int64 // len(admins)
 	watchedUntil atomic.Int64 // unix ns
 	bcryptSlot   chan struct{}
 
-	stop chan struct{}
-	done chan struct{}
-	once sync.Once
+	stop    chan struct{}
+	done    chan struct{}
+	once    sync.Once
+	running atomic.Bool
 }
 
 // adminConn is an Admin UI socket of this node.
@@ -134,7 +162,8 @@ type pendingEvent struct {
 	args []any
 }
 
-func newAdminUI(s *Server, o AdminOptions) *adminUI {
+// New returns the UI; Start runs its stats loop.
+func New(o Options, d Deps) *UI {
 	host, _ := os.Hostname()
 	if o.ServerID == "" {
 		o.ServerID = fmt.Sprintf("%s#%d", host, os.Getpid())
@@ -145,11 +174,20 @@ func newAdminUI(s *Server, o AdminOptions) *adminUI {
 	if o.FetchTimeout <= 0 {
 		o.FetchTimeout = 5 * time.Second
 	}
-	return &adminUI{
-		s: s, o: o, auth: o.Username != "" || len(o.PasswordHash) > 0,
+	if o.SocketsLimit <= 0 {
+		o.SocketsLimit = 10_000
+	}
+	if d.Logger == nil {
+		d.Logger = slog.Default()
+	}
+	if d.Guard == nil {
+		d.Guard = func(_ string, fn func()) { fn() }
+	}
+	return &UI{
+		o: o, d: d, log: d.Logger, auth: o.Username != "" || len(o.PasswordHash) > 0,
 		started: time.Now(), hostname: host,
 		admins:     make(map[*engine.Socket]*adminConn),
-		polling:    make(map[*conn]struct{}),
+		polling:    make(map[*engine.Socket]struct{}),
 		sessions:   make(map[string]time.Time),
 		bcryptSlot: make(chan struct{}, 1),
 		stop:       make(chan struct{}),
@@ -157,85 +195,27 @@ func newAdminUI(s *Server, o AdminOptions) *adminUI {
 	}
 }
 
-// handler is the edge's engine.Handler: the chat's, with the Admin UI's
-// namespace beside it when it is on.
-func (s *Server) handler() engine.Handler {
-	if s.admin == nil {
-		return s
-	}
-	return adminRouter{s}
-}
+// SocketsLimit is the most sockets of one namespace the node lists.
+func (a *UI) SocketsLimit() int { return a.o.SocketsLimit }
 
-// adminRouter sends the Admin UI's namespace to the adminUI and every
-// other socket to the chat, and tells the adminUI what became of the chat's
-// sockets.
-type adminRouter struct{ s *Server }
-
-func (r adminRouter) Connect(sock *engine.Socket, h *engine.Hello) error {
-	if sock.Namespace() == adminNamespace {
-		return r.s.admin.connect(sock, h)
-	}
-	return r.s.Connect(sock, h)
-}
-
-func (r adminRouter) Ready(sock *engine.Socket) {
-	if sock.Namespace() == adminNamespace {
-		r.s.admin.ready(sock)
-		return
-	}
-	r.s.Ready(sock)
-	r.s.admin.chatReady(sock)
-}
-
-func (r adminRouter) Event(sock *engine.Socket, name string, args []any, ack engine.Ack) {
-	if sock.Namespace() == adminNamespace {
-		r.s.admin.event(sock, name, args)
-		return
-	}
-	c, _ := sock.Data.(*conn)
-	before := nameOf(c)
-	r.s.Event(sock, name, args, ack)
-	if c != nil && nameOf(c) != before {
-		r.s.admin.chatUpdated(c)
-	}
-}
-
-func (r adminRouter) Disconnect(sock *engine.Socket, reason string) {
-	if sock.Namespace() == adminNamespace {
-		r.s.admin.gone(sock, reason)
-		return
-	}
-	r.s.Disconnect(sock, reason)
-	r.s.admin.chatGone(sock, reason)
-}
-
-func nameOf(c *conn) string {
-	if c == nil {
-		return ""
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.name
-}
-
-// withCredentials lets the Admin UI's long-polling requests through CORS:
+// WithCredentials lets the Admin UI's long-polling requests through CORS:
 // the UI sends them with credentials (for cookie-based sticky sessions),
 // which a browser accepts only from an origin that is echoed with
-// Access-Control-Allow-Credentials. That is given to the origins
-// CORS_ORIGINS lists by name (with "*" the answer is "*", which a browser
-// refuses for such a request: list the UI's origin, or tick the UI's
-// "WebSocket only").
-func (a *adminUI) withCredentials(next http.Handler) http.Handler {
+// Access-Control-Allow-Credentials. That is given to the origins listed
+// by name (lists; with "*" the answer is "*", which a browser refuses for
+// such a request: list the UI's origin, or tick the UI's "WebSocket
+// only").
+func WithCredentials(next http.Handler, lists func(origin string) bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if o := r.Header.Get("Origin"); o != "" && a.s.origins.lists(o) {
+		if o := r.Header.Get("Origin"); o != "" && lists(o) {
 			w.Header().Set("Access-Control-Allow-Credentials", "true")
 		}
 		next.ServeHTTP(w, r)
 	})
 }
 
-// connect checks an Admin UI's credentials.
-func (a *adminUI) connect(sock *engine.Socket, h *engine.Hello) error {
+// Connect checks an Admin UI's credentials.
+func (a *UI) Connect(sock *engine.Socket, h *engine.Hello) error {
 	ac := &adminConn{sock: sock, since: time.Now()}
 	if a.auth {
 		id, _ := h.Auth["sessionId"].(string)
@@ -247,7 +227,7 @@ func (a *adminUI) connect(sock *engine.Socket, h *engine.Hello) error {
 				return &engine.ConnectError{Message: "another sign-in is being checked; retry"}
 			}
 			if !ok {
-				a.s.log.Warn("Admin UI sign-in refused", "addr", sock.Addr())
+				a.log.Warn("Admin UI sign-in refused", "addr", sock.Addr())
 				return &engine.ConnectError{Message: "invalid credentials"}
 			}
 			ac.session = a.newSession()
@@ -260,7 +240,7 @@ func (a *adminUI) connect(sock *engine.Socket, h *engine.Hello) error {
 // checkPassword compares the credentials, one at a time (bcrypt takes tens
 // of milliseconds of a core: a second attempt meanwhile is told to retry,
 // so a flood of sign-ins never holds more than one worker).
-func (a *adminUI) checkPassword(user, pass string) (ok, busy bool) {
+func (a *UI) checkPassword(user, pass string) (ok, busy bool) {
 	select {
 	case a.bcryptSlot <- struct{}{}:
 	default:
@@ -272,7 +252,7 @@ func (a *adminUI) checkPassword(user, pass string) (ok, busy bool) {
 	return userOK && passOK, false
 }
 
-func (a *adminUI) newSession() string {
+func (a *UI) newSession() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	id := hex.EncodeToString(b[:])
@@ -297,16 +277,16 @@ func (a *adminUI) newSession() string {
 	return id
 }
 
-func (a *adminUI) validSession(id string) bool {
+func (a *UI) validSession(id string) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	until, ok := a.sessions[id]
 	return ok && time.Now().Before(until)
 }
 
-// ready welcomes an Admin UI socket: its session, the config, then (once
+// Ready welcomes an Admin UI socket: its session, the config, then (once
 // the cluster answered) every socket.
-func (a *adminUI) ready(sock *engine.Socket) {
+func (a *UI) Ready(sock *engine.Socket) {
 	ac, _ := sock.Data.(*adminConn)
 	if ac == nil {
 		return
@@ -319,17 +299,17 @@ func (a *adminUI) ready(sock *engine.Socket) {
 	if ac.session != "" {
 		_ = sock.Emit("session", ac.session)
 	}
-	_ = sock.Emit("config", map[string]any{"supportedFeatures": adminFeatures})
-	a.s.log.Info("Admin UI connected", "addr", sock.Addr(), "id", sock.ID())
+	_ = sock.Emit("config", map[string]any{"supportedFeatures": features})
+	a.log.Info("Admin UI connected", "addr", sock.Addr(), "id", sock.ID())
 	now := stamp()
-	a.emit("socket_connected", a.adminInfo(ac).admin(), now)
+	a.emit("socket_connected", a.adminInfo(ac), now)
 	a.emit("server_stats", a.stats())
-	go a.s.eng.Guard("admin all_sockets", func() { a.sync(ac) })
+	go a.d.Guard("admin all_sockets", func() { a.sync(ac) })
 }
 
 // sync sends an Admin UI socket every socket of the cluster, then the
 // events that came meanwhile, in order.
-func (a *adminUI) sync(ac *adminConn) {
+func (a *UI) sync(ac *adminConn) {
 	list := a.allSockets()
 	_ = ac.sock.Emit("all_sockets", list)
 	for {
@@ -350,29 +330,23 @@ func (a *adminUI) sync(ac *adminConn) {
 
 // allSockets lists the sockets of the cluster: this node's, then the other
 // servers' (what they answered within FetchTimeout).
-func (a *adminUI) allSockets() []adminSocket {
-	limit := a.s.socketsLimit()
-	var list []adminSocket
-	for _, nsp := range []string{"/", adminNamespace} {
-		for _, info := range a.s.localSockets(nsp, limit) {
-			list = append(list, info.admin())
-		}
-	}
-	l := a.s.cluster
-	if l == nil {
+func (a *UI) allSockets() []chat.SocketInfo {
+	list := append(a.d.Chat.Sockets(a.o.SocketsLimit), a.LocalSockets(a.o.SocketsLimit)...)
+	dir := a.d.Directory
+	if dir == nil {
 		return list
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), a.o.FetchTimeout+2*time.Second)
 	defer cancel()
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	for _, nsp := range []string{"/", adminNamespace} {
+	for _, nsp := range []string{"/", Namespace} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			remote, err := l.fetchRemote(ctx, nsp, a.o.FetchTimeout)
+			remote, err := dir.FetchSockets(ctx, nsp)
 			if err != nil {
-				a.s.log.Warn("the Admin UI lists this node's sockets only: the cluster did not answer", "namespace", nsp, "err", err)
+				a.log.Warn("the Admin UI lists this node's sockets only: the cluster did not answer", "namespace", nsp, "err", err)
 				return
 			}
 			mu.Lock()
@@ -384,11 +358,11 @@ func (a *adminUI) allSockets() []adminSocket {
 	return list
 }
 
-// localAdmins describes this node's Admin UI sockets.
-func (a *adminUI) localAdmins(limit int) []socketInfo {
+// LocalSockets describes up to limit Admin UI sockets of this node.
+func (a *UI) LocalSockets(limit int) []chat.SocketInfo {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	out := make([]socketInfo, 0, min(len(a.admins), limit))
+	out := make([]chat.SocketInfo, 0, min(len(a.admins), limit))
 	for _, ac := range a.admins {
 		if len(out) >= limit {
 			break
@@ -398,16 +372,16 @@ func (a *adminUI) localAdmins(limit int) []socketInfo {
 	return out
 }
 
-func (a *adminUI) adminInfo(ac *adminConn) socketInfo {
+func (a *UI) adminInfo(ac *adminConn) chat.SocketInfo {
 	id := ac.sock.ID()
-	return socketInfo{id: id, nsp: adminNamespace, transport: ac.sock.Transport(), addr: ac.sock.Addr(), since: ac.since,
-		rooms: []string{id}, data: map[string]any{}}
+	return chat.SocketInfo{ID: id, Namespace: Namespace, Transport: ac.sock.Transport(), Addr: ac.sock.Addr(), Since: ac.since,
+		Rooms: []string{id}, Data: map[string]any{}}
 }
 
-// event handles an Admin UI command.
-func (a *adminUI) event(sock *engine.Socket, name string, args []any) {
+// Event handles an Admin UI command.
+func (a *UI) Event(sock *engine.Socket, name string, args []any) {
 	if name != "_disconnect" {
-		a.s.log.Debug("Admin UI command not supported", "event", name)
+		a.log.Debug("Admin UI command not supported", "event", name)
 		return
 	}
 	var nsp, filter string
@@ -421,43 +395,34 @@ func (a *adminUI) event(sock *engine.Socket, name string, args []any) {
 	if len(args) > 2 {
 		filter, _ = args[2].(string)
 	}
-	if nsp != "/" && nsp != adminNamespace {
+	var n int
+	switch nsp {
+	case "/":
+		n = a.d.Chat.Disconnect(closeConn, filter)
+	case Namespace:
+		n = a.DisconnectLocal(closeConn, filter)
+	default:
 		return
 	}
-	n := a.s.disconnectLocal(nsp, closeConn, filter)
-	a.s.log.Info("Admin UI disconnects sockets", "admin", sock.Addr(), "namespace", nsp, "filter", filter,
+	a.log.Info("Admin UI disconnects sockets", "admin", sock.Addr(), "namespace", nsp, "filter", filter,
 		"close", closeConn, "here", n)
-	if l := a.s.cluster; l != nil {
-		l.disconnectRemote(nsp, closeConn, filter)
+	if a.d.Directory != nil {
+		a.d.Directory.DisconnectSockets(nsp, closeConn, filter)
 	}
 }
 
-// disconnectLocal disconnects this node's sockets of nsp that filter names
-// (a socket id, a room; "" for every one): from the namespace, or with
-// their whole connection when closeConn. It returns how many.
-func (s *Server) disconnectLocal(nsp string, closeConn bool, filter string) int {
+// DisconnectLocal disconnects this node's Admin UI sockets that filter
+// names (a socket id; "" for every one): from the namespace, or with their
+// whole connection when closeConn. It returns how many.
+func (a *UI) DisconnectLocal(closeConn bool, filter string) int {
 	var socks []*engine.Socket
-	switch nsp {
-	case "/":
-		s.connMu.Lock()
-		for c := range s.conns {
-			if filter == "" || filter == liveRoom || c.sock.ID() == filter {
-				socks = append(socks, c.sock)
-			}
+	a.mu.Lock()
+	for sock := range a.admins {
+		if filter == "" || sock.ID() == filter {
+			socks = append(socks, sock)
 		}
-		s.connMu.Unlock()
-	case adminNamespace:
-		if s.admin == nil {
-			return 0
-		}
-		s.admin.mu.Lock()
-		for sock := range s.admin.admins {
-			if filter == "" || sock.ID() == filter {
-				socks = append(socks, sock)
-			}
-		}
-		s.admin.mu.Unlock()
 	}
+	a.mu.Unlock()
 	for _, sock := range socks {
 		if closeConn {
 			sock.Close()
@@ -468,8 +433,8 @@ func (s *Server) disconnectLocal(nsp string, closeConn bool, filter string) int 
 	return len(socks)
 }
 
-// gone forgets an Admin UI socket.
-func (a *adminUI) gone(sock *engine.Socket, reason string) {
+// Disconnect forgets an Admin UI socket.
+func (a *UI) Disconnect(sock *engine.Socket, reason string) {
 	a.mu.Lock()
 	_, known := a.admins[sock]
 	delete(a.admins, sock)
@@ -477,82 +442,83 @@ func (a *adminUI) gone(sock *engine.Socket, reason string) {
 	a.mu.Unlock()
 	if known {
 		now := stamp()
-		a.emit("socket_disconnected", adminNamespace, sock.ID(), reason, now)
-		a.emit("room_left", adminNamespace, sock.ID(), sock.ID(), now)
+		a.emit("socket_disconnected", Namespace, sock.ID(), reason, now)
+		a.emit("room_left", Namespace, sock.ID(), sock.ID(), now)
 	}
 }
 
-// chatReady tells the Admin UIs about a chat socket that connected (and
-// joined the live stream).
-func (a *adminUI) chatReady(sock *engine.Socket) {
-	c, _ := sock.Data.(*conn)
-	if c == nil {
-		return
-	}
+// ChatReady tells the Admin UIs about a chat socket that connected (and
+// joined its rooms: the global one, which the UI sees as liveRoom).
+func (a *UI) ChatReady(sock *engine.Socket, info chat.SocketInfo) {
 	if sock.Transport() == "polling" {
 		a.mu.Lock()
-		a.polling[c] = struct{}{}
+		a.polling[sock] = struct{}{}
 		a.mu.Unlock()
 	}
 	if !a.watched() {
 		return
 	}
-	info := chatSocketInfo(c)
-	info.rooms = []string{info.id}
+	rooms := info.Rooms
+	info.Rooms = []string{info.ID}
 	now := stamp()
-	a.emit("socket_connected", info.admin(), now)
-	a.emit("room_joined", "/", liveRoom, info.id, now)
+	a.emit("socket_connected", info, now)
+	for _, r := range rooms {
+		if r != info.ID {
+			a.emit("room_joined", "/", r, info.ID, now)
+		}
+	}
 }
 
-// chatUpdated tells the Admin UIs that a chat socket gave a name.
-func (a *adminUI) chatUpdated(c *conn) {
+// ChatUpdated tells the Admin UIs that a chat socket gave a name.
+func (a *UI) ChatUpdated(id string, data map[string]any) {
 	if a.watched() {
-		a.emit("socket_updated", map[string]any{"id": c.sock.ID(), "nsp": "/", "data": chatSocketInfo(c).data})
+		a.emit("socket_updated", map[string]any{"id": id, "nsp": "/", "data": data})
 	}
 }
 
-// chatGone tells the Admin UIs that a chat socket left.
-func (a *adminUI) chatGone(sock *engine.Socket, reason string) {
-	c, _ := sock.Data.(*conn)
-	if c == nil {
-		return
-	}
+// ChatGone tells the Admin UIs that a chat socket left its rooms.
+func (a *UI) ChatGone(sock *engine.Socket, rooms []string, reason string) {
 	a.mu.Lock()
-	delete(a.polling, c)
+	delete(a.polling, sock)
 	a.mu.Unlock()
 	if !a.watched() {
 		return
 	}
 	id, now := sock.ID(), stamp()
 	a.emit("socket_disconnected", "/", id, reason, now)
-	a.emit("room_left", "/", liveRoom, id, now)
+	for _, r := range rooms {
+		if r != id {
+			a.emit("room_left", "/", r, id, now)
+		}
+	}
 	a.emit("room_left", "/", id, id, now)
 }
 
 // watched reports whether an Admin UI may be listening.
-func (a *adminUI) watched() bool {
+func (a *UI) watched() bool {
 	return a.count.Load() > 0 || time.Now().UnixNano() < a.watchedUntil.Load()
 }
 
-// noteWatched keeps this node talking for three stats intervals.
-func (a *adminUI) noteWatched() {
+// NoteWatched keeps this node talking for three stats intervals (another
+// node asked for its sockets: an Admin UI is open there).
+func (a *UI) NoteWatched() {
 	a.watchedUntil.Store(time.Now().Add(3 * a.o.StatsInterval).UnixNano())
 }
 
 // emit sends an event to every Admin UI of the cluster.
-func (a *adminUI) emit(name string, args ...any) {
+func (a *UI) emit(name string, args ...any) {
 	if !a.watched() {
 		return
 	}
 	a.deliver(name, args)
-	if l := a.s.cluster; l != nil && l.admin != nil {
-		l.admin.publish(name, args)
+	if a.d.Directory != nil {
+		a.d.Directory.PublishAdmin(name, args)
 	}
 }
 
 // deliver sends an event to this node's Admin UI sockets (kept for those
 // waiting for their all_sockets).
-func (a *adminUI) deliver(name string, args []any) {
+func (a *UI) deliver(name string, args []any) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for _, ac := range a.admins {
@@ -566,19 +532,12 @@ func (a *adminUI) deliver(name string, args []any) {
 	}
 }
 
-// onRemote delivers another server's Admin UI event here: [name, args...].
-func (a *adminUI) onRemote(args []any) {
-	if len(args) == 0 {
-		return
+// HandleRemote delivers another server's Admin UI event here.
+func (a *UI) HandleRemote(name string, args []any) {
+	if name == "server_stats" && len(args) > 0 && remoteAdmins(args[0], a.o.ServerID) {
+		a.NoteWatched()
 	}
-	name, ok := args[0].(string)
-	if !ok {
-		return
-	}
-	if name == "server_stats" && len(args) > 1 && remoteAdmins(args[1], a.o.ServerID) {
-		a.noteWatched()
-	}
-	a.deliver(name, args[1:])
+	a.deliver(name, args)
 }
 
 // remoteAdmins reports whether another server's server_stats counts
@@ -591,7 +550,7 @@ func remoteAdmins(stats any, self string) bool {
 	nsps, _ := m["namespaces"].([]any)
 	for _, n := range nsps {
 		nm, _ := n.(map[string]any)
-		if name, _ := nm["name"].(string); name == adminNamespace {
+		if name, _ := nm["name"].(string); name == Namespace {
 			if positive(nm["socketsCount"]) {
 				return true
 			}
@@ -635,7 +594,7 @@ type nspDetail struct {
 	SocketsCount int    `json:"socketsCount"`
 }
 
-func (a *adminUI) stats() serverStats {
+func (a *UI) stats() serverStats {
 	a.mu.Lock()
 	polling := len(a.polling)
 	for _, ac := range a.admins {
@@ -648,15 +607,19 @@ func (a *adminUI) stats() serverStats {
 	return serverStats{
 		ServerID: a.o.ServerID, Hostname: a.hostname, PID: os.Getpid(),
 		Uptime:       time.Since(a.started).Seconds(),
-		ClientsCount: a.s.eng.Sessions(), PollingClientsCount: polling,
-		Namespaces: []nspDetail{{"/", a.s.Connections()}, {adminNamespace, admins}},
+		ClientsCount: a.d.Chat.Sessions(), PollingClientsCount: polling,
+		Namespaces: []nspDetail{{"/", a.d.Chat.Connections()}, {Namespace, admins}},
 	}
 }
 
-// start runs the stats loop until close.
-func (a *adminUI) start() { go a.loop() }
+// Start runs the stats loop until Close.
+func (a *UI) Start() {
+	if a.running.CompareAndSwap(false, true) {
+		go a.loop()
+	}
+}
 
-func (a *adminUI) loop() {
+func (a *UI) loop() {
 	defer close(a.done)
 	t := time.NewTicker(a.o.StatsInterval)
 	defer t.Stop()
@@ -666,7 +629,7 @@ func (a *adminUI) loop() {
 			return
 		case <-t.C:
 		}
-		a.s.eng.Guard("admin stats", func() {
+		a.d.Guard("admin stats", func() {
 			a.checkTransports()
 			a.emit("server_stats", a.stats())
 		})
@@ -676,22 +639,22 @@ func (a *adminUI) loop() {
 // checkTransports tells the Admin UIs about sockets that moved from
 // long-polling to WebSocket since the last look (the session layer has no
 // upgrade callback; the UI learns within a stats interval).
-func (a *adminUI) checkTransports() {
+func (a *UI) checkTransports() {
 	type update struct {
 		id, nsp, transport string
 	}
 	var ups []update
 	a.mu.Lock()
-	for c := range a.polling {
-		if c.sock.Transport() != "polling" {
-			delete(a.polling, c)
-			ups = append(ups, update{c.sock.ID(), "/", "websocket"})
+	for sock := range a.polling {
+		if sock.Transport() != "polling" {
+			delete(a.polling, sock)
+			ups = append(ups, update{sock.ID(), "/", "websocket"})
 		}
 	}
 	for _, ac := range a.admins {
 		if t := ac.sock.Transport(); t != ac.transport {
 			ac.transport = t
-			ups = append(ups, update{ac.sock.ID(), adminNamespace, t})
+			ups = append(ups, update{ac.sock.ID(), Namespace, t})
 		}
 	}
 	a.mu.Unlock()
@@ -700,9 +663,12 @@ func (a *adminUI) checkTransports() {
 	}
 }
 
-func (a *adminUI) close() {
+// Close stops the stats loop.
+func (a *UI) Close() {
 	a.once.Do(func() { close(a.stop) })
-	<-a.done
+	if a.running.Load() {
+		<-a.done
+	}
 }
 
 // stamp is an event's time as the UI reads it (a JavaScript Date in JSON).

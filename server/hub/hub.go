@@ -1,0 +1,349 @@
+package hub
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/scalable-chat-go/server/chat"
+)
+
+// Frame is an event encoded for the wire: the Encoder makes it once, and
+// every recipient's Conn.Send gets it as it is.
+type Frame any
+
+// Encoder encodes the events the hub delivers (the edge's protocol).
+type Encoder interface {
+	// Message encodes a `message` event of m; high is the id of its
+	// high-water mark (chat.Delivery), "" when it is sent in order.
+	Message(m chat.Message, high string) (Frame, error)
+	// Event encodes any other event, with data as its only argument.
+	Event(name string, data any) (Frame, error)
+}
+
+// Conn is a connection of this node as the hub sees it.
+type Conn interface {
+	// ID identifies the connection on this node (the Socket.IO socket id):
+	// an event's Except names it.
+	ID() string
+	// Send queues f for the connection. It must not block: a connection
+	// that cannot keep up is the transport's to close.
+	Send(f Frame)
+	// Identity is who the connection is now (its name may change).
+	Identity() Identity
+}
+
+// Identity is who a connection is: the name it gave ("" until it gives
+// one), its verified user id ("" when anonymous, fixed for the
+// connection's life) and when it connected.
+type Identity struct {
+	Name, UserID string
+	Since        time.Time
+}
+
+// Options configure a Hub. Values are taken as given: the configuration
+// owns the defaults.
+type Options struct {
+	// Broker links the hubs of the cluster; required (a memory broker for
+	// a node alone).
+	Broker chat.Broker
+	// Presence syncs each room's presence with the other nodes
+	// (chat.LocalPresence when nil).
+	Presence chat.Presence
+	// History returns the history of a room, once per room; required. The
+	// hub records what it delivers there, and answers newcomers from it.
+	// nil means the room does not exist here: its events are dropped
+	// (counted in chat_unknown_room_events_total) and nobody joins it.
+	History func(room string) *chat.History
+	// Encoder encodes events for the connections; required.
+	Encoder Encoder
+	// HistoryLimit is how many messages a newcomer receives (0: none).
+	HistoryLimit int
+	// PresenceInterval is the most often presence is sent, and how often
+	// typing expires; PresenceListLimit is the most users `presence` lists
+	// (above it only the count is sent).
+	PresenceInterval  time.Duration
+	PresenceListLimit int
+	// TypingTimeout ends a typing not renewed within it.
+	TypingTimeout time.Duration
+
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+}
+
+// Hub is the connections of this node by room. It is the chat.Fanout of
+// its node and the handler of the broker's events.
+type Hub struct {
+	o   Options
+	m   *metrics
+	log *slog.Logger
+
+	mu    sync.RWMutex
+	rooms map[string]*room
+	conns map[Conn]*client
+	users map[string]map[Conn]struct{} // verified user id -> connections
+
+	stop      chan struct{}
+	stopped   chan struct{}
+	closeOnce sync.Once
+}
+
+var (
+	_ chat.Fanout             = (*Hub)(nil)
+	_ chat.BrokerEventHandler = (*Hub)(nil)
+)
+
+// client is the hub's state of one connection: its memberships by room.
+type client struct {
+	c      Conn
+	userID string
+	rooms  map[string]*member
+}
+
+// member is a connection in a room.
+type member struct {
+	c Conn
+	// live is the index in room.live, -1 until the history was sent.
+	live int
+	typingState
+}
+
+// ErrNotMember refuses an action in a room the connection is not in.
+var ErrNotMember = errors.New("hub: the connection is not in the room")
+
+// ErrUnknownRoom refuses to join a room that does not exist here.
+var ErrUnknownRoom = errors.New("hub: no such room")
+
+// New returns a Hub and starts its presence and typing loop; Close stops
+// it.
+func New(o Options) (*Hub, error) {
+	switch {
+	case o.Broker == nil:
+		return nil, errors.New("hub: Options.Broker is required")
+	case o.History == nil:
+		return nil, errors.New("hub: Options.History is required")
+	case o.Encoder == nil:
+		return nil, errors.New("hub: Options.Encoder is required")
+	case o.PresenceInterval <= 0 || o.TypingTimeout <= 0:
+		return nil, errors.New("hub: Options.PresenceInterval and TypingTimeout must be positive")
+	}
+	if o.Presence == nil {
+		o.Presence = chat.LocalPresence{}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	h := &Hub{
+		o:       o,
+		m:       newMetrics(o.Registerer),
+		log:     o.Logger,
+		rooms:   make(map[string]*room),
+		conns:   make(map[Conn]*client),
+		users:   make(map[string]map[Conn]struct{}),
+		stop:    make(chan struct{}),
+		stopped: make(chan struct{}),
+	}
+	if h.room(chat.GlobalRoom) == nil {
+		return nil, errors.New("hub: Options.History gives the global room no history")
+	}
+	go h.loop()
+	return h, nil
+}
+
+// Close stops the presence and typing loop. Connections are the edge's
+// to close.
+func (h *Hub) Close() {
+	h.closeOnce.Do(func() { close(h.stop) })
+	<-h.stopped
+}
+
+// room returns the room named name, made on first use; nil when it does
+// not exist here (Options.History).
+func (h *Hub) room(name string) *room {
+	h.mu.RLock()
+	r := h.rooms[name]
+	h.mu.RUnlock()
+	if r != nil {
+		return r
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if r = h.rooms[name]; r == nil {
+		history := h.o.History(name)
+		if history == nil {
+			h.m.unknownRoom.Inc()
+			return nil
+		}
+		r = newRoom(name, history)
+		h.rooms[name] = r
+	}
+	return r
+}
+
+// Broadcast delivers e to the members of room on this node, then
+// publishes it to the other nodes (chat.Fanout).
+func (h *Hub) Broadcast(room string, e chat.Event) {
+	r := h.room(room)
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	h.deliverLocked(r, e)
+	// Published under the room's lock: the broker gets a room's events in
+	// the order they were delivered here.
+	h.o.Broker.Publish(room, e)
+}
+
+// HandlePublication delivers an event another node published to room
+// (chat.BrokerEventHandler). A message delivered here already (a
+// publication repeated after an error) is dropped.
+func (h *Hub) HandlePublication(room string, e chat.Event) {
+	r := h.room(room)
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if e.IsMessage() && r.history.Has(e.Message.ID) {
+		return
+	}
+	h.deliverLocked(r, e)
+}
+
+// SendUser delivers e to every connection of the verified user userID, on
+// this node and, through the broker, on the others.
+func (h *Hub) SendUser(userID string, e chat.Event) {
+	h.deliverUser(userID, e)
+	h.o.Broker.PublishUser(userID, e)
+}
+
+// HandleUserEvent delivers an event another node published to userID
+// (chat.BrokerEventHandler).
+func (h *Hub) HandleUserEvent(userID string, e chat.Event) { h.deliverUser(userID, e) }
+
+func (h *Hub) deliverUser(userID string, e chat.Event) {
+	h.mu.RLock()
+	conns := make([]Conn, 0, len(h.users[userID]))
+	for c := range h.users[userID] {
+		conns = append(conns, c)
+	}
+	h.mu.RUnlock()
+	if len(conns) == 0 {
+		return
+	}
+	f, err := h.o.Encoder.Event(e.Name, e.Data)
+	if err != nil {
+		h.encodeFailed(e, err)
+		return
+	}
+	for _, c := range conns {
+		c.Send(f)
+	}
+	h.m.deliveries.WithLabelValues(deliveryLabel(e.Name)).Add(float64(len(conns)))
+}
+
+// deliverLocked delivers e to r's live members; r.mu is held.
+func (h *Hub) deliverLocked(r *room, e chat.Event) {
+	if e.Deletion != nil {
+		r.history.Forget(e.Deletion.ID)
+	}
+	var f Frame
+	var err error
+	if e.IsMessage() {
+		if r.history.Deleted(e.Message.ID) {
+			return // deleted while it was on its way here
+		}
+		f, err = h.o.Encoder.Message(e.Message, r.history.Observe(e.Message))
+	} else {
+		f, err = h.o.Encoder.Event(e.Name, e.Data)
+	}
+	if err != nil {
+		h.encodeFailed(e, err)
+		return
+	}
+	n := 0
+	for _, m := range r.live {
+		if e.Except == "" || m.c.ID() != e.Except {
+			m.c.Send(f)
+			n++
+		}
+	}
+	h.m.deliveries.WithLabelValues(deliveryLabel(e.Name)).Add(float64(n))
+	if e.IsMessage() {
+		h.m.broadcast.Inc()
+	} else {
+		h.m.events.WithLabelValues(deliveryLabel(e.Name)).Inc()
+	}
+}
+
+func (h *Hub) encodeFailed(e chat.Event, err error) {
+	h.m.broadcastErrors.Inc()
+	h.log.Error("an event could not be encoded; it is not delivered", "event", e.Name, "err", err)
+}
+
+// Connections is how many connections of this node are in a room.
+func (h *Hub) Connections() int {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return len(h.conns)
+}
+
+// Rooms returns the rooms c is in.
+func (h *Hub) Rooms(c Conn) []string {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	cl := h.conns[c]
+	if cl == nil {
+		return nil
+	}
+	out := make([]string, 0, len(cl.rooms))
+	for name := range cl.rooms {
+		out = append(out, name)
+	}
+	return out
+}
+
+// guard runs fn, recovering (and logging) a panic: a fault in one tick
+// must not stop the loop.
+func (h *Hub) guard(what string, fn func()) {
+	defer func() {
+		if v := recover(); v != nil {
+			h.m.panics.Inc()
+			h.log.Error("recovered from a panic", "in", what, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+		}
+	}()
+	fn()
+}
+
+// loop syncs presence and expires typing once an interval.
+func (h *Hub) loop() {
+	defer close(h.stopped)
+	t := time.NewTicker(h.o.PresenceInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.stop:
+			return
+		case <-t.C:
+		}
+		h.guard("presence", h.presenceTick)
+		h.guard("typing", func() { h.expireTyping(time.Now()) })
+	}
+}
+
+// snapshotRooms returns every room.
+func (h *Hub) snapshotRooms() []*room {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	out := make([]*room, 0, len(h.rooms))
+	for _, r := range h.rooms {
+		out = append(out, r)
+	}
+	return out
+}

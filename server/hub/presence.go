@@ -1,0 +1,207 @@
+package hub
+
+import (
+	"context"
+
+	"github.com/scalable-chat-go/server/chat"
+)
+
+// Presence: who is online in a room.
+//
+// Every PresenceInterval the hub syncs each room's view on this node (its
+// members, and the distinct users among those with a name) with the
+// cluster's (chat.Presence) and, when the cluster's view changed, tells
+// the room's members here: `presence` {online, users} (users omitted above
+// PresenceListLimit), and one `presence:join` or `presence:leave` {name,
+// userId?} per user who came or went. Every node computes the same view
+// of a room, so these events never cross the broker. A newcomer gets
+// `presence` at once: the last view, its count corrected by this node's
+// change since. The events of rooms other than chat.GlobalRoom name their
+// room; the global room's are the original protocol's.
+
+// presenceUser is a chat.OnlineUser on the wire.
+type presenceUser struct {
+	Name   string `json:"name"`
+	UserID string `json:"userId,omitempty"`
+	Since  string `json:"since"`
+}
+
+type presenceEvent struct {
+	Room   string          `json:"room,omitempty"`
+	Online int             `json:"online"`
+	Users  *[]presenceUser `json:"users,omitempty"`
+}
+
+type presenceChange struct {
+	Room   string `json:"room,omitempty"`
+	Name   string `json:"name"`
+	UserID string `json:"userId,omitempty"`
+}
+
+// wireRoom is the room field of an event of room: none for the global
+// room.
+func wireRoom(room string) string {
+	if room == chat.GlobalRoom {
+		return ""
+	}
+	return room
+}
+
+func wireUsers(v chat.PresenceView) *[]presenceUser {
+	if v.Truncated {
+		return nil
+	}
+	users := make([]presenceUser, 0, len(v.Users))
+	for _, u := range v.Users {
+		users = append(users, presenceUser{Name: u.Name, UserID: u.UserID, Since: u.Since.UTC().Format(chat.TimeLayout)})
+	}
+	return &users
+}
+
+// PresenceView is the cluster's view of room at the last presence tick
+// (this node's count before the first).
+func (h *Hub) PresenceView(room string) chat.PresenceView {
+	r := h.room(room)
+	if r == nil {
+		return chat.PresenceView{}
+	}
+	r.pmu.Lock()
+	defer r.pmu.Unlock()
+	v := r.lastView
+	if r.lastOnline < 0 {
+		v.Online = len(r.members)
+	}
+	return v
+}
+
+// localViewLocked is this node's view of r now; r.pmu is held.
+func (h *Hub) localViewLocked(r *room) chat.PresenceView {
+	v := chat.PresenceView{Online: len(r.members)}
+	users := make([]chat.OnlineUser, 0, len(r.members))
+	for c := range r.members {
+		if id := c.Identity(); id.Name != "" {
+			users = append(users, chat.OnlineUser{Name: id.Name, UserID: id.UserID, Since: id.Since})
+		}
+	}
+	v.Users, v.Truncated = chat.MergeUsers(h.o.PresenceListLimit, users)
+	return v
+}
+
+// sendPresence tells c who is online in r: the last view, with this
+// node's change of count since.
+func (h *Hub) sendPresence(r *room, c Conn) {
+	r.pmu.Lock()
+	n := len(r.members)
+	if r.lastOnline >= 0 {
+		n = max(r.lastOnline+n-r.lastLocal, n)
+	}
+	users := wireUsers(r.lastView)
+	r.pmu.Unlock()
+	f, err := h.o.Encoder.Event(chat.EventPresence, presenceEvent{Room: wireRoom(r.name), Online: n, Users: users})
+	if err != nil {
+		h.encodeFailed(chat.Event{Name: chat.EventPresence}, err)
+		return
+	}
+	c.Send(f)
+}
+
+func (h *Hub) presenceTick() {
+	for _, r := range h.snapshotRooms() {
+		h.syncPresence(r)
+	}
+}
+
+// syncPresence syncs r's view with the cluster's and tells r's members
+// here when it changed. A room other than the global one is synced while
+// it has members here (and once more when the last one left).
+func (h *Hub) syncPresence(r *room) {
+	r.pmu.Lock()
+	if r.name != chat.GlobalRoom && len(r.members) == 0 && !r.dirty {
+		r.pmu.Unlock()
+		return
+	}
+	local := h.localViewLocked(r)
+	r.pmu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), h.o.PresenceInterval)
+	view, err := h.o.Presence.Sync(ctx, r.name, local)
+	cancel()
+	if err != nil {
+		h.log.Debug("cluster presence unavailable; using this node's view", "room", r.name, "err", err)
+		view = local
+	}
+	if !view.Truncated && len(view.Users) > h.o.PresenceListLimit {
+		view.Users, view.Truncated = nil, true
+	}
+
+	r.pmu.Lock()
+	var joined, left []chat.OnlineUser
+	if !view.Truncated && !r.lastView.Truncated && r.lastOnline >= 0 {
+		joined, left = diffUsers(r.lastView.Users, view.Users)
+	}
+	// A member that joined since the last tick was told an estimate: send
+	// everyone the view when it or this node's members changed.
+	changed := view.Online != r.lastOnline || r.dirty || view.Truncated != r.lastView.Truncated ||
+		len(joined) > 0 || len(left) > 0
+	r.dirty = false
+	r.lastOnline = view.Online
+	r.lastLocal = local.Online
+	r.lastView = view
+	var all []Conn
+	if changed {
+		all = make([]Conn, 0, len(r.members))
+		for c := range r.members {
+			all = append(all, c)
+		}
+	}
+	r.pmu.Unlock()
+	if !changed || len(all) == 0 {
+		return
+	}
+	room := wireRoom(r.name)
+	frames := make([]Frame, 0, 1+len(joined)+len(left))
+	add := func(name string, data any) {
+		f, err := h.o.Encoder.Event(name, data)
+		if err != nil {
+			h.encodeFailed(chat.Event{Name: name}, err)
+			return
+		}
+		frames = append(frames, f)
+	}
+	for _, u := range joined {
+		add(chat.EventPresenceJoin, presenceChange{Room: room, Name: u.Name, UserID: u.UserID})
+	}
+	for _, u := range left {
+		add(chat.EventPresenceLeave, presenceChange{Room: room, Name: u.Name, UserID: u.UserID})
+	}
+	add(chat.EventPresence, presenceEvent{Room: room, Online: view.Online, Users: wireUsers(view)})
+	for _, c := range all {
+		for _, f := range frames {
+			c.Send(f)
+		}
+	}
+	n := float64(len(all))
+	h.m.deliveries.WithLabelValues(chat.EventPresenceJoin).Add(n * float64(len(joined)))
+	h.m.deliveries.WithLabelValues(chat.EventPresenceLeave).Add(n * float64(len(left)))
+	h.m.deliveries.WithLabelValues(chat.EventPresence).Add(n)
+}
+
+// diffUsers returns who is in now and was not in before, and who left.
+func diffUsers(before, now []chat.OnlineUser) (joined, left []chat.OnlineUser) {
+	was := make(map[string]bool, len(before))
+	for _, u := range before {
+		was[u.Key()] = true
+	}
+	is := make(map[string]bool, len(now))
+	for _, u := range now {
+		is[u.Key()] = true
+		if !was[u.Key()] {
+			joined = append(joined, u)
+		}
+	}
+	for _, u := range before {
+		if !is[u.Key()] {
+			left = append(left, u)
+		}
+	}
+	return joined, left
+}

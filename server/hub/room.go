@@ -1,0 +1,305 @@
+package hub
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/scalable-chat-go/server/chat"
+)
+
+// room is a room of this node.
+type room struct {
+	name    string
+	history *chat.History
+
+	// mu orders deliveries with members going live, so that each
+	// newcomer's history (or recovered messages) meets the live events
+	// exactly.
+	mu   sync.Mutex
+	live []*member
+
+	// pmu guards the members and the presence state.
+	pmu     sync.Mutex
+	members map[Conn]*member
+	// lastView is the cluster's view at the last presence tick and
+	// lastOnline its count (-1 before the first), lastLocal this node's
+	// count then; dirty: this node's members changed since.
+	lastView              chat.PresenceView
+	lastOnline, lastLocal int
+	dirty                 bool
+}
+
+func newRoom(name string, history *chat.History) *room {
+	return &room{name: name, history: history, members: make(map[Conn]*member), lastOnline: -1}
+}
+
+// JoinOptions say how a connection joins a room.
+type JoinOptions struct {
+	// Mark is the room's history mark (Hub.Mark) taken before the client
+	// was told it is connected: a newcomer is sent every message after it,
+	// with its history.
+	Mark uint64
+	// RecoverFrom is the id of the last message of the room a recovered
+	// client received: it is sent what the ring holds after it, and no
+	// history.
+	RecoverFrom string
+	// ResumeAfter, for a client whose session could not be recovered here,
+	// is where it resumes: message ids in order of preference (the newest
+	// one it had received, then the last one), the first one known here
+	// taken. It gets only the history after it, so it never shows a
+	// message twice.
+	ResumeAfter []string
+}
+
+// Mark returns the place of the next message of room: a newcomer takes it
+// before it is told it is connected (JoinOptions.Mark).
+func (h *Hub) Mark(room string) uint64 {
+	if r := h.room(room); r != nil {
+		return r.history.Mark()
+	}
+	return 0
+}
+
+// Recoverable reports whether a client whose last message of room had the
+// id last can be recovered here: this node's ring still holds it.
+func (h *Hub) Recoverable(room, last string) bool {
+	r := h.room(room)
+	if r == nil {
+		return false
+	}
+	_, found := r.history.Since(last)
+	return found
+}
+
+// Join makes c a member of room: it is sent the room's history (or, when
+// recovering, what it missed), then its live events, then who is online.
+// Joining a room c is in already sends nothing again. It returns
+// ErrUnknownRoom for a room that does not exist here.
+func (h *Hub) Join(c Conn, room string, o JoinOptions) error {
+	r := h.room(room)
+	if r == nil {
+		return ErrUnknownRoom
+	}
+	m := &member{c: c, live: -1}
+	h.mu.Lock()
+	cl := h.conns[c]
+	if cl == nil {
+		cl = &client{c: c, userID: c.Identity().UserID, rooms: make(map[string]*member, 1)}
+		h.conns[c] = cl
+		if cl.userID != "" {
+			if h.users[cl.userID] == nil {
+				h.users[cl.userID] = make(map[Conn]struct{}, 1)
+			}
+			h.users[cl.userID][c] = struct{}{}
+		}
+	}
+	if _, in := cl.rooms[room]; in {
+		h.mu.Unlock()
+		return nil
+	}
+	cl.rooms[room] = m
+	h.mu.Unlock()
+	r.pmu.Lock()
+	r.members[c] = m
+	r.dirty = true
+	r.pmu.Unlock()
+
+	if o.RecoverFrom == "" || !h.recovered(r, m, o.RecoverFrom) {
+		if o.RecoverFrom != "" {
+			// The ring lost its place meanwhile: resume after it.
+			o.ResumeAfter = []string{o.RecoverFrom}
+		}
+		h.welcome(r, m, o)
+	}
+	h.sendPresence(r, c)
+	return nil
+}
+
+// recovered sends a recovered member the messages it missed since the id
+// from (from the ring) and lets the live events through, under the
+// room's lock; false when the ring lost its place meanwhile.
+func (h *Hub) recovered(r *room, m *member, from string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	missed, found := r.history.Since(from)
+	if !found {
+		return false
+	}
+	for _, d := range missed {
+		h.sendMessage(m.c, d.Message, d.High)
+	}
+	r.goLiveLocked(m)
+	return true
+}
+
+// welcome sends a newcomer the room's history, then every message
+// delivered since its mark (which its client, once told it is connected,
+// expects to see, however long the history took to read), then lets live
+// events through.
+//
+// The store is read outside the room's lock, so a slow store holds up no
+// one, and merged with the ring under it. Messages stored while it was
+// read may push older ones out of the page read: then it is read again,
+// larger (twice at most).
+func (h *Hub) welcome(r *room, m *member, o JoinOptions) {
+	limit := max(h.o.HistoryLimit, 0)
+	var after *chat.Cursor
+	ctx, cancel := context.WithTimeout(context.Background(), historyTimeout)
+	defer cancel()
+	if limit > 0 {
+		for _, id := range o.ResumeAfter {
+			if id == "" {
+				continue
+			}
+			if cur, err := r.history.Cursor(ctx, id); err == nil {
+				after = &cur
+				break
+			}
+		}
+	}
+	seen := func(msg chat.Message) bool {
+		return after != nil && !(chat.Message{CreatedAt: after.CreatedAt, ID: after.ID}).Before(msg)
+	}
+	// The messages delivered since the mark are sent apart: the page is the
+	// history before them.
+	want := limit + r.history.Pending(o.Mark)
+	for attempt := 0; ; attempt++ {
+		var stored []chat.Message
+		if limit > 0 {
+			var err error
+			if stored, err = r.history.Stored(ctx, want); err != nil {
+				h.log.Warn("history unavailable for a newcomer; sending what this node remembers", "room", r.name, "err", err)
+			}
+		}
+		r.mu.Lock()
+		since, found := r.history.SinceMark(o.Mark)
+		var older []chat.Message
+		if limit > 0 {
+			fresh := make(map[string]struct{}, len(since))
+			for _, d := range since {
+				fresh[d.Message.ID] = struct{}{}
+			}
+			for _, msg := range r.history.Merge(stored, limit+len(since), nil) {
+				if _, ok := fresh[msg.ID]; !ok && len(older) < limit {
+					older = append(older, msg)
+				}
+			}
+		}
+		if next := limit + r.history.Pending(o.Mark); found && len(older) < limit && len(stored) == want &&
+			next > want && attempt < 2 {
+			// The page read may have lost older messages to newer ones.
+			want = next
+			r.mu.Unlock()
+			continue
+		}
+		if !found {
+			h.m.joinGaps.Inc()
+			h.log.Warn("a newcomer's history took longer than the history ring covers; it gets the latest page, and may miss messages delivered while it was read",
+				"room", r.name, "conn", m.c.ID(), "ring", "HISTORY_RING_SIZE")
+		}
+		for i := len(older) - 1; i >= 0; i-- {
+			if msg := older[i]; !seen(msg) {
+				h.sendMessage(m.c, msg, "")
+			}
+		}
+		for _, d := range since {
+			if !seen(d.Message) {
+				h.sendMessage(m.c, d.Message, d.High)
+			}
+		}
+		r.goLiveLocked(m)
+		r.mu.Unlock()
+		return
+	}
+}
+
+// historyTimeout bounds the store read of one newcomer's history.
+const historyTimeout = 5 * time.Second
+
+// sendMessage sends c one message of its history or recovery, with the
+// high-water id high ("" when it is sent in order).
+func (h *Hub) sendMessage(c Conn, m chat.Message, high string) {
+	f, err := h.o.Encoder.Message(m, high)
+	if err != nil {
+		h.encodeFailed(chat.MessageEvent(m), err)
+		return
+	}
+	c.Send(f)
+}
+
+// goLiveLocked adds m to the live members; r.mu is held.
+func (r *room) goLiveLocked(m *member) {
+	if m.live < 0 {
+		m.live = len(r.live)
+		r.live = append(r.live, m)
+	}
+}
+
+// leaveLiveLocked removes m from the live members; r.mu is held.
+func (r *room) leaveLiveLocked(m *member) {
+	if i := m.live; i >= 0 && i < len(r.live) && r.live[i] == m {
+		last := len(r.live) - 1
+		r.live[i] = r.live[last]
+		r.live[i].live = i
+		r.live[last] = nil
+		r.live = r.live[:last]
+	}
+	m.live = -1
+}
+
+// Leave takes c out of room: it receives nothing of it from now on, and
+// its typing there ends. It returns ErrNotMember when c is not in room.
+func (h *Hub) Leave(c Conn, room string) error {
+	h.mu.Lock()
+	cl := h.conns[c]
+	var m *member
+	if cl != nil {
+		m = cl.rooms[room]
+		delete(cl.rooms, room)
+	}
+	h.mu.Unlock()
+	if m == nil {
+		return ErrNotMember
+	}
+	h.leave(h.room(room), m)
+	return nil
+}
+
+func (h *Hub) leave(r *room, m *member) {
+	h.stopTyping(r, m)
+	r.mu.Lock()
+	r.leaveLiveLocked(m)
+	r.mu.Unlock()
+	r.pmu.Lock()
+	if r.members[m.c] == m {
+		delete(r.members, m.c)
+		r.dirty = true
+	}
+	r.pmu.Unlock()
+}
+
+// Disconnect forgets c: it leaves every room (its typing ends).
+func (h *Hub) Disconnect(c Conn) {
+	h.mu.Lock()
+	cl := h.conns[c]
+	if cl == nil {
+		h.mu.Unlock()
+		return
+	}
+	delete(h.conns, c)
+	if cl.userID != "" {
+		delete(h.users[cl.userID], c)
+		if len(h.users[cl.userID]) == 0 {
+			delete(h.users, cl.userID)
+		}
+	}
+	rooms := make(map[*room]*member, len(cl.rooms))
+	for name, m := range cl.rooms {
+		rooms[h.rooms[name]] = m
+	}
+	h.mu.Unlock()
+	for r, m := range rooms {
+		h.leave(r, m)
+	}
+}

@@ -1,0 +1,112 @@
+package hub
+
+import (
+	"time"
+
+	"github.com/scalable-chat-go/server/chat"
+)
+
+// Typing: a member says it is typing in a room, or stopped; the room's
+// other members, on every node, receive `typing` {name, userId?, typing}.
+// It is never stored. It ends by itself TypingTimeout after the last
+// renewal, when the member leaves the room, or when the edge says its
+// message was sent (StopTyping). While a member keeps typing, the others
+// are told again every half TypingTimeout, so that clients (and nodes
+// whose typist's node died) can expire an indicator that is not renewed.
+// Rate limits and the payload are the edge's.
+
+// typingState is a member's typing; guarded by its room's pmu.
+type typingState struct {
+	typing bool
+	until  time.Time // it ends then unless renewed
+	sent   time.Time // when the others were last told
+}
+
+type typingEvent struct {
+	Room   string `json:"room,omitempty"`
+	Name   string `json:"name"`
+	UserID string `json:"userId,omitempty"`
+	Typing bool   `json:"typing"`
+}
+
+// member returns c's membership of room, or nil.
+func (h *Hub) member(c Conn, room string) *member {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	if cl := h.conns[c]; cl != nil {
+		return cl.rooms[room]
+	}
+	return nil
+}
+
+// Typing records that c is typing in room (or stopped), at now, and tells
+// the room's other members when it started, stopped, or was renewed after
+// half TypingTimeout. It returns ErrNotMember when c is not in room.
+func (h *Hub) Typing(c Conn, room string, typing bool, now time.Time) error {
+	m := h.member(c, room)
+	if m == nil {
+		return ErrNotMember
+	}
+	r := h.room(room) // not nil: c is a member
+	send := false
+	r.pmu.Lock()
+	switch {
+	case typing:
+		m.until = now.Add(h.o.TypingTimeout)
+		if !m.typing || now.Sub(m.sent) >= h.o.TypingTimeout/2 {
+			m.typing, m.sent, send = true, now, true
+		}
+	case m.typing:
+		m.typing, send = false, true
+	}
+	r.pmu.Unlock()
+	if send {
+		h.broadcastTyping(c, room, typing)
+	}
+	return nil
+}
+
+// StopTyping ends c's typing in room, if it is typing there.
+func (h *Hub) StopTyping(c Conn, room string) {
+	if m := h.member(c, room); m != nil {
+		h.stopTyping(h.room(room), m)
+	}
+}
+
+// stopTyping ends m's typing in r, if it is typing there.
+func (h *Hub) stopTyping(r *room, m *member) {
+	r.pmu.Lock()
+	was := m.typing
+	m.typing = false
+	r.pmu.Unlock()
+	if was {
+		h.broadcastTyping(m.c, r.name, false)
+	}
+}
+
+func (h *Hub) broadcastTyping(c Conn, room string, typing bool) {
+	id := c.Identity()
+	h.Broadcast(room, chat.Event{Name: chat.EventTyping,
+		Data: typingEvent{Room: wireRoom(room), Name: id.Name, UserID: id.UserID, Typing: typing}, Except: c.ID()})
+}
+
+// expireTyping ends the typing not renewed within TypingTimeout.
+func (h *Hub) expireTyping(now time.Time) {
+	type expired struct {
+		r *room
+		m *member
+	}
+	var out []expired
+	for _, r := range h.snapshotRooms() {
+		r.pmu.Lock()
+		for _, m := range r.members {
+			if m.typing && now.After(m.until) {
+				out = append(out, expired{r, m})
+			}
+		}
+		r.pmu.Unlock()
+	}
+	for _, e := range out {
+		h.stopTyping(e.r, e.m)
+	}
+}
