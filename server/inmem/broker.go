@@ -145,8 +145,8 @@ func (n *Broker) others() []*Broker {
 }
 
 // send queues fn for every other node's handlers.
-func (n *Broker) send(fn func(to *Broker)) {
-	for _, to := range n.others() {
+func (n *Broker) send(others []*Broker, fn func(to *Broker)) {
+	for _, to := range others {
 		to.enqueue(func() { fn(to) })
 	}
 }
@@ -175,8 +175,12 @@ func (n *Broker) Dropped() int {
 
 // Publish hands e to the other nodes' handlers, for room.
 func (n *Broker) Publish(room string, e chat.Event) {
+	others := n.others()
+	if len(others) == 0 {
+		return // a node alone: nothing to encode
+	}
 	e = wired(e)
-	n.send(func(to *Broker) {
+	n.send(others, func(to *Broker) {
 		for _, h := range to.events {
 			h.HandlePublication(room, e)
 		}
@@ -186,7 +190,7 @@ func (n *Broker) Publish(room string, e chat.Event) {
 // PublishUser hands e to the other nodes' handlers, for userID.
 func (n *Broker) PublishUser(userID string, e chat.Event) {
 	e = wired(e)
-	n.send(func(to *Broker) {
+	n.send(n.others(), func(to *Broker) {
 		for _, h := range to.events {
 			h.HandleUserEvent(userID, e)
 		}
@@ -196,7 +200,7 @@ func (n *Broker) PublishUser(userID string, e chat.Event) {
 // PublishControl hands a control event to the other nodes' handlers.
 func (n *Broker) PublishControl(e chat.Event) {
 	e = wired(e)
-	n.send(func(to *Broker) {
+	n.send(n.others(), func(to *Broker) {
 		for _, h := range to.control {
 			h.HandleControl(e)
 		}
@@ -267,7 +271,7 @@ func roundTripSocket(s chat.SocketInfo) chat.SocketInfo {
 
 // DisconnectSockets asks the other nodes to disconnect sockets of nsp.
 func (n *Broker) DisconnectSockets(nsp string, closeConn bool, filter string) {
-	n.send(func(to *Broker) {
+	n.send(n.others(), func(to *Broker) {
 		if to.dir != nil {
 			to.dir.DisconnectLocal(nsp, closeConn, filter)
 		}
@@ -277,7 +281,7 @@ func (n *Broker) DisconnectSockets(nsp string, closeConn bool, filter string) {
 // PublishAdmin hands an Admin UI event to the other nodes.
 func (n *Broker) PublishAdmin(name string, args []any) {
 	wire, _ := roundTrip(args).([]any)
-	n.send(func(to *Broker) {
+	n.send(n.others(), func(to *Broker) {
 		if to.dir != nil {
 			to.dir.HandleAdmin(name, wire)
 		}

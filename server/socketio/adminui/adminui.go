@@ -34,7 +34,7 @@ import (
 //     connect_error "invalid credentials". ADMIN_UI=noauth takes anyone.
 //   - On connect: `config` {supportedFeatures}, then `all_sockets`, every
 //     socket of the cluster (this node's, and the other servers' through the
-//     adapter's fetch-sockets request, see cluster_sockets.go).
+//     broker's Directory: chat.Directory.FetchSockets).
 //   - Then, cluster-wide: `socket_connected` (socket, time),
 //     `socket_updated` {id, nsp, transport | data} (an upgrade to
 //     WebSocket, a name given), `socket_disconnected` (nsp, id, reason,
