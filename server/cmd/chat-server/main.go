@@ -233,7 +233,7 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	link.broker.RegisterEventHandler(hb)
 	if link.replica {
 		// No shared database: every node keeps a replica of the history.
-		link.broker.RegisterEventHandler(chat.NewReplica(wlog))
+		link.broker.RegisterEventHandler(chat.NewReplica(wlog, logger.With("component", "replica")))
 	}
 	link.broker.RegisterControlHandler(moderation)
 	link.directory.RegisterDirectoryHandler(edge)
