@@ -271,14 +271,7 @@ func (s *Server) Event(sock *engine.Socket, name string, args []any, ack engine.
 		return
 	}
 	if name != "event:message" {
-		s.m.rejected.WithLabelValues(chat.CodeUnknownEvent).Inc()
-		if ok, _ := c.bucket.Take(now); !ok {
-			s.m.rejected.WithLabelValues(chat.CodeRateLimited).Inc()
-		}
-		if now.Sub(c.lastUnknown) >= time.Second {
-			c.lastUnknown = now
-			s.emitError(c, &errorEvent{Code: chat.CodeUnknownEvent, Reason: "the server only handles event:message"})
-		}
+		s.refuseUnknown(c, ack, now)
 		return
 	}
 	s.m.received.Inc()
