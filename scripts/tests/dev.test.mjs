@@ -1,16 +1,21 @@
-// scripts/dev: --help, a taken port stops it before anything starts, and
+// scripts/dev: --help, a taken port stops it before anything starts,
 // however it is stopped (SIGTERM, or SIGKILL with its watchdogs) nothing it
-// started is left. It runs the real server and the real `next dev`, so
-// frontend/node_modules must be installed (scripts/test runs this stage after
-// the frontend stage; scripts/dev would install it, slowly, on its own).
+// started is left, and its page chats in Chromium at 127.0.0.1, localhost and
+// the machine's host name while another site gets none of next dev's
+// resources. It runs the real server and the real `next dev`, so
+// frontend/node_modules and Chromium must be installed (scripts/test runs
+// this stage after the frontend stage, which installs both; scripts/dev would
+// install node_modules, slowly, on its own).
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { hostname, tmpdir } from "node:os";
+import http from "node:http";
 import { join } from "node:path";
 import net from "node:net";
 import { freePort, repoDir, until } from "../lib/harness.mjs";
+import { enterRoom, openUser, say, screenshot, untilMessages } from "../../frontend/test/e2e/harness.mjs";
 
 const dev = join(repoDir, "scripts", "dev");
 const ownStat = readFileSync("/proc/self/stat", "utf8");
@@ -176,3 +181,94 @@ for (const signal of ["SIGTERM", "SIGKILL"]) {
     }
   });
 }
+
+/**
+ * The status next dev answers a request for one of its own resources from a
+ * page at url: a CORS or WebSocket request (how "origin": its Origin), or a
+ * script tag of another site (how "referer": no-cors, cross-site, with its
+ * Referer), as a browser sends them.
+ */
+function devResourceStatus(webPort, how, url) {
+  const headers =
+    how === "origin" ? { origin: new URL(url).origin } : { referer: url, "sec-fetch-mode": "no-cors", "sec-fetch-site": "cross-site" };
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: "127.0.0.1", port: webPort, path: "/_next/static/chunks/no-such-chunk.js", headers }, (res) => {
+      res.resume();
+      resolve(res.statusCode);
+    });
+    req.on("error", reject);
+    req.setTimeout(30_000, () => req.destroy(new Error(`no answer from next dev for a page at ${url}`)));
+  });
+}
+
+// Next's dev server refuses its scripts and HMR to an origin it was not told
+// about: the page stayed on "Loading…" at 127.0.0.1 and at the host name.
+// The host name is no literal of any list: next.config.ts finds it when next
+// dev starts. Chromium resolves it (and the stranger's name) to 127.0.0.1
+// itself, so the test stays on loopback whatever this machine's DNS says.
+test("the page chats at 127.0.0.1, localhost and the host name; another site gets no dev resources", { timeout: 300_000 }, async () => {
+  const data = mkdtempSync(join(tmpdir(), "dev-test-"));
+  const env = { PORT: String(await freePort()), WEB_PORT: String(await freePort()), DATA_DIR: data };
+  const name = hostname().toLowerCase();
+  const stranger = "not-this-machine.example";
+  assert.notEqual(name, "localhost", "the machine has a host name of its own");
+  const d = await startDev(env);
+  const users = [];
+  try {
+    for (const how of ["origin", "referer"]) {
+      for (const host of ["127.0.0.1", "localhost", name]) {
+        const status = await devResourceStatus(env.WEB_PORT, how, `http://${host}:${env.WEB_PORT}/`);
+        assert.notEqual(status, 403, `a page at ${host} gets next dev's resources (${how})`);
+      }
+      assert.equal(await devResourceStatus(env.WEB_PORT, how, `http://${stranger}:${env.WEB_PORT}/`), 403, `another site does not (${how})`);
+    }
+
+    const pages = [
+      ["127.0.0.1", "ann"],
+      ["localhost", "bob"],
+      [name, "cid"],
+    ];
+    for (const [host, who] of pages) {
+      const u = await openUser({ loopbackNames: [name, stranger] });
+      users.push(u);
+      u.socketRequests = [];
+      u.websockets = [];
+      u.page.on("request", (r) => r.url().includes("/socket.io/") && u.socketRequests.push(new URL(r.url()).host));
+      u.page.on("websocket", (ws) => u.websockets.push(ws.url()));
+      await enterRoom(u, `http://${host}:${env.WEB_PORT}/`, who);
+    }
+    for (const [i, [host, who]] of pages.entries()) {
+      const text = `${who} at ${host}`;
+      await say(users[i], text);
+      for (const u of users) await untilMessages(u, (ms) => ms.some((m) => m.text === text && m.author === who), `"${text}" everywhere`, 60_000);
+      // The page found the server on the host it was opened at.
+      assert.ok(users[i].socketRequests.includes(`${host}:${env.PORT}`), `${who}'s socket went to ${host}:${env.PORT}: ${users[i].socketRequests}`);
+    }
+    await screenshot(users[2], "dev-hostname.png");
+    for (const u of users) assert.deepEqual(u.pageErrors, [], "no page errors");
+
+    // next dev's HMR socket: the pages opened it (it failed at 127.0.0.1 before). A page of
+    // another site cannot, while one at the host name can, across origins too.
+    const hmr = users[0].websockets.find((u) => u.includes("/_next/"));
+    assert.ok(hmr, `the page at 127.0.0.1 opened next dev's HMR socket: ${users[0].websockets}`);
+    const opens = (page) =>
+      page.evaluate(
+        (url) =>
+          new Promise((resolve) => {
+            const ws = new WebSocket(url);
+            ws.onopen = () => (ws.close(), resolve("open"));
+            ws.onerror = () => resolve("refused");
+            setTimeout(() => resolve("no answer"), 10_000);
+          }),
+        hmr,
+      );
+    assert.equal(await opens(users[2].page), "open", `a page at ${name} opens ${hmr}`);
+    await users[0].page.goto(`http://${stranger}:${env.PORT}/healthz`);
+    assert.equal(await opens(users[0].page), "refused", `a page at ${stranger} cannot open ${hmr}`);
+  } finally {
+    for (const u of users) await u.close();
+    d.child.kill("SIGTERM");
+    await d.exited;
+    rmSync(data, { recursive: true, force: true });
+  }
+});

@@ -22,35 +22,42 @@ type AdminUI struct {
 	SocketsLimit int
 }
 
-// adminUI reads ADMIN_UI and its credentials. ADMIN_UI=on needs both
-// credentials; running the namespace without any is a choice to make
-// explicitly (ADMIN_UI=noauth), as @socket.io/admin-ui's instrument() asks
-// for `auth: false`.
-func (p *parser) adminUI() AdminUI {
-	a := AdminUI{
-		Username:     p.str("ADMIN_UI_USERNAME", ""),
-		PasswordHash: p.str("ADMIN_UI_PASSWORD_HASH", ""),
-		SocketsLimit: p.intIn("ADMIN_UI_SOCKETS_LIMIT", 10_000, 1, 1_000_000),
-	}
-	mode := p.oneOf("ADMIN_UI", "off", "off", "on", "noauth")
-	if a.PasswordHash != "" {
-		if _, err := bcrypt.Cost([]byte(a.PasswordHash)); err != nil {
-			// The hash is not a secret, but keep it out of the message anyway.
-			p.fail("ADMIN_UI_PASSWORD_HASH", strings.Repeat("*", min(len(a.PasswordHash), 8)),
-				"a bcrypt hash ($2a$, $2b$ or $2y$, e.g. from `htpasswd -nbBC 10 '' PASSWORD`); in a .env file, quote it with single quotes")
-		}
-	}
-	switch mode {
+// adminUIMode reads ADMIN_UI: off, on (with both credentials) or noauth.
+// Running the namespace without credentials is a choice to make explicitly
+// (ADMIN_UI=noauth), as @socket.io/admin-ui's instrument() asks for `auth:
+// false`.
+func adminUIMode() reader {
+	allowed := []string{"off", "on", "noauth"}
+	return reader{def: code("off"), accepts: codes(allowed), read: func(p *parser, name string, c *Config) {
+		p.adminUIMode = p.oneOf(name, "off", allowed...)
+		c.AdminUI.Enabled = p.adminUIMode != "off"
+	}}
+}
+
+// checkAdminUI checks ADMIN_UI against its credentials.
+func checkAdminUI(p *parser, c *Config) {
+	a := c.AdminUI
+	switch p.adminUIMode {
 	case "on":
-		a.Enabled = true
 		if a.Username == "" || a.PasswordHash == "" {
-			p.fail("ADMIN_UI", mode, "ADMIN_UI_USERNAME and ADMIN_UI_PASSWORD_HASH set with it (or ADMIN_UI=noauth for an Admin UI without a password)")
+			p.fail("ADMIN_UI", p.adminUIMode, "ADMIN_UI_USERNAME and ADMIN_UI_PASSWORD_HASH set with it (or ADMIN_UI=noauth for an Admin UI without a password)")
 		}
 	case "noauth":
-		a.Enabled = true
 		if a.Username != "" || a.PasswordHash != "" {
-			p.fail("ADMIN_UI", mode, "no ADMIN_UI_USERNAME or ADMIN_UI_PASSWORD_HASH with it (they would be ignored): use ADMIN_UI=on")
+			p.fail("ADMIN_UI", p.adminUIMode, "no ADMIN_UI_USERNAME or ADMIN_UI_PASSWORD_HASH with it (they would be ignored): use ADMIN_UI=on")
 		}
 	}
-	return a
+}
+
+// checkAdminUIHash checks that ADMIN_UI_PASSWORD_HASH is a bcrypt hash.
+func checkAdminUIHash(p *parser, c *Config) {
+	h := c.AdminUI.PasswordHash
+	if h == "" {
+		return
+	}
+	if _, err := bcrypt.Cost([]byte(h)); err != nil {
+		// The hash is not a secret, but keep it out of the message anyway.
+		p.fail("ADMIN_UI_PASSWORD_HASH", strings.Repeat("*", min(len(h), 8)),
+			"a bcrypt hash ($2a$, $2b$ or $2y$, e.g. from `htpasswd -nbBC 10 '' PASSWORD`); in a .env file, quote it with single quotes")
+	}
 }

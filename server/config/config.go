@@ -7,9 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
-	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -20,8 +18,9 @@ import (
 	"github.com/joho/godotenv"
 )
 
-// Config is every setting of the server. The README lists each variable
-// with its default and how it maps to the original server.
+// Config is every setting of the server. Each is defined once, in
+// settings.go, which the settings reference (docs/settings.md, made by
+// `go generate ./config`) is generated from.
 type Config struct {
 	Host string // HOST
 	Port int    // PORT
@@ -159,148 +158,18 @@ func Load() (Config, error) {
 }
 
 // FromLookup parses the settings from lookup (os.LookupEnv, or a map in
-// tests). It reports every bad variable at once.
+// tests), each as its definition says (settings.go). It reports every bad
+// variable at once.
 func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 	p := parser{lookup: lookup}
-	c := Config{
-		Host:              p.str("HOST", "0.0.0.0"),
-		Port:              p.intIn("PORT", 8000, 0, 65535),
-		CORSOrigins:       p.list("CORS_ORIGINS", []string{"*"}),
-		PingInterval:      p.duration("PING_INTERVAL", 25*time.Second, time.Millisecond),
-		PingTimeout:       p.duration("PING_TIMEOUT", 20*time.Second, time.Millisecond),
-		MaxHTTPBufferSize: int64(p.intIn("MAX_HTTP_BUFFER_SIZE", 64<<10, 1024, 100<<20)),
-
-		MaxMessageLength:  p.intIn("MAX_MESSAGE_LENGTH", 2000, 1, 1_000_000),
-		MaxUsernameLength: p.intIn("MAX_USERNAME_LENGTH", 64, 1, 10_000),
-
-		RateLimitPerSec:     p.float("RATE_LIMIT_PER_SEC", 20),
-		RateLimitBurst:      p.intIn("RATE_LIMIT_BURST", 40, 1, 1_000_000),
-		MaxConnections:      p.intIn("MAX_CONNECTIONS", 100_000, 0, 10_000_000),
-		MaxConnectionsPerIP: p.intIn("MAX_CONNECTIONS_PER_IP", 256, 0, 10_000_000),
-		TrustedProxies:      p.prefixes("TRUSTED_PROXIES"),
-		SendQueueLimit:      p.intIn("SEND_QUEUE_LIMIT", 1000, 1, 10_000_000),
-
-		HistoryLimit:      p.intIn("HISTORY_LIMIT", 50, 0, 10_000),
-		HistoryRingSize:   p.intIn("HISTORY_RING_SIZE", 1000, 1, 10_000_000),
-		RecoveryWindow:    p.duration("CONNECTION_RECOVERY_WINDOW", 2*time.Minute, 0),
-		PresenceInterval:  p.duration("PRESENCE_INTERVAL", time.Second, 10*time.Millisecond),
-		ConnectTimeout:    p.duration("CONNECT_TIMEOUT", 45*time.Second, 10*time.Millisecond),
-		PresenceListLimit: p.intIn("PRESENCE_LIST_LIMIT", 1000, 0, 100_000),
-		TypingRatePerSec:  p.float("TYPING_RATE_PER_SEC", 5),
-		TypingTimeout:     p.duration("TYPING_TIMEOUT", 5*time.Second, 100*time.Millisecond),
-
-		DataDir:     p.str("DATA_DIR", "./data"),
-		WriteBuffer: p.intIn("WRITE_BUFFER", 100_000, 1, 100_000_000),
-		BatchSize:   p.intIn("BATCH_SIZE", 1000, 1, 100_000),
-		BatchWait:   p.duration("BATCH_WAIT", 50*time.Millisecond, 0),
-		DBRetryMax:  p.duration("DB_RETRY_MAX", 60*time.Second, 10*time.Millisecond),
-
-		DatabaseURL: p.str("DATABASE_URL", ""),
-		Migrate:     p.onOff("MIGRATE", true),
-		// Prisma's migrate waits 10 s for the same lock.
-		MigrateLockTimeout: p.duration("MIGRATE_LOCK_TIMEOUT", 10*time.Second, 100*time.Millisecond),
-		RedisURL:           p.str("REDIS_URL", ""),
-		RedisPasswd:        p.str("REDIS_PASSWD", ""),
-
-		RedisCAFile:         p.str("REDIS_CA_FILE", ""),
-		RedisAdapterMode:    p.oneOf("REDIS_ADAPTER_MODE", "sharded", "sharded", "streams"),
-		RedisKeyPrefix:      p.str("REDIS_KEY_PREFIX", "socket.io"),
-		RedisRequestTimeout: p.duration("REDIS_REQUEST_TIMEOUT", 5*time.Second, 10*time.Millisecond),
-		RedisPublishBuffer:  p.intIn("REDIS_PUBLISH_BUFFER", 10_000, 1, 10_000_000),
-
-		KafkaBrokers:     p.list("KAFKA_BROKERS", nil),
-		KafkaTopic:       p.topic("KAFKA_TOPIC", "MESSAGES"),
-		KafkaPartitions:  p.intIn("KAFKA_PARTITIONS", 6, 1, 10_000),
-		KafkaGroup:       p.str("KAFKA_GROUP", "default"),
-		KafkaConsumer:    p.onOff("KAFKA_CONSUMER", true),
-		KafkaUsername:    p.str("KAFKA_USERNAME", "avnadmin"),
-		KafkaPasswd:      p.str("KAFKA_PASSWD", ""),
-		KafkaCAFile:      p.file("KAFKA_CA_FILE", DefaultKafkaCAFile),
-		KafkaCompression: p.oneOf("KAFKA_COMPRESSION", "gzip", "none", "gzip", "snappy", "lz4", "zstd"),
-		KafkaRetryMax:    p.duration("KAFKA_RETRY_MAX", 5*time.Second, 10*time.Millisecond),
-		ProducerBuffer:   p.intIn("PRODUCER_BUFFER", 100_000, 1, 100_000_000),
-
-		PprofAddr:       p.str("PPROF_ADDR", ""),
-		ShutdownTimeout: p.duration("SHUTDOWN_TIMEOUT", 15*time.Second, time.Millisecond),
-		LogLevel:        p.level("LOG_LEVEL", slog.LevelInfo),
-		LogFormat:       p.oneOf("LOG_FORMAT", "text", "text", "json"),
+	var c Config
+	for _, d := range definitions {
+		d.read(&p, d.Name, &c)
 	}
-	c.AdminUI = p.adminUI()
-	c.HTTPIdleTimeout = p.duration("HTTP_IDLE_TIMEOUT", 60*time.Second, 10*time.Millisecond)
-	c.HTTPBodyTimeout = p.duration("HTTP_BODY_TIMEOUT", 10*time.Second, 10*time.Millisecond)
-	// By default twice the sessions an address may have, plus 64: a
-	// polling session holds up to two connections (its GET and a POST), a
-	// WebSocket one until the session layer takes it over, and the rest is
-	// room for handshakes and API calls. No session limit, no connection
-	// limit.
-	httpConns := 0
-	if c.MaxConnectionsPerIP > 0 {
-		httpConns = 2*c.MaxConnectionsPerIP + 64
-	}
-	c.HTTPMaxConnsPerIP = p.intIn("HTTP_MAX_CONNS_PER_IP", httpConns, 0, 10_000_000)
-	if c.HTTPMaxConnsPerIP > 0 && c.HTTPMaxConnsPerIP < c.MaxConnectionsPerIP {
-		p.fail("HTTP_MAX_CONNS_PER_IP", strconv.Itoa(c.HTTPMaxConnsPerIP),
-			fmt.Sprintf("0 or at least MAX_CONNECTIONS_PER_IP (%d): each polling session holds a connection", c.MaxConnectionsPerIP))
-	}
-	if c.HistoryRingSize < c.HistoryLimit {
-		p.fail("HISTORY_RING_SIZE", strconv.Itoa(c.HistoryRingSize), fmt.Sprintf("at least HISTORY_LIMIT (%d)", c.HistoryLimit))
-	}
-	c.KafkaDLQTopic = p.topic("KAFKA_DLQ_TOPIC", c.KafkaTopic+".DLQ")
-	if c.KafkaTopic == c.KafkaDLQTopic {
-		p.fail("KAFKA_DLQ_TOPIC", c.KafkaDLQTopic, "a topic other than KAFKA_TOPIC")
-	}
-	if len(c.KafkaGroup) > 255 {
-		p.fail("KAFKA_GROUP", c.KafkaGroup, "a group id of at most 255 characters")
-	}
-	c.AuthJWTSecret = p.str("AUTH_JWT_SECRET", "")
-	if c.AuthJWTSecret != "" && len(c.AuthJWTSecret) < 32 {
-		p.fail("AUTH_JWT_SECRET", "(hidden)", "a secret of at least 32 bytes (openssl rand -hex 32)")
-	}
-	c.AuthJWKSURL = p.str("AUTH_JWKS_URL", "")
-	if c.AuthJWKSURL != "" {
-		if u, err := url.Parse(c.AuthJWKSURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			p.fail("AUTH_JWKS_URL", c.AuthJWKSURL, "an http(s) URL of a JWKS document")
+	for _, d := range definitions {
+		if d.check != nil {
+			d.check(&p, &c)
 		}
-	}
-	c.AuthIssuer = p.str("AUTH_ISSUER", "")
-	c.AuthAudience = p.str("AUTH_AUDIENCE", "")
-	keyed := c.AuthJWTSecret != "" || c.AuthJWKSURL != ""
-	defMode := "off"
-	if keyed {
-		defMode = "required"
-	}
-	c.AuthMode = p.oneOf("AUTH_MODE", defMode, "off", "optional", "required")
-	if c.AuthMode != "off" && !keyed {
-		p.fail("AUTH_MODE", c.AuthMode, "off unless AUTH_JWT_SECRET or AUTH_JWKS_URL is set (tokens need a key)")
-	}
-	c.AuthClockSkew = p.duration("AUTH_CLOCK_SKEW", 30*time.Second, 0)
-	if c.AuthClockSkew > 5*time.Minute {
-		p.fail("AUTH_CLOCK_SKEW", c.AuthClockSkew.String(), "at most 5m")
-	}
-	c.AuthGuest = p.onOff("AUTH_GUEST", false)
-	if c.AuthGuest && c.AuthJWTSecret == "" {
-		p.fail("AUTH_GUEST", "on", "off unless AUTH_JWT_SECRET is set (guest tokens are signed with it)")
-	}
-	c.AuthGuestTTL = p.duration("AUTH_GUEST_TTL", time.Hour, time.Minute)
-	if c.AuthGuestTTL > 7*24*time.Hour {
-		p.fail("AUTH_GUEST_TTL", c.AuthGuestTTL.String(), "at most 168h")
-	}
-	c.AdminToken = p.str("ADMIN_TOKEN", "")
-	if c.AdminToken != "" && len(c.AdminToken) < 32 {
-		p.fail("ADMIN_TOKEN", "(hidden)", "a token of at least 32 bytes (openssl rand -hex 32)")
-	}
-	c.BanRefresh = p.duration("BAN_REFRESH_INTERVAL", 30*time.Second, 100*time.Millisecond)
-	c.MetricsAddr = p.str("METRICS_ADDR", "")
-	if c.MetricsAddr != "" {
-		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
-			p.fail("METRICS_ADDR", c.MetricsAddr, "host:port, e.g. 127.0.0.1:9090")
-		}
-	}
-	if c.RateLimitPerSec < 0 {
-		p.fail("RATE_LIMIT_PER_SEC", fmt.Sprint(c.RateLimitPerSec), "a number >= 0 (0 disables the limit)")
-	}
-	if c.TypingRatePerSec < 0 {
-		p.fail("TYPING_RATE_PER_SEC", fmt.Sprint(c.TypingRatePerSec), "a number >= 0 (0 disables the limit)")
 	}
 	return c, errors.Join(p.errs...)
 }
@@ -314,6 +183,8 @@ var topicName = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,249}$`)
 type parser struct {
 	lookup func(string) (string, bool)
 	errs   []error
+	// adminUIMode is ADMIN_UI as read, for the check of its credentials.
+	adminUIMode string
 }
 
 func (p *parser) fail(name, value, want string) {

@@ -176,14 +176,7 @@ func (s *Server) Event(sock *engine.Socket, name string, args []any, ack engine.
 		}
 		s.onDelete(c, args, ack)
 	default:
-		s.m.rejected.WithLabelValues(chat.CodeUnknownEvent).Inc()
-		if ok, _ := c.bucket.Take(now); !ok {
-			s.m.rejected.WithLabelValues(chat.CodeRateLimited).Inc()
-		}
-		if now.Sub(c.lastUnknown) >= time.Second {
-			c.lastUnknown = now
-			s.emitError(c, &errorEvent{Code: chat.CodeUnknownEvent, Reason: "the server only handles event:message"})
-		}
+		s.refuseUnknown(c, ack, now)
 	}
 }
 

@@ -107,13 +107,17 @@ export const CHROMIUM_FLAGS = [
  * with one page. Records page errors, console errors, dialogs, and requests
  * that leave loopback. With `proxy` (a startPortProxy), every request of the
  * browser goes through it, loopback too. With `blockExternal`, requests that
- * would leave loopback are aborted (and still recorded).
+ * would leave loopback are aborted (and still recorded). The host names in
+ * `loopbackNames` resolve to 127.0.0.1 in this browser, whatever DNS says,
+ * and count as loopback.
  * Returns {context, page, dialogs, pageErrors, external, close()}.
  */
-export async function openUser({ viewport = { width: 1000, height: 760 }, proxy, blockExternal = false } = {}) {
+export async function openUser({ viewport = { width: 1000, height: 760 }, proxy, blockExternal = false, loopbackNames = [] } = {}) {
   const profile = mkdtempSync(join(tmpdir(), "chat-profile-"));
   const args = [...CHROMIUM_FLAGS];
   if (proxy) args.push(`--proxy-server=${proxy.url}`, "--proxy-bypass-list=<-loopback>");
+  if (loopbackNames.length) args.push(`--host-resolver-rules=${loopbackNames.map((n) => `MAP ${n} 127.0.0.1`).join(",")}`);
+  const isLocal = (u) => isLoopback(u) || loopbackNames.includes(u.hostname);
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
     headless: true,
@@ -123,7 +127,7 @@ export async function openUser({ viewport = { width: 1000, height: 760 }, proxy,
   });
   if (blockExternal) {
     await context.route(
-      (u) => !isLoopback(u),
+      (u) => !isLocal(u),
       (route) => route.abort(),
     );
   }
@@ -135,7 +139,7 @@ export async function openUser({ viewport = { width: 1000, height: 760 }, proxy,
   });
   page.on("pageerror", (e) => user.pageErrors.push(String(e)));
   context.on("request", (r) => {
-    if (!isLoopback(new URL(r.url()))) user.external.push(r.url());
+    if (!isLocal(new URL(r.url()))) user.external.push(r.url());
   });
   user.close = async () => {
     await context.close().catch(() => {});

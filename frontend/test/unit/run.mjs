@@ -1,5 +1,6 @@
-// Compiles the pure logic (lib/chat-state.ts, lib/live-state.ts) with the project's TypeScript
-// into test-results/unit-build, then runs the unit tests on it with node's
+// Compiles the pure logic (lib/chat-state.ts, lib/live-state.ts,
+// lib/dev-origins.ts) with the project's TypeScript into
+// test-results/unit-build, then runs the unit tests on it with node's
 // test runner. Exits with the runner's status.
 import { execFileSync, spawnSync } from "node:child_process";
 import { mkdirSync, writeFileSync, readdirSync } from "node:fs";
@@ -16,6 +17,7 @@ execFileSync(
     join(root, "node_modules", "typescript", "bin", "tsc"),
     "lib/chat-state.ts",
     "lib/live-state.ts",
+    "lib/dev-origins.ts",
     "--outDir", out,
     "--module", "es2022",
     "--target", "es2022",

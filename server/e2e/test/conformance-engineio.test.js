@@ -425,6 +425,9 @@ describe("engine.io-protocol › upgrade", () => {
     }
   });
 
+  // As Node's engine.io: the second WebSocket's handshake succeeds, and a
+  // close frame without a status code (ws's close(): 1005 at the client)
+  // ends it at once, with no packet; the session goes on over the first.
   test("ignores WebSocket connection with same sid after upgrade (socket.io-protocol: should ignore WebSocket connection with same sid after upgrade)", T, async () => {
     const { sid } = await openPolling(url);
     const s = new RawSocket(url, `${WS}&sid=${sid}`);
@@ -434,7 +437,9 @@ describe("engine.io-protocol › upgrade", () => {
       s.send("5");
       assert.equal(await s.next(), "3probe");
       const second = new RawSocket(url, `${WS}&sid=${sid}`);
-      await second.ended(3000);
+      await second.opened();
+      const end = await second.ended(3000);
+      assert.equal(end.code, 1005, `the second WebSocket is closed without a code: ${second.trace()}`);
       assert.deepEqual(second.packets.filter((p) => typeof p === "string"), [], "nothing for the second WebSocket");
       s.send("40");
       assertConnect(await s.next(), s.trace());

@@ -10,7 +10,8 @@
 // chat, so each case checks what the chat does with the same exchange: the
 // newcomer's `presence` follows the CONNECT answer, `event:message` is
 // broadcast and acknowledged, anything else is answered by an `error`
-// event. The reference is what Node's socket.io 4.8 does with the same raw
+// event (with an acknowledgement id: by a negative acknowledgement,
+// unknown_event, where Node never answers). The reference is what Node's socket.io 4.8 does with the same raw
 // exchange; where we deliberately differ from Node, the case says so.
 // Each test's name is the suite case it covers.
 import { test, describe, before, after } from "node:test";
@@ -270,6 +271,31 @@ describe("socket.io-protocol › message", () => {
       s.send(chat("acknowledged", 456));
       const m = assertMessage(await s.next(), "acknowledged");
       assert.equal(await s.next(), `43456[{"ok":true,"id":"${m.id}"}]`);
+    } finally {
+      s.close();
+    }
+  });
+
+  // The suite's "message-with-ack" is an event the chat does not handle.
+  // Node, with no handler for it, never answers; the chat answers each such
+  // acknowledgement, negative (unknown_event), in place of the error event,
+  // so a client that awaits it without a timeout is not left waiting.
+  test("should send a plain-text packet with an ack (message-with-ack, an event the chat does not handle)", T, async () => {
+    const { sock: s } = await connectWebSocket(plain.url);
+    try {
+      s.send('42456["message-with-ack",1,"2",{"3":[false]}]');
+      s.send('42457["message-with-ack"]');
+      for (const [p, id] of (await s.take(2)).map((p, i) => [p, 456 + i])) {
+        const ack = decodeSio(p);
+        assert.ok(ack && ack.type === 3 && ack.id === id, `an ACK ${id}, got ${JSON.stringify(p)}`);
+        assert.equal(ack.data.length, 1, p);
+        assert.deepEqual(Object.keys(ack.data[0]).sort(), ["error", "ok"], p);
+        assert.equal(ack.data[0].ok, false, p);
+        assert.equal(ack.data[0].error.code, "unknown_event", p);
+        assert.equal(typeof ack.data[0].error.reason, "string", p);
+      }
+      // No error event is queued before the broadcast.
+      await assertServes(s, "after the unknown events");
     } finally {
       s.close();
     }

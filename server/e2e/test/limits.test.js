@@ -42,8 +42,16 @@ for (const [mode, opts] of Object.entries(MODES)) {
         assert.equal(ack.ok, false, what);
         assert.equal(ack.error.code, code, what);
       }
+      // An unknown event with an acknowledgement gets it, negative, in place
+      // of the error event; without one, the error event comes.
+      const errorsBefore = sender.errors.length;
+      const unknown = await sender.timeout(3000).emitWithAck("no-such-event", { message: "x" });
+      assert.equal(unknown.ok, false);
+      assert.equal(unknown.error.code, "unknown_event");
+      assert.ok(typeof unknown.error.reason === "string" && unknown.error.reason.length > 0, "a reason");
       sender.emit("no-such-event", { message: "x" });
       await until(() => sender.errors.at(-1)?.code === "unknown_event", 3000, "unknown event error");
+      assert.equal(sender.errors.length, errorsBefore + 1, "one error event: for the event without an acknowledgement");
       // A frame the parser rejects (a bare EVENT packet, "42") closes only the
       // client that sent it.
       const rogue = await connect(server.url, { ...opts, reconnection: false });
@@ -95,6 +103,29 @@ for (const [mode, opts] of Object.entries(MODES)) {
         assert.deepEqual(texts, [...texts].sort((x, y) => x - y), "what got through is in order");
         a.disconnect();
         b.disconnect();
+      } finally {
+        assert.equal((await server.stop()).code, 0);
+      }
+    });
+
+    // Unknown events count against the rate limit as messages do; each
+    // acknowledgement is answered, past the limit with rate_limited, and no
+    // error event comes for them.
+    test("unknown events with acknowledgements are each answered, within the rate limit and past it", async () => {
+      const server = await startServer({ RATE_LIMIT_PER_SEC: "1", RATE_LIMIT_BURST: "3" });
+      try {
+        const a = await connect(server.url, opts);
+        const acks = await Promise.all(Array.from({ length: 6 }, (_, i) => a.timeout(3000).emitWithAck("no-such-event", i)));
+        const codes = acks.map((r) => r.error?.code);
+        assert.deepEqual(codes.slice(0, 3), ["unknown_event", "unknown_event", "unknown_event"], `within the burst: ${codes}`);
+        assert.ok(codes.slice(3).every((c) => c === "rate_limited"), `past it: ${codes}`);
+        for (const r of acks) assert.equal(r.ok, false);
+        for (const r of acks.slice(3)) assert.ok(r.error.retryAfterMs > 0 && r.error.retryAfterMs <= 1000, `retryAfterMs ${r.error.retryAfterMs}`);
+        const message = await emitAck(a, { message: "after them", username: "u" });
+        assert.equal(message.error?.code, "rate_limited", "the unknown events took the message's tokens");
+        await sleep(100);
+        assert.deepEqual(a.errors.map((e) => e.code), ["rate_limited"], "no error event for an acknowledged unknown event");
+        a.disconnect();
       } finally {
         assert.equal((await server.stop()).code, 0);
       }

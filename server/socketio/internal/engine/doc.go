@@ -14,8 +14,8 @@
 // two parked goroutines: 32 KB of RSS and 2 goroutines per idle WebSocket
 // where Node's socket.io takes 17.5 KB. Here an idle WebSocket is a
 // Session and a wsConn, about 460 bytes of structs plus the descriptor,
-// and no goroutine: 2.2 to 3.1 KB of RSS (the README's Performance
-// section has the runs).
+// and no goroutine: 2.2 to 3.1 KB of RSS (the performance record in
+// scripts/bench/README.md has the runs).
 //
 // How a frame travels:
 //

@@ -336,6 +336,14 @@ func acceptKey(key string) string {
 	return base64.StdEncoding.EncodeToString(h.Sum(nil))
 }
 
+// switchingProtocols appends the answer that completes the WebSocket
+// handshake of key to dst.
+func switchingProtocols(dst []byte, key string) []byte {
+	dst = append(dst, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
+	dst = append(dst, acceptKey(key)...)
+	return append(dst, "\r\n\r\n"...)
+}
+
 // serveWebSocket completes a WebSocket handshake: a new session (no sid),
 // or the probe of an upgrade from long-polling.
 func (e *Engine) serveWebSocket(w http.ResponseWriter, r *http.Request, sid string) {
@@ -359,7 +367,7 @@ func (e *Engine) serveWebSocket(w http.ResponseWriter, r *http.Request, sid stri
 			return
 		}
 		if !s.reserveProbe() {
-			writeError(w, http.StatusBadRequest, codeBadRequest, "Bad request")
+			closeSecondWebSocket(hj, key)
 			return
 		}
 	} else {
@@ -381,10 +389,7 @@ func (e *Engine) serveWebSocket(w http.ResponseWriter, r *http.Request, sid stri
 		fail()
 		return
 	}
-	resp := make([]byte, 0, 256)
-	resp = append(resp, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
-	resp = append(resp, acceptKey(key)...)
-	resp = append(resp, "\r\n\r\n"...)
+	resp := switchingProtocols(make([]byte, 0, 256), key)
 	var created *Session
 	if s == nil {
 		created = e.newSession(addr, r, transportWebSocket)
@@ -430,6 +435,39 @@ func (e *Engine) serveWebSocket(w http.ResponseWriter, r *http.Request, sid stri
 		s.probeFailed(c)
 	}
 }
+
+// closeSecondWebSocket answers a WebSocket for a session that has upgraded
+// already, or is upgrading over another one, as Node's engine.io does: the
+// handshake succeeds and a close frame without a code follows at once (ws's
+// close(); the client sees 1005). A client then sees a closed WebSocket, not
+// a failed handshake. The connection stays open until the client answers the
+// close or secondWSLinger passes, so it ends with the client's close rather
+// than a reset. This runs on net/http's goroutine of the connection, which
+// the per-address connection limit still counts until it is closed.
+func closeSecondWebSocket(hj http.Hijacker, key string) {
+	nc, _, err := hj.Hijack()
+	if err != nil {
+		return
+	}
+	defer nc.Close()
+	_ = nc.SetDeadline(time.Now().Add(secondWSLinger))
+	resp := append(switchingProtocols(make([]byte, 0, 160), key), emptyCloseFrame...)
+	if _, err := nc.Write(resp); err != nil {
+		return
+	}
+	if cw, ok := nc.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	// Whatever the client sends now (its close frame) is read and dropped.
+	_, _ = io.Copy(io.Discard, io.LimitReader(nc, 4096))
+}
+
+// secondWSLinger bounds how long closeSecondWebSocket waits for the
+// client's answer to its close.
+const secondWSLinger = time.Second
+
+// emptyCloseFrame is a WebSocket close frame without a status code.
+var emptyCloseFrame, _ = buildWSFrame(opClose, 0, nil)
 
 // buffered returns what net/http read past the handshake request.
 func buffered(rw *bufio.ReadWriter) []byte {
