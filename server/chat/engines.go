@@ -69,14 +69,15 @@ type Rejected struct {
 // message id (the first tombstone of a message stays); a tombstone may
 // come before its message is stored, and hides it all the same.
 //
-// Recent returns up to limit messages, newest first, strictly before the
-// cursor when one is given, leaving out every message with a tombstone.
-// Find returns the stored message with the id, deleted or not (a deleted
-// message's position is still a valid cursor), or ErrNotFound.
+// Recent returns up to limit messages of room (GlobalRoom, or a room's
+// id), newest first, strictly before the cursor when one is given, leaving
+// out every message with a tombstone. Find returns the stored message with
+// the id, of any room, deleted or not (a deleted message's position is
+// still a valid cursor), or ErrNotFound.
 type Store interface {
 	SaveBatch(ctx context.Context, batch []Message) (rejected []Rejected, err error)
 	SaveDeletions(ctx context.Context, batch []Deletion) error
-	Recent(ctx context.Context, limit int, before *Cursor) ([]Message, error)
+	Recent(ctx context.Context, room string, limit int, before *Cursor) ([]Message, error)
 	Find(ctx context.Context, id string) (Message, error)
 	Ping(ctx context.Context) error
 	Close() error

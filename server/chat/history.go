@@ -17,6 +17,7 @@ import (
 // History is safe for concurrent use.
 type History struct {
 	store Store
+	room  string // GlobalRoom, or a room's id: the store pages it reads
 
 	mu    sync.RWMutex
 	ring  []Message // circular, capacity fixed
@@ -49,12 +50,18 @@ type Delivery struct {
 	High    string
 }
 
-// NewHistory returns a History over store that remembers the last capacity
-// delivered messages.
+// NewHistory returns the History of the global room over store, which
+// remembers the last capacity delivered messages.
 func NewHistory(store Store, capacity int) *History {
+	return NewRoomHistory(store, GlobalRoom, capacity)
+}
+
+// NewRoomHistory returns the History of room over store.
+func NewRoomHistory(store Store, room string, capacity int) *History {
 	capacity = max(capacity, 1)
 	return &History{
 		store:        store,
+		room:         room,
 		ring:         make([]Message, capacity),
 		highs:        make([]string, capacity),
 		byID:         make(map[string]int, capacity),
@@ -189,7 +196,7 @@ func (h *History) Recent(ctx context.Context, limit int, before string) ([]Messa
 		}
 		cur = &c
 	}
-	stored, err := h.store.Recent(ctx, limit, cur)
+	stored, err := h.store.Recent(ctx, h.room, limit, cur)
 	if err != nil {
 		return nil, fmt.Errorf("read history from the store: %w", err)
 	}
@@ -203,7 +210,7 @@ func (h *History) Stored(ctx context.Context, limit int) ([]Message, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
-	stored, err := h.store.Recent(ctx, limit, nil)
+	stored, err := h.store.Recent(ctx, h.room, limit, nil)
 	if err != nil {
 		return nil, fmt.Errorf("read history from the store: %w", err)
 	}

@@ -15,7 +15,7 @@ func (s *memStore) SaveBatch(_ context.Context, b []Message) ([]Rejected, error)
 	s.msgs = append(s.msgs, b...)
 	return nil, nil
 }
-func (s *memStore) Recent(_ context.Context, limit int, cur *Cursor) ([]Message, error) {
+func (s *memStore) Recent(_ context.Context, _ string, limit int, cur *Cursor) ([]Message, error) {
 	all := slices.Clone(s.msgs)
 	slices.SortFunc(all, func(a, b Message) int {
 		if b.Before(a) {

@@ -26,6 +26,10 @@ type Message struct {
 	// UserID is the verified sender's user id (its token's sub), "" for an
 	// anonymous sender; with it, Username is the token's name.
 	UserID string
+	// Room is the id of the room it was sent in; "" for the global room
+	// (the original's only one: a NULL room_id in the store). RoomOf
+	// gives the hub's name of either.
+	Room string
 }
 
 // TimeLayout formats CreatedAt on the wire: RFC 3339, UTC, milliseconds.
@@ -43,6 +47,8 @@ type Wire struct {
 	// it off, neither field is sent (the original's payload).
 	UserID   string `json:"userId,omitempty"`
 	Verified *bool  `json:"verified,omitempty"`
+	// Room is the message's room, left out for the global room.
+	Room string `json:"room,omitempty"`
 }
 
 var verifiedTrue, verifiedFalse = true, false
@@ -55,6 +61,7 @@ func (m Message) Wire() Wire {
 		Username:  m.Username,
 		ID:        m.ID,
 		CreatedAt: m.CreatedAt.UTC().Format(TimeLayout),
+		Room:      m.Room,
 	}
 	if m.UserID != "" {
 		w.UserID, w.Verified = m.UserID, &verifiedTrue

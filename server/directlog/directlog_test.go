@@ -74,7 +74,7 @@ func TestOptionsAreExplicit(t *testing.T) {
 
 func readAll(t *testing.T, s chat.Store) []chat.Message {
 	t.Helper()
-	got, err := s.Recent(context.Background(), 1_000_000, nil)
+	got, err := s.Recent(context.Background(), chat.GlobalRoom, 1_000_000, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +228,7 @@ func TestDeletionThroughAnOutage(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the tombstone was not stored after the outage")
 	}
-	got, err := s.Recent(context.Background(), 10, nil)
+	got, err := s.Recent(context.Background(), chat.GlobalRoom, 10, nil)
 	if err != nil || len(got) != 1 || got[0].ID != "keep" {
 		t.Fatalf("Recent = %+v %v, want only keep", got, err)
 	}

@@ -17,7 +17,7 @@ type emptyStore struct{}
 func (emptyStore) SaveBatch(context.Context, []chat.Message) ([]chat.Rejected, error) {
 	return nil, nil
 }
-func (emptyStore) Recent(context.Context, int, *chat.Cursor) ([]chat.Message, error) {
+func (emptyStore) Recent(context.Context, string, int, *chat.Cursor) ([]chat.Message, error) {
 	return nil, nil
 }
 func (emptyStore) Find(context.Context, string) (chat.Message, error) {

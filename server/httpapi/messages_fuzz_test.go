@@ -26,7 +26,7 @@ func (s *fuzzStore) SaveBatch(_ context.Context, b []chat.Message) ([]chat.Rejec
 	return nil, nil
 }
 
-func (s *fuzzStore) Recent(_ context.Context, limit int, before *chat.Cursor) ([]chat.Message, error) {
+func (s *fuzzStore) Recent(_ context.Context, _ string, limit int, before *chat.Cursor) ([]chat.Message, error) {
 	var out []chat.Message
 	for _, m := range newestFirst(s.msgs) {
 		if before != nil && !m.Before(chat.Message{CreatedAt: before.CreatedAt, ID: before.ID}) {

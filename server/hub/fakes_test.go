@@ -147,7 +147,7 @@ func (s *memStore) SaveBatch(_ context.Context, b []chat.Message) ([]chat.Reject
 
 func (s *memStore) SaveDeletions(context.Context, []chat.Deletion) error { return nil }
 
-func (s *memStore) Recent(ctx context.Context, limit int, cur *chat.Cursor) ([]chat.Message, error) {
+func (s *memStore) Recent(ctx context.Context, _ string, limit int, cur *chat.Cursor) ([]chat.Message, error) {
 	s.mu.Lock()
 	block, reading := s.block, s.reading
 	s.mu.Unlock()

@@ -146,7 +146,7 @@ func (p *pipeline) startConsumer(t testing.TB, group string, batchSize int, reg 
 // allRows returns every stored message.
 func allRows(t testing.TB, s chat.Store) []chat.Message {
 	t.Helper()
-	rows, err := s.Recent(context.Background(), 1_000_000, nil)
+	rows, err := s.Recent(context.Background(), chat.GlobalRoom, 1_000_000, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

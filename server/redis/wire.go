@@ -93,11 +93,12 @@ func wireMessage(ev string, payload []any) (chat.Message, bool) {
 	id, _ := obj["id"].(string)
 	at, _ := obj["createdAt"].(string)
 	userID, _ := obj["userId"].(string)
+	room, _ := obj["room"].(string)
 	created, err := time.Parse(time.RFC3339Nano, at)
-	if id == "" || len(id) > 64 || err != nil || len(userID) > 256 {
+	if id == "" || len(id) > 64 || err != nil || len(userID) > 256 || len(room) > 64 {
 		return chat.Message{}, false
 	}
-	return chat.Message{ID: id, Text: text, Username: user, CreatedAt: created.UTC(), UserID: userID}, true
+	return chat.Message{ID: id, Text: text, Username: user, CreatedAt: created.UTC(), UserID: userID, Room: room}, true
 }
 
 // wireDeletion reads a `message:deleted` {id} of another node. Who deleted

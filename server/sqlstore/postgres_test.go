@@ -422,7 +422,7 @@ func TestPostgresSaveBatchLargeOverlap(t *testing.T) {
 			t.Fatalf("SaveBatch: %v %v", rej, err)
 		}
 	}
-	got, err := s.Recent(ctx, 20_000, nil)
+	got, err := s.Recent(ctx, chat.GlobalRoom, 20_000, nil)
 	if err != nil || len(got) != 10_000 || got[0].ID != "m09999" {
 		t.Fatalf("stored %d (%v)", len(got), err)
 	}

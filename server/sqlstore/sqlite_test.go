@@ -53,7 +53,7 @@ func TestSQLiteOpensAnEarlierFile(t *testing.T) {
 	if err := s.SaveDeletions(ctx, []chat.Deletion{{ID: "old", By: "mod"}}); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := s.Recent(ctx, 10, nil); err != nil || len(got) != 0 {
+	if got, err := s.Recent(ctx, chat.GlobalRoom, 10, nil); err != nil || len(got) != 0 {
 		t.Fatalf("Recent after deleting the old message: %+v %v", got, err)
 	}
 }

@@ -148,9 +148,11 @@ func insertRows(ctx context.Context, db *gorm.DB, d dialect, batch []chat.Messag
 	})
 }
 
-// Recent returns up to limit messages, newest first, strictly before cur.
-func (s *Store) Recent(ctx context.Context, limit int, cur *chat.Cursor) ([]chat.Message, error) {
-	if limit <= 0 {
+// Recent returns up to limit messages of room, newest first, strictly
+// before cur.
+func (s *Store) Recent(ctx context.Context, room string, limit int, cur *chat.Cursor) ([]chat.Message, error) {
+	if limit <= 0 || room != chat.GlobalRoom {
+		// Until the rooms migration, the global room is the only one.
 		return nil, nil
 	}
 	var rows []readRow

@@ -46,19 +46,19 @@ func TestStore(t *testing.T, open func(t *testing.T) chat.Store, o StoreOptions)
 			batch = append(batch, Msg(fmt.Sprintf("id-%02d", i), fmt.Sprintf("text %d", i), i*10))
 		}
 		mustSave(t, s, batch)
-		got, err := s.Recent(ctx, 4, nil)
+		got, err := s.Recent(ctx, chat.GlobalRoom, 4, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		wantIDs(t, got, "id-09", "id-08", "id-07", "id-06")
 		cur := chat.CursorOf(got[3])
-		got, err = s.Recent(ctx, 4, &cur)
+		got, err = s.Recent(ctx, chat.GlobalRoom, 4, &cur)
 		if err != nil {
 			t.Fatal(err)
 		}
 		wantIDs(t, got, "id-05", "id-04", "id-03", "id-02")
 		cur = chat.CursorOf(got[3])
-		got, err = s.Recent(ctx, 4, &cur)
+		got, err = s.Recent(ctx, chat.GlobalRoom, 4, &cur)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -114,7 +114,7 @@ func TestStore(t *testing.T, open func(t *testing.T) chat.Store, o StoreOptions)
 		changed.Text = "a retry must not overwrite"
 		mustSave(t, s, []chat.Message{changed, b, Msg("c", "third", 3)})
 		mustSave(t, s, []chat.Message{b, b})
-		got, err := s.Recent(ctx, 100, nil)
+		got, err := s.Recent(ctx, chat.GlobalRoom, 100, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -127,13 +127,13 @@ func TestStore(t *testing.T, open func(t *testing.T) chat.Store, o StoreOptions)
 	t.Run("TiesOrderByID", func(t *testing.T) {
 		s := open(t)
 		mustSave(t, s, []chat.Message{Msg("b", "x", 5), Msg("a", "x", 5), Msg("c", "x", 5), Msg("z", "x", 4)})
-		got, err := s.Recent(ctx, 10, nil)
+		got, err := s.Recent(ctx, chat.GlobalRoom, 10, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		wantIDs(t, got, "c", "b", "a", "z")
 		cur := chat.CursorOf(got[1])
-		got, err = s.Recent(ctx, 10, &cur)
+		got, err = s.Recent(ctx, chat.GlobalRoom, 10, &cur)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -155,7 +155,7 @@ func TestStore(t *testing.T, open func(t *testing.T) chat.Store, o StoreOptions)
 			batch = append(batch, Msg(fmt.Sprintf("m%05d", i), "bulk", i))
 		}
 		mustSave(t, s, batch)
-		got, err := s.Recent(ctx, 3000, nil)
+		got, err := s.Recent(ctx, chat.GlobalRoom, 3000, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -186,7 +186,7 @@ func TestStore(t *testing.T, open func(t *testing.T) chat.Store, o StoreOptions)
 		for err := range errs {
 			t.Fatal(err)
 		}
-		got, err := s.Recent(ctx, 1000, nil)
+		got, err := s.Recent(ctx, chat.GlobalRoom, 1000, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -206,7 +206,7 @@ func TestStore(t *testing.T, open func(t *testing.T) chat.Store, o StoreOptions)
 			if len(rejected) != 1 || rejected[0].Message.ID != "bad" || rejected[0].Reason == "" {
 				t.Fatalf("rejected = %+v, want only the bad row, with a reason", rejected)
 			}
-			got, err := s.Recent(ctx, 10, nil)
+			got, err := s.Recent(ctx, chat.GlobalRoom, 10, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -238,12 +238,12 @@ func TestStore(t *testing.T, open func(t *testing.T) chat.Store, o StoreOptions)
 		if err := s.SaveDeletions(ctx, nil); err != nil {
 			t.Fatalf("SaveDeletions(nil): %v", err)
 		}
-		got, err := s.Recent(ctx, 10, nil)
+		got, err := s.Recent(ctx, chat.GlobalRoom, 10, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		wantIDs(t, got, "t4", "t2", "t0")
-		got, err = s.Recent(ctx, 1, nil)
+		got, err = s.Recent(ctx, chat.GlobalRoom, 1, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -254,7 +254,7 @@ func TestStore(t *testing.T, open func(t *testing.T) chat.Store, o StoreOptions)
 			t.Fatalf("Find(deleted) = %v, want the stored message", err)
 		}
 		cur := chat.CursorOf(d)
-		got, err = s.Recent(ctx, 10, &cur)
+		got, err = s.Recent(ctx, chat.GlobalRoom, 10, &cur)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/scalable-chat-go/server/chat"
 	"github.com/scalable-chat-go/server/sqlstore"
 	"github.com/scalable-chat-go/server/testkit"
 )
@@ -140,7 +141,7 @@ func TestSIGTERMStoresEveryAcceptedMessage(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	all, err := store.Recent(context.Background(), 10_000, nil)
+	all, err := store.Recent(context.Background(), chat.GlobalRoom, 10_000, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
