@@ -68,6 +68,9 @@ type tedge struct {
 	closeOnce sync.Once
 }
 
+// moderator is a verified user who may delete and ban.
+var moderator = &chat.User{ID: "mod-1", Name: "mod", Roles: []string{chat.RoleModerator}}
+
 // globalHistory is the hub's history of rooms: only the global room
 // exists.
 func globalHistory(h *chat.History) func(string) *chat.History {
@@ -481,6 +484,16 @@ func (c *client) oneErrorSince(start time.Time) {
 	}
 }
 
+// gone waits until the server closed the connection.
+func (c *client) gone() {
+	c.t.Helper()
+	select {
+	case <-c.done:
+	case <-time.After(wait):
+		c.t.Fatalf("the connection is still open after %v; held: %s", wait, c.heldText())
+	}
+}
+
 func decode(t *testing.T, raw json.RawMessage) map[string]any {
 	t.Helper()
 	var m map[string]any
@@ -518,6 +531,17 @@ func (c *client) joined() {
 	c.t.Helper()
 	p := c.take("presence after the join", func(p pkt) bool { return isEvent(p, "/", chat.EventPresence) })
 	c.held = append(c.held, p)
+}
+
+// refusal connects a client to nsp and returns the data of the
+// CONNECT_ERROR it must get: {message, data?}.
+func refusedConnect(t *testing.T, c *client, nsp string, auth any) map[string]any {
+	t.Helper()
+	p := c.connect(nsp, auth)
+	if p.typ != '4' {
+		t.Fatalf("CONNECT to %s with %v accepted: %s", nsp, auth, p.raw)
+	}
+	return decode(t, p.data)
 }
 
 // message returns the next `message` event: the wire message, and its
@@ -575,4 +599,20 @@ func (c *client) send(name, text string) string {
 		c.t.Fatalf("message %q refused: %v", text, ack)
 	}
 	return str(ack, "id")
+}
+
+// fakeVerifier takes the tokens it knows.
+type fakeVerifier struct {
+	users map[string]*chat.User
+	err   error // any other token: this error (ErrUnauthorized when nil)
+}
+
+func (v fakeVerifier) Verify(_ context.Context, token string) (*chat.User, error) {
+	if u, ok := v.users[token]; ok {
+		return u, nil
+	}
+	if v.err != nil {
+		return nil, v.err
+	}
+	return nil, fmt.Errorf("%w: token signature is invalid", chat.ErrUnauthorized)
 }
