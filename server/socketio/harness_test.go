@@ -494,6 +494,13 @@ func (c *client) gone() {
 	}
 }
 
+// leave closes the WebSocket without a DISCONNECT ("transport close": a
+// socket that may be recovered).
+func (c *client) leave() {
+	_ = c.ws.Close()
+	<-c.done
+}
+
 func decode(t *testing.T, raw json.RawMessage) map[string]any {
 	t.Helper()
 	var m map[string]any
