@@ -61,3 +61,15 @@ func TestClose(t *testing.T) {
 		t.Fatalf("a handshake after Close: %s", res.Status)
 	}
 }
+
+// Close may be called again (a deferred Close after an explicit one): it
+// returns the first call's result instead of closing the engine twice.
+func TestCloseTwice(t *testing.T) {
+	e := startEdge(t, setup{})
+	e.join(nil)
+	for i := range 2 {
+		if err := e.Server.Close(t.Context()); err != nil {
+			t.Fatalf("Close #%d: %v", i+1, err)
+		}
+	}
+}
