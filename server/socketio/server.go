@@ -128,6 +128,7 @@ type Server struct {
 	stop      chan struct{}
 	stopped   chan struct{}
 	closeOnce sync.Once
+	closeErr  error // the result of Close
 }
 
 var (
@@ -255,17 +256,19 @@ func (s *Server) loop() {
 // Close disconnects every client and stops the edge, after every event a
 // client sent before was handled. Clients with connection-state recovery
 // reconnect to another node, or to this one when it comes back, and get
-// what they missed.
+// what they missed. A second call returns the first one's result.
 func (s *Server) Close(ctx context.Context) error {
-	s.closeOnce.Do(func() { close(s.stop) })
-	<-s.stopped
-	if s.admin != nil {
-		s.admin.Close()
-	}
-	if err := s.eng.Close(ctx); err != nil {
-		return fmt.Errorf("close the Socket.IO sessions: %w", err)
-	}
-	return nil
+	s.closeOnce.Do(func() {
+		close(s.stop)
+		<-s.stopped
+		if s.admin != nil {
+			s.admin.Close()
+		}
+		if err := s.eng.Close(ctx); err != nil {
+			s.closeErr = fmt.Errorf("close the Socket.IO sessions: %w", err)
+		}
+	})
+	return s.closeErr
 }
 
 func (s *Server) limits() chat.Limits { return s.o.Limits }

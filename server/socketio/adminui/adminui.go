@@ -1,25 +1,3 @@
-package adminui
-
-import (
-	"context"
-	"crypto/rand"
-	"crypto/subtle"
-	"encoding/hex"
-	"encoding/json"
-	"fmt"
-	"log/slog"
-	"net/http"
-	"os"
-	"sync"
-	"sync/atomic"
-	"time"
-
-	"golang.org/x/crypto/bcrypt"
-
-	"github.com/scalable-chat-go/server/chat"
-	"github.com/scalable-chat-go/server/socketio/internal/engine"
-)
-
 // Package adminui is the server side of the Socket.IO Admin UI.
 //
 // @socket.io/admin-ui is the page Socket.IO users open to see a cluster's
@@ -62,6 +40,27 @@ import (
 // and for a while after another node's server_stats said it had one, or
 // after it answered a fetch-sockets request (how a new Admin UI elsewhere
 // first reaches it).
+package adminui
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/scalable-chat-go/server/chat"
+	"github.com/scalable-chat-go/server/socketio/internal/engine"
+)
 
 // Namespace is the namespace of the Socket.IO Admin UI.
 const Namespace = "/admin"
