@@ -22,6 +22,16 @@ type Event struct {
 	// Deletion is the tombstone an EventMessageDeleted announces: every
 	// node forgets the message from its history when it delivers it.
 	Deletion *Deletion
+
+	// Membership effects, applied by every node's hub as it delivers the
+	// event: Join, on an event to a user, makes the user's connections
+	// members of that room (live from then on; an invitation, a direct
+	// room opened); Leave, on an event to a user, takes them out of that
+	// room once they have it (removed, left from another tab); Close, on
+	// an event to a room, takes every member out of the room once they
+	// have it (the room was deleted).
+	Join, Leave string
+	Close       bool
 }
 
 // Events other than messages that clients receive.

@@ -253,7 +253,9 @@ func newNode(t *testing.T, o nodeOptions) *node {
 }
 
 // msg is a test message: id m-NNN at NNN ms.
-func msg(i int) chat.Message { return chattest.Msg(fmt.Sprintf("m-%03d", i), fmt.Sprint("text ", i), i) }
+func msg(i int) chat.Message {
+	return chattest.Msg(fmt.Sprintf("m-%03d", i), fmt.Sprint("text ", i), i)
+}
 
 func ids(from, to int) []string {
 	var out []string

@@ -110,6 +110,9 @@ type member struct {
 	c Conn
 	// live is the index in room.live, -1 until the history was sent.
 	live int
+	// first is the frame that made it join, to send before anything of
+	// the room (JoinOptions.first); nil once sent.
+	first Frame
 	typingState
 }
 
@@ -165,15 +168,18 @@ func (h *Hub) Close() {
 // room returns the room named name, made on first use; nil when it does
 // not exist here (Options.History).
 func (h *Hub) room(name string) *room {
-	h.mu.RLock()
-	r := h.rooms[name]
-	h.mu.RUnlock()
-	if r != nil {
+	if r := h.lookup(name); r != nil {
 		return r
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if r = h.rooms[name]; r == nil {
+	return h.roomLocked(name)
+}
+
+// roomLocked is room with h.mu held.
+func (h *Hub) roomLocked(name string) *room {
+	r := h.rooms[name]
+	if r == nil {
 		history := h.o.History(name)
 		if history == nil {
 			h.m.unknownRoom.Inc()
@@ -185,35 +191,65 @@ func (h *Hub) room(name string) *room {
 	return r
 }
 
+// lookup returns the room named name when this node has it: while it has
+// members here (and the global room always).
+func (h *Hub) lookup(name string) *room {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.rooms[name]
+}
+
 // Broadcast delivers e to the members of room on this node, then
 // publishes it to the other nodes (chat.Fanout).
 func (h *Hub) Broadcast(room string, e chat.Event) {
-	r := h.room(room)
-	if r == nil {
+	if r := h.lookup(room); r != nil {
+		r.mu.Lock()
+		h.deliverLocked(r, e)
+		// Published under the room's lock: the broker gets a room's events
+		// in the order they were delivered here.
+		h.o.Broker.Publish(room, e)
+		r.mu.Unlock()
+		if e.Close {
+			h.closeRoom(r)
+		}
 		return
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	h.deliverLocked(r, e)
-	// Published under the room's lock: the broker gets a room's events in
-	// the order they were delivered here.
+	// No member here: the other nodes' members still get it.
 	h.o.Broker.Publish(room, e)
 }
 
 // HandlePublication delivers an event another node published to room
 // (chat.BrokerEventHandler). A message delivered here already (a
-// publication repeated after an error) is dropped.
+// publication repeated after an error) is dropped, and so is an event of a
+// room this node has no member in.
 func (h *Hub) HandlePublication(room string, e chat.Event) {
-	r := h.room(room)
+	r := h.lookup(room)
 	if r == nil {
 		return
 	}
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if e.IsMessage() && r.history.Has(e.Message.ID) {
+		r.mu.Unlock()
 		return
 	}
 	h.deliverLocked(r, e)
+	r.mu.Unlock()
+	if e.Close {
+		h.closeRoom(r)
+	}
+}
+
+// closeRoom takes every member of r out of it (an event closed it).
+func (h *Hub) closeRoom(r *room) {
+	r.pmu.Lock()
+	members := make([]Conn, 0, len(r.members))
+	for c := range r.members {
+		members = append(members, c)
+	}
+	r.pmu.Unlock()
+	for _, c := range members {
+		_ = h.Leave(c, r.name)
+	}
 }
 
 // SendUser delivers e to every connection of the verified user userID, on
@@ -227,6 +263,10 @@ func (h *Hub) SendUser(userID string, e chat.Event) {
 // (chat.BrokerEventHandler).
 func (h *Hub) HandleUserEvent(userID string, e chat.Event) { h.deliverUser(userID, e) }
 
+// deliverUser delivers e to the connections of userID on this node (but
+// e.Except), applying its membership effects: with e.Join, each connection
+// gets e and joins the room at once (nothing of the room is missed after
+// the event); with e.Leave, each gets e, then leaves the room.
 func (h *Hub) deliverUser(userID string, e chat.Event) {
 	h.mu.RLock()
 	conns := make([]Conn, 0, len(h.users[userID]))
@@ -242,11 +282,27 @@ func (h *Hub) deliverUser(userID string, e chat.Event) {
 		h.encodeFailed(e, err)
 		return
 	}
+	n := 0
 	for _, c := range conns {
+		if e.Except != "" && c.ID() == e.Except {
+			continue
+		}
+		n++
+		if e.Join != "" {
+			if err := h.Join(c, e.Join, JoinOptions{Live: true, first: f}); err == nil {
+				continue
+			}
+		}
 		c.Send(f)
+		if e.Leave != "" {
+			_ = h.Leave(c, e.Leave)
+		}
 	}
-	h.m.deliveries.WithLabelValues(deliveryLabel(e.Name)).Add(float64(len(conns)))
+	h.m.deliveries.WithLabelValues(deliveryLabel(e.Name)).Add(float64(n))
 }
+
+// IsMember reports whether c is in room.
+func (h *Hub) IsMember(c Conn, room string) bool { return h.member(c, room) != nil }
 
 // deliverLocked delivers e to r's live members; r.mu is held.
 func (h *Hub) deliverLocked(r *room, e chat.Event) {

@@ -109,6 +109,25 @@ func (h *Hub) presenceTick() {
 	for _, r := range h.snapshotRooms() {
 		h.syncPresence(r)
 	}
+	h.dropEmpty()
+}
+
+// dropEmpty forgets the rooms other than the global one that have had no
+// member here since the last tick: their events no longer need this node,
+// and a newcomer reads their history from the store.
+func (h *Hub) dropEmpty() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for name, r := range h.rooms {
+		if name == chat.GlobalRoom {
+			continue
+		}
+		r.pmu.Lock()
+		if len(r.members) == 0 && !r.dirty {
+			delete(h.rooms, name)
+		}
+		r.pmu.Unlock()
+	}
 }
 
 // syncPresence syncs r's view with the cluster's and tells r's members

@@ -48,8 +48,18 @@ type JoinOptions struct {
 	// is where it resumes: message ids in order of preference (the newest
 	// one it had received, then the last one), the first one known here
 	// taken. It gets only the history after it, so it never shows a
-	// message twice.
+	// message twice. The ids may be of any room: history order is one
+	// order across rooms.
 	ResumeAfter []string
+	// Live joins without the room's history: only what was delivered since
+	// Mark, and, when recovering or resuming, what was missed after
+	// RecoverFrom or ResumeAfter (a verified user's rooms at CONNECT, an
+	// invitation).
+	Live bool
+
+	// first is sent to the connection under the room's lock, before
+	// anything of the room (the event that made it join).
+	first Frame
 }
 
 // Mark returns the place of the next message of room: a newcomer takes it
@@ -77,15 +87,17 @@ func (h *Hub) Recoverable(room, last string) bool {
 // Joining a room c is in already sends nothing again. It returns
 // ErrUnknownRoom for a room that does not exist here.
 func (h *Hub) Join(c Conn, room string, o JoinOptions) error {
-	r := h.room(room)
+	m := &member{c: c, live: -1}
+	userID := c.Identity().UserID
+	h.mu.Lock()
+	r := h.roomLocked(room)
 	if r == nil {
+		h.mu.Unlock()
 		return ErrUnknownRoom
 	}
-	m := &member{c: c, live: -1}
-	h.mu.Lock()
 	cl := h.conns[c]
 	if cl == nil {
-		cl = &client{c: c, userID: c.Identity().UserID, rooms: make(map[string]*member, 1)}
+		cl = &client{c: c, userID: userID, rooms: make(map[string]*member, 1)}
 		h.conns[c] = cl
 		if cl.userID != "" {
 			if h.users[cl.userID] == nil {
@@ -96,15 +108,21 @@ func (h *Hub) Join(c Conn, room string, o JoinOptions) error {
 	}
 	if _, in := cl.rooms[room]; in {
 		h.mu.Unlock()
+		if o.first != nil {
+			c.Send(o.first)
+		}
 		return nil
 	}
 	cl.rooms[room] = m
-	h.mu.Unlock()
+	// Registered under both locks: a room is dropped only when it has no
+	// member (see dropEmpty).
 	r.pmu.Lock()
 	r.members[c] = m
 	r.dirty = true
 	r.pmu.Unlock()
+	h.mu.Unlock()
 
+	m.first = o.first
 	if o.RecoverFrom == "" || !h.recovered(r, m, o.RecoverFrom) {
 		if o.RecoverFrom != "" {
 			// The ring lost its place meanwhile: resume after it.
@@ -126,6 +144,10 @@ func (h *Hub) recovered(r *room, m *member, from string) bool {
 	if !found {
 		return false
 	}
+	if m.first != nil {
+		m.c.Send(m.first)
+		m.first = nil
+	}
 	for _, d := range missed {
 		h.sendMessage(m.c, d.Message, d.High)
 	}
@@ -144,6 +166,9 @@ func (h *Hub) recovered(r *room, m *member, from string) bool {
 // larger (twice at most).
 func (h *Hub) welcome(r *room, m *member, o JoinOptions) {
 	limit := max(h.o.HistoryLimit, 0)
+	if o.Live && len(o.ResumeAfter) == 0 {
+		limit = 0 // nothing missed to send: live from the mark on
+	}
 	var after *chat.Cursor
 	ctx, cancel := context.WithTimeout(context.Background(), historyTimeout)
 	defer cancel()
@@ -198,6 +223,10 @@ func (h *Hub) welcome(r *room, m *member, o JoinOptions) {
 			h.log.Warn("a newcomer's history took longer than the history ring covers; it gets the latest page, and may miss messages delivered while it was read",
 				"room", r.name, "conn", m.c.ID(), "ring", "HISTORY_RING_SIZE")
 		}
+		if m.first != nil {
+			m.c.Send(m.first)
+			m.first = nil
+		}
 		for i := len(older) - 1; i >= 0; i-- {
 			if msg := older[i]; !seen(msg) {
 				h.sendMessage(m.c, msg, "")
@@ -246,6 +275,23 @@ func (r *room) leaveLiveLocked(m *member) {
 		r.live = r.live[:last]
 	}
 	m.live = -1
+}
+
+// Rejoin sends c, a member of room, the room's history again, then its
+// live events, with no gap and no duplicate at the seam (its live events
+// pause while the history is read). ErrNotMember when c is not in room.
+func (h *Hub) Rejoin(c Conn, room string) error {
+	m := h.member(c, room)
+	if m == nil {
+		return ErrNotMember
+	}
+	r := h.room(room)
+	r.mu.Lock()
+	r.leaveLiveLocked(m)
+	mark := r.history.Mark()
+	r.mu.Unlock()
+	h.welcome(r, m, JoinOptions{Mark: mark})
+	return nil
 }
 
 // Leave takes c out of room: it receives nothing of it from now on, and

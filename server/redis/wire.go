@@ -60,10 +60,21 @@ func globalEvent(name string, payload []any) chat.Event {
 	return chat.Event{Name: name, Data: data}
 }
 
-// seal puts e in an envelope addressed by key (room or userId).
+// seal puts e in an envelope addressed by key (room or userId), with its
+// membership effects (join, leave: room ids; close: true).
 func seal(e chat.Event, key, to string) map[string]any {
 	d := globalData(e)
-	return map[string]any{key: to, "event": d[0], "args": d[1:]}
+	env := map[string]any{key: to, "event": d[0], "args": d[1:]}
+	if e.Join != "" {
+		env["join"] = e.Join
+	}
+	if e.Leave != "" {
+		env["leave"] = e.Leave
+	}
+	if e.Close {
+		env["close"] = true
+	}
+	return env
 }
 
 // openEnvelope reads an envelope: its address (under key) and its event.
@@ -72,10 +83,15 @@ func openEnvelope(data any, key string) (string, chat.Event, bool) {
 	to, _ := env[key].(string)
 	name, _ := env["event"].(string)
 	args, _ := env["args"].([]any)
-	if to == "" || len(to) > 256 || name == "" {
+	join, _ := env["join"].(string)
+	leave, _ := env["leave"].(string)
+	closing, _ := env["close"].(bool)
+	if to == "" || len(to) > 256 || name == "" || len(join) > 256 || len(leave) > 256 {
 		return "", chat.Event{}, false
 	}
-	return to, globalEvent(name, args), true
+	e := globalEvent(name, args)
+	e.Join, e.Leave, e.Close = join, leave, closing
+	return to, e, true
 }
 
 // wireMessage reads a `message` event of a Go node: {message, username, id,
@@ -110,8 +126,9 @@ func wireDeletion(payload []any) (chat.Deletion, bool) {
 	}
 	obj, _ := payload[0].(map[string]any)
 	id, _ := obj["id"].(string)
-	if id == "" || len(id) > 128 {
+	room, _ := obj["room"].(string)
+	if id == "" || len(id) > 128 || len(room) > 64 {
 		return chat.Deletion{}, false
 	}
-	return chat.Deletion{ID: id, By: "remote", At: time.Now().UTC().Truncate(time.Millisecond)}, true
+	return chat.Deletion{ID: id, By: "remote", At: time.Now().UTC().Truncate(time.Millisecond), Room: room}, true
 }

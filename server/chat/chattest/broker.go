@@ -37,6 +37,7 @@ func TestBroker(t *testing.T, newNodes func(t *testing.T, n int) []Cluster) {
 			{chat.GlobalRoom, chat.DeletionEvent(chat.Deletion{ID: "m-0", By: "mod", At: m.CreatedAt})},
 			{"room-a", chat.MessageEvent(Msg("m-2", "in a", 2))},
 			{"room-a", chat.Event{Name: chat.EventTyping, Data: map[string]any{"room": "room-a", "name": "bo", "typing": false}}},
+			{"room-a", chat.Event{Name: "room:deleted", Data: map[string]any{"room": "room-a"}, Close: true}},
 		}
 		for _, ev := range events {
 			nodes[0].Publish(ev.room, ev.e)
@@ -48,7 +49,7 @@ func TestBroker(t *testing.T, newNodes func(t *testing.T, n int) []Cluster) {
 			}
 			for j, ev := range events {
 				g := got[j]
-				if g.room != ev.room || g.e.Name != ev.e.Name {
+				if g.room != ev.room || g.e.Name != ev.e.Name || g.e.Close != ev.e.Close {
 					t.Fatalf("node %d, event %d: got %s in %s, want %s in %s", i, j, g.e.Name, g.room, ev.e.Name, ev.room)
 				}
 				switch {
@@ -99,10 +100,12 @@ func TestBroker(t *testing.T, newNodes func(t *testing.T, n int) []Cluster) {
 
 	t.Run("UserEventsReachTheOtherNodes", func(t *testing.T) {
 		nodes, rec := startNodes(t, newNodes, 2)
-		nodes[0].PublishUser("user-7", chat.Event{Name: "room:invited", Data: map[string]any{"room": "r-1"}})
-		got := rec[1].waitUser(t, 1)
-		if got[0].to != "user-7" || got[0].e.Name != "room:invited" || !reflect.DeepEqual(got[0].e.Data, map[string]any{"room": "r-1"}) {
-			t.Fatalf("got %+v", got[0])
+		nodes[0].PublishUser("user-7", chat.Event{Name: "room:invited", Data: map[string]any{"room": "r-1"}, Join: "r-1"})
+		nodes[0].PublishUser("user-7", chat.Event{Name: "room:removed", Data: map[string]any{"room": "r-1"}, Leave: "r-1"})
+		got := rec[1].waitUser(t, 2)
+		if got[0].to != "user-7" || got[0].e.Name != "room:invited" || !reflect.DeepEqual(got[0].e.Data, map[string]any{"room": "r-1"}) ||
+			got[0].e.Join != "r-1" || got[1].e.Leave != "r-1" || got[1].e.Name != "room:removed" {
+			t.Fatalf("got %+v", got)
 		}
 		if n := rec[1].count(); n != 0 {
 			t.Fatalf("a user event reached the room handlers (%d)", n)
