@@ -62,7 +62,6 @@ type ControlEventHandler interface {
 	HandleControl(e Event)
 }
 
-
 // Directory is the cross-node side of the Socket.IO Admin UI: it lists and
 // disconnects the sockets of the other nodes, and carries the UI's events
 // between them. A Broker of several nodes implements it too.

@@ -36,14 +36,25 @@ const (
 	CodeUnknownEvent = "unknown_event"
 	// CodeInternal: a fault of the server; it was logged.
 	CodeInternal = "internal"
+	// CodeLimit: the request would pass a limit; Error.Limit names its
+	// setting.
+	CodeLimit = "limit"
 )
 
 // Error is a fault a client can cause or must know about. It travels to the
-// client as {code, reason} (plus retryAfterMs for rate_limited).
+// client as {code, reason} (plus retryAfterMs for rate_limited, limit for
+// CodeLimit).
 type Error struct {
 	Code       string
 	Reason     string
 	RetryAfter time.Duration
+	// Limit is the name of the setting a CodeLimit refusal is about.
+	Limit string
+}
+
+// LimitError returns a CodeLimit refusal of the setting named limit.
+func LimitError(limit, format string, args ...any) *Error {
+	return &Error{Code: CodeLimit, Reason: fmt.Sprintf(format, args...), Limit: limit}
 }
 
 // Errorf returns an *Error with the code and a formatted reason.

@@ -115,6 +115,32 @@ func (h *History) Known(ctx context.Context, id string) (bool, error) {
 	return true, nil
 }
 
+// Lookup returns the message with id from the ring or the store (of any
+// room, deleted or not); known is false when neither has it. A message
+// known only by its tombstone is returned with its id alone.
+func (h *History) Lookup(ctx context.Context, id string) (m Message, known bool, err error) {
+	h.mu.RLock()
+	i, inRing := h.byID[id]
+	if inRing {
+		m = h.ring[i]
+	}
+	_, gone := h.deleted[id]
+	h.mu.RUnlock()
+	if inRing {
+		return m, true, nil
+	}
+	m, err = h.store.Find(ctx, id)
+	switch {
+	case errors.Is(err, ErrNotFound) && gone:
+		return Message{ID: id}, true, nil
+	case errors.Is(err, ErrNotFound):
+		return Message{}, false, nil
+	case err != nil:
+		return Message{}, false, err
+	}
+	return m, true, nil
+}
+
 // Observe records a message this node delivered to its clients, and
 // returns the id of its high-water mark (see Delivery): m's own id when m is
 // the newest delivered so far. A message observed again keeps the mark of

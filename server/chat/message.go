@@ -109,6 +109,10 @@ type Draft struct {
 	Username string
 	// ClientID is the sender's own id for the message (a UUID), or "".
 	ClientID string
+	// Room is the room the message is for: "" for the global room (the
+	// payload's room absent, or "global"), else the room's id. Whether the
+	// sender may talk there is the edge's to check.
+	Room string
 }
 
 // ParseDraft validates the payload of an `event:message` event, as decoded
@@ -148,6 +152,15 @@ func ParseDraft(payload any, l Limits) (Draft, error) {
 		return Draft{}, Errorf(CodeUsernameTooLong, "username is %d characters long; the limit is %d", n, l.MaxUsernameLength)
 	}
 	d := Draft{Text: text, Username: username}
+	if rawRoom, present := obj["room"]; present && rawRoom != nil {
+		room, ok := rawRoom.(string)
+		if !ok || len(room) > 64 {
+			return Draft{}, Errorf(CodeInvalidPayload, "room must be a room id")
+		}
+		if room != GlobalRoom {
+			d.Room = room
+		}
+	}
 	if rawID, present := obj["clientId"]; present && rawID != nil {
 		s, ok := rawID.(string)
 		if !ok {

@@ -26,7 +26,11 @@ func TestParseDraft(t *testing.T) {
 		{"exactly the limit", map[string]any{"message": strings.Repeat("é", 2000)}, Draft{Text: strings.Repeat("é", 2000)}, ""},
 		{"emoji count as code points", map[string]any{"message": strings.Repeat("👋", 2000)}, Draft{Text: strings.Repeat("👋", 2000)}, ""},
 		{"client id", map[string]any{"message": "hi", "clientId": "0191D2C4-7B1E-7C3A-9F00-5A1B2C3D4E5F"}, Draft{Text: "hi", ClientID: "0191d2c4-7b1e-7c3a-9f00-5a1b2c3d4e5f"}, ""},
-		{"extra fields ignored", map[string]any{"message": "hi", "username": "x", "room": "other"}, Draft{Text: "hi", Username: "x"}, ""},
+		{"extra fields ignored", map[string]any{"message": "hi", "username": "x", "color": "red"}, Draft{Text: "hi", Username: "x"}, ""},
+		{"a room", map[string]any{"message": "hi", "username": "x", "room": "0193a1b2-0000-7000-8000-000000000001"}, Draft{Text: "hi", Username: "x", Room: "0193a1b2-0000-7000-8000-000000000001"}, ""},
+		{"the global room by name", map[string]any{"message": "hi", "username": "x", "room": "global"}, Draft{Text: "hi", Username: "x"}, ""},
+		{"a room that is not a string", map[string]any{"message": "hi", "room": 7.0}, Draft{}, CodeInvalidPayload},
+		{"a room too long to be an id", map[string]any{"message": "hi", "room": strings.Repeat("r", 65)}, Draft{}, CodeInvalidPayload},
 
 		{"string", "hi", Draft{}, CodeInvalidPayload},
 		{"number", 42.0, Draft{}, CodeInvalidPayload},

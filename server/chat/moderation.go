@@ -63,17 +63,22 @@ type Deletion struct {
 	By string
 	// At is when it was deleted (UTC, milliseconds).
 	At time.Time
+	// Room is the deleted message's room ("" the global room, or not
+	// known): where the deletion is announced. It is not stored.
+	Room string
 }
 
-// DeletedWire is the payload of EventMessageDeleted.
+// DeletedWire is the payload of EventMessageDeleted: the message's id,
+// and its room outside the global room.
 type DeletedWire struct {
-	ID string `json:"id"`
+	ID   string `json:"id"`
+	Room string `json:"room,omitempty"`
 }
 
-// DeletionEvent returns the event that tells every client d's message is
-// gone.
+// DeletionEvent returns the event that tells every client of the
+// message's room that d's message is gone.
 func DeletionEvent(d Deletion) Event {
-	return Event{Name: EventMessageDeleted, Data: DeletedWire{ID: d.ID}, Deletion: &d}
+	return Event{Name: EventMessageDeleted, Data: DeletedWire{ID: d.ID, Room: d.Room}, Deletion: &d}
 }
 
 // Ban keeps a user, a name or an address out.
@@ -204,6 +209,8 @@ type ModerationOptions struct {
 	Control ControlPublisher
 	History *History
 	Bans    BanStore
+	// Rooms, when set, lets the owner of a room delete its messages.
+	Rooms RoomStore
 	// Limits clean a banned username as a username is cleaned.
 	Limits Limits
 	// Now is the clock (time.Now when nil).
@@ -253,31 +260,38 @@ func NewModeration(o ModerationOptions) *Moderation {
 	return m
 }
 
-// Delete deletes the message with id, for by: admits the tombstone to the
-// Log, broadcasts EventMessageDeleted, and waits until the tombstone is
-// durable or ctx ends. Deleting a deleted message again succeeds. It
-// returns ErrForbidden, ErrNotFound for an id no message has, or
-// ErrUnavailable when the Log cannot take it now.
+// Delete deletes the message with id, for by (a moderator, or the owner
+// of the message's room): admits the tombstone to the Log, broadcasts
+// EventMessageDeleted to the message's room, and waits until the tombstone
+// is durable or ctx ends. Deleting a deleted message again succeeds. It
+// returns ErrForbidden (to anyone else, whether the message exists or
+// not), ErrNotFound for an id no message has, or ErrUnavailable when the
+// Log cannot take it now.
 func (m *Moderation) Delete(ctx context.Context, by *User, id string) error {
-	if !by.IsModerator() {
+	if by == nil {
 		return ErrForbidden
 	}
 	if id == "" || len(id) > 128 || !utf8.ValidString(id) {
 		return Errorf(CodeInvalidPayload, "id must be a message id")
 	}
-	known, err := m.o.History.Known(ctx, id)
+	// The room is the stored message's, never the caller's word.
+	msg, known, err := m.o.History.Lookup(ctx, id)
 	if err != nil {
 		return fmt.Errorf("look up message %s: %w", id, err)
 	}
-	if !known {
+	if !by.IsModerator() {
+		if !known || !m.ownsRoom(ctx, by, msg.Room) {
+			return ErrForbidden
+		}
+	} else if !known {
 		return ErrNotFound
 	}
-	d := Deletion{ID: id, By: by.ID, At: m.o.Now().UTC().Truncate(time.Millisecond)}
+	d := Deletion{ID: id, By: by.ID, At: m.o.Now().UTC().Truncate(time.Millisecond), Room: msg.Room}
 	done := make(chan error, 1)
 	if err := m.o.Log.Delete(d, func(err error) { done <- err }); err != nil {
 		return err
 	}
-	m.o.Fanout.Broadcast(GlobalRoom, DeletionEvent(d))
+	m.o.Fanout.Broadcast(RoomOf(msg), DeletionEvent(d))
 	m.act(Action{Kind: "delete", By: d.By, Target: id, At: d.At})
 	select {
 	case err := <-done:
@@ -285,6 +299,16 @@ func (m *Moderation) Delete(ctx context.Context, by *User, id string) error {
 	case <-ctx.Done():
 		return fmt.Errorf("delete message %s: %w", id, ctx.Err())
 	}
+}
+
+// ownsRoom reports whether by owns room, a room other than the global
+// one: the owner of a room moderates it.
+func (m *Moderation) ownsRoom(ctx context.Context, by *User, room string) bool {
+	if room == "" || m.o.Rooms == nil {
+		return false
+	}
+	mem, err := m.o.Rooms.Member(ctx, room, by.ID)
+	return err == nil && mem.Role == RoomOwner
 }
 
 // Ban keeps r's target out, for by: stored, cached, announced to every

@@ -120,7 +120,7 @@ func (s *Service) Accept(from Sender, payload any, durable func(Message, error))
 	if err != nil {
 		return Message{}, err
 	}
-	m := Message{ID: d.ClientID, Text: d.Text, Username: d.Username}
+	m := Message{ID: d.ClientID, Text: d.Text, Username: d.Username, Room: d.Room}
 	if from.UserID != "" {
 		// A verified sender is who its token says, whatever it typed.
 		m.Username, m.UserID = from.Name, from.UserID
@@ -180,14 +180,16 @@ func (s *Service) Accept(from Sender, payload any, durable func(Message, error))
 	return m, err
 }
 
-// digest sums what a retry must repeat: the text and the username (both
-// free of NUL after ParseDraft, so NUL separates them).
+// digest sums what a retry must repeat: the text, the username and the
+// room (free of NUL after ParseDraft, so NUL separates them).
 func (s *Service) digest(m Message) uint64 {
 	var h maphash.Hash
 	h.SetSeed(s.seed)
 	_, _ = h.WriteString(m.Text)
 	_ = h.WriteByte(0)
 	_, _ = h.WriteString(m.Username)
+	_ = h.WriteByte(0)
+	_, _ = h.WriteString(m.Room)
 	return h.Sum64()
 }
 
@@ -201,7 +203,7 @@ func (s *Service) admit(m Message, durable func(Message, error)) error {
 	if err := s.log.Append(m, done); err != nil {
 		return err
 	}
-	s.fanout.Broadcast(GlobalRoom, MessageEvent(m))
+	s.fanout.Broadcast(RoomOf(m), MessageEvent(m))
 	return nil
 }
 

@@ -97,4 +97,3 @@ func TestAnsweringAdapterPassesOtherResponses(t *testing.T) {
 		t.Fatalf("sent %v, %v", f.sent, err)
 	}
 }
-

@@ -116,4 +116,3 @@ func (c *conn) userID() string {
 // ClientAddr is the client address of r as the edge counts it (the first
 // untrusted hop of X-Forwarded-For behind TRUSTED_PROXIES).
 func (s *Server) ClientAddr(r *http.Request) string { return s.clientAddr(r) }
-

@@ -18,8 +18,10 @@ type conn struct {
 	lastLimited time.Time // the last rate_limited error event
 	lastUnknown time.Time // the last unknown_event error event
 	// join is how the socket joins the global room in Ready (history or
-	// recovery), decided in Connect.
-	join hub.JoinOptions
+	// recovery), decided in Connect; rooms are the other rooms of a
+	// verified user, joined live in Ready.
+	join  hub.JoinOptions
+	rooms []roomJoin
 	// user is the verified identity of the socket (auth.go), nil for an
 	// anonymous client; set in Connect, never changed.
 	user       *chat.User
@@ -67,6 +69,8 @@ type errorEvent struct {
 	Reason       string `json:"reason"`
 	RetryAfterMs int64  `json:"retryAfterMs,omitempty"`
 	Until        string `json:"until,omitempty"`
+	// Limit names the setting of a `limit` refusal.
+	Limit string `json:"limit,omitempty"`
 }
 
 type ackEvent struct {
@@ -92,9 +96,11 @@ func (s *Server) Connect(sock *engine.Socket, h *engine.Hello) error {
 		return err
 	}
 	sock.Data = c
-	// The mark is taken before the client is told it is connected: every
-	// message after it reaches the client, however long its history takes.
+	// The marks are taken before the client is told it is connected: every
+	// message after them reaches the client, however long its history
+	// takes.
 	c.join.Mark = s.hub.Mark(chat.GlobalRoom)
+	s.memberRooms(c)
 	if h.Resumable {
 		last, _ := parseOffset(h.Offset)
 		if s.hub.Recoverable(chat.GlobalRoom, last) {
@@ -128,6 +134,8 @@ func (s *Server) Ready(sock *engine.Socket) {
 	if err := s.hub.Join(c, chat.GlobalRoom, c.join); err != nil {
 		s.log.Error("a socket could not join the global room", "err", err)
 	}
+	s.joinMemberRooms(c)
+	s.seeUser(c.user)
 }
 
 // resumeOffset reads the recovery offset a reconnecting socket.io-client
@@ -158,11 +166,14 @@ func (s *Server) Event(sock *engine.Socket, name string, args []any, ack engine.
 		return
 	}
 	now := time.Now()
-	switch name {
-	case chat.EventTyping, "event:message", EventDelete:
+	if name == chat.EventTyping || name == "event:message" || name == EventDelete || isRoomEvent(name) {
 		if s.refuseBanned(c, "", args, ack, now) {
 			return
 		}
+	}
+	if isRoomEvent(name) {
+		s.onRoomEvent(c, name, args, ack, now)
+		return
 	}
 	switch name {
 	case "event:message":
@@ -187,6 +198,15 @@ func (s *Server) onMessage(c *conn, args []any, ack engine.Ack, now time.Time) {
 	var payload any
 	if len(args) > 0 {
 		payload = args[0]
+	}
+	room, ok := roomOf(args)
+	switch {
+	case !ok:
+		s.reject(c, ack, chat.Errorf(chat.CodeInvalidPayload, "room must be a room id"))
+		return
+	case room != chat.GlobalRoom && !s.hub.IsMember(c, room):
+		s.reject(c, ack, chat.Errorf(chat.CodeForbidden, "you are not in the room; join it first"))
+		return
 	}
 	if ok, wait := c.bucket.Take(now); !ok {
 		s.m.rejected.WithLabelValues(chat.CodeRateLimited).Inc()
@@ -224,7 +244,7 @@ func (s *Server) onMessage(c *conn, args []any, ack engine.Ack, now time.Time) {
 		c.name = m.Username
 	}
 	c.mu.Unlock()
-	s.hub.StopTyping(c, chat.GlobalRoom) // a message ends the typing that led to it
+	s.hub.StopTyping(c, room) // a message ends the typing that led to it
 }
 
 // reject tells the sender why its message was not taken: an `error` event,

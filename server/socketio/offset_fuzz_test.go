@@ -13,7 +13,9 @@ type noStore struct{}
 
 func (noStore) SaveBatch(context.Context, []chat.Message) ([]chat.Rejected, error) { return nil, nil }
 func (noStore) SaveDeletions(context.Context, []chat.Deletion) error               { return nil }
-func (noStore) Recent(context.Context, string, int, *chat.Cursor) ([]chat.Message, error)  { return nil, nil }
+func (noStore) Recent(context.Context, string, int, *chat.Cursor) ([]chat.Message, error) {
+	return nil, nil
+}
 func (noStore) Find(context.Context, string) (chat.Message, error) {
 	return chat.Message{}, chat.ErrNotFound
 }

@@ -50,6 +50,9 @@ type Options struct {
 	// Moderation, when set, enforces bans and serves event:delete
 	// (moderation.go).
 	Moderation *chat.Moderation
+	// Rooms serves the room events (rooms.go); without it every room
+	// event is refused as unavailable.
+	Rooms *chat.RoomService
 	// Directory reaches the other nodes' sockets, for the Admin UI; nil on
 	// a node alone.
 	Directory chat.Directory
@@ -151,6 +154,9 @@ func New(o Options) (*Server, error) {
 	}
 	if o.Limits == (chat.Limits{}) {
 		o.Limits = chat.DefaultLimits()
+	}
+	if o.Rooms == nil {
+		o.Rooms = chat.NewRoomService(chat.RoomServiceOptions{Unavailable: "this server has no rooms"})
 	}
 	origins, err := newOriginPolicy(o.CORSOrigins)
 	if err != nil {

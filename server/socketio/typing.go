@@ -42,12 +42,18 @@ func (s *Server) onTyping(c *conn, args []any, now time.Time) {
 			c.name, _ = chat.CleanName(u, s.limits())
 		}
 	}
+	room, roomOK := roomOf(args)
 	var reason string
+	code := chat.CodeInvalidPayload
 	switch {
 	case !ok:
-		reason = "typing must be {typing: true or false}"
+		reason = "typing must be {typing: true or false, room?}"
+	case !roomOK:
+		reason = "room must be a room id"
 	case c.name == "":
 		reason = "typing needs a username (in the CONNECT auth, or with typing)"
+	case room != chat.GlobalRoom && !s.hub.IsMember(c, room):
+		reason, code = "you are not in the room; join it first", chat.CodeForbidden
 	}
 	if reason != "" {
 		refuse := now.Sub(c.lastTypingRefusal) >= time.Second
@@ -55,12 +61,12 @@ func (s *Server) onTyping(c *conn, args []any, now time.Time) {
 			c.lastTypingRefusal = now
 		}
 		c.mu.Unlock()
-		s.m.rejected.WithLabelValues(chat.CodeInvalidPayload).Inc()
+		s.m.rejected.WithLabelValues(code).Inc()
 		if refuse {
-			s.emitError(c, &errorEvent{Code: chat.CodeInvalidPayload, Reason: reason})
+			s.emitError(c, &errorEvent{Code: code, Reason: reason})
 		}
 		return
 	}
 	c.mu.Unlock()
-	_ = s.hub.Typing(c, chat.GlobalRoom, typing, now)
+	_ = s.hub.Typing(c, room, typing, now)
 }

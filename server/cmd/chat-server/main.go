@@ -109,16 +109,33 @@ func openStore(ctx context.Context, cfg config.Config, logger *slog.Logger) (sto
 	return store, "postgres", where, err
 }
 
-// globalOnly is the hub's history of rooms while the global room is the
-// only one: other rooms do not exist on this node (their events, from a
-// newer node, are dropped and counted).
-func globalOnly(h *chat.History) func(string) *chat.History {
+// roomHistories is the hub's history of each room: global's is the one
+// the API and moderation read too; another room's is made when the room
+// first has a member here.
+func roomHistories(global *chat.History, store chat.Store, ring int) func(string) *chat.History {
 	return func(room string) *chat.History {
 		if room == chat.GlobalRoom {
-			return h
+			return global
 		}
-		return nil
+		return chat.NewRoomHistory(store, room, ring)
 	}
+}
+
+// roomService is the rules of rooms over the store's rooms. A node that
+// keeps a replica of the history in its own SQLite (REDIS_URL without
+// DATABASE_URL) refuses rooms: the nodes would not share them.
+func roomService(cfg config.Config, store any, hb *hub.Hub, replica bool) *chat.RoomService {
+	o := chat.RoomServiceOptions{Fanout: hb, Users: hb, Limits: chat.RoomLimits{}}
+	rs, ok := store.(chat.RoomStore)
+	switch {
+	case !ok:
+		o.Unavailable = "this server's store keeps no rooms"
+	case replica:
+		o.Unavailable = "rooms need a database shared by the nodes: set DATABASE_URL (with REDIS_URL alone each node keeps its own SQLite, which rooms cannot be shared through)"
+	default:
+		o.Store = rs
+	}
+	return chat.NewRoomService(o)
 }
 
 // onReady, when a test sets it, is called with the metrics registry once
@@ -168,7 +185,7 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	hb, err := hub.New(hub.Options{
 		Broker:            link.broker,
 		Presence:          link.presence,
-		History:           globalOnly(history),
+		History:           roomHistories(history, store, cfg.HistoryRingSize),
 		Encoder:           socketio.NewEncoder(authMode, cfg.RecoveryWindow),
 		HistoryLimit:      cfg.HistoryLimit,
 		PresenceInterval:  cfg.PresenceInterval,
@@ -198,11 +215,13 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	defer stopBans()
 	go refreshBans(bctx, moderation, cfg.BanRefresh, logger)
 	svc := chat.NewService(wlog, hb, chat.ServiceOptions{Limits: limits})
+	rooms := roomService(cfg, store, hb, link.replica)
 
 	edge, err := socketio.New(socketio.Options{
 		Hub:                 hb,
 		Accepter:            svc,
 		Moderation:          moderation,
+		Rooms:               rooms,
 		Directory:           link.directory,
 		PingInterval:        cfg.PingInterval,
 		PingTimeout:         cfg.PingTimeout,
