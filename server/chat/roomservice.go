@@ -43,7 +43,8 @@ type RoomLimits struct {
 	// (ROOM_MEMBERS_MAX).
 	MembersPerRoom int
 	// AnonymousRooms is the most rooms an anonymous socket may join
-	// besides the global one (ROOMS_ANONYMOUS_MAX; the edge counts them).
+	// besides the global one (ROOMS_ANONYMOUS_MAX; the edge counts them);
+	// below 0: none.
 	AnonymousRooms int
 	// NameLength is the most Unicode code points of a room's name
 	// (ROOM_NAME_MAX_LENGTH).
@@ -63,8 +64,12 @@ func DefaultRoomLimits() RoomLimits {
 
 func (l RoomLimits) withDefaults() RoomLimits {
 	d := DefaultRoomLimits()
+	if l.AnonymousRooms == 0 {
+		l.AnonymousRooms = d.AnonymousRooms
+	}
+	l.AnonymousRooms = max(l.AnonymousRooms, 0)
 	for _, f := range []struct{ v, d *int }{{&l.RoomsPerUser, &d.RoomsPerUser}, {&l.MembersPerRoom, &d.MembersPerRoom},
-		{&l.AnonymousRooms, &d.AnonymousRooms}, {&l.NameLength, &d.NameLength},
+		{&l.NameLength, &d.NameLength},
 		{&l.CreatesPerMinute, &d.CreatesPerMinute}, {&l.DMsPerMinute, &d.DMsPerMinute}} {
 		if *f.v <= 0 {
 			*f.v = *f.d

@@ -64,6 +64,13 @@ type Config struct {
 	TypingRatePerSec  float64       // TYPING_RATE_PER_SEC
 	TypingTimeout     time.Duration // TYPING_TIMEOUT
 
+	RoomsPerUser      int // ROOMS_PER_USER_MAX
+	RoomMembersMax    int // ROOM_MEMBERS_MAX
+	RoomsAnonymousMax int // ROOMS_ANONYMOUS_MAX
+	RoomNameMaxLength int // ROOM_NAME_MAX_LENGTH
+	RoomCreatesPerMin int // ROOM_CREATE_RATE_PER_MIN
+	DMOpensPerMin     int // DM_OPEN_RATE_PER_MIN
+
 	DataDir     string        // DATA_DIR
 	WriteBuffer int           // WRITE_BUFFER
 	BatchSize   int           // BATCH_SIZE

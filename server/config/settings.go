@@ -90,6 +90,19 @@ var definitions = []definition{
 	def(sectionHistory, "TYPING_TIMEOUT", duration(5*time.Second, 100*time.Millisecond, func(c *Config) *time.Duration { return &c.TypingTimeout }),
 		"a typing not renewed within it ends (`typing: false` to the others)", "-"),
 
+	def(sectionRooms, "ROOMS_PER_USER_MAX", intIn(200, 1, 1_000_000, func(c *Config) *int { return &c.RoomsPerUser }),
+		"rooms a verified user may be a member of (direct rooms included)", "- (one global room)"),
+	def(sectionRooms, "ROOM_MEMBERS_MAX", intIn(1000, 2, 10_000_000, func(c *Config) *int { return &c.RoomMembersMax }),
+		"members of a private room", "-"),
+	def(sectionRooms, "ROOMS_ANONYMOUS_MAX", intIn(20, 0, 100_000, func(c *Config) *int { return &c.RoomsAnonymousMax }),
+		"public rooms a socket without a verified identity may join besides the global one; `0`: none", "-"),
+	def(sectionRooms, "ROOM_NAME_MAX_LENGTH", intIn(64, 1, 10_000, func(c *Config) *int { return &c.RoomNameMaxLength }),
+		"longest room name, in code points", "-"),
+	def(sectionRooms, "ROOM_CREATE_RATE_PER_MIN", intIn(10, 1, 1_000_000, func(c *Config) *int { return &c.RoomCreatesPerMin }),
+		"rooms a user may create a minute, on one node", "-"),
+	def(sectionRooms, "DM_OPEN_RATE_PER_MIN", intIn(30, 1, 1_000_000, func(c *Config) *int { return &c.DMOpensPerMin }),
+		"direct rooms a user may open a minute, on one node (opening one it has already is free)", "-"),
+
 	def(sectionAdmin, "ADMIN_UI", adminUIMode(),
 		"`on`: serve the Socket.IO Admin UI's namespace `/admin` with `ADMIN_UI_USERNAME` and `ADMIN_UI_PASSWORD_HASH` "+
 			"(both required); `noauth`: without a password (anyone who reaches the port sees the sockets and can "+
@@ -268,6 +281,7 @@ const (
 	sectionServer     = "Server and protocol"
 	sectionLimits     = "Limits"
 	sectionHistory    = "History, presence and typing"
+	sectionRooms      = "Rooms"
 	sectionAdmin      = "The Socket.IO Admin UI"
 	sectionStore      = "The store"
 	sectionPostgres   = "PostgreSQL"

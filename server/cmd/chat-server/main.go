@@ -125,7 +125,14 @@ func roomHistories(global *chat.History, store chat.Store, ring int) func(string
 // keeps a replica of the history in its own SQLite (REDIS_URL without
 // DATABASE_URL) refuses rooms: the nodes would not share them.
 func roomService(cfg config.Config, store any, hb *hub.Hub, replica bool) *chat.RoomService {
-	o := chat.RoomServiceOptions{Fanout: hb, Users: hb, Limits: chat.RoomLimits{}}
+	anonymous := cfg.RoomsAnonymousMax
+	if anonymous == 0 {
+		anonymous = -1 // none
+	}
+	o := chat.RoomServiceOptions{Fanout: hb, Users: hb, Limits: chat.RoomLimits{
+		RoomsPerUser: cfg.RoomsPerUser, MembersPerRoom: cfg.RoomMembersMax, AnonymousRooms: anonymous,
+		NameLength: cfg.RoomNameMaxLength, CreatesPerMinute: cfg.RoomCreatesPerMin, DMsPerMinute: cfg.DMOpensPerMin,
+	}}
 	rs, ok := store.(chat.RoomStore)
 	switch {
 	case !ok:
