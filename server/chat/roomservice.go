@@ -329,6 +329,18 @@ func (s *RoomService) OpenDirect(ctx context.Context, by *User, userID string) (
 	return room, created, nil
 }
 
+// Visible returns the room with id when by (nil: anonymous) may see it
+// and read its messages: a public room, or one by is a member of (a
+// moderator sees every room); member reports whether by is one. Else
+// not_found.
+func (s *RoomService) Visible(ctx context.Context, by *User, id string) (r Room, member bool, err error) {
+	if err := s.available(); err != nil {
+		return Room{}, false, err
+	}
+	r, m, err := s.visible(ctx, by, id)
+	return r, m != nil, err
+}
+
 // visible returns the room with id when by may see it: a public room, or
 // one by is a member of (a moderator sees every room); not_found else.
 func (s *RoomService) visible(ctx context.Context, by *User, id string) (Room, *Member, error) {

@@ -43,6 +43,8 @@ type Options struct {
 	Presence func() chat.PresenceView
 	// Trust configures identity and moderation (moderation.go).
 	Trust TrustOptions
+	// Rooms serves the rooms endpoints (rooms.go).
+	Rooms RoomsOptions
 	// ClientAddr is a request's client address (the edge's, which believes
 	// TRUSTED_PROXIES); the peer's address when nil.
 	ClientAddr func(r *http.Request) string
@@ -113,6 +115,7 @@ func (a *API) Register(mux *http.ServeMux) {
 		mux.Handle("OPTIONS /api/presence", SecureHeaders(http.HandlerFunc(a.presence)))
 	}
 	a.registerTrust(mux)
+	a.registerRooms(mux)
 }
 
 // MetricsHandler serves the Prometheus metrics.
@@ -186,6 +189,11 @@ func (a *API) messages(w http.ResponseWriter, r *http.Request) {
 	if a.cors(w, r) {
 		return
 	}
+	a.page(w, r, a.o.History)
+}
+
+// page answers a page of history's messages: ?limit=50&before=<id>.
+func (a *API) page(w http.ResponseWriter, r *http.Request, history *chat.History) {
 	limit := 50
 	if v := r.URL.Query().Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -200,7 +208,7 @@ func (a *API) messages(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, map[string]any{"error": apiError{"invalid_before", "before must be a message id"}})
 		return
 	}
-	page, err := a.o.History.Recent(r.Context(), limit, before)
+	page, err := history.Recent(r.Context(), limit, before)
 	switch {
 	case errors.Is(err, chat.ErrNotFound):
 		writeJSON(w, http.StatusNotFound, map[string]any{"error": apiError{"unknown_before", "no message has the id given in before"}})

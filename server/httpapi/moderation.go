@@ -342,5 +342,11 @@ func (a *API) session(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusConflict, "name_taken", "another guest uses this name now; choose another")
 		return
 	}
+	if a.o.Rooms.Service != nil {
+		// dm:open and room:invite find the guest from now on.
+		if err := a.o.Rooms.Service.SeeUser(r.Context(), &chat.User{ID: sub, Name: name, Guest: true}); err != nil {
+			t.Logger.Warn("a guest could not be recorded as a user", "err", err)
+		}
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"token": token, "expiresAt": exp.UTC().Format(chat.TimeLayout), "userId": sub, "username": name})
 }

@@ -301,6 +301,16 @@ func (h *Hub) deliverUser(userID string, e chat.Event) {
 	h.m.deliveries.WithLabelValues(deliveryLabel(e.Name)).Add(float64(n))
 }
 
+// History returns the history of room on this node (the store's pages
+// merged with what the node delivered lately), nil while the room has no
+// member here.
+func (h *Hub) History(room string) *chat.History {
+	if r := h.lookup(room); r != nil {
+		return r.history
+	}
+	return nil
+}
+
 // IsMember reports whether c is in room.
 func (h *Hub) IsMember(c Conn, room string) bool { return h.member(c, room) != nil }
 

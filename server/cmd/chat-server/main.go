@@ -121,6 +121,22 @@ func roomHistories(global *chat.History, store chat.Store, ring int) func(string
 	}
 }
 
+// roomStoreOf is the store's rooms, nil on a replica (rooms are refused
+// there) or a store that keeps none.
+func roomStoreOf(store any, replica bool) chat.RoomStore {
+	if rs, ok := store.(chat.RoomStore); ok && !replica {
+		return rs
+	}
+	return nil
+}
+
+// roomsAPI serves the rooms endpoints over the store's rooms.
+func roomsAPI(rooms *chat.RoomService, store chat.Store, hb *hub.Hub, ring int) httpapi.RoomsOptions {
+	o := httpapi.RoomsOptions{Service: rooms, Messages: store, History: hb.History, HistoryRing: ring}
+	o.Store, _ = any(store).(chat.RoomStore)
+	return o
+}
+
 // roomService is the rules of rooms over the store's rooms. A node that
 // keeps a replica of the history in its own SQLite (REDIS_URL without
 // DATABASE_URL) refuses rooms: the nodes would not share them.
@@ -214,6 +230,7 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		Limits:   limits,
 		OnAction: auditor(reg, logger),
 		Replica:  link.replica,
+		Rooms:    roomStoreOf(store, link.replica),
 	})
 	if err := moderation.Load(ctx); err != nil {
 		return err
@@ -295,6 +312,7 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 			return map[string]any{"fanout": link.kind, "servers": link.broker.Nodes()}
 		},
 		Trust:      trust,
+		Rooms:      roomsAPI(rooms, store, hb, cfg.HistoryRingSize),
 		ClientAddr: edge.ClientAddr,
 		NoMetrics:  cfg.MetricsAddr != "",
 	})
