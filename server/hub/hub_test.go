@@ -412,3 +412,175 @@ func TestGuardRecovers(t *testing.T) {
 		t.Fatal("the panic was not counted")
 	}
 }
+
+// An event to a user moves its connections in and out of a room: a
+// joining connection gets the event, then the room's events; a leaving
+// one gets the event, then nothing of the room.
+func TestUserEventsMoveConnections(t *testing.T) {
+	bus := inmem.NewBus()
+	a := newNode(t, nodeOptions{bus: bus, rooms: []string{"room-a"}})
+	b := newNode(t, nodeOptions{bus: bus, rooms: []string{"room-a"}})
+	here, there, owner := newConn("here", "zoë"), newConn("there", "zoë (phone)"), newConn("owner", "ann")
+	here.userID, there.userID = "u-1", "u-1"
+	for _, j := range []struct {
+		n    *node
+		c    *testConn
+		room string
+	}{{a, here, chat.GlobalRoom}, {b, there, chat.GlobalRoom}, {a, owner, "room-a"}} {
+		if err := j.n.Join(j.c, j.room, JoinOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		j.c.take()
+	}
+	a.SendUser("u-1", chat.Event{Name: "room:invited", Data: map[string]string{"room": "room-a"}, Join: "room-a"})
+	waitFrames(t, there, 2)
+	for _, c := range []*testConn{here, there} {
+		// The invitation first, then the room's presence, as for any join.
+		if got := c.take(); len(got) != 2 || got[0].name != "room:invited" || got[1].name != chat.EventPresence {
+			t.Fatalf("%s got %+v", c.id, got)
+		}
+	}
+	if !a.IsMember(here, "room-a") || !b.IsMember(there, "room-a") {
+		t.Fatal("the invited connections are not in the room")
+	}
+	a.Broadcast("room-a", chat.MessageEvent(msg(1)))
+	if got := here.messages(); !slices.Equal(got, []string{"m-001"}) {
+		t.Fatalf("after the invitation, here got %v", got)
+	}
+	if got := there.waitMessages(t, 1); !slices.Equal(got, []string{"m-001"}) {
+		t.Fatalf("after the invitation, there got %v", got)
+	}
+	// Invited again: the event comes, nothing else changes.
+	a.SendUser("u-1", chat.Event{Name: "room:invited", Data: map[string]string{"room": "room-a"}, Join: "room-a"})
+	if got := here.take(); len(got) != 1 {
+		t.Fatalf("invited twice: %+v", got)
+	}
+	waitFrames(t, there, 1)
+	there.take()
+	// Removed, except on the connection that asked.
+	a.SendUser("u-1", chat.Event{Name: "room:removed", Data: map[string]string{"room": "room-a"}, Leave: "room-a", Except: "here"})
+	waitFrames(t, there, 1)
+	if got := there.take(); len(got) != 1 || got[0].name != "room:removed" || b.IsMember(there, "room-a") {
+		t.Fatalf("removed: %+v, member %v", got, b.IsMember(there, "room-a"))
+	}
+	if got := here.take(); len(got) != 0 || !a.IsMember(here, "room-a") {
+		t.Fatalf("the excepted connection got %+v", got)
+	}
+	// A room not known here: the connection just gets the event.
+	a.SendUser("u-1", chat.Event{Name: "room:invited", Join: "nowhere"})
+	if got := here.take(); len(got) != 1 {
+		t.Fatalf("an invitation to an unknown room: %+v", got)
+	}
+}
+
+// An event that closes a room takes every member out, on every node.
+func TestCloseRoom(t *testing.T) {
+	bus := inmem.NewBus()
+	a := newNode(t, nodeOptions{bus: bus, rooms: []string{"room-a"}})
+	b := newNode(t, nodeOptions{bus: bus, rooms: []string{"room-a"}})
+	x, y := newConn("x", "x"), newConn("y", "y")
+	if err := a.Join(x, "room-a", JoinOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Join(y, "room-a", JoinOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	x.take()
+	y.take()
+	a.Broadcast("room-a", chat.Event{Name: "room:deleted", Data: map[string]string{"room": "room-a"}, Close: true})
+	waitFrames(t, y, 1)
+	for _, n := range []struct {
+		n *node
+		c *testConn
+	}{{a, x}, {b, y}} {
+		if got := n.c.take(); len(got) != 1 || got[0].name != "room:deleted" {
+			t.Fatalf("%s got %+v", n.c.id, got)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for n.n.IsMember(n.c, "room-a") {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s is still in the closed room", n.c.id)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	// A node with no member in the room publishes its events on.
+	b.Disconnect(y)
+	y2 := newConn("y2", "y")
+	if err := b.Join(y2, "room-a", JoinOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	y2.take()
+	a.presenceTick() // a's empty room-a is dropped
+	if a.History("room-a") != nil || a.History(chat.GlobalRoom) == nil {
+		t.Fatal("a room without members is still held")
+	}
+	a.Broadcast("room-a", chat.MessageEvent(msg(7)))
+	if got := y2.waitMessages(t, 1); !slices.Equal(got, []string{"m-007"}) {
+		t.Fatalf("through a node without members: %v", got)
+	}
+}
+
+// Joining again sends the history again, with no gap and no duplicate.
+func TestRejoinSendsTheHistoryAgain(t *testing.T) {
+	n := newNode(t, nodeOptions{historyLimit: 3})
+	c := newConn("c", "ann")
+	if err := n.Rejoin(c, chat.GlobalRoom); !errors.Is(err, ErrNotMember) {
+		t.Fatalf("Rejoin before joining: %v", err)
+	}
+	if err := n.Join(c, chat.GlobalRoom, JoinOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 4; i++ {
+		n.Broadcast(chat.GlobalRoom, chat.MessageEvent(msg(i)))
+	}
+	c.take()
+	if err := n.Rejoin(c, chat.GlobalRoom); err != nil {
+		t.Fatal(err)
+	}
+	n.Broadcast(chat.GlobalRoom, chat.MessageEvent(msg(5)))
+	if got := c.messages(); !slices.Equal(got, ids(2, 5)) {
+		t.Fatalf("after Rejoin: %v, want m-002..m-005", got)
+	}
+}
+
+// A live join sends no history: only what comes after its mark.
+func TestLiveJoin(t *testing.T) {
+	n := newNode(t, nodeOptions{historyLimit: 10})
+	n.store.add(msg(1), msg(2))
+	mark := n.Mark(chat.GlobalRoom)
+	n.Broadcast(chat.GlobalRoom, chat.MessageEvent(msg(3)))
+	c := newConn("c", "ann")
+	if err := n.Join(c, chat.GlobalRoom, JoinOptions{Mark: mark, Live: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.messages(); !slices.Equal(got, []string{"m-003"}) {
+		t.Fatalf("a live join got %v, want m-003 alone", got)
+	}
+	// Resuming, it gets what it missed after its offset.
+	d := newConn("d", "bob")
+	if err := n.Join(d, chat.GlobalRoom, JoinOptions{Mark: n.Mark(chat.GlobalRoom), Live: true, ResumeAfter: []string{"m-001"}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := d.messages(); !slices.Equal(got, ids(2, 3)) {
+		t.Fatalf("a live join resuming after m-001 got %v", got)
+	}
+}
+
+// waitFrames waits until c holds n frames.
+func waitFrames(t *testing.T, c *testConn, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c.mu.Lock()
+		k := len(c.frames)
+		c.mu.Unlock()
+		if k >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: waited 5 s for %d frames, has %d", c.id, n, k)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -102,8 +102,14 @@ func (s *Server) Connect(sock *engine.Socket, h *engine.Hello) error {
 	c.join.Mark = s.hub.Mark(chat.GlobalRoom)
 	s.memberRooms(c)
 	if h.Resumable {
+		// The offset is one cursor across the socket's rooms: its last
+		// message may be of any of them.
 		last, _ := parseOffset(h.Offset)
-		if s.hub.Recoverable(chat.GlobalRoom, last) {
+		recoverable := s.hub.Recoverable(chat.GlobalRoom, last)
+		for _, r := range c.rooms {
+			recoverable = recoverable || s.hub.Recoverable(r.id, last)
+		}
+		if recoverable {
 			h.Recover()
 			c.join.RecoverFrom = last
 		}
