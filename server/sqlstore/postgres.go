@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -130,7 +132,15 @@ func (pgDialect) toDB(t time.Time) dbTime { return dbTime{t: t} }
 // ON CONFLICT, in one transaction (see BenchmarkPostgresSaveBatch): both
 // paths are faster, need no session state (they work behind a
 // transaction-pooling PgBouncer) and take fewer round trips.
+//
+// The rows go in id order. Two batches that share ids (a replay next to
+// the live consumer, overlapping writers) then wait for each other's ids in
+// one order, never in a cycle: in arrival order, one batch could hold an
+// id the other waits for while waiting for one the other holds, and
+// PostgreSQL would abort one with a deadlock (40P01).
 func (d pgDialect) insert(ctx context.Context, db *gorm.DB, batch []chat.Message) error {
+	batch = slices.Clone(batch)
+	slices.SortStableFunc(batch, func(a, b chat.Message) int { return strings.Compare(a.ID, b.ID) })
 	sqlDB, err := db.DB()
 	if err != nil {
 		return err
