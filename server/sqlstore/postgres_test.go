@@ -68,6 +68,24 @@ func TestPostgresStoreContract(t *testing.T) {
 	})
 }
 
+// The RoomStore contract on PostgreSQL. Each subtest gets its own schema
+// of one database; another node is another Store on the same schema.
+func TestPostgresRoomStoreContract(t *testing.T) {
+	t.Parallel()
+	db := pgtest.NewDatabase(t)
+	var mu sync.Mutex
+	n := 0
+	chattest.TestRoomStore(t, func(t *testing.T) (chattest.RoomEngine, func() chattest.RoomEngine) {
+		mu.Lock()
+		n++
+		schemaURL := pgtest.WithParams(t, db, "schema", fmt.Sprintf("rooms %d", n))
+		mu.Unlock()
+		return openPostgres(t, schemaURL, sqlstore.PostgresOptions{}), func() chattest.RoomEngine {
+			return openPostgres(t, schemaURL, sqlstore.PostgresOptions{})
+		}
+	})
+}
+
 // prismaDeploy does to dbURL what `prisma migrate deploy` does for the
 // named migration folders, statement by statement as the fixture describes
 // (its CREATE TABLE, then per migration: INSERT, the script, two UPDATEs).

@@ -96,3 +96,20 @@ func TestSQLiteReopenKeepsMessages(t *testing.T) {
 		t.Fatalf("after reopening: %+v, %v", m, err)
 	}
 }
+
+// The RoomStore contract on SQLite; another node is another Store on the
+// same file.
+func TestSQLiteRoomStoreContract(t *testing.T) {
+	chattest.TestRoomStore(t, func(t *testing.T) (chattest.RoomEngine, func() chattest.RoomEngine) {
+		path := filepath.Join(t.TempDir(), "chat.db")
+		open := func() chattest.RoomEngine {
+			s, err := sqlstore.OpenSQLite(context.Background(), path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = s.Close() })
+			return s
+		}
+		return open(), open
+	})
+}
