@@ -109,8 +109,9 @@ type RoomStore interface {
 	// membership first.
 	RoomsOf(ctx context.Context, userID string) ([]Room, error)
 	// PublicRooms returns up to limit public rooms, not deleted, whose
-	// name starts with prefix (any case; "" all), ordered by name then
-	// id, after the room with id after ("" from the start).
+	// name starts with prefix (any case; "" all), ordered by name (in
+	// lower case) then id, after the room with id after ("" from the
+	// start; an id that is no room is ErrNotFound).
 	PublicRooms(ctx context.Context, prefix, after string, limit int) ([]Room, error)
 
 	// MarkRead moves userID's read position in roomID to the message

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -124,13 +126,21 @@ func (pgDialect) toDB(t time.Time) dbTime { return dbTime{t: t} }
 // fails as a whole on an id already stored (a retry after a lost commit
 // acknowledgement, a replay), and then the idempotent statement stores the
 // batch: INSERT ... SELECT FROM unnest(arrays) ... ON CONFLICT (id) DO
-// NOTHING, one round trip with the batch as four array parameters.
+// NOTHING, one round trip with the batch as six array parameters.
 //
 // Measured against COPY into a temporary table then INSERT ... SELECT ...
 // ON CONFLICT, in one transaction (see BenchmarkPostgresSaveBatch): both
 // paths are faster, need no session state (they work behind a
 // transaction-pooling PgBouncer) and take fewer round trips.
+//
+// The rows go in id order. Two batches that share ids (a replay next to
+// the live consumer, overlapping writers) then wait for each other's ids in
+// one order, never in a cycle: in arrival order, one batch could hold an
+// id the other waits for while waiting for one the other holds, and
+// PostgreSQL would abort one with a deadlock (40P01).
 func (d pgDialect) insert(ctx context.Context, db *gorm.DB, batch []chat.Message) error {
+	batch = slices.Clone(batch)
+	slices.SortStableFunc(batch, func(a, b chat.Message) int { return strings.Compare(a.ID, b.ID) })
 	sqlDB, err := db.DB()
 	if err != nil {
 		return err
@@ -153,14 +163,14 @@ func (d pgDialect) insert(ctx context.Context, db *gorm.DB, batch []chat.Message
 	})
 }
 
-var batchColumns = []string{"id", "content", "username", "created_at", "user_id"}
+var batchColumns = []string{"id", "content", "username", "created_at", "user_id", "room_id"}
 
 // copyBatch stores batch with COPY, a statement of its own: all or nothing.
 func copyBatch(ctx context.Context, c *pgx.Conn, batch []chat.Message) error {
 	n, err := c.CopyFrom(ctx, pgx.Identifier{"messages"}, batchColumns,
 		pgx.CopyFromSlice(len(batch), func(i int) ([]any, error) {
 			m := batch[i]
-			return []any{m.ID, m.Text, m.Username, m.CreatedAt.UTC(), nullable(m.UserID)}, nil
+			return []any{m.ID, m.Text, m.Username, m.CreatedAt.UTC(), nullable(m.UserID), nullable(m.Room)}, nil
 		}))
 	if err != nil {
 		return fmt.Errorf("copy %d rows: %w", len(batch), err)
@@ -171,19 +181,20 @@ func copyBatch(ctx context.Context, c *pgx.Conn, batch []chat.Message) error {
 	return nil
 }
 
-// insertBatchSQL stores the rows of five parallel arrays, skipping the ids
+// insertBatchSQL stores the rows of six parallel arrays, skipping the ids
 // already stored (and repeated ids of the batch after their first).
-const insertBatchSQL = `INSERT INTO messages (id, content, username, created_at, user_id)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamp(3)[], $5::text[])
+const insertBatchSQL = `INSERT INTO messages (id, content, username, created_at, user_id, room_id)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamp(3)[], $5::text[], $6::text[])
 ON CONFLICT (id) DO NOTHING`
 
 func insertBatch(ctx context.Context, c *pgx.Conn, batch []chat.Message) error {
 	ids, texts, users, times := make([]string, len(batch)), make([]string, len(batch)), make([]string, len(batch)), make([]time.Time, len(batch))
-	userIDs := make([]*string, len(batch))
+	userIDs, roomIDs := make([]*string, len(batch)), make([]*string, len(batch))
 	for i, m := range batch {
-		ids[i], texts[i], users[i], times[i], userIDs[i] = m.ID, m.Text, m.Username, m.CreatedAt.UTC(), nullable(m.UserID)
+		ids[i], texts[i], users[i], times[i] = m.ID, m.Text, m.Username, m.CreatedAt.UTC()
+		userIDs[i], roomIDs[i] = nullable(m.UserID), nullable(m.Room)
 	}
-	if _, err := c.Exec(ctx, insertBatchSQL, ids, texts, users, times, userIDs); err != nil {
+	if _, err := c.Exec(ctx, insertBatchSQL, ids, texts, users, times, userIDs, roomIDs); err != nil {
 		return fmt.Errorf("insert %d rows: %w", len(batch), err)
 	}
 	return nil

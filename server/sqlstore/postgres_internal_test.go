@@ -77,6 +77,7 @@ func TestMigrationsMatchPrisma(t *testing.T) {
 		{"20231217073044_init", "2848d31d7b525d3545d0c2daaf734e211389bcaea7d0384567bb600588aa12d0"},
 		{"20261127005204_messages_created_at_id_index", "c14cef308b4cd6d4d69d9b0e69e8ab066055ccf2c7e74d4f33021d012d771d60"},
 		{"20261203130000_identity_and_moderation", "c9e1e7a76e35d1b574bfb33cffa9ed97fb763b83ffb813e759033cd08e4b44c8"},
+		{"20261207120000_rooms", "bb6993705563b554e92f93696619891e25aa54aa836af7fbe69b64b28832c1f6"},
 	}
 	if len(ms) != len(want) {
 		t.Fatalf("migrations %+v", ms)
@@ -222,8 +223,9 @@ func TestParseErrorsHideEveryPassword(t *testing.T) {
 	}
 }
 
-// History reads use the (created_at, id) index: no sequential scan, no
-// sort, for the first page and for a page before a cursor.
+// History reads use an index: no sequential scan, no sort, for the first
+// page and for a page before a cursor, of the global room (its NULL
+// room_id) and of a room.
 func TestPostgresHistoryReadsUseTheIndex(t *testing.T) {
 	t.Parallel()
 	db := pgtest.NewDatabase(t)
@@ -239,6 +241,9 @@ func TestPostgresHistoryReadsUseTheIndex(t *testing.T) {
 		for i := range batch {
 			n := b*4000 + i
 			batch[i] = chat.Message{ID: fmt.Sprintf("m%06d", n), Text: "history", Username: "u", CreatedAt: base.Add(time.Duration(n) * time.Millisecond)}
+			if n%2 == 0 {
+				batch[i].Room = "room-a"
+			}
 		}
 		if _, err := s.SaveBatch(ctx, batch); err != nil {
 			t.Fatal(err)
@@ -248,18 +253,27 @@ func TestPostgresHistoryReadsUseTheIndex(t *testing.T) {
 		t.Fatal(err)
 	}
 	cur := chat.Cursor{CreatedAt: base.Add(10_000 * time.Millisecond), ID: "m010000"}
-	for name, c := range map[string]*chat.Cursor{"first page": nil, "before a cursor": &cur} {
+	for _, tc := range []struct {
+		name, room string
+		cur        *chat.Cursor
+		index      string
+	}{
+		{"global, first page", chat.GlobalRoom, nil, "messages_"},
+		{"global, before a cursor", chat.GlobalRoom, &cur, "messages_"},
+		{"a room, first page", "room-a", nil, "messages_room_id_created_at_id_idx"},
+		{"a room, before a cursor", "room-a", &cur, "messages_room_id_created_at_id_idx"},
+	} {
 		query := s.db.ToSQL(func(tx *gorm.DB) *gorm.DB {
 			var rows []readRow
-			return s.recentQuery(tx, 50, c).Find(&rows)
+			return s.recentQuery(tx, tc.room, 50, tc.cur).Find(&rows)
 		})
 		var plan []string
 		if err := s.db.Raw("EXPLAIN " + query).Scan(&plan).Error; err != nil {
 			t.Fatalf("%s: %v", query, err)
 		}
 		text := strings.Join(plan, "\n")
-		if !strings.Contains(text, "Index Scan Backward using messages_created_at_id_idx") || strings.Contains(text, "Seq Scan") || strings.Contains(text, "Sort") {
-			t.Errorf("%s: %s\nplan:\n%s", name, query, text)
+		if !strings.Contains(text, "Index Scan Backward using "+tc.index) || strings.Contains(text, "Seq Scan on messages") || strings.Contains(text, "Sort") {
+			t.Errorf("%s: %s\nplan:\n%s", tc.name, query, text)
 		}
 	}
 }

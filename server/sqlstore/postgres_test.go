@@ -68,6 +68,24 @@ func TestPostgresStoreContract(t *testing.T) {
 	})
 }
 
+// The RoomStore contract on PostgreSQL. Each subtest gets its own schema
+// of one database; another node is another Store on the same schema.
+func TestPostgresRoomStoreContract(t *testing.T) {
+	t.Parallel()
+	db := pgtest.NewDatabase(t)
+	var mu sync.Mutex
+	n := 0
+	chattest.TestRoomStore(t, func(t *testing.T) (chattest.RoomEngine, func() chattest.RoomEngine) {
+		mu.Lock()
+		n++
+		schemaURL := pgtest.WithParams(t, db, "schema", fmt.Sprintf("rooms %d", n))
+		mu.Unlock()
+		return openPostgres(t, schemaURL, sqlstore.PostgresOptions{}), func() chattest.RoomEngine {
+			return openPostgres(t, schemaURL, sqlstore.PostgresOptions{})
+		}
+	})
+}
+
 // prismaDeploy does to dbURL what `prisma migrate deploy` does for the
 // named migration folders, statement by statement as the fixture describes
 // (its CREATE TABLE, then per migration: INSERT, the script, two UPDATEs).
@@ -132,8 +150,8 @@ func migrationNames(t *testing.T) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(names) != 3 {
-		t.Fatalf("embedded migrations %v, want the init, the index, and identity and moderation", names)
+	if len(names) != 4 {
+		t.Fatalf("embedded migrations %v, want the init, the index, identity and moderation, and rooms", names)
 	}
 	return names
 }
@@ -186,6 +204,7 @@ func TestPostgresPrismaMadeDatabaseIsUsedAsIs(t *testing.T) {
 		{"production history (init only)", names[:1], false, names[1:]},
 		{"every migration by Prisma", names, false, nil},
 		{"init and index by Prisma", names[:2], false, names[2:]},
+		{"every migration but rooms by Prisma (the version before rooms)", names[:3], false, names[3:]},
 		{"init baselined with migrate resolve --applied", nil, true, names[1:]},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -291,6 +310,10 @@ func TestPostgresStartRefusals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	rooms, err := os.ReadFile(filepath.Join(migrationsDir, names[3], "migration.sql"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	f := pgtest.ReadFixture(t, "testdata/prisma_migrations.json")
 	for _, tc := range []struct {
 		name  string
@@ -301,7 +324,9 @@ func TestPostgresStartRefusals(t *testing.T) {
 		{"MIGRATE=off on an empty database", nil, true, "the table does not exist"},
 		{"tables without a migration history", []string{string(init)}, false, "has no _prisma_migrations table"},
 		{"the same with MIGRATE=off", []string{string(init)}, true, `column "user_id" is missing`},
-		{"MIGRATE=off on every table", []string{string(init), string(moderation)}, true, ""},
+		{"MIGRATE=off before rooms", []string{string(init), string(moderation)}, true,
+			`column "room_id" is missing (want text; prisma-compat's migration 20261207120000_rooms); table "users" is missing`},
+		{"MIGRATE=off on every table", []string{string(init), string(moderation), string(rooms)}, true, ""},
 		{"another app's table without a history", []string{"CREATE TABLE accounts (id int)"}, false, "tables accounts"},
 		{"a failed migration", []string{f.CreateTableSQL, `INSERT INTO _prisma_migrations (id, checksum, migration_name, started_at)
 			VALUES ('1c8b8c2e-3a7f-4f0e-8f7e-6a2b9b7c1d00', 'x', '20231217073044_init', '2024-01-01T00:00:00Z')`},

@@ -16,6 +16,22 @@ var wantColumns = []struct{ name, typ string }{
 	{"created_at", "timestamp(3) without time zone"},
 }
 
+// laterColumns are the nullable messages columns of later migrations, and
+// laterTables their tables: the server reads and writes them all.
+var (
+	laterColumns = []struct{ name, migration string }{
+		{"user_id", "20261203130000_identity_and_moderation"},
+		{"room_id", "20261207120000_rooms"},
+	}
+	laterTables = []struct{ name, migration string }{
+		{"message_deletions", "20261203130000_identity_and_moderation"},
+		{"bans", "20261203130000_identity_and_moderation"},
+		{"users", "20261207120000_rooms"},
+		{"rooms", "20261207120000_rooms"},
+		{"room_members", "20261207120000_rooms"},
+	}
+)
+
 // historyIndex is the index of prisma-compat's second migration.
 const historyIndex = "messages_created_at_id_idx"
 
@@ -118,19 +134,21 @@ func checkSchema(ctx context.Context, db *sql.DB) (warnings []string, err error)
 			diffs = append(diffs, `no primary key or unique index on "id" alone (want CONSTRAINT "messages_pkey" PRIMARY KEY ("id"))`)
 		}
 	}
-	if c, ok := cols["user_id"]; !ok {
-		diffs = append(diffs, `column "user_id" is missing (want text; prisma-compat's migration 20261203130000_identity_and_moderation)`)
-	} else if c.typ != "text" {
-		diffs = append(diffs, fmt.Sprintf(`column "user_id" is %s, want text`, c.typ))
+	for _, c := range laterColumns {
+		if have, ok := cols[c.name]; !ok {
+			diffs = append(diffs, fmt.Sprintf(`column %q is missing (want text; prisma-compat's migration %s)`, c.name, c.migration))
+		} else if have.typ != "text" {
+			diffs = append(diffs, fmt.Sprintf(`column %q is %s, want text`, c.name, have.typ))
+		}
 	}
-	for _, table := range []string{"message_deletions", "bans"} {
+	for _, table := range laterTables {
 		var exists bool
 		if err := db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-			WHERE n.nspname = current_schema() AND c.relname = $1 AND c.relkind IN ('r', 'p'))`, table).Scan(&exists); err != nil {
-			return nil, fmt.Errorf("look for the %s table: %w", table, err)
+			WHERE n.nspname = current_schema() AND c.relname = $1 AND c.relkind IN ('r', 'p'))`, table.name).Scan(&exists); err != nil {
+			return nil, fmt.Errorf("look for the %s table: %w", table.name, err)
 		}
 		if !exists {
-			diffs = append(diffs, fmt.Sprintf("table %q is missing (prisma-compat's migration 20261203130000_identity_and_moderation)", table))
+			diffs = append(diffs, fmt.Sprintf("table %q is missing (prisma-compat's migration %s)", table.name, table.migration))
 		}
 	}
 	if len(diffs) > 0 {

@@ -19,15 +19,18 @@ import (
 )
 
 // sqliteSchema is the `messages` table of the Prisma model, in SQLite's
-// words, with the history index of prisma-compat's second migration and
-// the tables of its third (tombstones, bans).
+// words, with the history index of prisma-compat's second migration, the
+// tables of its third (tombstones, bans) and of its fourth (users, rooms,
+// memberships). The indexes on columns that later migrations added come
+// after them (sqliteIndexes), once a file made before has the columns.
 const sqliteSchema = `
 CREATE TABLE IF NOT EXISTS "messages" (
     "id" TEXT NOT NULL PRIMARY KEY,
     "content" TEXT NOT NULL,
     "username" TEXT NOT NULL,
     "created_at" DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP,
-    "user_id" TEXT
+    "user_id" TEXT,
+    "room_id" TEXT
 );
 CREATE INDEX IF NOT EXISTS "messages_created_at_id_idx" ON "messages"("created_at", "id");
 CREATE TABLE IF NOT EXISTS "message_deletions" (
@@ -46,11 +49,48 @@ CREATE TABLE IF NOT EXISTS "bans" (
     "expires_at" DATETIME,
     "lifted_at" DATETIME
 );
+CREATE TABLE IF NOT EXISTS "users" (
+    "id" TEXT NOT NULL PRIMARY KEY,
+    "name" TEXT NOT NULL,
+    "last_seen" DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP
+);
+CREATE TABLE IF NOT EXISTS "rooms" (
+    "id" TEXT NOT NULL PRIMARY KEY,
+    "name" TEXT NOT NULL,
+    "name_key" TEXT NOT NULL,
+    "kind" TEXT NOT NULL,
+    "created_by" TEXT NOT NULL,
+    "created_at" DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    "deleted_at" DATETIME,
+    "direct_a" TEXT,
+    "direct_b" TEXT
+);
+CREATE INDEX IF NOT EXISTS "rooms_kind_name_key_id_idx" ON "rooms"("kind", "name_key", "id");
+CREATE UNIQUE INDEX IF NOT EXISTS "rooms_direct_a_direct_b_key" ON "rooms"("direct_a", "direct_b");
+CREATE TABLE IF NOT EXISTS "room_members" (
+    "room_id" TEXT NOT NULL,
+    "user_id" TEXT NOT NULL,
+    "role" TEXT NOT NULL,
+    "joined_at" DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    "read_up_to" TEXT,
+    PRIMARY KEY ("room_id", "user_id"),
+    FOREIGN KEY ("room_id") REFERENCES "rooms"("id") ON DELETE CASCADE ON UPDATE CASCADE
+);
+CREATE INDEX IF NOT EXISTS "room_members_user_id_idx" ON "room_members"("user_id");
 `
 
-// sqliteAddUserID adds messages.user_id to a database file made before it
-// existed (SQLite has no ADD COLUMN IF NOT EXISTS).
-const sqliteAddUserID = `ALTER TABLE "messages" ADD COLUMN "user_id" TEXT`
+// sqliteAddedColumns are the messages columns added after the first
+// release, each with the statement that adds it to a database file made
+// before it existed (SQLite has no ADD COLUMN IF NOT EXISTS).
+var sqliteAddedColumns = []struct{ name, add string }{
+	{"user_id", `ALTER TABLE "messages" ADD COLUMN "user_id" TEXT`},
+	{"room_id", `ALTER TABLE "messages" ADD COLUMN "room_id" TEXT`},
+}
+
+// sqliteIndexes are the indexes on added columns: the history of a room.
+const sqliteIndexes = `
+CREATE INDEX IF NOT EXISTS "messages_room_id_created_at_id_idx" ON "messages"("room_id", "created_at", "id");
+`
 
 // sqliteTimeLayout stores times as SQLite's own date-time text, UTC, with a
 // fixed three-digit fraction so that text order is time order.
@@ -69,6 +109,11 @@ func OpenSQLite(ctx context.Context, path string) (*Store, error) {
 	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)", "foreign_keys(1)"} {
 		q.Add("_pragma", p)
 	}
+	// Every transaction takes the write lock when it begins, waiting for it
+	// as long as busy_timeout allows. A deferred one that reads, then
+	// writes, fails at once (SQLITE_BUSY) when another connection wrote in
+	// between; the rooms' read-then-write transactions rely on this.
+	q.Set("_txlock", "immediate")
 	db, err := gorm.Open(gormsqlite.Open("file:"+path+"?"+q.Encode()), &gorm.Config{
 		Logger:                 logger.Default.LogMode(logger.Silent),
 		SkipDefaultTransaction: true,
@@ -86,16 +131,22 @@ func OpenSQLite(ctx context.Context, path string) (*Store, error) {
 		_ = sqlDB.Close()
 		return nil, fmt.Errorf("create the messages table in %s: %w", path, err)
 	}
-	var hasUserID int64
-	if err := db.WithContext(ctx).Raw(`SELECT count(*) FROM pragma_table_info('messages') WHERE name = 'user_id'`).Scan(&hasUserID).Error; err != nil {
-		_ = sqlDB.Close()
-		return nil, fmt.Errorf("read the messages columns in %s: %w", path, err)
-	}
-	if hasUserID == 0 {
-		if err := db.WithContext(ctx).Exec(sqliteAddUserID).Error; err != nil {
+	for _, c := range sqliteAddedColumns {
+		var has int64
+		if err := db.WithContext(ctx).Raw(`SELECT count(*) FROM pragma_table_info('messages') WHERE name = ?`, c.name).Scan(&has).Error; err != nil {
 			_ = sqlDB.Close()
-			return nil, fmt.Errorf("add messages.user_id in %s: %w", path, err)
+			return nil, fmt.Errorf("read the messages columns in %s: %w", path, err)
 		}
+		if has == 0 {
+			if err := db.WithContext(ctx).Exec(c.add).Error; err != nil {
+				_ = sqlDB.Close()
+				return nil, fmt.Errorf("add messages.%s in %s: %w", c.name, path, err)
+			}
+		}
+	}
+	if err := db.WithContext(ctx).Exec(sqliteIndexes).Error; err != nil {
+		_ = sqlDB.Close()
+		return nil, fmt.Errorf("create the room history index in %s: %w", path, err)
 	}
 	return &Store{db: db, dialect: sqliteDialect{}}, nil
 }
@@ -104,7 +155,7 @@ type sqliteDialect struct{}
 
 func (sqliteDialect) toDB(t time.Time) dbTime { return dbTime{t: t, asText: true} }
 
-// insert writes 1000 rows a statement: 5 bind variables a row, and SQLite
+// insert writes 1000 rows a statement: 6 bind variables a row, and SQLite
 // allows 32766 a statement.
 func (d sqliteDialect) insert(ctx context.Context, db *gorm.DB, batch []chat.Message) error {
 	return insertRows(ctx, db, d, batch, 1000)

@@ -28,8 +28,9 @@ func TestSQLiteBanStoreContract(t *testing.T) {
 	chattest.TestBanStore(t, func(t *testing.T) chat.BanStore { return openSQLite(t) })
 }
 
-// A database file made before identity and moderation gets the new column
-// and tables when it is opened, and keeps its messages.
+// A database file made before identity and moderation, and before rooms,
+// gets the new columns, tables and indexes when it is opened, and keeps
+// its messages in the global room.
 func TestSQLiteOpensAnEarlierFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "chat.db")
 	ctx := context.Background()
@@ -38,8 +39,11 @@ func TestSQLiteOpensAnEarlierFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	db := s.DB()
-	for _, q := range []string{`DROP TABLE message_deletions`, `DROP TABLE bans`, `ALTER TABLE messages DROP COLUMN user_id`,
-		`INSERT INTO messages (id, content, username, created_at) VALUES ('old', 'before', 'ada', '2026-01-01 00:00:00.000')`} {
+	for _, q := range []string{`DROP TABLE message_deletions`, `DROP TABLE bans`, `DROP TABLE room_members`, `DROP TABLE rooms`,
+		`DROP TABLE users`, `DROP INDEX messages_room_id_created_at_id_idx`, `ALTER TABLE messages DROP COLUMN room_id`,
+		`ALTER TABLE messages DROP COLUMN user_id`,
+		`INSERT INTO messages (id, content, username, created_at) VALUES ('old', 'before', 'ada', '2026-01-01 00:00:00.000')`,
+		`INSERT INTO messages (id, content, username, created_at) VALUES ('old2', 'before', 'ada', '2026-01-01 00:00:00.001')`} {
 		if err := db.Exec(q).Error; err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}
@@ -53,8 +57,20 @@ func TestSQLiteOpensAnEarlierFile(t *testing.T) {
 	if err := s.SaveDeletions(ctx, []chat.Deletion{{ID: "old", By: "mod"}}); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := s.Recent(ctx, chat.GlobalRoom, 10, nil); err != nil || len(got) != 0 {
+	if got, err := s.Recent(ctx, chat.GlobalRoom, 10, nil); err != nil || len(got) != 1 || got[0].ID != "old2" || got[0].Room != "" {
 		t.Fatalf("Recent after deleting the old message: %+v %v", got, err)
+	}
+	inRoom := chattest.Msg("new", "in a room", 5)
+	inRoom.Room = "room-1"
+	if _, err := s.SaveBatch(ctx, []chat.Message{inRoom}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Recent(ctx, "room-1", 10, nil); err != nil || len(got) != 1 || got[0].Room != "room-1" {
+		t.Fatalf("Recent(room-1): %+v %v", got, err)
+	}
+	var n int64
+	if err := s.DB().Raw(`SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'messages_room_id_created_at_id_idx'`).Scan(&n).Error; err != nil || n != 1 {
+		t.Fatalf("the room history index: %d %v", n, err)
 	}
 }
 
@@ -79,4 +95,21 @@ func TestSQLiteReopenKeepsMessages(t *testing.T) {
 	if m, err := s.Find(ctx, "a"); err != nil || m.Text != "kept" {
 		t.Fatalf("after reopening: %+v, %v", m, err)
 	}
+}
+
+// The RoomStore contract on SQLite; another node is another Store on the
+// same file.
+func TestSQLiteRoomStoreContract(t *testing.T) {
+	chattest.TestRoomStore(t, func(t *testing.T) (chattest.RoomEngine, func() chattest.RoomEngine) {
+		path := filepath.Join(t.TempDir(), "chat.db")
+		open := func() chattest.RoomEngine {
+			s, err := sqlstore.OpenSQLite(context.Background(), path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = s.Close() })
+			return s
+		}
+		return open(), open
+	})
 }

@@ -8,10 +8,14 @@
 // first, and that insert when an id is already stored); a row the database
 // refuses for its data is isolated by splitting the batch, reported, and
 // never blocks the others.
-// Recent pages newest first on (created_at, id), which an index covers,
-// leaving out the messages with a tombstone (table message_deletions; a
-// tombstone may be stored before its message and hides it all the same).
-// Bans live in the table bans (see BanStore).
+// Recent pages one room newest first on (created_at, id), which an index
+// covers (room_id, created_at, id), leaving out the messages with a
+// tombstone (table message_deletions; a tombstone may be stored before its
+// message and hides it all the same) and every message of a deleted room.
+// A message of the global room has a NULL room_id, as every row the
+// original server wrote.
+// Bans live in the table bans (see BanStore); users, rooms and memberships
+// in the tables users, rooms and room_members (see RoomStore).
 package sqlstore
 
 import (
@@ -51,6 +55,7 @@ type row struct {
 	Username  string  `gorm:"column:username"`
 	CreatedAt dbTime  `gorm:"column:created_at"`
 	UserID    *string `gorm:"column:user_id"`
+	RoomID    *string `gorm:"column:room_id"`
 }
 
 // nullable is s, or NULL when s is empty.
@@ -88,16 +93,14 @@ type readRow struct {
 	Username  string    `gorm:"column:username"`
 	CreatedAt time.Time `gorm:"column:created_at"`
 	UserID    *string   `gorm:"column:user_id"`
+	RoomID    *string   `gorm:"column:room_id"`
 }
 
 func (readRow) TableName() string { return "messages" }
 
 func (r readRow) message() chat.Message {
-	m := chat.Message{ID: r.ID, Text: r.Content, Username: r.Username, CreatedAt: r.CreatedAt.UTC()}
-	if r.UserID != nil {
-		m.UserID = *r.UserID
-	}
-	return m
+	return chat.Message{ID: r.ID, Text: r.Content, Username: r.Username, CreatedAt: r.CreatedAt.UTC(),
+		UserID: deref(r.UserID), Room: deref(r.RoomID)}
 }
 
 // SaveBatch stores batch in one transaction, idempotently by id. See the
@@ -134,7 +137,8 @@ func (s *Store) SaveBatch(ctx context.Context, batch []chat.Message) ([]chat.Rej
 func insertRows(ctx context.Context, db *gorm.DB, d dialect, batch []chat.Message, chunk int) error {
 	rows := make([]row, len(batch))
 	for i, m := range batch {
-		rows[i] = row{ID: m.ID, Content: m.Text, Username: m.Username, CreatedAt: d.toDB(m.CreatedAt), UserID: nullable(m.UserID)}
+		rows[i] = row{ID: m.ID, Content: m.Text, Username: m.Username, CreatedAt: d.toDB(m.CreatedAt), UserID: nullable(m.UserID),
+			RoomID: nullable(m.Room)}
 	}
 	return db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		for start := 0; start < len(rows); start += chunk {
@@ -148,16 +152,15 @@ func insertRows(ctx context.Context, db *gorm.DB, d dialect, batch []chat.Messag
 	})
 }
 
-// Recent returns up to limit messages of room, newest first, strictly
-// before cur.
+// Recent returns up to limit messages of room (chat.GlobalRoom, or a
+// room's id), newest first, strictly before cur; none of a deleted room.
 func (s *Store) Recent(ctx context.Context, room string, limit int, cur *chat.Cursor) ([]chat.Message, error) {
-	if limit <= 0 || room != chat.GlobalRoom {
-		// Until the rooms migration, the global room is the only one.
+	if limit <= 0 {
 		return nil, nil
 	}
 	var rows []readRow
-	if err := s.recentQuery(s.db.WithContext(ctx), limit, cur).Find(&rows).Error; err != nil {
-		return nil, fmt.Errorf("read %d recent messages: %w", limit, err)
+	if err := s.recentQuery(s.db.WithContext(ctx), room, limit, cur).Find(&rows).Error; err != nil {
+		return nil, fmt.Errorf("read %d recent messages of room %q: %w", limit, room, err)
 	}
 	out := make([]chat.Message, len(rows))
 	for i, r := range rows {
@@ -166,10 +169,16 @@ func (s *Store) Recent(ctx context.Context, room string, limit int, cur *chat.Cu
 	return out, nil
 }
 
-// recentQuery selects a page of Recent; the (created_at, id) index serves
-// both the order and the row comparison.
-func (s *Store) recentQuery(db *gorm.DB, limit int, cur *chat.Cursor) *gorm.DB {
+// recentQuery selects a page of Recent; the (room_id, created_at, id) index
+// serves the room, the order and the row comparison (the global room's
+// page is its room_id IS NULL part).
+func (s *Store) recentQuery(db *gorm.DB, room string, limit int, cur *chat.Cursor) *gorm.DB {
 	q := db.Model(&readRow{}).Where("NOT EXISTS (SELECT 1 FROM message_deletions d WHERE d.id = messages.id)")
+	if room == chat.GlobalRoom || room == "" {
+		q = q.Where("room_id IS NULL")
+	} else {
+		q = q.Where("room_id = ? AND NOT EXISTS (SELECT 1 FROM rooms r WHERE r.id = ? AND r.deleted_at IS NOT NULL)", room, room)
+	}
 	if cur != nil {
 		q = q.Where("(created_at, id) < (?, ?)", s.dialect.toDB(cur.CreatedAt), cur.ID)
 	}

@@ -261,6 +261,75 @@ func TestStore(t *testing.T, open func(t *testing.T) chat.Store, o StoreOptions)
 		wantIDs(t, got, "t2", "t0")
 	})
 
+	t.Run("RoomsPageOnTheirOwn", func(t *testing.T) {
+		s := open(t)
+		// Interleaved in time: the global room, room a and room b.
+		var batch []chat.Message
+		for i := range 12 {
+			m := Msg(fmt.Sprintf("r%02d", i), "x", i)
+			m.Room = []string{"", "room-a", "room-b"}[i%3]
+			batch = append(batch, m)
+		}
+		mustSave(t, s, batch)
+		for room, want := range map[string][]string{
+			chat.GlobalRoom: {"r09", "r06", "r03", "r00"},
+			"room-a":        {"r10", "r07", "r04", "r01"},
+			"room-b":        {"r11", "r08", "r05", "r02"},
+			"room-c":        nil,
+		} {
+			got, err := s.Recent(ctx, room, 100, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantIDs(t, got, want...)
+			for _, m := range got {
+				if chat.RoomOf(m) != room {
+					t.Fatalf("Recent(%q) returned %s of room %q", room, m.ID, m.Room)
+				}
+			}
+		}
+		// A page before a cursor stays in its room, even when the cursor
+		// is a message of another room.
+		first, err := s.Recent(ctx, "room-a", 2, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantIDs(t, first, "r10", "r07")
+		cur := chat.CursorOf(first[1])
+		got, err := s.Recent(ctx, "room-a", 10, &cur)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantIDs(t, got, "r04", "r01")
+		other := chat.CursorOf(batch[6]) // r06, of the global room
+		if got, err = s.Recent(ctx, "room-a", 10, &other); err != nil {
+			t.Fatal(err)
+		}
+		wantIDs(t, got, "r04", "r01")
+		// Find returns a message with its room; the global room's is "".
+		if m, err := s.Find(ctx, "r04"); err != nil || m.Room != "room-a" || chat.RoomOf(m) != "room-a" {
+			t.Fatalf("Find(r04) = %+v, %v; want room-a", m, err)
+		}
+		if m, err := s.Find(ctx, "r03"); err != nil || m.Room != "" || chat.RoomOf(m) != chat.GlobalRoom {
+			t.Fatalf("Find(r03) = %+v, %v; want the global room", m, err)
+		}
+		// A retry with another room changes nothing: the first write stays.
+		moved := batch[4]
+		moved.Room = "room-b"
+		mustSave(t, s, []chat.Message{moved})
+		if m, err := s.Find(ctx, "r04"); err != nil || m.Room != "room-a" {
+			t.Fatalf("a duplicate moved r04 to %q (%v)", m.Room, err)
+		}
+		// A tombstone hides a room's message in its room.
+		if err := s.SaveDeletions(ctx, []chat.Deletion{{ID: "r07", By: "owner", At: batch[0].CreatedAt}}); err != nil {
+			t.Fatal(err)
+		}
+		if got, err = s.Recent(ctx, "room-a", 10, nil); err != nil {
+			t.Fatal(err)
+		}
+		wantIDs(t, got, "r10", "r04", "r01")
+	})
+
 	t.Run("PingAndClose", func(t *testing.T) {
 		s := open(t)
 		if err := s.Ping(ctx); err != nil {
