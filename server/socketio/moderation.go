@@ -98,7 +98,10 @@ func (s *Server) onDelete(c *conn, args []any, ack engine.Ack) {
 			s.emitError(c, ev)
 		}
 	}
-	if s.o.Moderation == nil || !c.user.IsModerator() {
+	// A moderator deletes any message, the owner of a room its messages
+	// (chat.Moderation decides from the stored message); an anonymous
+	// socket none.
+	if s.o.Moderation == nil || c.user == nil {
 		fail(chat.ErrForbidden)
 		return
 	}
