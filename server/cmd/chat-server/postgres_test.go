@@ -54,10 +54,7 @@ func TestPostgresSchemaIsTheMigrationFiles(t *testing.T) {
 	f := pgtest.ReadFixture(t, fixturePath)
 	ref := pgtest.NewDatabase(t)
 	pgtest.Psql(t, ref, "-c", f.CreateTableSQL)
-	files, _ := filepath.Glob(filepath.Join(migrationsDir, "*", "migration.sql"))
-	if len(files) != 3 {
-		t.Fatalf("migration files %v", files)
-	}
+	files := migrationFiles(t)
 	for _, file := range files {
 		pgtest.Psql(t, ref, "-f", file)
 	}
@@ -65,6 +62,17 @@ func TestPostgresSchemaIsTheMigrationFiles(t *testing.T) {
 		t.Errorf("pg_dump --schema-only differs:\n--- psql with the migration files\n%s--- the Go server\n%s", want, got)
 	}
 	pgtest.CheckPrismaMigrations(t, db, f, migrationsDir)
+}
+
+// migrationFiles returns prisma-compat's migration scripts, in order; at
+// least the four known when this was written (so a wrong folder fails).
+func migrationFiles(t *testing.T) []string {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(migrationsDir, "*", "migration.sql"))
+	if len(files) < 4 {
+		t.Fatalf("migration files %v", files)
+	}
+	return files
 }
 
 // Two nodes started at once on an empty database migrate it once, and
@@ -76,9 +84,10 @@ func TestPostgresTwoNodesMigrateOnce(t *testing.T) {
 	n1, n2 := launch(t, "", env...), launch(t, "", env...)
 	n1.awaitReady()
 	n2.awaitReady()
+	want := len(migrationFiles(t))
 	applied := strings.Count(n1.logs.String(), "applied migration") + strings.Count(n2.logs.String(), "applied migration")
-	if applied != 3 {
-		t.Fatalf("%d \"applied migration\" lines, want 3 (each migration once):\n%s\n----\n%s", applied, n1.logs, n2.logs)
+	if applied != want {
+		t.Fatalf("%d \"applied migration\" lines, want %d (each migration once):\n%s\n----\n%s", applied, want, n1.logs, n2.logs)
 	}
 	for i, n := range []*proc{n1, n2} {
 		for _, line := range strings.Split(n.logs.String(), "\n") {
@@ -89,7 +98,7 @@ func TestPostgresTwoNodesMigrateOnce(t *testing.T) {
 	}
 	var rows, names int
 	if err := pgtest.Connect(t, db).QueryRow(context.Background(),
-		`SELECT count(*), count(DISTINCT migration_name) FROM _prisma_migrations`).Scan(&rows, &names); err != nil || rows != 3 || names != 3 {
+		`SELECT count(*), count(DISTINCT migration_name) FROM _prisma_migrations`).Scan(&rows, &names); err != nil || rows != want || names != want {
 		t.Fatalf("_prisma_migrations: %d rows, %d names, %v", rows, names, err)
 	}
 	a := dialSIO(t, n1.URL, "websocket")
