@@ -173,6 +173,9 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*chat.User, error)
 		if errors.As(err, &fault) {
 			return nil, fault.err
 		}
+		if errors.Is(err, jwt.ErrTokenRequiredClaimMissing) {
+			return nil, fmt.Errorf("%w: %s", chat.ErrUnauthorized, v.missing(&claims))
+		}
 		return nil, fmt.Errorf("%w: %s", chat.ErrUnauthorized, reason(err))
 	}
 	sub := claims.Subject
@@ -241,8 +244,6 @@ func reason(err error) string {
 		return "the token has expired"
 	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
 		return "the token is not valid yet"
-	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
-		return "the token has no expiry (exp)"
 	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
 		return "the token is from another issuer"
 	case errors.Is(err, jwt.ErrTokenInvalidAudience):
@@ -255,6 +256,26 @@ func reason(err error) string {
 		return "the token is not a JWT"
 	}
 	return "the token is not valid"
+}
+
+// missing names the claims a token must have and c lacks: exp always,
+// iss and aud when AUTH_ISSUER and AUTH_AUDIENCE are set. The library
+// reports each as ErrTokenRequiredClaimMissing, without saying which.
+func (v *Verifier) missing(c *Claims) string {
+	var lack []string
+	if c.ExpiresAt == nil {
+		lack = append(lack, "no expiry (exp)")
+	}
+	if v.o.Issuer != "" && c.Issuer == "" {
+		lack = append(lack, "no issuer (iss)")
+	}
+	if v.o.Audience != "" && len(c.Audience) == 0 {
+		lack = append(lack, "no audience (aud)")
+	}
+	if len(lack) == 0 {
+		return "the token lacks a required claim"
+	}
+	return "the token has " + strings.Join(lack, ", ")
 }
 
 // CanSign reports whether the verifier has a secret to sign guest tokens

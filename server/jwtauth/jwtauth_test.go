@@ -160,6 +160,12 @@ func TestVerify(t *testing.T) {
 		{"expired", sign(t, jwt.SigningMethodHS256, "", with("exp", time.Now().Add(-time.Minute).Unix()), k.secret), "expired"},
 		{"not yet valid", sign(t, jwt.SigningMethodHS256, "", with("nbf", time.Now().Add(time.Minute).Unix()), k.secret), "not valid yet"},
 		{"no exp", sign(t, jwt.SigningMethodHS256, "", with("exp", nil), k.secret), "no expiry"},
+		// With AUTH_ISSUER and AUTH_AUDIENCE set, the reason names the claim
+		// that is missing (it said "no expiry" for both).
+		{"no iss", sign(t, jwt.SigningMethodHS256, "", with("iss", nil), k.secret), "no issuer (iss)"},
+		{"no aud", sign(t, jwt.SigningMethodHS256, "", with("aud", nil), k.secret), "no audience (aud)"},
+		{"no iss, no aud", sign(t, jwt.SigningMethodHS256, "", with("iss", nil, "aud", nil), k.secret), "no issuer (iss), no audience (aud)"},
+		{"no exp, no aud", sign(t, jwt.SigningMethodHS256, "", with("exp", nil, "aud", nil), k.secret), "no expiry (exp), no audience (aud)"},
 		{"no sub", sign(t, jwt.SigningMethodHS256, "", with("sub", nil), k.secret), "subject"},
 		{"another issuer", sign(t, jwt.SigningMethodHS256, "", with("iss", "https://evil.example"), k.secret), "issuer"},
 		{"another audience", sign(t, jwt.SigningMethodHS256, "", with("aud", "else"), k.secret), "audience"},
