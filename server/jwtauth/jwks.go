@@ -26,17 +26,32 @@ import (
 // own), and lets the tests count fetches.
 
 // jwks is the cache of a JWKS document's keys.
+//
+// A slow or failing identity provider must not hold the node: a token is
+// never made to wait for a fetch it does not need. Keys older than
+// JWKSRefresh are used while one fetch renews them in the background; only
+// a verifier with no keys yet, or a token naming a key id it does not know
+// (a rotation, at most one fetch per JWKSMinRefresh), waits, for one fetch
+// shared by every caller and for no longer than its context. A failed
+// fetch backs off (1 s, doubling, up to JWKSMinRefresh); until the keys
+// can be had, a token that needs them is refused as unavailable, never
+// unauthorized.
 type jwks struct {
 	o Options
 
-	fetchMu sync.Mutex // one fetch at a time; the others wait for it
-
-	mu        sync.RWMutex
+	mu        sync.Mutex
 	keys      map[string][]jwk // by kid ("" for keys without one)
 	fetchedAt time.Time        // last fetch that succeeded
-	triedAt   time.Time        // last fetch tried
+	triedAt   time.Time        // last fetch started
+	failures  int              // fetches failed in a row
+	retryAt   time.Time        // no fetch before (back-off)
+	lastErr   error            // why the last fetch failed
+	inflight  *fetchCall       // the fetch under way, shared
 	fetches   int
 }
+
+// fetchCall is one fetch; done is closed when it ended.
+type fetchCall struct{ done chan struct{} }
 
 type jwk struct {
 	alg string // the one algorithm this key verifies
@@ -48,35 +63,120 @@ func newJWKS(o Options) *jwks { return &jwks{o: o} }
 // maxJWKSBytes bounds the JWKS document.
 const maxJWKSBytes = 1 << 20
 
+// jwksTimeout bounds one fetch, whatever the HTTP client's timeout.
+const jwksTimeout = 5 * time.Second
+
+// backoffBase is the wait after the first failed fetch; it doubles with
+// each failure, up to JWKSMinRefresh.
+const backoffBase = time.Second
+
 // lookup returns the keys that may verify a token of alg with kid (every
-// key of alg when kid is ""). It fetches the document when it has none,
-// when it is older than JWKSRefresh, or when kid is unknown and the last
-// try is older than JWKSMinRefresh.
+// key of alg when kid is "").
 func (j *jwks) lookup(ctx context.Context, kid, alg string) ([]any, error) {
 	now := time.Now()
-	j.mu.RLock()
-	keys, fetchedAt, triedAt := j.find(kid, alg), j.fetchedAt, j.triedAt
-	j.mu.RUnlock()
-	stale := fetchedAt.IsZero() || now.Sub(fetchedAt) > j.o.JWKSRefresh
-	missing := len(keys) == 0 && now.Sub(triedAt) > j.o.JWKSMinRefresh
-	if stale || missing {
-		if err := j.refresh(ctx, triedAt); err != nil {
-			j.o.Logger.Warn("the JWKS document could not be fetched; keeping the keys known", "url", j.o.JWKSURL, "err", err)
-			j.mu.RLock()
-			none := j.fetchedAt.IsZero()
-			j.mu.RUnlock()
-			if none {
-				return nil, &keyFault{err: fmt.Errorf("the keys to verify tokens (AUTH_JWKS_URL) are not available: %w", err)}
-			}
+	j.mu.Lock()
+	keys := j.find(kid, alg)
+	var wait *fetchCall
+	switch {
+	case j.fetchedAt.IsZero():
+		// No keys yet: every caller needs the fetch.
+		wait = j.startLocked(now)
+	case len(keys) == 0:
+		// An unknown kid: a rotation, or a forged token. One fetch per
+		// JWKSMinRefresh, shared; the one under way is waited for.
+		wait = j.inflight
+		if wait == nil && now.Sub(j.triedAt) >= j.o.JWKSMinRefresh {
+			wait = j.startLocked(now)
 		}
-		j.mu.RLock()
-		keys = j.find(kid, alg)
-		j.mu.RUnlock()
+	case now.Sub(j.fetchedAt) > j.o.JWKSRefresh:
+		j.startLocked(now) // renewed in the background; the keys known serve meanwhile
 	}
-	if len(keys) == 0 {
+	if wait == nil && len(keys) == 0 {
+		err := j.unavailableLocked()
+		j.mu.Unlock()
+		if err != nil {
+			return nil, err
+		}
 		return nil, fmt.Errorf("no %s key with kid %q", alg, kid)
 	}
+	j.mu.Unlock()
+	if wait != nil {
+		select {
+		case <-wait.done:
+		case <-ctx.Done():
+			return nil, &keyFault{err: fmt.Errorf("the keys to verify tokens (AUTH_JWKS_URL) are not available: %w", ctx.Err())}
+		}
+		j.mu.Lock()
+		keys = j.find(kid, alg)
+		err := j.unavailableLocked()
+		j.mu.Unlock()
+		if len(keys) == 0 {
+			if err != nil {
+				return nil, err
+			}
+			return nil, fmt.Errorf("no %s key with kid %q", alg, kid)
+		}
+	}
 	return keys, nil
+}
+
+// unavailableLocked is the fault of a token whose key is not known while
+// the keys cannot be had (none fetched yet, or the last fetch failed: the
+// key may be a new one); nil when the keys are current. j.mu is held.
+func (j *jwks) unavailableLocked() error {
+	if !j.fetchedAt.IsZero() && j.failures == 0 {
+		return nil
+	}
+	err := j.lastErr
+	if err == nil {
+		err = errors.New("not fetched yet")
+	}
+	return &keyFault{err: fmt.Errorf("the keys to verify tokens (AUTH_JWKS_URL) are not available: %w", err)}
+}
+
+// startLocked starts a fetch, or returns the one under way; nil while
+// failures back off. j.mu is held.
+func (j *jwks) startLocked(now time.Time) *fetchCall {
+	if j.inflight != nil {
+		return j.inflight
+	}
+	if now.Before(j.retryAt) {
+		return nil
+	}
+	call := &fetchCall{done: make(chan struct{})}
+	j.inflight, j.triedAt = call, now
+	// The fetch is its own: bounded by jwksTimeout, never by one caller's
+	// context, since every caller shares it.
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), jwksTimeout)
+		keys, err := j.fetch(ctx)
+		cancel()
+		j.mu.Lock()
+		j.fetches++
+		j.inflight = nil
+		if err != nil {
+			j.failures++
+			j.lastErr = err
+			j.retryAt = time.Now().Add(backoff(j.failures, j.o.JWKSMinRefresh))
+			j.o.Logger.Warn("the JWKS document could not be fetched; keeping the keys known", "url", j.o.JWKSURL,
+				"err", err, "failures", j.failures, "retry_in", time.Until(j.retryAt).Round(time.Millisecond))
+		} else {
+			j.keys, j.fetchedAt = keys, time.Now()
+			j.failures, j.lastErr, j.retryAt = 0, nil, time.Time{}
+		}
+		j.mu.Unlock()
+		close(call.done)
+	}()
+	return call
+}
+
+// backoff is the wait after n failed fetches in a row.
+func backoff(n int, most time.Duration) time.Duration {
+	d := backoffBase
+	for i := 1; i < n && d < most; i++ {
+		d *= 2
+	}
+	return min(d, max(most, backoffBase))
 }
 
 // find returns the keys for kid and alg; j.mu is held.
@@ -99,32 +199,7 @@ func (j *jwks) find(kid, alg string) []any {
 	return out
 }
 
-// refresh fetches the document, unless another caller fetched it since
-// seen.
-func (j *jwks) refresh(ctx context.Context, seen time.Time) error {
-	j.fetchMu.Lock()
-	defer j.fetchMu.Unlock()
-	j.mu.RLock()
-	again := j.triedAt.After(seen)
-	j.mu.RUnlock()
-	if again {
-		return nil
-	}
-	keys, err := j.fetch(ctx)
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	j.triedAt = time.Now()
-	j.fetches++
-	if err != nil {
-		return err
-	}
-	j.keys, j.fetchedAt = keys, j.triedAt
-	return nil
-}
-
 func (j *jwks) fetch(ctx context.Context) (map[string][]jwk, error) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, j.o.JWKSURL, nil)
 	if err != nil {
 		return nil, err
@@ -252,7 +327,7 @@ func (v *Verifier) Fetches() int {
 	if v.jwks == nil {
 		return 0
 	}
-	v.jwks.mu.RLock()
-	defer v.jwks.mu.RUnlock()
+	v.jwks.mu.Lock()
+	defer v.jwks.mu.Unlock()
 	return v.jwks.fetches
 }

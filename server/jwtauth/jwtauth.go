@@ -13,9 +13,14 @@
 // 30 s by default) and no more.
 //
 // The JWKS document is fetched when first needed, then again every
-// JWKSRefresh (5 minutes), and at most every JWKSMinRefresh (10 s) when a
-// token names a key id it does not know (a key rotation); a failed fetch
-// keeps the keys it had. The fetch is bounded (5 s, 1 MB).
+// JWKSRefresh (5 minutes), in the background while the keys known still
+// serve, and at most every JWKSMinRefresh (10 s) when a token names a key
+// id it does not know (a key rotation). Callers that need a fetch share
+// the one under way and wait for it no longer than their context; a failed
+// fetch keeps the keys it had and backs off (1 s, doubling up to
+// JWKSMinRefresh); a token whose key cannot be had is a fault of the
+// verifier (unavailable), not of the token. The fetch is bounded (5 s,
+// 1 MB).
 package jwtauth
 
 import (
