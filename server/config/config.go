@@ -106,6 +106,9 @@ type Config struct {
 	AuthAudience  string        // AUTH_AUDIENCE
 	AuthMode      string        // AUTH_MODE: off, optional, required
 	AuthClockSkew time.Duration // AUTH_CLOCK_SKEW
+	// AuthMaxKeysPerToken is the most JWKS keys one token is tried against
+	// (AUTH_MAX_KEYS_PER_TOKEN).
+	AuthMaxKeysPerToken int
 	AuthGuest     bool          // AUTH_GUEST
 	AuthGuestTTL  time.Duration // AUTH_GUEST_TTL
 	AdminToken    string        // ADMIN_TOKEN (at least 32 bytes)
@@ -277,6 +280,7 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 	if c.AuthClockSkew > 5*time.Minute {
 		p.fail("AUTH_CLOCK_SKEW", c.AuthClockSkew.String(), "at most 5m")
 	}
+	c.AuthMaxKeysPerToken = p.intIn("AUTH_MAX_KEYS_PER_TOKEN", 4, 1, 64)
 	c.AuthGuest = p.onOff("AUTH_GUEST", false)
 	if c.AuthGuest && c.AuthJWTSecret == "" {
 		p.fail("AUTH_GUEST", "on", "off unless AUTH_JWT_SECRET is set (guest tokens are signed with it)")

@@ -179,6 +179,7 @@ func TestAuthSettings(t *testing.T) {
 		{map[string]string{"ADMIN_TOKEN": "short"}, "", "ADMIN_TOKEN"},
 		{map[string]string{"METRICS_ADDR": "9090"}, "", "METRICS_ADDR"},
 		{map[string]string{"AUTH_CLOCK_SKEW": "1h", "AUTH_JWT_SECRET": secret}, "", "AUTH_CLOCK_SKEW"},
+		{map[string]string{"AUTH_MAX_KEYS_PER_TOKEN": "0", "AUTH_JWT_SECRET": secret}, "", "AUTH_MAX_KEYS_PER_TOKEN"},
 	} {
 		c, err := FromLookup(func(k string) (string, bool) { v, ok := tt.env[k]; return v, ok })
 		if tt.wantErr != "" {

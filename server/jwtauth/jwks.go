@@ -41,6 +41,7 @@ type jwks struct {
 
 	mu        sync.Mutex
 	keys      map[string][]jwk // by kid ("" for keys without one)
+	kids      []string         // the kids, in the document's order
 	fetchedAt time.Time        // last fetch that succeeded
 	triedAt   time.Time        // last fetch started
 	failures  int              // fetches failed in a row
@@ -149,7 +150,7 @@ func (j *jwks) startLocked(now time.Time) *fetchCall {
 	// context, since every caller shares it.
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), jwksTimeout)
-		keys, err := j.fetch(ctx)
+		keys, kids, err := j.fetch(ctx)
 		cancel()
 		j.mu.Lock()
 		j.fetches++
@@ -161,7 +162,11 @@ func (j *jwks) startLocked(now time.Time) *fetchCall {
 			j.o.Logger.Warn("the JWKS document could not be fetched; keeping the keys known", "url", j.o.JWKSURL,
 				"err", err, "failures", j.failures, "retry_in", time.Until(j.retryAt).Round(time.Millisecond))
 		} else {
-			j.keys, j.fetchedAt = keys, time.Now()
+			j.keys, j.kids, j.fetchedAt = keys, kids, time.Now()
+			if kid, n := crowded(keys, j.o.MaxKeysPerToken); n > 0 {
+				j.o.Logger.Warn("the JWKS document has more keys for one kid and algorithm than a token is tried against; the first ones are tried",
+					"url", j.o.JWKSURL, "kid", kid, "keys", n, "tried", j.o.MaxKeysPerToken, "setting", "AUTH_MAX_KEYS_PER_TOKEN")
+			}
 			j.failures, j.lastErr, j.retryAt = 0, nil, time.Time{}
 		}
 		j.mu.Unlock()
@@ -179,12 +184,13 @@ func backoff(n int, most time.Duration) time.Duration {
 	return min(d, max(most, backoffBase))
 }
 
-// find returns the keys for kid and alg; j.mu is held.
+// find returns the keys for kid and alg, MaxKeysPerToken at most, first
+// in the document's order; j.mu is held.
 func (j *jwks) find(kid, alg string) []any {
 	var out []any
 	add := func(ks []jwk) {
 		for _, k := range ks {
-			if k.alg == alg {
+			if k.alg == alg && len(out) < j.o.MaxKeysPerToken {
 				out = append(out, k.key)
 			}
 		}
@@ -193,32 +199,32 @@ func (j *jwks) find(kid, alg string) []any {
 		add(j.keys[kid])
 		return out
 	}
-	for _, ks := range j.keys {
-		add(ks)
+	for _, id := range j.kids {
+		add(j.keys[id])
 	}
 	return out
 }
 
-func (j *jwks) fetch(ctx context.Context) (map[string][]jwk, error) {
+func (j *jwks) fetch(ctx context.Context) (map[string][]jwk, []string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, j.o.JWKSURL, nil)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	req.Header.Set("Accept", "application/jwk-set+json, application/json")
 	res, err := j.o.HTTPClient.Do(req)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer res.Body.Close()
 	if res.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %s", j.o.JWKSURL, res.Status)
+		return nil, nil, fmt.Errorf("GET %s: %s", j.o.JWKSURL, res.Status)
 	}
 	body, err := io.ReadAll(io.LimitReader(res.Body, maxJWKSBytes+1))
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", j.o.JWKSURL, err)
+		return nil, nil, fmt.Errorf("read %s: %w", j.o.JWKSURL, err)
 	}
 	if len(body) > maxJWKSBytes {
-		return nil, fmt.Errorf("%s is larger than %d bytes", j.o.JWKSURL, maxJWKSBytes)
+		return nil, nil, fmt.Errorf("%s is larger than %d bytes", j.o.JWKSURL, maxJWKSBytes)
 	}
 	return parseJWKS(body)
 }
@@ -236,27 +242,46 @@ type rawJWK struct {
 	Y   string `json:"y"`
 }
 
+// crowded returns a kid with more than most keys of one algorithm, and
+// how many; 0 when there is none.
+func crowded(keys map[string][]jwk, most int) (string, int) {
+	for kid, ks := range keys {
+		per := map[string]int{}
+		for _, k := range ks {
+			if per[k.alg]++; per[k.alg] > most {
+				return kid, len(ks)
+			}
+		}
+	}
+	return "", 0
+}
+
 // parseJWKS reads a JWKS document: the keys this package can use, each
-// pinned to the algorithm of its type; the others are left out.
-func parseJWKS(b []byte) (map[string][]jwk, error) {
+// pinned to the algorithm of its type (the others are left out), by kid,
+// and the kids in the document's order.
+func parseJWKS(b []byte) (map[string][]jwk, []string, error) {
 	var doc struct {
 		Keys []rawJWK `json:"keys"`
 	}
 	if err := json.Unmarshal(b, &doc); err != nil {
-		return nil, fmt.Errorf("not a JWKS document: %w", err)
+		return nil, nil, fmt.Errorf("not a JWKS document: %w", err)
 	}
 	keys := map[string][]jwk{}
+	var kids []string
 	for _, r := range doc.Keys {
 		k, err := r.key()
 		if err != nil {
 			continue
 		}
+		if _, seen := keys[r.Kid]; !seen {
+			kids = append(kids, r.Kid)
+		}
 		keys[r.Kid] = append(keys[r.Kid], k)
 	}
 	if len(keys) == 0 {
-		return nil, errors.New("the JWKS document has no RS256, ES256 or EdDSA signing key")
+		return nil, nil, errors.New("the JWKS document has no RS256, ES256 or EdDSA signing key")
 	}
-	return keys, nil
+	return keys, kids, nil
 }
 
 func (r rawJWK) key() (jwk, error) {
