@@ -1,10 +1,16 @@
 package config
 
 import (
+	"fmt"
 	"strings"
 
 	"golang.org/x/crypto/bcrypt"
 )
+
+// MinAdminUIBcryptCost is the least bcrypt cost ADMIN_UI_PASSWORD_HASH may
+// have: the usual floor (htpasswd -B and bcryptjs default to it). A cheaper
+// hash, if it leaks, falls to an offline guesser sooner.
+const MinAdminUIBcryptCost = 10
 
 // AdminUI configures the server side of the Socket.IO Admin UI
 // (@socket.io/admin-ui): its /admin namespace.
@@ -34,10 +40,16 @@ func (p *parser) adminUI() AdminUI {
 	}
 	mode := p.oneOf("ADMIN_UI", "off", "off", "on", "noauth")
 	if a.PasswordHash != "" {
-		if _, err := bcrypt.Cost([]byte(a.PasswordHash)); err != nil {
-			// The hash is not a secret, but keep it out of the message anyway.
-			p.fail("ADMIN_UI_PASSWORD_HASH", strings.Repeat("*", min(len(a.PasswordHash), 8)),
+		// The hash is not a secret, but keep it out of the message anyway.
+		shown := strings.Repeat("*", min(len(a.PasswordHash), 8))
+		cost, err := bcrypt.Cost([]byte(a.PasswordHash))
+		switch {
+		case err != nil:
+			p.fail("ADMIN_UI_PASSWORD_HASH", shown,
 				"a bcrypt hash ($2a$, $2b$ or $2y$, e.g. from `htpasswd -nbBC 10 '' PASSWORD`); in a .env file, quote it with single quotes")
+		case cost < MinAdminUIBcryptCost:
+			p.fail("ADMIN_UI_PASSWORD_HASH", shown,
+				fmt.Sprintf("a bcrypt hash of cost %d or more (this one has %d: `htpasswd -nbBC %d '' PASSWORD`)", MinAdminUIBcryptCost, cost, MinAdminUIBcryptCost))
 		}
 	}
 	switch mode {
