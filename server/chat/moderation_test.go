@@ -182,6 +182,7 @@ func TestBansMatchExpireAndTravel(t *testing.T) {
 		{plain, "", "127.0.0.1", byUser.ID},
 		{&User{ID: "u-2", Name: "mallory"}, "", "127.0.0.1", byName.ID}, // a verified user's name counts
 		{nil, "MALLORY", "127.0.0.1", byName.ID},
+		{nil, mustClean(t, "Mallory\u2800"), "127.0.0.1", byName.ID}, // the name an anonymous client gives, cleaned
 		{nil, "alice", "203.0.113.99", byRange.ID},
 		{nil, "alice", "198.51.100.7", byAddr.ID},
 		{nil, "alice", "::ffff:198.51.100.7", byAddr.ID},
@@ -241,6 +242,15 @@ func TestBansMatchExpireAndTravel(t *testing.T) {
 	if len(again.Bans()) != 2 {
 		t.Fatalf("after a restart: %+v", again.Bans())
 	}
+}
+
+func mustClean(t *testing.T, name string) string {
+	t.Helper()
+	n, err := CleanName(name, DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 func TestVerifiedSenderIsWhoItsTokenSays(t *testing.T) {
