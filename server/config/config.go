@@ -111,6 +111,14 @@ type Config struct {
 	AuthMaxKeysPerToken int
 	AuthGuest     bool          // AUTH_GUEST
 	AuthGuestTTL  time.Duration // AUTH_GUEST_TTL
+	// AuthGuestMaxLifetime bounds a guest session's renewals
+	// (AUTH_GUEST_MAX_LIFETIME); AuthGuestSignInsPerMin and
+	// AuthGuestNamesPerIP bound the sign-ins a minute and the names held of
+	// one client address (AUTH_GUEST_SIGNINS_PER_MIN,
+	// AUTH_GUEST_NAMES_PER_IP; 0: no limit).
+	AuthGuestMaxLifetime   time.Duration
+	AuthGuestSignInsPerMin int
+	AuthGuestNamesPerIP    int
 	AdminToken    string        // ADMIN_TOKEN (at least 32 bytes)
 	BanRefresh    time.Duration // BAN_REFRESH_INTERVAL
 	// MetricsAddr serves /metrics and the profiler apart from the public
@@ -289,6 +297,12 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 	if c.AuthGuestTTL > 7*24*time.Hour {
 		p.fail("AUTH_GUEST_TTL", c.AuthGuestTTL.String(), "at most 168h")
 	}
+	c.AuthGuestMaxLifetime = p.duration("AUTH_GUEST_MAX_LIFETIME", max(24*time.Hour, c.AuthGuestTTL), time.Minute)
+	if c.AuthGuestMaxLifetime < c.AuthGuestTTL {
+		p.fail("AUTH_GUEST_MAX_LIFETIME", c.AuthGuestMaxLifetime.String(), fmt.Sprintf("at least AUTH_GUEST_TTL (%v)", c.AuthGuestTTL))
+	}
+	c.AuthGuestSignInsPerMin = p.intIn("AUTH_GUEST_SIGNINS_PER_MIN", 20, 0, 1_000_000)
+	c.AuthGuestNamesPerIP = p.intIn("AUTH_GUEST_NAMES_PER_IP", 20, 0, 1_000_000)
 	c.AdminToken = p.str("ADMIN_TOKEN", "")
 	if c.AdminToken != "" && len(c.AdminToken) < 32 {
 		p.fail("ADMIN_TOKEN", "(hidden)", "a token of at least 32 bytes (openssl rand -hex 32)")

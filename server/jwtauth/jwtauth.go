@@ -148,8 +148,10 @@ type Claims struct {
 	Name              string `json:"name,omitempty"`
 	PreferredUsername string `json:"preferred_username,omitempty"`
 	Roles             Roles  `json:"roles,omitempty"`
-	// Guest marks a token of the server's own guest sign-in.
-	Guest bool `json:"guest,omitempty"`
+	// Guest marks a token of the server's own guest sign-in, and
+	// GuestSince when its session began (renewals keep it).
+	Guest      bool             `json:"guest,omitempty"`
+	GuestSince *jwt.NumericDate `json:"guest_since,omitempty"`
 }
 
 // UnmarshalJSON reads the claims, refusing times that are not JSON
@@ -248,6 +250,15 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*chat.User, error)
 		}
 	}
 	u := &chat.User{ID: sub, Name: name, Guest: claims.Guest}
+	if claims.Guest {
+		// A token signed before guest_since was: its session is as old as
+		// its token.
+		if claims.GuestSince != nil {
+			u.GuestSince = claims.GuestSince.UTC()
+		} else if claims.IssuedAt != nil {
+			u.GuestSince = claims.IssuedAt.UTC()
+		}
+	}
 	if claims.ExpiresAt != nil {
 		u.ExpiresAt = claims.ExpiresAt.UTC()
 	}
@@ -367,15 +378,19 @@ func (v *Verifier) CanSign() bool { return len(v.o.Secret) > 0 }
 
 // SignGuest signs a guest token for name (HS256, with the secret): sub
 // "guest:<id>" (id a new random one when "", else kept: a renewal), the
-// name, iss and aud when set, iat now and exp now + ttl.
-func (v *Verifier) SignGuest(name, id string, ttl time.Duration, now time.Time) (token, sub string, exp time.Time, err error) {
+// name, guest_since since (now when zero: a new session), iss and aud when
+// set, iat now and exp until (to the second).
+func (v *Verifier) SignGuest(name, id string, since, until, now time.Time) (token, sub string, exp time.Time, err error) {
 	if !v.CanSign() {
 		return "", "", time.Time{}, errors.New("jwtauth: no secret to sign with")
 	}
 	if id == "" {
-		id = "guest:" + uuid.NewString()
+		id = guestPrefix + uuid.NewString()
 	}
-	exp = now.Add(ttl).Truncate(time.Second)
+	if since.IsZero() {
+		since = now
+	}
+	exp = until.Truncate(time.Second)
 	c := Claims{
 		RegisteredClaims: jwt.RegisteredClaims{
 			Subject:   id,
@@ -383,8 +398,9 @@ func (v *Verifier) SignGuest(name, id string, ttl time.Duration, now time.Time) 
 			ExpiresAt: jwt.NewNumericDate(exp),
 			ID:        randomID(),
 		},
-		Name:  name,
-		Guest: true,
+		Name:       name,
+		Guest:      true,
+		GuestSince: jwt.NewNumericDate(since),
 	}
 	if v.o.Issuer != "" {
 		c.Issuer = v.o.Issuer

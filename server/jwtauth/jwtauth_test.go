@@ -283,17 +283,19 @@ func TestGuestTokens(t *testing.T) {
 	k := newKeys(t)
 	v, _ := New(Options{Secret: k.secret, Issuer: "chat", Audience: "web"})
 	now := time.Now()
-	tok, sub, exp, err := v.SignGuest("Zoë", "", time.Hour, now)
+	tok, sub, exp, err := v.SignGuest("Zoë", "", time.Time{}, now.Add(time.Hour), now)
 	if err != nil {
 		t.Fatal(err)
 	}
 	u, err := v.Verify(context.Background(), tok)
-	if err != nil || u.ID != sub || !strings.HasPrefix(sub, "guest:") || u.Name != "Zoë" || !u.Guest || !u.ExpiresAt.Equal(exp) {
+	if err != nil || u.ID != sub || !strings.HasPrefix(sub, "guest:") || u.Name != "Zoë" || !u.Guest || !u.ExpiresAt.Equal(exp) ||
+		u.GuestSince.Unix() != now.Unix() {
 		t.Fatalf("guest %+v %v", u, err)
 	}
-	// A renewal keeps the subject.
-	tok2, sub2, _, _ := v.SignGuest("Zoë", sub, time.Hour, now)
-	if u2, err := v.Verify(context.Background(), tok2); err != nil || sub2 != sub || u2.ID != sub {
+	// A renewal keeps the subject and when the session began.
+	began := now.Add(-time.Minute)
+	tok2, sub2, _, _ := v.SignGuest("Zoë", sub, began, now.Add(time.Hour), now)
+	if u2, err := v.Verify(context.Background(), tok2); err != nil || sub2 != sub || u2.ID != sub || u2.GuestSince.Unix() != began.Unix() {
 		t.Fatalf("renewed %+v %v", u2, err)
 	}
 	// Roles in a guest token count for nothing.
@@ -303,7 +305,7 @@ func TestGuestTokens(t *testing.T) {
 		t.Fatalf("a guest with roles: %+v %v", u, err)
 	}
 	jv, _ := New(Options{JWKSURL: "http://127.0.0.1:1/"})
-	if _, _, _, err := jv.SignGuest("x", "", time.Hour, now); err == nil {
+	if _, _, _, err := jv.SignGuest("x", "", time.Time{}, now.Add(time.Hour), now); err == nil {
 		t.Fatal("signed without a secret")
 	}
 }

@@ -239,14 +239,17 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		names = cluster.Names()
 	}
 	trust := httpapi.TrustOptions{
-		AuthMode:   authMode,
-		Verifier:   edgeVerifier,
-		AdminToken: cfg.AdminToken,
-		Moderation: moderation,
-		Names:      names,
-		GuestTTL:   cfg.AuthGuestTTL,
-		Limits:     chat.Limits{MaxMessageLength: cfg.MaxMessageLength, MaxUsernameLength: cfg.MaxUsernameLength},
-		Logger:     logger.With("component", "api"),
+		AuthMode:              authMode,
+		Verifier:              edgeVerifier,
+		AdminToken:            cfg.AdminToken,
+		Moderation:            moderation,
+		Names:                 names,
+		GuestTTL:              cfg.AuthGuestTTL,
+		GuestMaxLifetime:      cfg.AuthGuestMaxLifetime,
+		GuestSignInsPerMinute: cfg.AuthGuestSignInsPerMin,
+		GuestNamesPerAddress:  cfg.AuthGuestNamesPerIP,
+		Limits:                chat.Limits{MaxMessageLength: cfg.MaxMessageLength, MaxUsernameLength: cfg.MaxUsernameLength},
+		Logger:                logger.With("component", "api"),
 	}
 	if cfg.AuthGuest && verifier != nil && verifier.CanSign() {
 		trust.Guests = verifier
