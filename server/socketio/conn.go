@@ -58,11 +58,20 @@ type ackEvent struct {
 
 // Connect accepts a CONNECT to the main namespace (engine.Handler). A
 // client that asks to recover its socket is recovered when this node's
-// history ring still holds the last message it received.
+// history ring still holds the last message it received. A CONNECT whose
+// answer may wait (a token to verify) is decided off the engine's workers.
 func (s *Server) Connect(sock *engine.Socket, h *engine.Hello) error {
 	if sock.Namespace() != "/" {
 		return engine.ErrInvalidNamespace
 	}
+	if s.decidesLater(sock, h) {
+		return h.Async(func() error { return s.connect(sock, h) })
+	}
+	return s.connect(sock, h)
+}
+
+// connect decides on a CONNECT to the main namespace (Connect).
+func (s *Server) connect(sock *engine.Socket, h *engine.Hello) error {
 	now := time.Now()
 	c := &conn{sock: sock, live: -1, since: now, bucket: *chat.NewTokenBucket(s.o.RatePerSecond, s.o.RateBurst, now)}
 	c.typingBucket = *chat.NewTokenBucket(s.o.TypingRatePerSecond, max(1, int(2*s.o.TypingRatePerSecond)), now)
