@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 )
@@ -26,6 +27,9 @@ type AdminUI struct {
 	// SocketsLimit is the most sockets of one node the UI lists
 	// (ADMIN_UI_SOCKETS_LIMIT).
 	SocketsLimit int
+	// SignInBackoffMax is the longest one client address waits between
+	// sign-in attempts after failures (ADMIN_UI_SIGNIN_BACKOFF_MAX).
+	SignInBackoffMax time.Duration
 }
 
 // adminUI reads ADMIN_UI and its credentials. ADMIN_UI=on needs both
@@ -37,6 +41,9 @@ func (p *parser) adminUI() AdminUI {
 		Username:     p.str("ADMIN_UI_USERNAME", ""),
 		PasswordHash: p.str("ADMIN_UI_PASSWORD_HASH", ""),
 		SocketsLimit: p.intIn("ADMIN_UI_SOCKETS_LIMIT", 10_000, 1, 1_000_000),
+		// 1 s after the first failure, doubling: after 9 failures in a row
+		// one guess per 5 minutes from an address.
+		SignInBackoffMax: p.duration("ADMIN_UI_SIGNIN_BACKOFF_MAX", 5*time.Minute, time.Second),
 	}
 	mode := p.oneOf("ADMIN_UI", "off", "off", "on", "noauth")
 	if a.PasswordHash != "" {

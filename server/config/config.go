@@ -109,8 +109,8 @@ type Config struct {
 	// AuthMaxKeysPerToken is the most JWKS keys one token is tried against
 	// (AUTH_MAX_KEYS_PER_TOKEN).
 	AuthMaxKeysPerToken int
-	AuthGuest     bool          // AUTH_GUEST
-	AuthGuestTTL  time.Duration // AUTH_GUEST_TTL
+	AuthGuest           bool          // AUTH_GUEST
+	AuthGuestTTL        time.Duration // AUTH_GUEST_TTL
 	// AuthGuestMaxLifetime bounds a guest session's renewals
 	// (AUTH_GUEST_MAX_LIFETIME); AuthGuestSignInsPerMin and
 	// AuthGuestNamesPerIP bound the sign-ins a minute and the names held of
@@ -119,8 +119,8 @@ type Config struct {
 	AuthGuestMaxLifetime   time.Duration
 	AuthGuestSignInsPerMin int
 	AuthGuestNamesPerIP    int
-	AdminToken    string        // ADMIN_TOKEN (at least 32 bytes)
-	BanRefresh    time.Duration // BAN_REFRESH_INTERVAL
+	AdminToken             string        // ADMIN_TOKEN (at least 32 bytes)
+	BanRefresh             time.Duration // BAN_REFRESH_INTERVAL
 	// MetricsAddr serves /metrics and the profiler apart from the public
 	// port (METRICS_ADDR); "" serves /metrics on the public port.
 	MetricsAddr string

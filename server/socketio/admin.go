@@ -85,6 +85,10 @@ type AdminOptions struct {
 	// FetchTimeout bounds the cluster's answer to a fetch-sockets request
 	// (default 5 s).
 	FetchTimeout time.Duration
+	// SignInBackoffMax is the longest one address waits between sign-in
+	// attempts after failures (ADMIN_UI_SIGNIN_BACKOFF_MAX, default 5 min;
+	// see admin_limits.go).
+	SignInBackoffMax time.Duration
 }
 
 // sessionTTL is how long a session id from a successful sign-in is taken
@@ -112,6 +116,8 @@ type adminUI struct {
 	count        atomic.Int64 // len(admins)
 	watchedUntil atomic.Int64 // unix ns
 	bcryptSlot   chan struct{}
+	slotWait     time.Duration // how long a check waits for bcryptSlot
+	guard        *signInGuard
 
 	stop chan struct{}
 	done chan struct{}
@@ -152,6 +158,8 @@ func newAdminUI(s *Server, o AdminOptions) *adminUI {
 		polling:    make(map[*conn]struct{}),
 		sessions:   make(map[string]time.Time),
 		bcryptSlot: make(chan struct{}, 1),
+		slotWait:   adminSignInWait,
+		guard:      newSignInGuard(o.SignInBackoffMax, s.o.Registerer),
 		stop:       make(chan struct{}),
 		done:       make(chan struct{}),
 	}
@@ -237,20 +245,13 @@ func (a *adminUI) withCredentials(next http.Handler) http.Handler {
 // connect checks an Admin UI's credentials.
 func (a *adminUI) connect(sock *engine.Socket, h *engine.Hello) error {
 	ac := &adminConn{sock: sock, since: time.Now()}
+	if err := a.refuseBanned(sock); err != nil {
+		return err
+	}
 	if a.auth {
 		id, _ := h.Auth["sessionId"].(string)
 		if id == "" || !a.validSession(id) {
-			user, _ := h.Auth["username"].(string)
-			pass, _ := h.Auth["password"].(string)
-			ok, busy := a.checkPassword(user, pass)
-			if busy {
-				return &engine.ConnectError{Message: "another sign-in is being checked; retry"}
-			}
-			if !ok {
-				a.s.log.Warn("Admin UI sign-in refused", "addr", sock.Addr())
-				return &engine.ConnectError{Message: "invalid credentials"}
-			}
-			ac.session = a.newSession()
+			return a.signIn(sock, h, ac)
 		}
 	}
 	sock.Data = ac
@@ -258,12 +259,14 @@ func (a *adminUI) connect(sock *engine.Socket, h *engine.Hello) error {
 }
 
 // checkPassword compares the credentials, one at a time (bcrypt takes tens
-// of milliseconds of a core: a second attempt meanwhile is told to retry,
-// so a flood of sign-ins never holds more than one worker).
+// of milliseconds of a core); busy when the check waited slotWait for its
+// turn (admin_limits.go bounds who may ask).
 func (a *adminUI) checkPassword(user, pass string) (ok, busy bool) {
+	t := time.NewTimer(a.slotWait)
+	defer t.Stop()
 	select {
 	case a.bcryptSlot <- struct{}{}:
-	default:
+	case <-t.C:
 		return false, true
 	}
 	defer func() { <-a.bcryptSlot }()

@@ -82,10 +82,11 @@ func adminOptions(cfg config.Config) *socketio.AdminOptions {
 		return nil
 	}
 	return &socketio.AdminOptions{
-		Username:     cfg.AdminUI.Username,
-		PasswordHash: []byte(cfg.AdminUI.PasswordHash),
-		SocketsLimit: cfg.AdminUI.SocketsLimit,
-		FetchTimeout: cfg.RedisRequestTimeout,
+		Username:         cfg.AdminUI.Username,
+		PasswordHash:     []byte(cfg.AdminUI.PasswordHash),
+		SocketsLimit:     cfg.AdminUI.SocketsLimit,
+		FetchTimeout:     cfg.RedisRequestTimeout,
+		SignInBackoffMax: cfg.AdminUI.SignInBackoffMax,
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/gorilla/websocket"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/scalable-chat-go/server/sioclient"
 	"github.com/scalable-chat-go/server/testkit"
@@ -168,5 +170,83 @@ func TestForgedTokensAgainstAHangingJWKSStallNoOne(t *testing.T) {
 	}
 	if forged.answers["40"] != 0 {
 		t.Fatalf("forged tokens were accepted: %v", forged.answers)
+	}
+}
+
+// signInOnce opens a WebSocket session from local, sends packet (a
+// CONNECT) and returns the answer, and how long it took.
+func signInOnce(t *testing.T, url, local, packet string) (string, time.Duration) {
+	t.Helper()
+	start := time.Now()
+	d := websocket.Dialer{NetDialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}}).DialContext}
+	c, _, err := d.Dial("ws"+strings.TrimPrefix(url, "http")+"/socket.io/?EIO=4&transport=websocket", nil)
+	if err != nil {
+		t.Fatalf("dial from %s: %v", local, err)
+	}
+	defer c.Close()
+	_ = c.SetReadDeadline(time.Now().Add(15 * time.Second))
+	if _, _, err := c.ReadMessage(); err != nil {
+		t.Fatalf("open packet: %v", err)
+	}
+	if err := c.WriteMessage(websocket.TextMessage, []byte(packet)); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		_, b, err := c.ReadMessage()
+		if err != nil {
+			t.Fatalf("no answer to %q from %s: %v", packet, local, err)
+		}
+		if f := string(b); strings.HasPrefix(f, "40") || strings.HasPrefix(f, "44") {
+			return f, time.Since(start)
+		}
+	}
+}
+
+// Issue 29, defect 2: three sessions repeating `40/admin,{...}` from one
+// address kept the one bcrypt check at a time busy: the real admin, from
+// another address, was told "another sign-in is being checked; retry" 11
+// times out of 12, and the node spent a core answering ~4,800 guesses a
+// second. Now an address has one check at a time and backs off after each
+// failure (its refused attempts cost no bcrypt), and the admin's check waits
+// for its turn instead of being refused. An IP ban covers /admin too.
+func TestAdminSignInUnderBruteForce(t *testing.T) {
+	hash, err := bcrypt.GenerateFromPassword([]byte("right-password"), bcrypt.DefaultCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := strings.Repeat("t", 32)
+	p := startBinary(t, plainBinary, "", "ADMIN_UI=on", "ADMIN_UI_USERNAME=admin", "ADMIN_UI_PASSWORD_HASH="+string(hash), "ADMIN_TOKEN="+admin)
+	cpu0, t0 := processCPU(t, p), time.Now()
+	guesses, stop := attack(t, 3, p.URL, "127.0.0.1", func() string { return `40/admin,{"username":"admin","password":"guess"}` })
+	time.Sleep(2 * time.Second)
+	cores := float64(processCPU(t, p)-cpu0) / float64(time.Since(t0))
+	for i := range 6 {
+		answer, took := signInOnce(t, p.URL, "127.0.0.2", `40/admin,{"username":"admin","password":"right-password"}`)
+		if !strings.HasPrefix(answer, "40/admin,") || took > 5*time.Second {
+			t.Fatalf("the admin's sign-in %d during the attack: %q after %v", i, answer, took)
+		}
+	}
+	stop()
+	checked := p.metric(t, `chat_admin_signins_total{result="invalid"}`)
+	t.Logf("6 of 6 admin sign-ins during the attack; the attacker's guesses checked %v, refused unchecked %v; node CPU in the attack's first 2 s %.2f cores",
+		checked, p.metric(t, `chat_admin_signins_total{result="backoff"}`), cores)
+	if checked > 8 || cores > 0.5 {
+		t.Fatalf("%v of the attacker's guesses were checked in ~%v, at %.2f cores: no back-off", checked, time.Since(t0).Round(time.Second), cores)
+	}
+	if guesses.answers["40"] != 0 {
+		t.Fatalf("a guess signed in: %v", guesses.answers)
+	}
+
+	// An IP ban keeps the address out of /admin too.
+	req, _ := http.NewRequest("POST", p.URL+"/api/bans", strings.NewReader(`{"ip":"127.0.0.4"}`))
+	req.Header.Set("Authorization", "Bearer "+admin)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil || res.StatusCode != 201 {
+		t.Fatalf("ban: %v %v", res, err)
+	}
+	res.Body.Close()
+	if answer, _ := signInOnce(t, p.URL, "127.0.0.4", `40/admin,{"username":"admin","password":"right-password"}`); !strings.HasPrefix(answer, `44/admin,{"message":"banned"`) {
+		t.Fatalf("a banned address signs in to /admin: %q", answer)
 	}
 }
