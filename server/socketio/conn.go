@@ -3,6 +3,7 @@ package socketio
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/scalable-chat-go/server/chat"
@@ -13,10 +14,11 @@ import (
 // from the socket's own serial handler calls only, but for live (under
 // deliverMu).
 type conn struct {
-	sock        *engine.Socket
-	bucket      chat.TokenBucket
-	lastLimited time.Time // the last rate_limited error event
-	lastUnknown time.Time // the last unknown_event error event
+	sock   *engine.Socket
+	bucket chat.TokenBucket
+	// lastRefusal is when (Unix ns) the last `error` event of a refused
+	// event was sent (refusals.go).
+	lastRefusal atomic.Int64
 	// recoverFrom is the id of the last message a recovered client
 	// received; resume is the recovery offset of a client whose earlier
 	// socket could not be recovered here (see welcome).
@@ -25,8 +27,7 @@ type conn struct {
 	live int
 	// user is the verified identity of the socket (auth.go), nil for an
 	// anonymous client; set in Connect, never changed.
-	user       *chat.User
-	lastBanned time.Time // the last banned error event
+	user *chat.User
 	// since is when the socket connected.
 	since time.Time
 	// mark is the history's mark (chat.History.Mark) taken before the
@@ -268,8 +269,8 @@ func (s *Server) Event(sock *engine.Socket, name string, args []any, ack engine.
 		}
 	}
 	if name == EventDelete {
-		if ok, _ := c.bucket.Take(now); !ok {
-			s.reject(c, ack, &chat.Error{Code: chat.CodeRateLimited, Reason: "you are sending too fast"})
+		if ok, wait := c.bucket.Take(now); !ok {
+			s.refuseEvent(c, ack, rateLimited(wait, "you are sending too fast"))
 			return
 		}
 		s.onDelete(c, args, ack)
@@ -280,14 +281,11 @@ func (s *Server) Event(sock *engine.Socket, name string, args []any, ack engine.
 		return
 	}
 	if name != "event:message" {
-		s.m.rejected.WithLabelValues(chat.CodeUnknownEvent).Inc()
-		if ok, _ := c.bucket.Take(now); !ok {
-			s.m.rejected.WithLabelValues(chat.CodeRateLimited).Inc()
+		if ok, wait := c.bucket.Take(now); !ok {
+			s.refuseEvent(c, nil, rateLimited(wait, "you are sending too fast"))
+			return
 		}
-		if now.Sub(c.lastUnknown) >= time.Second {
-			c.lastUnknown = now
-			s.emitError(c, &errorEvent{Code: chat.CodeUnknownEvent, Reason: "the server only handles event:message"})
-		}
+		s.refuseEvent(c, nil, &errorEvent{Code: chat.CodeUnknownEvent, Reason: "the server only handles event:message"})
 		return
 	}
 	s.m.received.Inc()
@@ -296,15 +294,7 @@ func (s *Server) Event(sock *engine.Socket, name string, args []any, ack engine.
 		payload = args[0]
 	}
 	if ok, wait := c.bucket.Take(now); !ok {
-		s.m.rejected.WithLabelValues(chat.CodeRateLimited).Inc()
-		e := &errorEvent{Code: chat.CodeRateLimited, Reason: "you are sending messages too fast", RetryAfterMs: max(wait.Milliseconds(), 1)}
-		if now.Sub(c.lastLimited) >= time.Second {
-			c.lastLimited = now
-			s.emitError(c, e)
-		}
-		if ack != nil {
-			ack(ackEvent{Error: e})
-		}
+		s.refuseEvent(c, ack, rateLimited(wait, "you are sending messages too fast"))
 		return
 	}
 	if s.accept == nil {
@@ -338,15 +328,9 @@ func (s *Server) Event(sock *engine.Socket, name string, args []any, ack engine.
 	s.stopTyping(c) // a message ends the typing that led to it
 }
 
-// reject tells the sender why its message was not taken: an `error` event,
-// and the negative acknowledgement when it asked for one.
+// reject tells the sender why its message was not taken (refuseEvent).
 func (s *Server) reject(c *conn, ack engine.Ack, e *chat.Error) {
-	s.m.rejected.WithLabelValues(e.Code).Inc()
-	ev := &errorEvent{Code: e.Code, Reason: e.Reason, RetryAfterMs: e.RetryAfter.Milliseconds()}
-	s.emitError(c, ev)
-	if ack != nil {
-		ack(ackEvent{Error: ev})
-	}
+	s.refuseEvent(c, ack, refusalOf(e))
 }
 
 func (s *Server) emitError(c *conn, e *errorEvent) {

@@ -73,29 +73,21 @@ func (s *Server) refuseBanned(c *conn, name string, args []any, ack engine.Ack, 
 			return false
 		}
 	}
-	s.m.rejected.WithLabelValues(chat.CodeBanned).Inc()
 	d := bannedData(b)
-	e := &errorEvent{Code: d.Code, Reason: d.Reason, Until: d.Until}
-	if now.Sub(c.lastBanned) >= time.Second {
-		c.lastBanned = now
-		s.emitError(c, e)
-	}
-	if ack != nil {
-		ack(ackEvent{Error: e})
-	}
+	s.refuseEvent(c, ack, &errorEvent{Code: d.Code, Reason: d.Reason, Until: d.Until})
 	return true
 }
 
 // onDelete handles `event:delete` {id}.
 func (s *Server) onDelete(c *conn, args []any, ack engine.Ack) {
 	fail := func(e *chat.Error) {
-		s.m.rejected.WithLabelValues(e.Code).Inc()
-		ev := &errorEvent{Code: e.Code, Reason: e.Reason}
-		if ack != nil {
-			ack(ackEvent{Error: ev})
-		} else {
-			s.emitError(c, ev)
+		if ack == nil {
+			s.refuseEvent(c, nil, refusalOf(e))
+			return
 		}
+		// With an acknowledgement, it alone says why.
+		s.m.rejected.WithLabelValues(e.Code).Inc()
+		ack(ackEvent{Error: refusalOf(e)})
 	}
 	if s.o.Moderation == nil || !c.user.IsModerator() {
 		fail(chat.ErrForbidden)

@@ -18,11 +18,10 @@ import (
 
 // typingState is a connection's typing; guarded by conn.mu.
 type typingState struct {
-	typingBucket      chat.TokenBucket
-	typing            bool
-	typingUntil       time.Time
-	typingSent        time.Time
-	lastTypingRefusal time.Time
+	typingBucket chat.TokenBucket
+	typing       bool
+	typingUntil  time.Time
+	typingSent   time.Time
 }
 
 type typingEvent struct {
@@ -33,16 +32,9 @@ type typingEvent struct {
 
 func (s *Server) onTyping(c *conn, args []any, now time.Time) {
 	c.mu.Lock()
-	if ok, _ := c.typingBucket.Take(now); !ok {
-		s.m.rejected.WithLabelValues(chat.CodeRateLimited).Inc()
-		refuse := now.Sub(c.lastTypingRefusal) >= time.Second
-		if refuse {
-			c.lastTypingRefusal = now
-		}
+	if ok, wait := c.typingBucket.Take(now); !ok {
 		c.mu.Unlock()
-		if refuse {
-			s.emitError(c, &errorEvent{Code: chat.CodeRateLimited, Reason: "you are sending typing events too fast"})
-		}
+		s.refuseEvent(c, nil, rateLimited(wait, "you are sending typing events too fast"))
 		return
 	}
 	var obj map[string]any
@@ -63,15 +55,8 @@ func (s *Server) onTyping(c *conn, args []any, now time.Time) {
 		reason = "typing needs a username (in the CONNECT auth, or with typing)"
 	}
 	if reason != "" {
-		refuse := now.Sub(c.lastTypingRefusal) >= time.Second
-		if refuse {
-			c.lastTypingRefusal = now
-		}
 		c.mu.Unlock()
-		s.m.rejected.WithLabelValues(chat.CodeInvalidPayload).Inc()
-		if refuse {
-			s.emitError(c, &errorEvent{Code: chat.CodeInvalidPayload, Reason: reason})
-		}
+		s.refuseEvent(c, nil, &errorEvent{Code: chat.CodeInvalidPayload, Reason: reason})
 		return
 	}
 	send := false

@@ -250,3 +250,61 @@ func TestAdminSignInUnderBruteForce(t *testing.T) {
 		t.Fatalf("a banned address signs in to /admin: %q", answer)
 	}
 }
+
+// Issue 29, defect 5: the refusals of a flood share one throttle of
+// `error` events, at most one a second per connection whatever the event
+// kind, and a rate_limited refusal says when to retry. event:delete
+// answered each of 5,000 events over the limit with its own `error`
+// (4,957 of them), none with retryAfterMs.
+func TestRefusedEventsShareOneErrorASecond(t *testing.T) {
+	p := start(t, "", "RATE_LIMIT_PER_SEC=20", "RATE_LIMIT_BURST=40", "TYPING_RATE_PER_SEC=5")
+	c := dialSIO(t, p.URL, "websocket")
+	began := time.Now()
+	for i := range 2000 {
+		for _, ev := range []string{`2["event:delete",{"id":"x"}]`, `2["no-such-event"]`, `2["typing",{"typing":true,"username":"u"}]`} {
+			if err := c.send(ev); err != nil {
+				t.Fatalf("send %d: %v", i, err)
+			}
+		}
+	}
+	nack := c.ack(`{"message":"over the limit","username":"u"}`)
+	took := time.Since(began)
+	e, _ := nack["error"].(map[string]any)
+	if nack["ok"] == true || e["code"] != "rate_limited" || e["retryAfterMs"] == nil {
+		t.Fatalf("the acknowledgement of a message over the limit: %v, want rate_limited with retryAfterMs", nack)
+	}
+	var errs []map[string]any
+	flood := 0
+	deadline := time.After(1500 * time.Millisecond)
+	for done := false; !done; {
+		select {
+		case f := <-c.frames:
+			if !strings.HasPrefix(f, `2["error",`) {
+				continue
+			}
+			var ev []any
+			_ = json.Unmarshal([]byte(f[1:]), &ev)
+			if m, ok := ev[len(ev)-1].(map[string]any); ok {
+				errs = append(errs, m)
+				switch m["code"] {
+				case "rate_limited", "unknown_event":
+					flood++
+					if m["code"] == "rate_limited" && m["retryAfterMs"] == nil {
+						t.Fatalf("a rate_limited error without retryAfterMs: %v", m)
+					}
+				}
+			}
+		case <-deadline:
+			done = true
+		}
+	}
+	allowed := int(took.Seconds()) + 2
+	t.Logf("6,000 events (2,000 each of event:delete, an unknown event, typing) in %v: %d error events, %d of them rate_limited or unknown_event",
+		took.Round(time.Millisecond), len(errs), flood)
+	// Within the limits, each event:delete of a user who is no moderator is
+	// told forbidden (40 at most: the burst).
+	if flood == 0 || flood > allowed || len(errs) > allowed+40 {
+		t.Fatalf("%d error events (%d of the flood) for 6,000 events in %v; want at most one a second of the flood (%d), and the burst's forbidden",
+			len(errs), flood, took.Round(time.Millisecond), allowed)
+	}
+}
