@@ -72,16 +72,17 @@ func (s *Server) authenticate(c *conn, sock *engine.Socket, h *engine.Hello) err
 		s.m.connectRefused.WithLabelValues(chat.CodeBanned).Inc()
 		return &engine.ConnectError{Message: chat.CodeBanned, Data: bannedData(b)}
 	}
-	return nil
+	return s.refuseHeldConnectName(c)
 }
 
 // decidesLater reports whether a CONNECT's answer may wait on something
 // outside the process: a token, whose keys may have to be fetched from a
-// JWKS that is slow or hangs. Such a CONNECT is decided off the engine's
-// workers (engine.Hello.Async), which every session of the node shares:
-// forged tokens against a hanging JWKS stalled them all (issue 29).
+// JWKS that is slow or hangs, or an anonymous name to look up among the
+// guests' (names.go). Such a CONNECT is decided off the engine's workers
+// (engine.Hello.Async), which every session of the node shares: forged
+// tokens against a hanging JWKS stalled them all (issue 29).
 func (s *Server) decidesLater(sock *engine.Socket, h *engine.Hello) bool {
-	return s.authOn() && bearer(h.Auth, sock.Authorization()) != ""
+	return (s.authOn() && bearer(h.Auth, sock.Authorization()) != "") || (s.o.Names != nil && s.anonymousName(sock, h) != "")
 }
 
 func (s *Server) authOn() bool {

@@ -135,6 +135,7 @@ func (s *Server) presenceTick() {
 	s.lastOnline = view.Online
 	s.lastLocal = local.Online
 	s.lastView = view
+	s.heldNames = s.heldNamesLocked(view)
 	var all []*conn
 	if changed {
 		all = make([]*conn, 0, len(s.conns))

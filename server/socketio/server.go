@@ -104,6 +104,10 @@ type Options struct {
 	// Verifier, or with AuthOff, no token is read.
 	AuthMode chat.AuthMode
 	Verifier chat.Verifier
+	// Names, when set, are the guest names of the cluster: with
+	// AuthOptional an anonymous CONNECT may not give one a live guest
+	// holds (names.go).
+	Names chat.NameClaims
 	// Moderation, when set, enforces bans and serves event:delete
 	// (moderation.go).
 	Moderation *chat.Moderation
@@ -144,6 +148,9 @@ type Server struct {
 	lastView              chat.PresenceView
 	lastOnline, lastLocal int
 	presenceDirty         bool
+	// heldNames are the folded names of the verified users online, which
+	// an anonymous client may not give (names.go).
+	heldNames map[string]struct{}
 
 	cluster *clusterLink // nil on a single node
 	admin   *adminUI     // nil unless the Admin UI is on

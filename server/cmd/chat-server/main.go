@@ -184,6 +184,14 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		}
 	}
 
+	var names chat.NameClaims = &chat.LocalNameClaims{}
+	if cluster != nil {
+		names = cluster.Names()
+	}
+	var guestNames chat.NameClaims // what anonymous clients may not take
+	if cfg.AuthGuest {
+		guestNames = names
+	}
 	edge, err := socketio.New(socketio.Options{
 		History:             history,
 		Presence:            presence,
@@ -215,6 +223,7 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		Registerer:          reg,
 		AuthMode:            authMode,
 		Verifier:            edgeVerifier,
+		Names:               guestNames,
 	})
 	if err != nil {
 		return err
@@ -235,10 +244,6 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	bctx, stopBans := context.WithCancel(context.Background())
 	defer stopBans()
 	go refreshBans(bctx, moderation, cfg.BanRefresh, logger)
-	var names chat.NameClaims = &chat.LocalNameClaims{}
-	if cluster != nil {
-		names = cluster.Names()
-	}
 	trust := httpapi.TrustOptions{
 		AuthMode:              authMode,
 		Verifier:              edgeVerifier,

@@ -308,3 +308,70 @@ func TestRefusedEventsShareOneErrorASecond(t *testing.T) {
 			len(errs), flood, took.Round(time.Millisecond), allowed)
 	}
 }
+
+// guestSession signs a guest in over the API and returns its token.
+func guestSession(t *testing.T, p *proc, name string) string {
+	t.Helper()
+	req, _ := http.NewRequest("POST", p.URL+"/api/session", strings.NewReader(`{"username":`+jsonString(name)+`}`))
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var body struct {
+		Token string `json:"token"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&body); err != nil || res.StatusCode != 200 {
+		t.Fatalf("guest sign-in as %q: %s %v", name, res.Status, err)
+	}
+	return body.Token
+}
+
+// dialAuth connects namespace "/" with auth (raw JSON); the error is the
+// CONNECT's refusal.
+func dialAuth(t *testing.T, p *proc, auth string) (*sioclient.Conn, error) {
+	t.Helper()
+	var d sioclient.Dialer
+	c, _, err := d.DialAuth(context.Background(), p.URL, nil, []byte(auth))
+	if err == nil {
+		t.Cleanup(func() { c.Close() })
+	}
+	return c, err
+}
+
+// Issue 29, defect 4: with AUTH_MODE=optional an anonymous client posted
+// under the name of a guest or a verified user online (its message said
+// verified: false, which the web client did not show), and U+2800 made
+// "Wendy⠀" pass for "Wendy". Now such a name is refused: name_taken.
+func TestAnonymousClientsCannotTakeAVerifiedName(t *testing.T) {
+	p := start(t, "", "AUTH_MODE=optional", "AUTH_JWT_SECRET="+trustSecret, "AUTH_GUEST=on")
+	if _, err := dialAuth(t, p, `{"token":"`+guestSession(t, p, "Wendy")+`"}`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dialAuth(t, p, `{"token":"`+hs256Token(t, jwt.MapClaims{"sub": "zoe-1", "name": "Zoë", "exp": time.Now().Add(time.Hour).Unix()})+`"}`); err != nil {
+		t.Fatal(err)
+	}
+	guestSession(t, p, "Olga") // signed in, never connected
+	time.Sleep(500 * time.Millisecond) // a presence tick (PRESENCE_INTERVAL=200ms)
+
+	anon := dialSIO(t, p.URL, "websocket")
+	for _, name := range []string{"wendy", "ZOË", "Wendy\u2800", " Zoë\u200b"} {
+		ack := anon.ack(`{"message":"it is me","username":` + jsonString(name) + `}`)
+		if e, _ := ack["error"].(map[string]any); ack["ok"] == true || e["code"] != "name_taken" {
+			t.Errorf("an anonymous message as %q: %v, want name_taken", name, ack)
+		}
+	}
+	if ack := anon.ack(`{"message":"hello","username":"Bob"}`); ack["ok"] != true {
+		t.Fatalf("an anonymous message under a free name: %v", ack)
+	}
+	for _, name := range []string{"Wendy", "zoë", "Olga"} {
+		_, err := dialAuth(t, p, `{"username":`+jsonString(name)+`}`)
+		if err == nil || !strings.Contains(err.Error(), "name_taken") {
+			t.Errorf("an anonymous CONNECT as %q: %v, want name_taken", name, err)
+		}
+	}
+	if _, err := dialAuth(t, p, `{"username":"Bob"}`); err != nil {
+		t.Fatalf("an anonymous CONNECT under a free name: %v", err)
+	}
+}
