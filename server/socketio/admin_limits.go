@@ -18,8 +18,9 @@ import (
 // the real admin was told "another sign-in is being checked; retry" 12
 // times out of 12, and the node spent a core on bcrypt (issue 29). Now:
 //   - each client address (chat.ClientKey: an IPv6 address counts as its
-//     /64) has one sign-in checked at a time, and after a failure waits
-//     before its next: 1 s, doubling up to AdminOptions.SignInBackoffMax.
+//     /64) has one sign-in checked at a time, and from its third failure
+//     in a row waits before its next: 1 s, doubling up to
+//     AdminOptions.SignInBackoffMax.
 //     An attempt refused so costs a map look-up, no bcrypt, is answered
 //     up to a second later (a tarpit: a session gets one refusal a
 //     second), and is told when to retry (connect_error data
@@ -33,6 +34,10 @@ import (
 // DefaultAdminSignInBackoffMax is the longest wait between two sign-in
 // attempts of one address after failures.
 const DefaultAdminSignInBackoffMax = 5 * time.Minute
+
+// adminFreeFailures are the failures in a row of one address before it
+// waits: a typo or two cost the admin nothing, and a guesser three guesses.
+const adminFreeFailures = 3
 
 // adminSignInWait is how long a sign-in waits for the bcrypt slot, and
 // adminRefusalDelay the longest an attempt refused unchecked waits for its
@@ -120,8 +125,11 @@ func (g *signInGuard) end(addr string, ok, failed bool, now time.Time) {
 		delete(g.addrs, addr)
 	case failed:
 		st.failures++
+		if st.failures < adminFreeFailures {
+			return
+		}
 		wait := time.Second
-		for i := 1; i < st.failures && wait < g.most; i++ {
+		for i := adminFreeFailures; i < st.failures && wait < g.most; i++ {
 			wait *= 2
 		}
 		st.next = now.Add(min(wait, g.most))

@@ -195,8 +195,8 @@ func TestAdminPassword(t *testing.T) {
 	}
 }
 
-// An address has one sign-in checked at a time and, after failures, waits
-// 1 s, 2 s, 4 s... up to the most; a success forgets its failures; other
+// An address has one sign-in checked at a time and, from its third failure
+// in a row, waits 1 s, 2 s, 4 s... up to the most; a success forgets its failures; other
 // addresses are not held back by it; the addresses remembered are bounded.
 func TestAdminSignInGuard(t *testing.T) {
 	g := newSignInGuard(5*time.Second, nil)
@@ -211,6 +211,12 @@ func TestAdminSignInGuard(t *testing.T) {
 		t.Fatal("another address is held back")
 	}
 	g.end("198.51.100.1", true, false, now)
+	for range adminFreeFailures - 1 { // the first failures cost no wait
+		g.end("192.0.2.1", false, true, now)
+		if ok, _ := g.begin("192.0.2.1", now); !ok {
+			t.Fatal("a first failure makes the address wait")
+		}
+	}
 	for i, want := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 5 * time.Second, 5 * time.Second} {
 		g.end("192.0.2.1", false, true, now)
 		if ok, wait := g.begin("192.0.2.1", now); ok || wait != want {

@@ -49,14 +49,15 @@ func refusalOf(e *chat.Error) *errorEvent {
 // the refusals of a flood).
 func (s *Server) refuseEvent(c *conn, ack engine.Ack, e *errorEvent) {
 	s.m.rejected.WithLabelValues(e.Code).Inc()
+	// The error event goes first, then the acknowledgement, as before.
+	if throttled(e.Code) {
+		s.tellRefusal(c, e)
+	} else {
+		s.emitError(c, e)
+	}
 	if ack != nil {
 		ack(ackEvent{Error: e})
 	}
-	if throttled(e.Code) {
-		s.tellRefusal(c, e)
-		return
-	}
-	s.emitError(c, e)
 }
 
 // tellRefusal sends c the `error` event e unless it was sent one within
