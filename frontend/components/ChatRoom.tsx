@@ -47,7 +47,7 @@ export function ChatRoom({ me }: { me: string }) {
           </p>
           <Composer status={status} onSend={send} onTyping={typing} onStopTyping={stopTyping} />
         </section>
-        <OnlineList users={live.users} online={status === "live" ? state.online : null} notices={live.notices} me={me} />
+        <OnlineList users={live.users} online={status === "live" ? state.online : null} notices={live.notices} me={me} meId={userId} />
       </div>
     </main>
   );

@@ -105,10 +105,13 @@ test("AUTH_MODE=optional: an anonymous sender is marked, and own messages are th
 
   const url = `http://127.0.0.1:${socketPort}`;
   const exp = Math.floor(Date.now() / 1000) + 3600;
+  const connected = (s) => new Promise((resolve, reject) => s.once("connect", () => resolve(s)).once("connect_error", reject));
   const namesake = io(url, { auth: { token: hs256({ sub: "another-zoe", name: "Zoë", exp }) }, transports: ["websocket"], forceNew: true });
   const anon = io(url, { auth: { username: "Bob" }, transports: ["websocket"], forceNew: true });
+  // Listen at once: either may connect while the other is awaited.
+  const both = Promise.all([connected(namesake), connected(anon)]);
   try {
-    for (const s of [namesake, anon]) await new Promise((resolve, reject) => s.once("connect", resolve).once("connect_error", reject));
+    await both;
     assert.equal((await namesake.timeout(5000).emitWithAck("event:message", { message: "from the other Zoë", username: "Zoë" })).ok, true);
     assert.equal((await anon.timeout(5000).emitWithAck("event:message", { message: "from anonymous Bob", username: "Bob" })).ok, true);
     const ms = await untilMessages(zoe, (ms) => ms.some((m) => m.text === "from anonymous Bob") && ms.some((m) => m.text === "from the other Zoë"), "both messages");
@@ -123,6 +126,10 @@ test("AUTH_MODE=optional: an anonymous sender is marked, and own messages are th
       [true, false, false],
       "only the anonymous sender is marked",
     );
+    // The online list marks the guest only as "(you)", not the other Zoë.
+    await zoe.page.locator("[data-testid=online-users] li[data-name='Zoë']").nth(1).waitFor({ timeout: 10_000 });
+    const you = await zoe.page.locator("[data-testid=online-users] li.you").count();
+    assert.equal(you, 1, "one (you) in the online list");
     await screenshot(zoe, "unverified.png");
   } finally {
     namesake.close();
