@@ -264,7 +264,7 @@ func (s *Server) Event(sock *engine.Socket, name string, args []any, ack engine.
 	now := time.Now()
 	switch name {
 	case chat.EventTyping, "event:message", EventDelete:
-		if s.refuseBanned(c, "", args, ack, now) || s.refuseHeldName(c, args, ack) {
+		if s.refuseBanned(c, "", args, ack) || s.refuseHeldName(c, args, ack) {
 			return
 		}
 	}

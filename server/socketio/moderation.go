@@ -53,7 +53,7 @@ func (s *Server) banned(c *conn, name string) (chat.Ban, bool) {
 
 // refuseBanned answers an event of a banned client: `error` {code:
 // "banned"} (at most once a second) and a negative acknowledgement.
-func (s *Server) refuseBanned(c *conn, name string, args []any, ack engine.Ack, now time.Time) bool {
+func (s *Server) refuseBanned(c *conn, name string, args []any, ack engine.Ack) bool {
 	if s.o.Moderation == nil {
 		return false
 	}
