@@ -29,6 +29,7 @@ import {
   readPastedToken,
   signInGuest,
   SignInError,
+  tokenSubject,
   writePastedToken,
   type AuthConfig,
   type Session,
@@ -66,6 +67,8 @@ export interface ChatContextValue {
   auth: AuthConfig | null;
   /** The user's token names a moderator: they see the delete control. */
   canModerate: boolean;
+  /** The user id the user's token names (its sub); null without a token. */
+  userId: string | null;
   /** Deletes a message for everyone (moderators). */
   deleteMessage: (id: string) => void;
   /** Queues a message; it goes out now or when the connection is back. */
@@ -377,6 +380,7 @@ export function ChatProvider({ children, url = SOCKET_URL }: { children: ReactNo
       );
   }, []);
   const canModerate = isModeratorToken(token);
+  const userId = tokenSubject(token);
 
   const value = useMemo<ChatContextValue>(
     () => ({
@@ -386,6 +390,7 @@ export function ChatProvider({ children, url = SOCKET_URL }: { children: ReactNo
       setUsername,
       auth,
       canModerate,
+      userId,
       deleteMessage,
       send,
       retry,
@@ -395,7 +400,7 @@ export function ChatProvider({ children, url = SOCKET_URL }: { children: ReactNo
       typing,
       stopTyping: stopOwnTyping,
     }),
-    [state, username, setUsername, auth, canModerate, deleteMessage, send, retry, remove, dismissError, live, typing, stopOwnTyping],
+    [state, username, setUsername, auth, canModerate, userId, deleteMessage, send, retry, remove, dismissError, live, typing, stopOwnTyping],
   );
   return <ChatContext.Provider value={value}>{children}</ChatContext.Provider>;
 }

@@ -13,7 +13,7 @@ import { typingLine } from "@/lib/live-state";
  * messages, who is typing and the input, with who is online beside them.
  */
 export function ChatRoom({ me }: { me: string }) {
-  const { state, status, send, retry, remove, dismissError, setUsername, live, typing, stopTyping, canModerate, deleteMessage } =
+  const { state, status, send, retry, remove, dismissError, setUsername, live, typing, stopTyping, canModerate, userId, deleteMessage } =
     useChat();
   const typingNow = status === "live" ? typingLine(live.typing, me) : "";
   return (
@@ -36,6 +36,7 @@ export function ChatRoom({ me }: { me: string }) {
           <MessageList
             items={state.items}
             me={me}
+            meId={userId}
             connected={status === "live"}
             onRetry={retry}
             onRemove={remove}
@@ -46,7 +47,7 @@ export function ChatRoom({ me }: { me: string }) {
           </p>
           <Composer status={status} onSend={send} onTyping={typing} onStopTyping={stopTyping} />
         </section>
-        <OnlineList users={live.users} online={status === "live" ? state.online : null} notices={live.notices} me={me} />
+        <OnlineList users={live.users} online={status === "live" ? state.online : null} notices={live.notices} me={me} meId={userId} />
       </div>
     </main>
   );

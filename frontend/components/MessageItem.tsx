@@ -65,7 +65,11 @@ function Delivery({
   }
 }
 
-/** MessageItem is one message: author, time, text (always as text, never as HTML), and for own messages their delivery. */
+/**
+ * MessageItem is one message: author (marked "not signed in" when the server
+ * says its sender was not verified), time, text (always as text, never as
+ * HTML), and for own messages their delivery.
+ */
 export const MessageItem = memo(function MessageItem({
   item,
   own,
@@ -84,9 +88,14 @@ export const MessageItem = memo(function MessageItem({
 }) {
   const when = item.createdAt ? new Date(item.createdAt) : new Date(item.localAt);
   return (
-    <li className={own ? "msg own" : "msg"} data-own={own} data-id={item.id ?? ""}>
+    <li className={own ? "msg own" : "msg"} data-own={own} data-id={item.id ?? ""} data-verified={item.verified ?? ""}>
       <div className="meta">
         <span className="author">{item.username || "anonymous"}</span>
+        {item.verified === false && (
+          <span className="unverified" data-testid="unverified" title="Not signed in: anyone can type this name">
+            not signed in
+          </span>
+        )}
         <time dateTime={when.toISOString()} title={fullFormat.format(when)}>
           {timeFormat.format(when)}
         </time>

@@ -1,7 +1,7 @@
 "use client";
 
 import { useLayoutEffect, useRef, useState } from "react";
-import type { ChatItem } from "@/lib/chat-state";
+import { isOwn, type ChatItem } from "@/lib/chat-state";
 import { MessageItem } from "./MessageItem";
 
 /** How close to the bottom (px) still counts as "at the newest message". */
@@ -15,6 +15,7 @@ const NEAR_BOTTOM = 48;
 export function MessageList({
   items,
   me,
+  meId,
   connected,
   onRetry,
   onRemove,
@@ -22,6 +23,8 @@ export function MessageList({
 }: {
   items: ChatItem[];
   me: string;
+  /** The user's verified user id (its token's sub); null without a token. */
+  meId: string | null;
   connected: boolean;
   onRetry: (clientId: string) => void;
   onRemove: (clientId: string) => void;
@@ -74,7 +77,7 @@ export function MessageList({
       >
         {items.length === 0 && <li className="empty">No messages yet. Say hello!</li>}
         {items.map((it) => (
-          <MessageItem key={it.key} item={it} own={it.username === me} connected={connected} onRetry={onRetry} onRemove={onRemove} onDelete={onDelete} />
+          <MessageItem key={it.key} item={it} own={isOwn(it, me, meId)} connected={connected} onRetry={onRetry} onRemove={onRemove} onDelete={onDelete} />
         ))}
       </ol>
       {showJump && (

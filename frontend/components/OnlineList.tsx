@@ -1,6 +1,6 @@
 "use client";
 
-import { sortedUsers, type Notice, type OnlineUser } from "@/lib/live-state";
+import { isMe, sortedUsers, type Notice, type OnlineUser } from "@/lib/live-state";
 
 /**
  * OnlineList is the side list of who is online (each user once, whatever
@@ -13,14 +13,17 @@ export function OnlineList({
   online,
   notices,
   me,
+  meId,
 }: {
   users: OnlineUser[] | null;
   online: number | null;
   notices: Notice[];
   me: string;
+  /** The user's verified user id (its token's sub); null without a token. */
+  meId: string | null;
 }) {
   if (users === null && online === null) return null;
-  const list = users === null ? null : sortedUsers(users, me);
+  const list = users === null ? null : sortedUsers(users, me, meId);
   // Connections no one has named (the original client, a name screen).
   const unnamed = online !== null && list !== null ? Math.max(0, online - list.length) : 0;
   return (
@@ -35,10 +38,10 @@ export function OnlineList({
         ) : (
           <ul data-testid="online-users">
             {list.map((u) => (
-              <li key={u.userId ?? u.name} data-name={u.name} className={u.name === me ? "you" : undefined}>
+              <li key={u.userId ?? u.name} data-name={u.name} className={isMe(u, me, meId) ? "you" : undefined}>
                 <span className="dot" aria-hidden="true" />
                 <span className="name">{u.name}</span>
-                {u.name === me && <span className="muted"> (you)</span>}
+                {isMe(u, me, meId) && <span className="muted"> (you)</span>}
               </li>
             ))}
           </ul>

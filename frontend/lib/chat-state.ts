@@ -53,6 +53,14 @@ export interface ChatItem {
   clientId?: string;
   username: string;
   text: string;
+  /** The sender's verified user id, when the server says it was verified. */
+  userId?: string;
+  /**
+   * What the server says of the sender: true for a verified one (a token),
+   * false for an anonymous one (anyone may give that name), absent when the
+   * server has no sign-in (the original protocol).
+   */
+  verified?: boolean;
   /** The server's time (RFC 3339), when it sent one. */
   createdAt?: string;
   /** When this client created or received it (epoch ms): the fallback time. */
@@ -134,6 +142,8 @@ export interface IncomingMessage {
   username: string;
   id?: string;
   createdAt?: string;
+  userId?: string;
+  verified?: boolean;
 }
 
 /** Reads a `message` payload; extra fields are ignored, wrong types rejected. */
@@ -147,7 +157,24 @@ export function parseIncoming(p: unknown): IncomingMessage | null {
   };
   if (typeof r.id === "string" && r.id !== "") m.id = r.id;
   if (typeof r.createdAt === "string" && !Number.isNaN(Date.parse(r.createdAt))) m.createdAt = r.createdAt;
+  if (typeof r.userId === "string" && r.userId !== "") m.userId = r.userId;
+  if (typeof r.verified === "boolean") m.verified = r.verified;
   return m;
+}
+
+/**
+ * Whether an item is the user's own: one typed here, or, for what the
+ * server sends, by who sent it. A signed-in user (meId, its token's sub)
+ * owns the messages of its user id only: a name is not an identity, since
+ * an anonymous client, or another verified user, may show the same one.
+ * Without a sign-in (the original protocol, or an anonymous user) the name
+ * is all there is, but a verified sender's message is never an anonymous
+ * user's own.
+ */
+export function isOwn(it: ChatItem, me: string, meId: string | null): boolean {
+  if (it.out) return true;
+  if (meId) return it.userId === meId;
+  return it.verified !== true && it.username === me;
 }
 
 /** Reads an `error` payload or the error of a negative acknowledgement. */
@@ -202,6 +229,13 @@ function updateOwn(state: ChatState, clientId: string, f: (it: ChatItem, out: Ou
   const items = state.items.slice();
   items[i] = next;
   return { ...state, items };
+}
+
+/** it with what the server says of m's sender. */
+function withSender(it: ChatItem, m: IncomingMessage): ChatItem {
+  if (m.userId !== undefined) it.userId = m.userId;
+  if (m.verified !== undefined) it.verified = m.verified;
+  return it;
 }
 
 /** Drops the oldest settled items past LIMITS.maxItems; pending ones stay. */
@@ -271,7 +305,7 @@ export function chatReducer(state: ChatState, a: Action): ChatState {
           const it = state.items[i];
           if (it.id === m.id && it.createdAt === m.createdAt) return state; // a duplicate
           const items = state.items.slice();
-          items[i] = { ...it, id: m.id, createdAt: m.createdAt ?? it.createdAt };
+          items[i] = withSender({ ...it, id: m.id, createdAt: m.createdAt ?? it.createdAt }, m);
           return { ...state, items };
         }
       } else if (a.me !== null && m.username === a.me) {
@@ -297,7 +331,7 @@ export function chatReducer(state: ChatState, a: Action): ChatState {
       };
       if (m.id) item.id = m.id;
       if (m.createdAt) item.createdAt = m.createdAt;
-      return { ...state, seq, items: cap([...state.items, item]) };
+      return { ...state, seq, items: cap([...state.items, withSender(item, m)]) };
     }
     case "connected":
       return { ...state, connection: { ...state.connection, everConnected: true, connected: true, failures: 0 } };

@@ -173,11 +173,21 @@ export function typingLine(typing: Typist[], me: string | null): string {
 }
 
 /** The user list sorted for display: the user first, then by name. */
-export function sortedUsers(users: OnlineUser[], me: string | null): OnlineUser[] {
+export function sortedUsers(users: OnlineUser[], me: string | null, meId: string | null = null): OnlineUser[] {
   return [...users].sort((a, b) => {
-    if ((a.name === me) !== (b.name === me)) return a.name === me ? -1 : 1;
+    const am = isMe(a, me, meId);
+    if (am !== isMe(b, me, meId)) return am ? -1 : 1;
     return a.name.localeCompare(b.name);
   });
+}
+
+/**
+ * Whether an online user is the user: by its verified id when the user has
+ * one (another user, verified or not, may show the same name), else by
+ * name.
+ */
+export function isMe(u: OnlineUser, me: string | null, meId: string | null): boolean {
+  return meId ? u.userId === meId : u.name === me;
 }
 
 /**

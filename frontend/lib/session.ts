@@ -70,19 +70,32 @@ export async function signInGuest(url: string, username: string, current?: Sessi
  * moderator the delete control. The server verifies every action.
  */
 export function tokenRoles(token: string | null | undefined): string[] {
-  if (!token) return [];
-  const part = token.split(".")[1];
-  if (!part) return [];
-  try {
-    const json = atob(part.replace(/-/g, "+").replace(/_/g, "/"));
-    const claims = JSON.parse(json) as Record<string, unknown>;
-    const roles = claims.roles;
-    if (Array.isArray(roles)) return roles.filter((r): r is string => typeof r === "string");
-    if (typeof roles === "string") return roles.split(/\s+/).filter(Boolean);
-  } catch {
-    // not a JWT: no roles
-  }
+  const roles = tokenClaims(token).roles;
+  if (Array.isArray(roles)) return roles.filter((r): r is string => typeof r === "string");
+  if (typeof roles === "string") return roles.split(/\s+/).filter(Boolean);
   return [];
+}
+
+/**
+ * The user id a token names (its sub), read without verifying it: the
+ * server puts the verified sender's id on every message (userId), and the
+ * page tells its own messages by it. Null when there is no token.
+ */
+export function tokenSubject(token: string | null | undefined): string | null {
+  const sub = tokenClaims(token).sub;
+  return typeof sub === "string" && sub !== "" ? sub : null;
+}
+
+/** A JWT's claims, decoded and not verified; {} for anything else. */
+function tokenClaims(token: string | null | undefined): Record<string, unknown> {
+  const part = token?.split(".")[1];
+  if (!part) return {};
+  try {
+    const claims: unknown = JSON.parse(atob(part.replace(/-/g, "+").replace(/_/g, "/")));
+    return typeof claims === "object" && claims !== null ? (claims as Record<string, unknown>) : {};
+  } catch {
+    return {}; // not a JWT
+  }
 }
 
 /** Whether a token's roles name a moderator. */

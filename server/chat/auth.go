@@ -31,6 +31,9 @@ type User struct {
 	ExpiresAt time.Time
 	// Guest: the server's own guest sign-in issued the token.
 	Guest bool
+	// GuestSince is when a guest's session began: its first sign-in
+	// (renewals keep it). Zero for others.
+	GuestSince time.Time
 }
 
 // Roles that may moderate: delete any message, ban and lift bans.
@@ -97,17 +100,52 @@ const (
 // NameClaims holds the names of guest sign-ins, cluster-wide: a name is
 // one guest session's until its token expires.
 //
-// Claim takes name for holder until until, and reports true; it reports
-// false when another holder has the name now. The same holder claiming
-// again (a renewal) moves its end. Names compare without regard to case.
+// Claim takes c.Name for c.Holder until c.Until. The same holder claiming
+// again (a renewal) moves its end. Names compare without regard to case
+// (FoldName). It returns ErrNameTaken when another holder has the name
+// now, and ErrNamesPerAddress when c.Addr holds c.PerAddr names already
+// (a name the address holds already does not count again).
+//
+// Holder returns who holds name now, "" when no one does.
 type NameClaims interface {
-	Claim(ctx context.Context, name, holder string, until time.Time) (bool, error)
+	Claim(ctx context.Context, c NameClaim) error
+	Holder(ctx context.Context, name string) (string, error)
 }
+
+// NameClaim is a guest's request for a name.
+type NameClaim struct {
+	Name, Holder string
+	Until        time.Time
+	// Addr is the client address that asks (ClientKey), and PerAddr the
+	// most names one address may hold at once (0: no limit), so that one
+	// address cannot squat names by the thousand.
+	Addr    string
+	PerAddr int
+}
+
+// Refusals of a name claim.
+var (
+	ErrNameTaken       = &Error{Code: CodeNameTaken, Reason: "another guest uses this name now; choose another"}
+	ErrNamesPerAddress = &Error{Code: CodeTooManyNames, Reason: "your address holds as many guest names as it may; one frees when its session ends"}
+)
+
+// Codes of name claims.
+const (
+	// CodeNameTaken: the name is another live guest's (or, for an
+	// anonymous client of AUTH_MODE=optional, a verified user's).
+	CodeNameTaken = "name_taken"
+	// CodeTooManyNames: the client's address holds as many guest names as
+	// it may (AUTH_GUEST_NAMES_PER_IP).
+	CodeTooManyNames = "too_many_names"
+)
 
 // LocalNameClaims is the NameClaims of a node that runs alone.
 type LocalNameClaims struct {
 	mu     sync.Mutex
 	claims map[string]nameClaim
+	// byAddr counts the names each address holds; entries of ended
+	// claims are dropped when the address claims again, or in the sweep.
+	byAddr map[string]map[string]time.Time
 	now    func() time.Time
 }
 
@@ -117,29 +155,74 @@ type nameClaim struct {
 }
 
 // Claim implements NameClaims.
-func (l *LocalNameClaims) Claim(_ context.Context, name, holder string, until time.Time) (bool, error) {
+func (l *LocalNameClaims) Claim(_ context.Context, c NameClaim) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	now := time.Now()
-	if l.now != nil {
-		now = l.now()
-	}
+	now := l.clock()
 	if l.claims == nil {
-		l.claims = map[string]nameClaim{}
+		l.claims, l.byAddr = map[string]nameClaim{}, map[string]map[string]time.Time{}
 	}
-	key := FoldName(name)
-	if c, ok := l.claims[key]; ok && c.holder != holder && now.Before(c.until) {
-		return false, nil
+	key := FoldName(c.Name)
+	if old, ok := l.claims[key]; ok && old.holder != c.Holder && now.Before(old.until) {
+		return ErrNameTaken
 	}
-	l.claims[key] = nameClaim{holder: holder, until: until}
-	if len(l.claims) > 1024 && len(l.claims)%1024 == 0 {
-		for k, c := range l.claims {
-			if !now.Before(c.until) {
-				delete(l.claims, k)
+	if c.Addr != "" {
+		held := l.byAddr[c.Addr]
+		for k, until := range held {
+			if !now.Before(until) {
+				delete(held, k)
 			}
 		}
+		if _, again := held[key]; !again && c.PerAddr > 0 && len(held) >= c.PerAddr {
+			return ErrNamesPerAddress
+		}
+		if held == nil {
+			held = map[string]time.Time{}
+			l.byAddr[c.Addr] = held
+		}
+		held[key] = c.Until
 	}
-	return true, nil
+	l.claims[key] = nameClaim{holder: c.Holder, until: c.Until}
+	if len(l.claims) > 1024 && len(l.claims)%1024 == 0 {
+		l.sweep(now)
+	}
+	return nil
+}
+
+// Holder implements NameClaims.
+func (l *LocalNameClaims) Holder(_ context.Context, name string) (string, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if c, ok := l.claims[FoldName(name)]; ok && l.clock().Before(c.until) {
+		return c.holder, nil
+	}
+	return "", nil
+}
+
+func (l *LocalNameClaims) clock() time.Time {
+	if l.now != nil {
+		return l.now()
+	}
+	return time.Now()
+}
+
+// sweep drops the ended claims; l.mu is held.
+func (l *LocalNameClaims) sweep(now time.Time) {
+	for k, c := range l.claims {
+		if !now.Before(c.until) {
+			delete(l.claims, k)
+		}
+	}
+	for addr, held := range l.byAddr {
+		for k, until := range held {
+			if !now.Before(until) {
+				delete(held, k)
+			}
+		}
+		if len(held) == 0 {
+			delete(l.byAddr, addr)
+		}
+	}
 }
 
 // FoldName is the form in which names are compared: lower case.

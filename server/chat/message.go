@@ -196,7 +196,7 @@ func clean(s string, name bool) string {
 		case unicode.IsControl(r):
 			return true
 		}
-		return name && ignorable(r)
+		return name && (ignorable(r) || blank(r))
 	}
 	for i := 0; i < len(s); {
 		r, size := utf8.DecodeRuneInString(s[i:])
@@ -228,12 +228,20 @@ func ignorable(r rune) bool {
 	return unicode.In(r, unicode.Cf, unicode.Variation_Selector, unicode.Other_Default_Ignorable_Code_Point)
 }
 
+// blank reports whether r is a blank look-alike: a code point that is
+// neither white space nor ignorable, yet shows as nothing in the usual
+// fonts: U+2800 BRAILLE PATTERN BLANK (an empty cell, the favourite of
+// blank messages and padded names), U+1D159 MUSICAL SYMBOL NULL NOTEHEAD
+// and U+16FE4 KHITAN SMALL SCRIPT FILLER.
+func blank(r rune) bool {
+	return r == '\u2800' || r == '\U0001D159' || r == '\U00016FE4'
+}
+
 // visible reports whether s has a code point that shows: one that is
-// neither white space, nor ignorable, nor U+2800 BRAILLE PATTERN BLANK
-// (an empty cell, often used for blank messages).
+// neither white space, nor ignorable, nor blank.
 func visible(s string) bool {
 	for _, r := range s {
-		if !unicode.IsSpace(r) && !ignorable(r) && r != '\u2800' {
+		if !unicode.IsSpace(r) && !ignorable(r) && !blank(r) {
 			return true
 		}
 	}

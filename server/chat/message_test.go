@@ -52,6 +52,10 @@ func TestParseDraft(t *testing.T) {
 		{"bidi controls removed from the username", map[string]any{"message": "hi", "username": "\u202euser\u202c \u2066gnp.exe\u2069\u200e"}, Draft{Text: "hi", Username: "user gnp.exe"}, ""},
 		{"other invisibles removed from the username", map[string]any{"message": "hi", "username": "b\u034fo\u3164b\ufe0f\U000e0041\u00ad"}, Draft{Text: "hi", Username: "bob"}, ""},
 		{"trimmed once the invisibles are gone", map[string]any{"message": "hi", "username": "\u200b bob \u200b"}, Draft{Text: "hi", Username: "bob"}, ""},
+		// U+2800 and the other blank look-alikes (issue 29): "Wendy⠀" passed
+		// for "Wendy", "Mallory⠀" got past a ban on "Mallory".
+		{"blank look-alikes removed from the username", map[string]any{"message": "hi", "username": "Wendy⠀"}, Draft{Text: "hi", Username: "Wendy"}, ""},
+		{"every blank look-alike", map[string]any{"message": "hi", "username": "⠀Mal𝅙lo𖿤ry ⠀"}, Draft{Text: "hi", Username: "Mallory"}, ""},
 		{"an invisible-only username is none", map[string]any{"message": "hi", "username": "\u200b\u202e"}, Draft{Text: "hi"}, ""},
 		{"emoji sequences in a username show as their parts", map[string]any{"message": "hi", "username": "👨\u200d👩\u200d👧"}, Draft{Text: "hi", Username: "👨👩👧"}, ""},
 		{"an emoji ZWJ sequence survives in the text", map[string]any{"message": "👨\u200d👩\u200d👧 🏳\ufe0f\u200d🌈"}, Draft{Text: "👨\u200d👩\u200d👧 🏳\ufe0f\u200d🌈"}, ""},
@@ -94,7 +98,7 @@ func FuzzParseDraft(f *testing.F) {
 		if !visible(d.Text) || strings.ContainsRune(d.Text, 0) || strings.ContainsRune(d.Username, 0) {
 			t.Fatalf("accepted %+v", d)
 		}
-		if i := strings.IndexFunc(d.Username, ignorable); i >= 0 {
+		if i := strings.IndexFunc(d.Username, func(r rune) bool { return ignorable(r) || blank(r) }); i >= 0 {
 			t.Fatalf("username %q keeps an invisible %U", d.Username, []rune(d.Username[i:])[0])
 		}
 	})

@@ -325,7 +325,7 @@ func (m *Moderation) Ban(ctx context.Context, by *User, r BanRequest) (Ban, erro
 	case len(b.UserID) > maxTargetLen || len(b.Username) > maxTargetLen || !utf8.ValidString(b.UserID):
 		return Ban{}, Errorf(CodeInvalidPayload, "the target is too long")
 	case b.IP != "" && !validBanIP(b.IP):
-		return Ban{}, Errorf(CodeInvalidPayload, "ip must be an IP address or a CIDR range (203.0.113.7, 2001:db8::/32)")
+		return Ban{}, Errorf(CodeInvalidPayload, "ip must be an IP address or a CIDR range (203.0.113.7, 2001:db8::/32), without a zone (%%eth0)")
 	case r.Duration < 0 || r.Duration > maxBanDuration:
 		return Ban{}, Errorf(CodeInvalidPayload, "durationSec must be from 0 (for good) to %d", int64(maxBanDuration/time.Second))
 	case utf8.RuneCountInString(b.Reason) > maxBanReason:
@@ -506,8 +506,11 @@ func (m *Moderation) Match(user *User, name, addr string) (Ban, bool) {
 	if a, err := netip.ParseAddr(addr); err == nil {
 		a = a.Unmap()
 		ids = append(ids, m.byAddr[a])
+		// An IPv6 range that spans the mapped space (::/80, say) covers
+		// IPv4 clients too.
+		mapped := netip.AddrFrom16(a.As16())
 		for _, r := range m.ranges {
-			if r.p.Contains(a) {
+			if r.p.Contains(a) || (a.Is4() && r.p.Contains(mapped)) {
 				ids = append(ids, r.id)
 			}
 		}
@@ -564,10 +567,13 @@ func (m *Moderation) index(all map[string]Ban) {
 		case b.Username != "":
 			m.byName[foldName(b.Username)] = id
 		case b.IP != "":
-			if p, err := netip.ParsePrefix(b.IP); err == nil {
-				m.ranges = append(m.ranges, rangeBan{p: p.Masked(), id: id})
-			} else if a, err := netip.ParseAddr(b.IP); err == nil {
-				m.byAddr[a.Unmap()] = id
+			// Bans stored before addresses were normalised are read as now.
+			a, p, ok := parseBanIP(b.IP)
+			switch {
+			case ok && a.IsValid():
+				m.byAddr[a] = id
+			case ok:
+				m.ranges = append(m.ranges, rangeBan{p: p, id: id})
 			}
 		}
 	}
@@ -589,21 +595,42 @@ func (m *Moderation) act(a Action) {
 func foldName(s string) string { return FoldName(s) }
 
 func validBanIP(s string) bool {
-	if _, err := netip.ParseAddr(s); err == nil {
-		return true
+	_, _, ok := parseBanIP(s)
+	return ok
+}
+
+// parseBanIP reads a ban's address or CIDR range the way client addresses
+// are read: an IPv4-mapped address (::ffff:a.b.c.d) is its IPv4 address,
+// and an IPv4-mapped range (::ffff:a.b.c.d/104) its IPv4 range, since a
+// client's address is unmapped before it is matched; a range is masked. A
+// zone (fe80::1%eth0) is refused: no client address has one, so such a
+// ban would never hold.
+func parseBanIP(s string) (netip.Addr, netip.Prefix, bool) {
+	if a, err := netip.ParseAddr(s); err == nil {
+		if a.Zone() != "" {
+			return netip.Addr{}, netip.Prefix{}, false
+		}
+		return a.Unmap(), netip.Prefix{}, true
 	}
-	_, err := netip.ParsePrefix(s)
-	return err == nil
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return netip.Addr{}, netip.Prefix{}, false
+	}
+	if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
+		p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+	}
+	return netip.Addr{}, p.Masked(), true
 }
 
 func canonicalIP(s string) string {
-	if a, err := netip.ParseAddr(s); err == nil {
-		return a.Unmap().String()
+	a, p, ok := parseBanIP(s)
+	switch {
+	case !ok:
+		return s
+	case a.IsValid():
+		return a.String()
 	}
-	if p, err := netip.ParsePrefix(s); err == nil {
-		return p.Masked().String()
-	}
-	return s
+	return p.String()
 }
 
 func describeBan(b Ban) string {

@@ -189,6 +189,7 @@ func TestBansMatchExpireAndTravel(t *testing.T) {
 		{plain, "", "127.0.0.1", byUser.ID},
 		{&User{ID: "u-2", Name: "mallory"}, "", "127.0.0.1", byName.ID}, // a verified user's name counts
 		{nil, "MALLORY", "127.0.0.1", byName.ID},
+		{nil, mustClean(t, "Mallory\u2800"), "127.0.0.1", byName.ID}, // the name an anonymous client gives, cleaned
 		{nil, "alice", "203.0.113.99", byRange.ID},
 		{nil, "alice", "198.51.100.7", byAddr.ID},
 		{nil, "alice", "::ffff:198.51.100.7", byAddr.ID},
@@ -250,6 +251,15 @@ func TestBansMatchExpireAndTravel(t *testing.T) {
 	}
 }
 
+func mustClean(t *testing.T, name string) string {
+	t.Helper()
+	n, err := CleanName(name, DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
 func TestVerifiedSenderIsWhoItsTokenSays(t *testing.T) {
 	l, fo := &fakeLog{}, &fakeFanout{}
 	s := NewService(l, fo, ServiceOptions{})
@@ -294,4 +304,61 @@ func roundTrip(t *testing.T, v any) any {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// Address bans are normalised as client addresses are: an IPv4-mapped
+// range is an IPv4 range (a client's mapped address is unmapped before it
+// is matched), a range wider than the mapped space covers IPv4 clients
+// too, and a zoned address is refused (a client address has no zone).
+// Before: POST /api/bans {"ip": "::ffff:127.0.0.0/104"} answered 201 and
+// 127.0.0.1 still connected; "fe80::1%eth0" was taken.
+func TestAddressBansAreNormalised(t *testing.T) {
+	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	m, _, _, _, _ := newModeration(t, &now)
+	ctx := context.Background()
+	for _, bad := range []string{"fe80::1%eth0", "fe80::%eth0/64", "127.0.0.1/33"} {
+		var ce *Error
+		if b, err := m.Ban(ctx, mod, BanRequest{IP: bad}); !errors.As(err, &ce) || ce.Code != CodeInvalidPayload {
+			t.Fatalf("Ban(%q) = %+v, %v; want invalid_payload", bad, b, err)
+		}
+	}
+	for _, tt := range []struct {
+		ip, stored string
+		hit, miss  []string
+	}{
+		{"::ffff:127.0.0.0/104", "127.0.0.0/8", []string{"127.0.0.1", "::ffff:127.9.9.9"}, []string{"128.0.0.1", "::1"}},
+		{"::ffff:192.0.2.1/128", "192.0.2.1/32", []string{"192.0.2.1"}, []string{"192.0.2.2"}},
+		{"::/80", "::/80", []string{"198.51.100.9", "::ffff:198.51.100.9", "::1"}, []string{"2001:db8::1"}},
+		{"2001:DB8::/32", "2001:db8::/32", []string{"2001:db8::7"}, []string{"198.51.100.9"}},
+	} {
+		b, err := m.Ban(ctx, mod, BanRequest{IP: tt.ip})
+		if err != nil || b.IP != tt.stored {
+			t.Fatalf("Ban(%q) = %q, %v; want it stored as %q", tt.ip, b.IP, err, tt.stored)
+		}
+		for _, a := range tt.hit {
+			if got, ok := m.Match(nil, "", a); !ok || got.ID != b.ID {
+				t.Errorf("a ban on %s does not keep %s out", tt.ip, a)
+			}
+		}
+		for _, a := range tt.miss {
+			if got, ok := m.Match(nil, "", a); ok && got.ID == b.ID {
+				t.Errorf("a ban on %s keeps %s out", tt.ip, a)
+			}
+		}
+		if err := m.Lift(ctx, mod, b.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A mapped range stored before this fix holds once read again.
+	_ = m.o.Bans.SaveBan(ctx, Ban{ID: "old", IP: "::ffff:10.0.0.0/104", CreatedAt: now})
+	if err := m.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := m.Match(nil, "", "10.1.2.3"); !ok {
+		t.Fatal("a stored mapped range does not match")
+	}
+	// Nor does another node take a zoned address in.
+	if _, added := m.Apply(ctx, Event{Name: EventBanAdded, Data: Ban{ID: "z", IP: "fe80::1%eth0", CreatedAt: now}.Wire()}, true); added {
+		t.Fatal("a zoned address ban was taken in from another node")
+	}
 }

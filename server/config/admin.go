@@ -1,10 +1,17 @@
 package config
 
 import (
+	"fmt"
 	"strings"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 )
+
+// MinAdminUIBcryptCost is the least bcrypt cost ADMIN_UI_PASSWORD_HASH may
+// have: the usual floor (htpasswd -B and bcryptjs default to it). A cheaper
+// hash, if it leaks, falls to an offline guesser sooner.
+const MinAdminUIBcryptCost = 10
 
 // AdminUI configures the server side of the Socket.IO Admin UI
 // (@socket.io/admin-ui): its /admin namespace.
@@ -20,6 +27,9 @@ type AdminUI struct {
 	// SocketsLimit is the most sockets of one node the UI lists
 	// (ADMIN_UI_SOCKETS_LIMIT).
 	SocketsLimit int
+	// SignInBackoffMax is the longest one client address waits between
+	// sign-in attempts after failures (ADMIN_UI_SIGNIN_BACKOFF_MAX).
+	SignInBackoffMax time.Duration
 }
 
 // adminUIMode reads ADMIN_UI: off, on (with both credentials) or noauth.
@@ -49,15 +59,22 @@ func checkAdminUI(p *parser, c *Config) {
 	}
 }
 
-// checkAdminUIHash checks that ADMIN_UI_PASSWORD_HASH is a bcrypt hash.
+// checkAdminUIHash checks that ADMIN_UI_PASSWORD_HASH is a bcrypt hash of
+// cost MinAdminUIBcryptCost or more.
 func checkAdminUIHash(p *parser, c *Config) {
 	h := c.AdminUI.PasswordHash
 	if h == "" {
 		return
 	}
-	if _, err := bcrypt.Cost([]byte(h)); err != nil {
-		// The hash is not a secret, but keep it out of the message anyway.
-		p.fail("ADMIN_UI_PASSWORD_HASH", strings.Repeat("*", min(len(h), 8)),
+	// The hash is not a secret, but keep it out of the message anyway.
+	shown := strings.Repeat("*", min(len(h), 8))
+	cost, err := bcrypt.Cost([]byte(h))
+	switch {
+	case err != nil:
+		p.fail("ADMIN_UI_PASSWORD_HASH", shown,
 			"a bcrypt hash ($2a$, $2b$ or $2y$, e.g. from `htpasswd -nbBC 10 '' PASSWORD`); in a .env file, quote it with single quotes")
+	case cost < MinAdminUIBcryptCost:
+		p.fail("ADMIN_UI_PASSWORD_HASH", shown,
+			fmt.Sprintf("a bcrypt hash of cost %d or more (this one has %d: `htpasswd -nbBC %d '' PASSWORD`)", MinAdminUIBcryptCost, cost, MinAdminUIBcryptCost))
 	}
 }

@@ -112,10 +112,21 @@ type Config struct {
 	AuthAudience  string        // AUTH_AUDIENCE
 	AuthMode      string        // AUTH_MODE: off, optional, required
 	AuthClockSkew time.Duration // AUTH_CLOCK_SKEW
-	AuthGuest     bool          // AUTH_GUEST
-	AuthGuestTTL  time.Duration // AUTH_GUEST_TTL
-	AdminToken    string        // ADMIN_TOKEN (at least 32 bytes)
-	BanRefresh    time.Duration // BAN_REFRESH_INTERVAL
+	// AuthMaxKeysPerToken is the most JWKS keys one token is tried against
+	// (AUTH_MAX_KEYS_PER_TOKEN).
+	AuthMaxKeysPerToken int
+	AuthGuest           bool          // AUTH_GUEST
+	AuthGuestTTL        time.Duration // AUTH_GUEST_TTL
+	// AuthGuestMaxLifetime bounds a guest session's renewals
+	// (AUTH_GUEST_MAX_LIFETIME); AuthGuestSignInsPerMin and
+	// AuthGuestNamesPerIP bound the sign-ins a minute and the names held of
+	// one client address (AUTH_GUEST_SIGNINS_PER_MIN,
+	// AUTH_GUEST_NAMES_PER_IP; 0: no limit).
+	AuthGuestMaxLifetime   time.Duration
+	AuthGuestSignInsPerMin int
+	AuthGuestNamesPerIP    int
+	AdminToken             string        // ADMIN_TOKEN (at least 32 bytes)
+	BanRefresh             time.Duration // BAN_REFRESH_INTERVAL
 	// MetricsAddr serves /metrics and the profiler apart from the public
 	// port (METRICS_ADDR); "" serves /metrics on the public port.
 	MetricsAddr string

@@ -24,7 +24,8 @@ func TestDefaults(t *testing.T) {
 		c.ShutdownTimeout != 15*time.Second || len(c.CORSOrigins) != 1 || c.CORSOrigins[0] != "*" || !c.Migrate ||
 		c.MigrateLockTimeout != 10*time.Second || c.ConnectTimeout != 45*time.Second || c.HTTPIdleTimeout != 60*time.Second ||
 		c.HTTPBodyTimeout != 10*time.Second || c.HTTPMaxConnsPerIP != 2*256+64 ||
-		c.PresenceListLimit != 1000 || c.TypingRatePerSec != 5 || c.TypingTimeout != 5*time.Second {
+		c.PresenceListLimit != 1000 || c.TypingRatePerSec != 5 || c.TypingTimeout != 5*time.Second ||
+		c.AuthMaxKeysPerToken != 4 || c.AuthGuestMaxLifetime != 24*time.Hour || c.AuthGuestSignInsPerMin != 20 || c.AuthGuestNamesPerIP != 20 {
 		t.Fatalf("defaults: %+v", c)
 	}
 }
@@ -179,6 +180,10 @@ func TestAuthSettings(t *testing.T) {
 		{map[string]string{"ADMIN_TOKEN": "short"}, "", "ADMIN_TOKEN"},
 		{map[string]string{"METRICS_ADDR": "9090"}, "", "METRICS_ADDR"},
 		{map[string]string{"AUTH_CLOCK_SKEW": "1h", "AUTH_JWT_SECRET": secret}, "", "AUTH_CLOCK_SKEW"},
+		{map[string]string{"AUTH_MAX_KEYS_PER_TOKEN": "0", "AUTH_JWT_SECRET": secret}, "", "AUTH_MAX_KEYS_PER_TOKEN"},
+		{map[string]string{"AUTH_GUEST_TTL": "2h", "AUTH_GUEST_MAX_LIFETIME": "1h", "AUTH_JWT_SECRET": secret}, "", "AUTH_GUEST_MAX_LIFETIME"},
+		{map[string]string{"AUTH_GUEST_NAMES_PER_IP": "-1", "AUTH_JWT_SECRET": secret}, "", "AUTH_GUEST_NAMES_PER_IP"},
+		{map[string]string{"AUTH_GUEST_SIGNINS_PER_MIN": "many", "AUTH_JWT_SECRET": secret}, "", "AUTH_GUEST_SIGNINS_PER_MIN"},
 	} {
 		c, err := FromLookup(func(k string) (string, bool) { v, ok := tt.env[k]; return v, ok })
 		if tt.wantErr != "" {

@@ -122,6 +122,14 @@ func duration(def, least time.Duration, field func(*Config) *time.Duration) read
 	}}
 }
 
+// durationFrom is a duration of at least least whose default is computed
+// from the settings read before it; formula says how, for the reference.
+func durationFrom(formula string, def func(*Config) time.Duration, least time.Duration, field func(*Config) *time.Duration) reader {
+	return reader{def: formula, accepts: "duration ≥ " + formatDuration(least), read: func(p *parser, name string, c *Config) {
+		*field(c) = p.duration(name, def(c), least)
+	}}
+}
+
 // formatDuration writes d as a setting would be given: 2m rather than
 // Go's 2m0s.
 func formatDuration(d time.Duration) string {

@@ -116,6 +116,9 @@ var definitions = []definition{
 		then(checkAdminUIHash),
 	def(sectionAdmin, "ADMIN_UI_SOCKETS_LIMIT", intIn(10_000, 1, 1_000_000, func(c *Config) *int { return &c.AdminUI.SocketsLimit }),
 		"most sockets of one namespace of one node the Admin UI lists", "-"),
+	def(sectionAdmin, "ADMIN_UI_SIGNIN_BACKOFF_MAX", duration(5*time.Minute, time.Second, func(c *Config) *time.Duration { return &c.AdminUI.SignInBackoffMax }),
+		"longest wait between Admin UI sign-in attempts from one client address: from its third failure in a row, "+
+			"1 s doubling up to it (per node; an IPv6 address counts as its /64)", "-"),
 
 	def(sectionStore, "DATA_DIR", str("./data", func(c *Config) *string { return &c.DataDir }),
 		"where the embedded store keeps `chat.db` (SQLite)", "-"),
@@ -244,6 +247,21 @@ var definitions = []definition{
 				p.fail("AUTH_GUEST_TTL", c.AuthGuestTTL.String(), "at most 168h")
 			}
 		}),
+	def(sectionIdentity, "AUTH_GUEST_MAX_LIFETIME", durationFrom("`24h`, or `AUTH_GUEST_TTL` when longer",
+		func(c *Config) time.Duration { return max(24*time.Hour, c.AuthGuestTTL) }, time.Minute,
+		func(c *Config) *time.Duration { return &c.AuthGuestMaxLifetime }),
+		"how long a guest session may be renewed (the same user id); then the guest signs in afresh; at least `AUTH_GUEST_TTL`", "-").
+		then(func(p *parser, c *Config) {
+			if c.AuthGuestMaxLifetime < c.AuthGuestTTL {
+				p.fail("AUTH_GUEST_MAX_LIFETIME", c.AuthGuestMaxLifetime.String(), fmt.Sprintf("at least AUTH_GUEST_TTL (%v)", c.AuthGuestTTL))
+			}
+		}),
+	def(sectionIdentity, "AUTH_GUEST_SIGNINS_PER_MIN", intIn(20, 0, 1_000_000, func(c *Config) *int { return &c.AuthGuestSignInsPerMin }),
+		"guest sign-ins (renewals included) from one client address a minute, on one node; `0` no limit", "-"),
+	def(sectionIdentity, "AUTH_GUEST_NAMES_PER_IP", intIn(20, 0, 1_000_000, func(c *Config) *int { return &c.AuthGuestNamesPerIP }),
+		"guest names one client address holds at once, cluster-wide; `0` no limit", "-"),
+	def(sectionIdentity, "AUTH_MAX_KEYS_PER_TOKEN", intIn(4, 1, 64, func(c *Config) *int { return &c.AuthMaxKeysPerToken }),
+		"most JWKS keys one token is tried against (those of its `kid`, or of its algorithm without one)", "-"),
 	def(sectionIdentity, "ADMIN_TOKEN", str("", func(c *Config) *string { return &c.AdminToken }),
 		"bearer token of the API's administrator (at least 32 bytes): may delete and ban", "-").
 		then(func(p *parser, c *Config) {

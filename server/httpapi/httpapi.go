@@ -57,6 +57,8 @@ type Options struct {
 type API struct {
 	o     Options
 	state atomic.Value // "starting", "ready", "draining"
+	// signIns limits guest sign-ins per client address.
+	signIns *chat.AddrLimiter
 }
 
 // New returns the API.
@@ -90,7 +92,16 @@ func New(o Options) *API {
 	if o.Trust.Logger == nil {
 		o.Trust.Logger = slog.Default()
 	}
+	if o.Trust.GuestMaxLifetime <= 0 {
+		o.Trust.GuestMaxLifetime = 24 * time.Hour
+	}
+	if o.Trust.Now == nil {
+		o.Trust.Now = time.Now
+	}
 	a := &API{o: o}
+	if n := o.Trust.GuestSignInsPerMinute; n > 0 {
+		a.signIns = chat.NewAddrLimiter(float64(n)/60, n, maxLimitedAddrs)
+	}
 	a.state.Store("starting")
 	return a
 }

@@ -5,9 +5,12 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -27,9 +30,11 @@ import (
 // accepts whose roles name moderator or admin: 401 without a valid bearer,
 // 403 for one who is not a moderator.
 
-// Guests signs the tokens of the guest sign-in (jwtauth.Verifier).
+// Guests signs the tokens of the guest sign-in (jwtauth.Verifier): for
+// name, as id ("" for a new guest), for a session that began at since
+// (zero: now), until until; exp is until as the token says it.
 type Guests interface {
-	SignGuest(name, id string, ttl time.Duration, now time.Time) (token, sub string, exp time.Time, err error)
+	SignGuest(name, id string, since, until, now time.Time) (token, sub string, exp time.Time, err error)
 }
 
 // TrustOptions configure the endpoints of identity and moderation; a nil
@@ -48,6 +53,18 @@ type TrustOptions struct {
 	Guests   Guests
 	Names    chat.NameClaims
 	GuestTTL time.Duration
+	// GuestMaxLifetime is how long after its first sign-in a guest session
+	// (its user id and its hold on its name) may be renewed; then the guest
+	// signs in afresh (AUTH_GUEST_MAX_LIFETIME, default 24 h).
+	GuestMaxLifetime time.Duration
+	// GuestSignInsPerMinute and GuestNamesPerAddress bound, per client
+	// address (chat.ClientKey), the sign-ins a minute (renewals count) and
+	// the guest names held at once (AUTH_GUEST_SIGNINS_PER_MIN,
+	// AUTH_GUEST_NAMES_PER_IP; 0: no limit).
+	GuestSignInsPerMinute int
+	GuestNamesPerAddress  int
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
 	// Limits check a guest's name as a username.
 	Limits chat.Limits
 	Logger *slog.Logger
@@ -61,18 +78,41 @@ func (a *API) registerTrust(mux *http.ServeMux) {
 	mux.Handle("GET /api/config", SecureHeaders(http.HandlerFunc(a.config)))
 	mux.Handle("OPTIONS /api/config", SecureHeaders(http.HandlerFunc(a.config)))
 	if t.Guests != nil {
-		mux.Handle("POST /api/session", SecureHeaders(http.HandlerFunc(a.session)))
+		mux.Handle("POST /api/session", a.changes(a.session))
 		mux.Handle("OPTIONS /api/session", SecureHeaders(http.HandlerFunc(a.session)))
 	}
 	if t.Moderation != nil {
-		mux.Handle("DELETE /api/messages/{id}", SecureHeaders(http.HandlerFunc(a.deleteMessage)))
+		mux.Handle("DELETE /api/messages/{id}", a.changes(a.deleteMessage))
 		mux.Handle("OPTIONS /api/messages/{id}", SecureHeaders(http.HandlerFunc(a.deleteMessage)))
-		mux.Handle("POST /api/bans", SecureHeaders(http.HandlerFunc(a.addBan)))
+		mux.Handle("POST /api/bans", a.changes(a.addBan))
 		mux.Handle("GET /api/bans", SecureHeaders(http.HandlerFunc(a.listBans)))
 		mux.Handle("OPTIONS /api/bans", SecureHeaders(http.HandlerFunc(a.listBans)))
-		mux.Handle("DELETE /api/bans/{id}", SecureHeaders(http.HandlerFunc(a.liftBan)))
+		mux.Handle("DELETE /api/bans/{id}", a.changes(a.liftBan))
 		mux.Handle("OPTIONS /api/bans/{id}", SecureHeaders(http.HandlerFunc(a.liftBan)))
 	}
+}
+
+// changes serves an endpoint that changes state, for callers that are no
+// other site's page: a browser's request from an Origin CORS_ORIGINS does
+// not allow is refused (403; a request without Origin is no browser's
+// cross-site request), and a body must be application/json (415), which a
+// page elsewhere cannot send without a preflight that CORS_ORIGINS
+// answers. A simple cross-site POST (text/plain, a form) is thus never
+// processed: it would carry the visitor's address to a guest sign-in.
+func (a *API) changes(next http.HandlerFunc) http.Handler {
+	return SecureHeaders(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if o := r.Header.Get("Origin"); o != "" && !a.o.AllowOrigin(o) {
+			fail(w, http.StatusForbidden, chat.CodeForbidden, "requests from this page's origin are not allowed (CORS_ORIGINS)")
+			return
+		}
+		if r.Method == http.MethodPost || r.ContentLength > 0 {
+			if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+				fail(w, http.StatusUnsupportedMediaType, chat.CodeInvalidPayload, "send the body as Content-Type: application/json")
+				return
+			}
+		}
+		next(w, r)
+	}))
 }
 
 // corsMethods lets the allowed browser origins call the endpoint with
@@ -195,6 +235,9 @@ func (a *API) deleteMessage(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// maxLimitedAddrs bounds the addresses the sign-in limit remembers.
+const maxLimitedAddrs = 100_000
+
 // maxBody bounds the JSON bodies of these endpoints.
 const maxBody = 4 << 10
 
@@ -293,6 +336,15 @@ func (a *API) session(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	t := a.o.Trust
+	now := t.Now()
+	addr := a.o.ClientAddr(r)
+	if ok, wait := a.signIns.Take(addr, now); !ok {
+		secs := int64((wait + time.Second - 1) / time.Second)
+		w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
+		fail(w, http.StatusTooManyRequests, chat.CodeRateLimited,
+			fmt.Sprintf("too many sign-ins from your address (AUTH_GUEST_SIGNINS_PER_MIN); retry in %d s", secs))
+		return
+	}
 	var req struct {
 		Username string `json:"username"`
 	}
@@ -310,7 +362,7 @@ func (a *API) session(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if t.Moderation != nil {
-		if b, banned := t.Moderation.Match(nil, name, a.o.ClientAddr(r)); banned {
+		if b, banned := t.Moderation.Match(nil, name, addr); banned {
 			msg := "this name or address is banned"
 			if !b.Until.IsZero() {
 				msg += " until " + b.Until.UTC().Format(chat.TimeLayout)
@@ -319,27 +371,40 @@ func (a *API) session(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	// A renewal: the current guest token of the same name keeps its id.
-	id := ""
+	// A renewal: the current guest token of the same name keeps its id and
+	// when its session began, until GuestMaxLifetime after that; then the
+	// guest starts afresh (its name is free by then: its last token ended
+	// at the ceiling).
+	id, since := "", now
 	if tok := bearerToken(r); tok != "" && t.Verifier != nil {
-		if u, err := t.Verifier.Verify(r.Context(), tok); err == nil && u.Guest && chat.FoldName(u.Name) == chat.FoldName(name) {
+		if u, err := t.Verifier.Verify(r.Context(), tok); err == nil && u.Guest && chat.FoldName(u.Name) == chat.FoldName(name) &&
+			(u.GuestSince.IsZero() || now.Before(u.GuestSince.Add(t.GuestMaxLifetime))) {
 			id = u.ID
+			if !u.GuestSince.IsZero() {
+				since = u.GuestSince
+			}
 		}
 	}
-	now := time.Now()
-	token, sub, exp, err := t.Guests.SignGuest(name, id, t.GuestTTL, now)
+	until := now.Add(t.GuestTTL)
+	if ceiling := since.Add(t.GuestMaxLifetime); ceiling.Before(until) {
+		until = ceiling
+	}
+	token, sub, exp, err := t.Guests.SignGuest(name, id, since, until, now)
 	if err != nil {
 		fail(w, http.StatusInternalServerError, chat.CodeInternal, "the server could not sign a token")
 		return
 	}
-	ok, err := t.Names.Claim(r.Context(), name, sub, exp)
-	if err != nil {
+	err = t.Names.Claim(r.Context(), chat.NameClaim{Name: name, Holder: sub, Until: exp, Addr: chat.ClientKey(addr), PerAddr: t.GuestNamesPerAddress})
+	switch {
+	case errors.Is(err, chat.ErrNameTaken):
+		fail(w, http.StatusConflict, chat.CodeNameTaken, chat.ErrNameTaken.Reason)
+		return
+	case errors.Is(err, chat.ErrNamesPerAddress):
+		fail(w, http.StatusTooManyRequests, chat.CodeTooManyNames, chat.ErrNamesPerAddress.Reason+" (AUTH_GUEST_NAMES_PER_IP)")
+		return
+	case err != nil:
 		t.Logger.Warn("guest names unavailable", "err", err)
 		fail(w, http.StatusServiceUnavailable, chat.CodeUnavailable, "sign-in is unavailable right now; try again shortly")
-		return
-	}
-	if !ok {
-		fail(w, http.StatusConflict, "name_taken", "another guest uses this name now; choose another")
 		return
 	}
 	if a.o.Rooms.Service != nil {

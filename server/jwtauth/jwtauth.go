@@ -13,9 +13,14 @@
 // 30 s by default) and no more.
 //
 // The JWKS document is fetched when first needed, then again every
-// JWKSRefresh (5 minutes), and at most every JWKSMinRefresh (10 s) when a
-// token names a key id it does not know (a key rotation); a failed fetch
-// keeps the keys it had. The fetch is bounded (5 s, 1 MB).
+// JWKSRefresh (5 minutes), in the background while the keys known still
+// serve, and at most every JWKSMinRefresh (10 s) when a token names a key
+// id it does not know (a key rotation). Callers that need a fetch share
+// the one under way and wait for it no longer than their context; a failed
+// fetch keeps the keys it had and backs off (1 s, doubling up to
+// JWKSMinRefresh); a token whose key cannot be had is a fault of the
+// verifier (unavailable), not of the token. The fetch is bounded (5 s,
+// 1 MB).
 package jwtauth
 
 import (
@@ -28,6 +33,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
@@ -51,6 +58,11 @@ type Options struct {
 	ClockSkew time.Duration
 	// Limits cut the token's name to the username limit.
 	Limits chat.Limits
+	// MaxKeysPerToken is the most keys one token is tried against
+	// (AUTH_MAX_KEYS_PER_TOKEN, default 4): those of its kid and algorithm,
+	// or of its algorithm when it names no kid, first in the document's
+	// order.
+	MaxKeysPerToken int
 	// JWKSRefresh and JWKSMinRefresh: see the package documentation.
 	JWKSRefresh, JWKSMinRefresh time.Duration
 	// HTTPClient fetches the JWKS document (a client with a 5 s timeout
@@ -61,6 +73,10 @@ type Options struct {
 
 // DefaultClockSkew is how far a token's exp, nbf and iat may be off.
 const DefaultClockSkew = 30 * time.Second
+
+// DefaultMaxKeysPerToken is the most keys one token is tried against: a
+// key set has one key per kid and algorithm, or a few during a rotation.
+const DefaultMaxKeysPerToken = 4
 
 // MaxTokenLength bounds what is parsed at all: a token is a few hundred
 // bytes; a longer string is refused before any decoding.
@@ -86,6 +102,9 @@ func New(o Options) (*Verifier, error) {
 	}
 	if o.Limits == (chat.Limits{}) {
 		o.Limits = chat.DefaultLimits()
+	}
+	if o.MaxKeysPerToken <= 0 {
+		o.MaxKeysPerToken = DefaultMaxKeysPerToken
 	}
 	if o.JWKSRefresh <= 0 {
 		o.JWKSRefresh = 5 * time.Minute
@@ -129,9 +148,41 @@ type Claims struct {
 	Name              string `json:"name,omitempty"`
 	PreferredUsername string `json:"preferred_username,omitempty"`
 	Roles             Roles  `json:"roles,omitempty"`
-	// Guest marks a token of the server's own guest sign-in.
-	Guest bool `json:"guest,omitempty"`
+	// Guest marks a token of the server's own guest sign-in, and
+	// GuestSince when its session began (renewals keep it).
+	Guest      bool             `json:"guest,omitempty"`
+	GuestSince *jwt.NumericDate `json:"guest_since,omitempty"`
 }
+
+// UnmarshalJSON reads the claims, refusing times that are not JSON
+// numbers: the library takes "exp": "1700000000" as a NumericDate, and
+// RFC 7519 wants a number.
+func (c *Claims) UnmarshalJSON(b []byte) error {
+	var times struct {
+		Exp json.RawMessage `json:"exp"`
+		Nbf json.RawMessage `json:"nbf"`
+		Iat json.RawMessage `json:"iat"`
+	}
+	if err := json.Unmarshal(b, &times); err != nil {
+		return err
+	}
+	for _, t := range []struct {
+		name string
+		raw  json.RawMessage
+	}{{"exp", times.Exp}, {"nbf", times.Nbf}, {"iat", times.Iat}} {
+		if len(t.raw) > 0 && string(t.raw) != "null" && t.raw[0] != '-' && (t.raw[0] < '0' || t.raw[0] > '9') {
+			return refusal("the token's " + t.name + " is not a number of seconds (NumericDate)")
+		}
+	}
+	type plain Claims
+	return json.Unmarshal(b, (*plain)(c))
+}
+
+// refusal is a token refused for a reason of this package's own, told to
+// the client as it is.
+type refusal string
+
+func (r refusal) Error() string { return string(r) }
 
 // Roles is the roles claim: an array of strings, or one string (some
 // issuers write a single role so).
@@ -167,17 +218,30 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*chat.User, error)
 		return nil, fmt.Errorf("%w: the token is longer than %d bytes", chat.ErrUnauthorized, MaxTokenLength)
 	}
 	var claims Claims
-	_, err := v.parser.ParseWithClaims(token, &claims, func(t *jwt.Token) (any, error) { return v.key(ctx, t) })
+	tok, err := v.parser.ParseWithClaims(token, &claims, func(t *jwt.Token) (any, error) { return v.key(ctx, t) })
 	if err != nil {
 		var fault *keyFault
 		if errors.As(err, &fault) {
 			return nil, fault.err
+		}
+		var r refusal
+		if errors.As(err, &r) {
+			return nil, fmt.Errorf("%w: %s", chat.ErrUnauthorized, r)
+		}
+		if errors.Is(err, jwt.ErrTokenRequiredClaimMissing) {
+			return nil, fmt.Errorf("%w: %s", chat.ErrUnauthorized, v.missing(&claims))
 		}
 		return nil, fmt.Errorf("%w: %s", chat.ErrUnauthorized, reason(err))
 	}
 	sub := claims.Subject
 	if sub == "" || len(sub) > maxSubject {
 		return nil, fmt.Errorf("%w: the token has no subject (sub), or one longer than %d bytes", chat.ErrUnauthorized, maxSubject)
+	}
+	if !utf8.ValidString(sub) || strings.ContainsFunc(sub, unicode.IsControl) {
+		return nil, fmt.Errorf("%w: the token's subject (sub) has control characters or is not UTF-8", chat.ErrUnauthorized)
+	}
+	if err := guestSpace(tok, &claims); err != nil {
+		return nil, fmt.Errorf("%w: %s", chat.ErrUnauthorized, err)
 	}
 	name := ""
 	for _, n := range []string{claims.Name, claims.PreferredUsername, sub} {
@@ -186,6 +250,15 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*chat.User, error)
 		}
 	}
 	u := &chat.User{ID: sub, Name: name, Guest: claims.Guest}
+	if claims.Guest {
+		// A token signed before guest_since was: its session is as old as
+		// its token.
+		if claims.GuestSince != nil {
+			u.GuestSince = claims.GuestSince.UTC()
+		} else if claims.IssuedAt != nil {
+			u.GuestSince = claims.IssuedAt.UTC()
+		}
+	}
 	if claims.ExpiresAt != nil {
 		u.ExpiresAt = claims.ExpiresAt.UTC()
 	}
@@ -199,6 +272,25 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*chat.User, error)
 	return u, nil
 }
 
+// guestPrefix starts the subject of every guest token (SignGuest).
+const guestPrefix = "guest:"
+
+// guestSpace keeps the guests' id space to the guest sign-in: guest: true
+// only in a token signed with the secret (the one that signs guests), and
+// a subject "guest:..." only with it, so that no token of the identity
+// provider (nor one of another bearer of the secret) names a guest's user
+// id, or renews a guest's name.
+func guestSpace(t *jwt.Token, c *Claims) error {
+	isGuestID := strings.HasPrefix(c.Subject, guestPrefix)
+	switch {
+	case c.Guest && t.Method.Alg() != jwt.SigningMethodHS256.Alg():
+		return refusal("guest tokens are this server's own (HS256); a token from AUTH_JWKS_URL may not claim guest")
+	case c.Guest != isGuestID:
+		return refusal("the subjects guest:... are this server's guests' and only theirs")
+	}
+	return nil
+}
+
 // keyFault is a key look-up that failed for the verifier's own reason (the
 // JWKS document cannot be fetched), not the token's.
 type keyFault struct{ err error }
@@ -208,6 +300,11 @@ func (k *keyFault) Error() string { return k.err.Error() }
 // key returns the key that may verify t: the secret for HS256, else the
 // JWKS keys of t's algorithm (and key id).
 func (v *Verifier) key(ctx context.Context, t *jwt.Token) (any, error) {
+	if _, ok := t.Header["crit"]; ok {
+		// RFC 7515 4.1.11: extensions the recipient must understand, and
+		// this one understands none.
+		return nil, refusal("the token has critical header parameters (crit) this server does not understand")
+	}
 	alg := t.Method.Alg()
 	if alg == jwt.SigningMethodHS256.Alg() {
 		if len(v.o.Secret) == 0 {
@@ -241,8 +338,6 @@ func reason(err error) string {
 		return "the token has expired"
 	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
 		return "the token is not valid yet"
-	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
-		return "the token has no expiry (exp)"
 	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
 		return "the token is from another issuer"
 	case errors.Is(err, jwt.ErrTokenInvalidAudience):
@@ -257,21 +352,45 @@ func reason(err error) string {
 	return "the token is not valid"
 }
 
+// missing names the claims a token must have and c lacks: exp always,
+// iss and aud when AUTH_ISSUER and AUTH_AUDIENCE are set. The library
+// reports each as ErrTokenRequiredClaimMissing, without saying which.
+func (v *Verifier) missing(c *Claims) string {
+	var lack []string
+	if c.ExpiresAt == nil {
+		lack = append(lack, "no expiry (exp)")
+	}
+	if v.o.Issuer != "" && c.Issuer == "" {
+		lack = append(lack, "no issuer (iss)")
+	}
+	if v.o.Audience != "" && len(c.Audience) == 0 {
+		lack = append(lack, "no audience (aud)")
+	}
+	if len(lack) == 0 {
+		return "the token lacks a required claim"
+	}
+	return "the token has " + strings.Join(lack, ", ")
+}
+
 // CanSign reports whether the verifier has a secret to sign guest tokens
 // with.
 func (v *Verifier) CanSign() bool { return len(v.o.Secret) > 0 }
 
 // SignGuest signs a guest token for name (HS256, with the secret): sub
 // "guest:<id>" (id a new random one when "", else kept: a renewal), the
-// name, iss and aud when set, iat now and exp now + ttl.
-func (v *Verifier) SignGuest(name, id string, ttl time.Duration, now time.Time) (token, sub string, exp time.Time, err error) {
+// name, guest_since since (now when zero: a new session), iss and aud when
+// set, iat now and exp until (to the second).
+func (v *Verifier) SignGuest(name, id string, since, until, now time.Time) (token, sub string, exp time.Time, err error) {
 	if !v.CanSign() {
 		return "", "", time.Time{}, errors.New("jwtauth: no secret to sign with")
 	}
 	if id == "" {
-		id = "guest:" + uuid.NewString()
+		id = guestPrefix + uuid.NewString()
 	}
-	exp = now.Add(ttl).Truncate(time.Second)
+	if since.IsZero() {
+		since = now
+	}
+	exp = until.Truncate(time.Second)
 	c := Claims{
 		RegisteredClaims: jwt.RegisteredClaims{
 			Subject:   id,
@@ -279,8 +398,9 @@ func (v *Verifier) SignGuest(name, id string, ttl time.Duration, now time.Time) 
 			ExpiresAt: jwt.NewNumericDate(exp),
 			ID:        randomID(),
 		},
-		Name:  name,
-		Guest: true,
+		Name:       name,
+		Guest:      true,
+		GuestSince: jwt.NewNumericDate(since),
 	}
 	if v.o.Issuer != "" {
 		c.Issuer = v.o.Issuer

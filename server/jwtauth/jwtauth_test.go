@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -84,9 +85,19 @@ func claims(sub string, exp time.Time) jwt.MapClaims {
 
 func sign(t testing.TB, m jwt.SigningMethod, kid string, c jwt.MapClaims, key any) string {
 	t.Helper()
-	tok := jwt.NewWithClaims(m, c)
+	header := map[string]any{}
 	if kid != "" {
-		tok.Header["kid"] = kid
+		header["kid"] = kid
+	}
+	return signWith(t, m, header, c, key)
+}
+
+// signWith signs c with these header parameters added.
+func signWith(t testing.TB, m jwt.SigningMethod, header map[string]any, c jwt.MapClaims, key any) string {
+	t.Helper()
+	tok := jwt.NewWithClaims(m, c)
+	for k, v := range header {
+		tok.Header[k] = v
 	}
 	s, err := tok.SignedString(key)
 	if err != nil {
@@ -160,10 +171,25 @@ func TestVerify(t *testing.T) {
 		{"expired", sign(t, jwt.SigningMethodHS256, "", with("exp", time.Now().Add(-time.Minute).Unix()), k.secret), "expired"},
 		{"not yet valid", sign(t, jwt.SigningMethodHS256, "", with("nbf", time.Now().Add(time.Minute).Unix()), k.secret), "not valid yet"},
 		{"no exp", sign(t, jwt.SigningMethodHS256, "", with("exp", nil), k.secret), "no expiry"},
+		// With AUTH_ISSUER and AUTH_AUDIENCE set, the reason names the claim
+		// that is missing (it said "no expiry" for both).
+		{"no iss", sign(t, jwt.SigningMethodHS256, "", with("iss", nil), k.secret), "no issuer (iss)"},
+		{"no aud", sign(t, jwt.SigningMethodHS256, "", with("aud", nil), k.secret), "no audience (aud)"},
+		{"no iss, no aud", sign(t, jwt.SigningMethodHS256, "", with("iss", nil, "aud", nil), k.secret), "no issuer (iss), no audience (aud)"},
+		{"no exp, no aud", sign(t, jwt.SigningMethodHS256, "", with("exp", nil, "aud", nil), k.secret), "no expiry (exp), no audience (aud)"},
 		{"no sub", sign(t, jwt.SigningMethodHS256, "", with("sub", nil), k.secret), "subject"},
 		{"another issuer", sign(t, jwt.SigningMethodHS256, "", with("iss", "https://evil.example"), k.secret), "issuer"},
 		{"another audience", sign(t, jwt.SigningMethodHS256, "", with("aud", "else"), k.secret), "audience"},
 		{"the wrong secret", sign(t, jwt.SigningMethodHS256, "", base(), []byte(strings.Repeat("x", 32))), "signature"},
+		// Hardening (issue 29): each was accepted before.
+		{"a crit header", signWith(t, jwt.SigningMethodHS256, map[string]any{"crit": []string{"exp"}}, base(), k.secret), "crit"},
+		{"exp as a string", sign(t, jwt.SigningMethodHS256, "", with("exp", fmt.Sprint(soon.Unix())), k.secret), "exp is not a number"},
+		{"nbf as a string", sign(t, jwt.SigningMethodHS256, "", with("nbf", "0"), k.secret), "nbf is not a number"},
+		{"a control character in sub", sign(t, jwt.SigningMethodHS256, "", with("sub", "auth0|42\nadmin"), k.secret), "control characters"},
+		{"a JWKS token claiming guest", sign(t, jwt.SigningMethodRS256, "rsa-1", with("guest", true), k.rsa), "guest"},
+		{"a JWKS token in the guests' id space", sign(t, jwt.SigningMethodEdDSA, "ed-1", with("sub", "guest:0191d2c4"), k.ed), "guest"},
+		{"a secret's token in the guests' id space", sign(t, jwt.SigningMethodHS256, "", with("sub", "guest:0191d2c4"), k.secret), "guest"},
+		{"a guest token outside the guests' id space", sign(t, jwt.SigningMethodHS256, "", with("guest", true), k.secret), "guest"},
 		{"garbage", "not.a.jwt", "not a JWT"},
 		{"empty", "", "no token"},
 		{"too long", strings.Repeat("a", MaxTokenLength+1), "longer"},
@@ -178,6 +204,43 @@ func TestVerify(t *testing.T) {
 				t.Fatalf("reason %q, want one saying %q", err, tt.reason)
 			}
 		})
+	}
+}
+
+// A token is tried against MaxKeysPerToken keys at most: a key set with
+// many keys under one kid (or of one algorithm, for a token without a kid)
+// cannot make a forged token cost a check per key. Before: ~700 RSA keys
+// under one kid cost ~93 ms of CPU per forged CONNECT.
+func TestKeysTriedPerTokenAreBounded(t *testing.T) {
+	k := newKeys(t)
+	other, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsaKey := func(pub *rsa.PublicKey) map[string]any {
+		return map[string]any{"kty": "RSA", "kid": "many", "n": enc(pub.N.Bytes()), "e": enc(big.NewInt(int64(pub.E)).Bytes())}
+	}
+	var keys []map[string]any
+	for range 50 {
+		keys = append(keys, rsaKey(&other.PublicKey))
+	}
+	keys = append(keys, rsaKey(&k.rsa.PublicKey))
+	doc, _ := json.Marshal(map[string]any{"keys": keys})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write(doc) }))
+	defer srv.Close()
+	v, err := New(Options{JWKSURL: srv.URL, MaxKeysPerToken: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kid := range []string{"many", ""} {
+		tok := sign(t, jwt.SigningMethodRS256, kid, claims("a", time.Now().Add(time.Hour)), k.rsa)
+		if _, err := v.Verify(context.Background(), tok); !errors.Is(err, chat.ErrUnauthorized) {
+			t.Fatalf("kid %q: the 51st key verified the token: %v", kid, err)
+		}
+		keys, err := v.jwks.lookup(context.Background(), kid, "RS256")
+		if err != nil || len(keys) != 4 {
+			t.Fatalf("kid %q: %d keys tried, want 4 (%v)", kid, len(keys), err)
+		}
 	}
 }
 
@@ -220,17 +283,19 @@ func TestGuestTokens(t *testing.T) {
 	k := newKeys(t)
 	v, _ := New(Options{Secret: k.secret, Issuer: "chat", Audience: "web"})
 	now := time.Now()
-	tok, sub, exp, err := v.SignGuest("Zoë", "", time.Hour, now)
+	tok, sub, exp, err := v.SignGuest("Zoë", "", time.Time{}, now.Add(time.Hour), now)
 	if err != nil {
 		t.Fatal(err)
 	}
 	u, err := v.Verify(context.Background(), tok)
-	if err != nil || u.ID != sub || !strings.HasPrefix(sub, "guest:") || u.Name != "Zoë" || !u.Guest || !u.ExpiresAt.Equal(exp) {
+	if err != nil || u.ID != sub || !strings.HasPrefix(sub, "guest:") || u.Name != "Zoë" || !u.Guest || !u.ExpiresAt.Equal(exp) ||
+		u.GuestSince.Unix() != now.Unix() {
 		t.Fatalf("guest %+v %v", u, err)
 	}
-	// A renewal keeps the subject.
-	tok2, sub2, _, _ := v.SignGuest("Zoë", sub, time.Hour, now)
-	if u2, err := v.Verify(context.Background(), tok2); err != nil || sub2 != sub || u2.ID != sub {
+	// A renewal keeps the subject and when the session began.
+	began := now.Add(-time.Minute)
+	tok2, sub2, _, _ := v.SignGuest("Zoë", sub, began, now.Add(time.Hour), now)
+	if u2, err := v.Verify(context.Background(), tok2); err != nil || sub2 != sub || u2.ID != sub || u2.GuestSince.Unix() != began.Unix() {
 		t.Fatalf("renewed %+v %v", u2, err)
 	}
 	// Roles in a guest token count for nothing.
@@ -240,7 +305,7 @@ func TestGuestTokens(t *testing.T) {
 		t.Fatalf("a guest with roles: %+v %v", u, err)
 	}
 	jv, _ := New(Options{JWKSURL: "http://127.0.0.1:1/"})
-	if _, _, _, err := jv.SignGuest("x", "", time.Hour, now); err == nil {
+	if _, _, _, err := jv.SignGuest("x", "", time.Time{}, now.Add(time.Hour), now); err == nil {
 		t.Fatal("signed without a secret")
 	}
 }

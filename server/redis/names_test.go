@@ -1,49 +1,30 @@
 package redis_test
 
 import (
-	"context"
 	"fmt"
 	"testing"
 	"time"
 
+	"github.com/scalable-chat-go/server/chat"
+	"github.com/scalable-chat-go/server/chat/chattest"
 	"github.com/scalable-chat-go/server/redis"
 	"github.com/scalable-chat-go/server/testkit"
 )
 
-// A guest name is one holder's, cluster-wide, until it expires.
+// Guest names are the NameClaims contract across two nodes of one Redis.
 func TestGuestNames(t *testing.T) {
 	url := testkit.Service(t, "REDIS_URL", "Redis")
-	prefix := fmt.Sprintf("names-test-%d", time.Now().UnixNano())
-	a, err := redis.Open(redis.Options{URL: url, KeyPrefix: prefix, Mode: redis.ModeSharded, RequestTimeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	b, err := redis.Open(redis.Options{URL: url, KeyPrefix: prefix, Mode: redis.ModeSharded, RequestTimeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	ctx := context.Background()
-	soon := time.Now().Add(300 * time.Millisecond)
-	for _, step := range []struct {
-		on     *redis.Cluster
-		name   string
-		holder string
-		want   bool
-	}{
-		{a, "Zoë", "guest:1", true},
-		{b, "zoë", "guest:2", false}, // another node, another case: held
-		{b, "Zoë", "guest:1", true},  // the holder renews anywhere
-		{a, "Ada", "guest:2", true},
-	} {
-		ok, err := step.on.Names().Claim(ctx, step.name, step.holder, soon)
-		if err != nil || ok != step.want {
-			t.Fatalf("Claim(%s, %s) = %v %v, want %v", step.name, step.holder, ok, err, step.want)
+	chattest.TestNameClaims(t, func(t *testing.T) (chat.NameClaims, chat.NameClaims) {
+		prefix := fmt.Sprintf("names-test-%d", time.Now().UnixNano())
+		var nodes [2]chat.NameClaims
+		for i := range nodes {
+			c, err := redis.Open(redis.Options{URL: url, KeyPrefix: prefix, Mode: redis.ModeSharded, RequestTimeout: time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { c.Close() })
+			nodes[i] = c.Names()
 		}
-	}
-	time.Sleep(400 * time.Millisecond)
-	if ok, err := b.Names().Claim(ctx, "ZOË", "guest:2", time.Now().Add(time.Minute)); err != nil || !ok {
-		t.Fatalf("after the first holder's expiry: %v %v", ok, err)
-	}
+		return nodes[0], nodes[1]
+	})
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -108,12 +109,20 @@ func TestAdminUI(t *testing.T) {
 	e := startEdge(t, setup{Options: Options{Admin: adminOptions(t, "node-a")}})
 	early, earlyHello := e.join(map[string]any{"username": "early"})
 	adm := dial(t, e.url, nil)
-	for _, auth := range []any{nil, map[string]any{"username": "admin", "password": "wrong"},
+	for _, auth := range []any{map[string]any{"username": "admin", "password": "wrong"},
 		map[string]any{"username": "root", "password": "secret"}, map[string]any{"sessionId": "made-up"}} {
 		if got := refusedConnect(t, adm, adminui.Namespace, auth); str(got, "message") != "invalid credentials" {
 			t.Fatalf("Admin UI CONNECT with %v: %v, want invalid credentials", auth, got)
 		}
 	}
+	// From the third failure in a row the address waits: the next attempt
+	// is refused unchecked, and told when to retry.
+	got := refusedConnect(t, adm, adminui.Namespace, nil)
+	retry, _ := decode(t, mustJSON(t, got["data"]))["retryAfterMs"].(float64)
+	if !strings.HasPrefix(str(got, "message"), "too many sign-in attempts") || retry <= 0 {
+		t.Fatalf("a fourth attempt: %v, want a wait", got)
+	}
+	time.Sleep(time.Duration(retry)*time.Millisecond + 50*time.Millisecond)
 	hello := adm.connect(adminui.Namespace, credentials)
 	if hello.typ != '0' {
 		t.Fatalf("Admin UI CONNECT refused: %s", hello.raw)
@@ -309,4 +318,14 @@ func TestDirectoryWithoutAdminUI(t *testing.T) {
 		t.Fatalf("DisconnectLocal(/, %s) = %d, want 1", liveRoom, n)
 	}
 	c.take("the server's DISCONNECT", func(p pkt) bool { return p.typ == '1' })
+}
+
+// mustJSON encodes v.
+func mustJSON(t *testing.T, v any) json.RawMessage {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -25,7 +25,7 @@ import (
 // the token's expiry the socket's connection is closed; the client
 // reconnects (with a fresh token, when its auth is a function).
 
-// connectTimeout bounds the token check of one CONNECT (a JWKS fetch).
+// verifyTimeout bounds the token check of one CONNECT (a JWKS fetch).
 const verifyTimeout = 5 * time.Second
 
 // refusal is the data of a refused CONNECT, or of an `error` event.
@@ -54,7 +54,10 @@ func (s *Server) authenticate(c *conn, sock *engine.Socket, h *engine.Hello) err
 			cancel()
 			if err != nil {
 				if !errors.Is(err, chat.ErrUnauthorized) {
-					s.log.Warn("a token could not be verified", "err", err)
+					// The verifier logs why the keys cannot be had (once a
+					// fetch): a line per CONNECT would let forged tokens
+					// flood the log.
+					s.log.Debug("a token could not be verified", "err", err)
 					s.m.connectRefused.WithLabelValues(chat.CodeUnavailable).Inc()
 					return refuse(chat.CodeUnavailable, chat.CodeUnavailable, "the server cannot verify tokens right now; try again shortly")
 				}
@@ -69,7 +72,17 @@ func (s *Server) authenticate(c *conn, sock *engine.Socket, h *engine.Hello) err
 		s.m.connectRefused.WithLabelValues(chat.CodeBanned).Inc()
 		return &engine.ConnectError{Message: chat.CodeBanned, Data: bannedData(b)}
 	}
-	return nil
+	return s.refuseHeldConnectName(c)
+}
+
+// decidesLater reports whether a CONNECT's answer may wait on something
+// outside the process: a token, whose keys may have to be fetched from a
+// JWKS that is slow or hangs, or an anonymous name to look up among the
+// guests' (names.go). Such a CONNECT is decided off the engine's workers
+// (engine.Hello.Async), which every session of the node shares: forged
+// tokens against a hanging JWKS stalled them all (issue 29).
+func (s *Server) decidesLater(sock *engine.Socket, h *engine.Hello) bool {
+	return (s.authOn() && bearer(h.Auth, sock.Authorization()) != "") || (s.o.Names != nil && s.anonymousName(sock, h) != "")
 }
 
 func (s *Server) authOn() bool {

@@ -2,6 +2,7 @@ package socketio
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/scalable-chat-go/server/chat"
@@ -13,10 +14,11 @@ import (
 // hub.Conn. Its fields are used from the socket's own serial handler calls
 // only, but for those under mu.
 type conn struct {
-	sock        *engine.Socket
-	bucket      chat.TokenBucket
-	lastLimited time.Time // the last rate_limited error event
-	lastUnknown time.Time // the last unknown_event error event
+	sock   *engine.Socket
+	bucket chat.TokenBucket
+	// lastRefusal is when (Unix ns) the last `error` event of a refused
+	// event was sent (refusals.go).
+	lastRefusal atomic.Int64
 	// join is how the socket joins the global room in Ready (history or
 	// recovery), decided in Connect; rooms are the other rooms of a
 	// verified user, joined live in Ready.
@@ -24,8 +26,7 @@ type conn struct {
 	rooms []roomJoin
 	// user is the verified identity of the socket (auth.go), nil for an
 	// anonymous client; set in Connect, never changed.
-	user       *chat.User
-	lastBanned time.Time // the last banned error event
+	user *chat.User
 	// since is when the socket connected.
 	since time.Time
 
@@ -81,11 +82,21 @@ type ackEvent struct {
 
 // Connect accepts a CONNECT to the main namespace (engine.Handler). A
 // client that asks to recover its socket is recovered when this node's
-// history ring still holds the last message it received.
+// history ring still holds the last message it received. A CONNECT whose
+// answer may wait (a token to verify, then the user's rooms to read) is
+// decided off the engine's workers.
 func (s *Server) Connect(sock *engine.Socket, h *engine.Hello) error {
 	if sock.Namespace() != "/" {
 		return engine.ErrInvalidNamespace
 	}
+	if s.decidesLater(sock, h) {
+		return h.Async(func() error { return s.connect(sock, h) })
+	}
+	return s.connect(sock, h)
+}
+
+// connect decides on a CONNECT to the main namespace (Connect).
+func (s *Server) connect(sock *engine.Socket, h *engine.Hello) error {
 	now := time.Now()
 	c := &conn{sock: sock, since: now, bucket: *chat.NewTokenBucket(s.o.RatePerSecond, s.o.RateBurst, now)}
 	c.typingBucket = *chat.NewTokenBucket(s.o.TypingRatePerSecond, max(1, int(2*s.o.TypingRatePerSecond)), now)
@@ -173,7 +184,12 @@ func (s *Server) Event(sock *engine.Socket, name string, args []any, ack engine.
 	}
 	now := time.Now()
 	if name == chat.EventTyping || name == "event:message" || name == EventDelete || isRoomEvent(name) {
-		if s.refuseBanned(c, "", args, ack, now) {
+		if s.refuseBanned(c, "", args, ack) {
+			return
+		}
+	}
+	if name == chat.EventTyping || name == "event:message" || name == EventDelete {
+		if s.refuseHeldName(c, args, ack) {
 			return
 		}
 	}
@@ -187,8 +203,8 @@ func (s *Server) Event(sock *engine.Socket, name string, args []any, ack engine.
 	case chat.EventTyping:
 		s.onTyping(c, args, now)
 	case EventDelete:
-		if ok, _ := c.bucket.Take(now); !ok {
-			s.reject(c, ack, &chat.Error{Code: chat.CodeRateLimited, Reason: "you are sending too fast"})
+		if ok, wait := c.bucket.Take(now); !ok {
+			s.refuseEvent(c, ack, rateLimited(wait, "you are sending too fast"))
 			return
 		}
 		s.onDelete(c, args, ack)
@@ -205,6 +221,10 @@ func (s *Server) onMessage(c *conn, args []any, ack engine.Ack, now time.Time) {
 	if len(args) > 0 {
 		payload = args[0]
 	}
+	if ok, wait := c.bucket.Take(now); !ok {
+		s.refuseEvent(c, ack, rateLimited(wait, "you are sending messages too fast"))
+		return
+	}
 	room, ok := roomOf(args)
 	switch {
 	case !ok:
@@ -212,18 +232,6 @@ func (s *Server) onMessage(c *conn, args []any, ack engine.Ack, now time.Time) {
 		return
 	case room != chat.GlobalRoom && !s.hub.IsMember(c, room):
 		s.reject(c, ack, chat.Errorf(chat.CodeForbidden, "you are not in the room; join it first"))
-		return
-	}
-	if ok, wait := c.bucket.Take(now); !ok {
-		s.m.rejected.WithLabelValues(chat.CodeRateLimited).Inc()
-		e := &errorEvent{Code: chat.CodeRateLimited, Reason: "you are sending messages too fast", RetryAfterMs: max(wait.Milliseconds(), 1)}
-		if now.Sub(c.lastLimited) >= time.Second {
-			c.lastLimited = now
-			s.emitError(c, e)
-		}
-		if ack != nil {
-			ack(ackEvent{Error: e})
-		}
 		return
 	}
 	var durable func(chat.Message, error)
@@ -253,15 +261,9 @@ func (s *Server) onMessage(c *conn, args []any, ack engine.Ack, now time.Time) {
 	s.hub.StopTyping(c, room) // a message ends the typing that led to it
 }
 
-// reject tells the sender why its message was not taken: an `error` event,
-// and the negative acknowledgement when it asked for one.
+// reject tells the sender why its message was not taken (refuseEvent).
 func (s *Server) reject(c *conn, ack engine.Ack, e *chat.Error) {
-	s.m.rejected.WithLabelValues(e.Code).Inc()
-	ev := &errorEvent{Code: e.Code, Reason: e.Reason, RetryAfterMs: e.RetryAfter.Milliseconds()}
-	s.emitError(c, ev)
-	if ack != nil {
-		ack(ackEvent{Error: ev})
-	}
+	s.refuseEvent(c, ack, refusalOf(e))
 }
 
 func (s *Server) emitError(c *conn, e *errorEvent) {

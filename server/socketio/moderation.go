@@ -52,9 +52,22 @@ func (s *Server) banned(c *conn, name string) (chat.Ban, bool) {
 	return s.o.Moderation.Match(c.user, name, c.sock.Addr())
 }
 
+// addrBanned tells whether an IP ban keeps addr out, with the data of the
+// refusal (for the Admin UI's namespace).
+func (s *Server) addrBanned(addr string) (any, bool) {
+	if s.o.Moderation == nil {
+		return nil, false
+	}
+	b, banned := s.o.Moderation.Match(nil, "", addr)
+	if !banned {
+		return nil, false
+	}
+	return bannedData(b), true
+}
+
 // refuseBanned answers an event of a banned client: `error` {code:
 // "banned"} (at most once a second) and a negative acknowledgement.
-func (s *Server) refuseBanned(c *conn, name string, args []any, ack engine.Ack, now time.Time) bool {
+func (s *Server) refuseBanned(c *conn, name string, args []any, ack engine.Ack) bool {
 	if s.o.Moderation == nil {
 		return false
 	}
@@ -74,29 +87,21 @@ func (s *Server) refuseBanned(c *conn, name string, args []any, ack engine.Ack, 
 			return false
 		}
 	}
-	s.m.rejected.WithLabelValues(chat.CodeBanned).Inc()
 	d := bannedData(b)
-	e := &errorEvent{Code: d.Code, Reason: d.Reason, Until: d.Until}
-	if now.Sub(c.lastBanned) >= time.Second {
-		c.lastBanned = now
-		s.emitError(c, e)
-	}
-	if ack != nil {
-		ack(ackEvent{Error: e})
-	}
+	s.refuseEvent(c, ack, &errorEvent{Code: d.Code, Reason: d.Reason, Until: d.Until})
 	return true
 }
 
 // onDelete handles `event:delete` {id}.
 func (s *Server) onDelete(c *conn, args []any, ack engine.Ack) {
 	fail := func(e *chat.Error) {
-		s.m.rejected.WithLabelValues(e.Code).Inc()
-		ev := &errorEvent{Code: e.Code, Reason: e.Reason}
-		if ack != nil {
-			ack(ackEvent{Error: ev})
-		} else {
-			s.emitError(c, ev)
+		if ack == nil {
+			s.refuseEvent(c, nil, refusalOf(e))
+			return
 		}
+		// With an acknowledgement, it alone says why.
+		s.m.rejected.WithLabelValues(e.Code).Inc()
+		ack(ackEvent{Error: refusalOf(e)})
 	}
 	// A moderator deletes any message, the owner of a room its messages
 	// (chat.Moderation decides from the stored message); an anonymous

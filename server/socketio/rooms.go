@@ -57,7 +57,7 @@ type roomAck struct {
 // next message.
 func (s *Server) onRoomEvent(c *conn, name string, args []any, ack engine.Ack, now time.Time) {
 	if ok, wait := c.bucket.Take(now); !ok {
-		s.refuse(c, ack, &chat.Error{Code: chat.CodeRateLimited, Reason: "you are sending too fast", RetryAfter: max(wait, time.Millisecond)})
+		s.refuse(c, ack, &chat.Error{Code: chat.CodeRateLimited, Reason: "you are sending too fast", RetryAfter: wait})
 		return
 	}
 	var obj map[string]any
@@ -161,21 +161,16 @@ func (s *Server) joinRoom(c *conn, room string, history bool) error {
 	return nil
 }
 
-// refuse answers a refused event: its negative acknowledgement, or, when
-// it asked for none, an `error` event.
+// refuse answers a refused room event: its negative acknowledgement, or,
+// when it asked for none, an `error` event (refusals.go).
 func (s *Server) refuse(c *conn, ack engine.Ack, e *chat.Error) {
-	s.m.rejected.WithLabelValues(e.Code).Inc()
-	ev := wireError(e)
+	ev := refusalOf(e)
 	if ack != nil {
+		s.m.rejected.WithLabelValues(ev.Code).Inc()
 		ack(ackEvent{Error: ev})
 		return
 	}
-	s.emitError(c, ev)
-}
-
-// wireError is the wire form of a refusal.
-func wireError(e *chat.Error) *errorEvent {
-	return &errorEvent{Code: e.Code, Reason: e.Reason, RetryAfterMs: e.RetryAfter.Milliseconds(), Limit: e.Limit}
+	s.refuseEvent(c, nil, ev)
 }
 
 // memberRooms loads the rooms of a verified user at CONNECT, and takes

@@ -103,6 +103,10 @@ type Options struct {
 	// Verifier, or with AuthOff, no token is read.
 	AuthMode chat.AuthMode
 	Verifier chat.Verifier
+	// Names, when set, are the guest names of the cluster: with
+	// AuthOptional an anonymous CONNECT may not give one a live guest
+	// holds (names.go).
+	Names chat.NameClaims
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
@@ -127,6 +131,9 @@ type Server struct {
 
 	connMu sync.Mutex
 	conns  map[*conn]struct{}
+	// heldNames are the folded names of the verified users online, which
+	// an anonymous client may not give (names.go).
+	heldNames map[string]struct{}
 
 	stop      chan struct{}
 	stopped   chan struct{}
@@ -180,7 +187,7 @@ func New(o Options) (*Server, error) {
 	var handler engine.Handler = s
 	if o.Admin != nil {
 		s.admin = adminui.New(*o.Admin, adminui.Deps{Chat: chatNamespace{s}, Directory: o.Directory,
-			Guard: s.guard, Logger: o.Logger})
+			Guard: s.guard, Banned: s.addrBanned, Logger: o.Logger, Registerer: o.Registerer})
 		handler = router{s}
 	}
 	s.eng, err = engine.New(engine.Options{
@@ -243,7 +250,8 @@ func (s *Server) snapshot() []*conn {
 }
 
 // loop closes, once a SweepInterval, the sockets whose token expired and
-// those a ban in force keeps out.
+// those a ban in force keeps out, and indexes the names of the verified
+// users online (names.go).
 func (s *Server) loop() {
 	defer close(s.stopped)
 	t := time.NewTicker(s.o.SweepInterval)
@@ -256,6 +264,7 @@ func (s *Server) loop() {
 		}
 		s.guard("token expiry", s.expireTokens)
 		s.guard("bans", s.enforceBans)
+		s.guard("held names", s.refreshHeldNames)
 	}
 }
 

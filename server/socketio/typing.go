@@ -10,26 +10,18 @@ import (
 // `username` when it has not said who it is). The edge checks it against
 // its own rate limit (TYPING_RATE_PER_SEC, bursts of twice it) and its
 // payload, and hands it to the hub, which tells the room's other members
-// (hub/typing.go). Refusals are `error` events, at most one a second.
+// (hub/typing.go). Refusals are `error` events (refusals.go).
 
 // typingState is a connection's typing limits; guarded by conn.mu.
 type typingState struct {
-	typingBucket      chat.TokenBucket
-	lastTypingRefusal time.Time
+	typingBucket chat.TokenBucket
 }
 
 func (s *Server) onTyping(c *conn, args []any, now time.Time) {
 	c.mu.Lock()
-	if ok, _ := c.typingBucket.Take(now); !ok {
-		s.m.rejected.WithLabelValues(chat.CodeRateLimited).Inc()
-		refuse := now.Sub(c.lastTypingRefusal) >= time.Second
-		if refuse {
-			c.lastTypingRefusal = now
-		}
+	if ok, wait := c.typingBucket.Take(now); !ok {
 		c.mu.Unlock()
-		if refuse {
-			s.emitError(c, &errorEvent{Code: chat.CodeRateLimited, Reason: "you are sending typing events too fast"})
-		}
+		s.refuseEvent(c, nil, rateLimited(wait, "you are sending typing events too fast"))
 		return
 	}
 	var obj map[string]any
@@ -56,15 +48,8 @@ func (s *Server) onTyping(c *conn, args []any, now time.Time) {
 		reason, code = "you are not in the room; join it first", chat.CodeForbidden
 	}
 	if reason != "" {
-		refuse := now.Sub(c.lastTypingRefusal) >= time.Second
-		if refuse {
-			c.lastTypingRefusal = now
-		}
 		c.mu.Unlock()
-		s.m.rejected.WithLabelValues(code).Inc()
-		if refuse {
-			s.emitError(c, &errorEvent{Code: code, Reason: reason})
-		}
+		s.refuseEvent(c, nil, &errorEvent{Code: code, Reason: reason})
 		return
 	}
 	c.mu.Unlock()

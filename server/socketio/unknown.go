@@ -20,25 +20,20 @@ const unknownReason = "the server only handles event:message"
 // with no handler for the event, never answers it). Each acknowledgement
 // answers one packet of the client's, as for messages.
 //
-// Without one, the sender gets the `error` event at most once a second: an
-// error event per unknown event made a flood of them cost the server more
-// than the client (issue 16).
+// Without one, the sender gets the `error` event at most once a second,
+// with the other refusals of a flood: an error event per unknown event made
+// a flood of them cost the server more than the client (issue 16).
 func (s *Server) refuseUnknown(c *conn, ack engine.Ack, now time.Time) {
-	s.m.rejected.WithLabelValues(chat.CodeUnknownEvent).Inc()
-	ok, wait := c.bucket.Take(now)
-	if !ok {
-		s.m.rejected.WithLabelValues(chat.CodeRateLimited).Inc()
+	e := &errorEvent{Code: chat.CodeUnknownEvent, Reason: unknownReason}
+	if ok, wait := c.bucket.Take(now); !ok {
+		e = rateLimited(wait, "you are sending too fast")
 	}
 	if ack != nil {
-		e := &errorEvent{Code: chat.CodeUnknownEvent, Reason: unknownReason}
-		if !ok {
-			e = &errorEvent{Code: chat.CodeRateLimited, Reason: "you are sending too fast", RetryAfterMs: max(wait.Milliseconds(), 1)}
-		}
+		s.m.rejected.WithLabelValues(e.Code).Inc()
 		ack(ackEvent{Error: e})
 		return
 	}
-	if now.Sub(c.lastUnknown) >= time.Second {
-		c.lastUnknown = now
-		s.emitError(c, &errorEvent{Code: chat.CodeUnknownEvent, Reason: unknownReason})
-	}
+	// unknown_event and rate_limited share the throttle of a flood's
+	// refusals (refusals.go).
+	s.refuseEvent(c, nil, e)
 }

@@ -164,13 +164,15 @@ export async function say(user, text) {
   await input.press("Enter");
 }
 
-/** The message list as [{author, text, own, delivery}] in order. */
+/** The message list as [{author, text, own, verified, unverifiedMark, id, time, delivery}] in order. */
 export function messages(user) {
   return user.page.$$eval("[data-testid=messages] li.msg", (lis) =>
     lis.map((li) => ({
       author: li.querySelector(".author")?.textContent ?? "",
       text: li.querySelector(".text")?.textContent ?? "",
       own: li.getAttribute("data-own") === "true",
+      verified: li.getAttribute("data-verified") ?? "",
+      unverifiedMark: li.querySelector("[data-testid=unverified]") !== null,
       id: li.getAttribute("data-id") ?? "",
       time: li.querySelector("time")?.getAttribute("datetime") ?? "",
       delivery: li.querySelector("[data-delivery]")?.getAttribute("data-delivery") ?? "",

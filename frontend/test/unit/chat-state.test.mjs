@@ -9,6 +9,7 @@ import {
   describeError,
   dueSends,
   initialState,
+  isOwn,
   nextDue,
   parseAck,
   parseIncoming,
@@ -37,6 +38,9 @@ test("parseIncoming keeps the original fields and ignores extras and bad types",
     { in: { message: "a", username: "b", id: "x", createdAt: "2024-01-01T00:00:00.000Z", extra: 1 }, want: { message: "a", username: "b", id: "x", createdAt: "2024-01-01T00:00:00.000Z" } },
     { in: { message: "a" }, want: { message: "a", username: "" } },
     { in: { message: "a", username: "b", createdAt: "not a date", id: 5 }, want: { message: "a", username: "b" } },
+    { in: { message: "a", username: "b", userId: "u-1", verified: true }, want: { message: "a", username: "b", userId: "u-1", verified: true } },
+    { in: { message: "a", username: "b", verified: false }, want: { message: "a", username: "b", verified: false } },
+    { in: { message: "a", username: "b", userId: 7, verified: "yes" }, want: { message: "a", username: "b" } },
     { in: { message: 1, username: "b" }, want: null },
     { in: null, want: null },
     { in: "text", want: null },
@@ -228,4 +232,25 @@ test("message:deleted removes the message for everyone; banned errors say why an
   assert.equal(s.lastError.code, "banned");
   assert.equal(s.lastError.until, "2030-01-01T00:00:00.000Z");
   assert.match(describeError(s.lastError), /you are banned: spam until/);
+});
+
+// Issue 29: "own" compared names, so an anonymous client (or another
+// verified user) posting under the user's name showed as the user's own.
+test("own is decided by user id for a signed-in user, and never by a verified sender's name for an anonymous one", () => {
+  const from = (payload) => run([{ type: "received", payload, me: "Zoë", now: 1 }]).items[0];
+  const mine = from({ message: "m", username: "Zoë", id: "1", userId: "guest:1", verified: true });
+  const impostor = from({ message: "i", username: "Zoë", id: "2", verified: false });
+  const namesake = from({ message: "n", username: "Zoë", id: "3", userId: "auth0|7", verified: true });
+  const original = from({ message: "o", username: "Zoë" });
+  assert.equal(impostor.verified, false, "the item keeps verified: false, for its mark");
+  assert.equal(mine.userId, "guest:1");
+  // Signed in as guest:1.
+  assert.deepEqual([mine, impostor, namesake, original].map((it) => isOwn(it, "Zoë", "guest:1")), [true, false, false, false]);
+  // Anonymous, or a server without sign-in: the name is all there is.
+  assert.deepEqual([mine, impostor, namesake, original].map((it) => isOwn(it, "Zoë", null)), [false, true, false, true]);
+  // Typed here: own whatever the server says.
+  assert.equal(isOwn(own(submitted()), "someone else", "guest:9"), true);
+  // The echo of an own message gets its sender.
+  const echoed = run([{ type: "received", payload: { message: "hi", username: ME, id: CID, userId: "u-9", verified: true }, me: ME, now: 2 }], submitted());
+  assert.deepEqual([own(echoed).userId, own(echoed).verified], ["u-9", true]);
 });

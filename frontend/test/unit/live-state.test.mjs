@@ -8,6 +8,7 @@ import {
   nextLiveChange,
   onInput,
   parseUsers,
+  isMe,
   sortedUsers,
   stopTyping,
   typingLine,
@@ -129,4 +130,12 @@ test("the user comes first in the list, then by name", () => {
   const users = [{ name: "zoe" }, { name: "me" }, { name: "ann" }];
   assert.deepEqual(sortedUsers(users, "me").map((u) => u.name), ["me", "ann", "zoe"]);
   assert.deepEqual(users.map((u) => u.name), ["zoe", "me", "ann"], "not sorted in place");
+});
+
+// Issue 29: "(you)" went by name, so another verified Zoë showed as the user.
+test("the user is its verified id in the online list, its name only without one", () => {
+  const users = [{ name: "Zoë", userId: "auth0|7" }, { name: "ann" }, { name: "Zoë", userId: "guest:1" }];
+  assert.deepEqual(users.map((u) => isMe(u, "Zoë", "guest:1")), [false, false, true]);
+  assert.deepEqual(users.map((u) => isMe(u, "Zoë", null)), [true, false, true]);
+  assert.deepEqual(sortedUsers(users, "Zoë", "guest:1").map((u) => u.userId ?? u.name), ["guest:1", "ann", "auth0|7"]);
 });

@@ -74,10 +74,11 @@ func adminOptions(cfg config.Config) *adminui.Options {
 		return nil
 	}
 	return &adminui.Options{
-		Username:     cfg.AdminUI.Username,
-		PasswordHash: []byte(cfg.AdminUI.PasswordHash),
-		SocketsLimit: cfg.AdminUI.SocketsLimit,
-		FetchTimeout: cfg.RedisRequestTimeout,
+		Username:         cfg.AdminUI.Username,
+		PasswordHash:     []byte(cfg.AdminUI.PasswordHash),
+		SocketsLimit:     cfg.AdminUI.SocketsLimit,
+		FetchTimeout:     cfg.RedisRequestTimeout,
+		SignInBackoffMax: cfg.AdminUI.SignInBackoffMax,
 	}
 }
 
@@ -238,6 +239,14 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	bctx, stopBans := context.WithCancel(context.Background())
 	defer stopBans()
 	go refreshBans(bctx, moderation, cfg.BanRefresh, logger)
+	var names chat.NameClaims = &chat.LocalNameClaims{}
+	if link.redis != nil {
+		names = link.redis.Names()
+	}
+	var guestNames chat.NameClaims // what anonymous clients may not take
+	if cfg.AuthGuest {
+		guestNames = names
+	}
 	svc := chat.NewService(wlog, hb, chat.ServiceOptions{Limits: limits})
 	rooms := roomService(cfg, store, hb, link.replica)
 
@@ -268,6 +277,7 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		Registerer:          reg,
 		AuthMode:            authMode,
 		Verifier:            edgeVerifier,
+		Names:               guestNames,
 	})
 	if err != nil {
 		return err
@@ -284,19 +294,18 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		_ = edge.Close(ctx)
 		return err
 	}
-	var names chat.NameClaims = &chat.LocalNameClaims{}
-	if link.redis != nil {
-		names = link.redis.Names()
-	}
 	trust := httpapi.TrustOptions{
-		AuthMode:   authMode,
-		Verifier:   edgeVerifier,
-		AdminToken: cfg.AdminToken,
-		Moderation: moderation,
-		Names:      names,
-		GuestTTL:   cfg.AuthGuestTTL,
-		Limits:     limits,
-		Logger:     logger.With("component", "api"),
+		AuthMode:              authMode,
+		Verifier:              edgeVerifier,
+		AdminToken:            cfg.AdminToken,
+		Moderation:            moderation,
+		Names:                 names,
+		GuestTTL:              cfg.AuthGuestTTL,
+		GuestMaxLifetime:      cfg.AuthGuestMaxLifetime,
+		GuestSignInsPerMinute: cfg.AuthGuestSignInsPerMin,
+		GuestNamesPerAddress:  cfg.AuthGuestNamesPerIP,
+		Limits:                limits,
+		Logger:                logger.With("component", "api"),
 	}
 	if cfg.AuthGuest && verifier != nil && verifier.CanSign() {
 		trust.Guests = verifier

@@ -25,13 +25,14 @@ func newVerifier(cfg config.Config, logger *slog.Logger) (*jwtauth.Verifier, err
 		secret = []byte(cfg.AuthJWTSecret)
 	}
 	return jwtauth.New(jwtauth.Options{
-		Secret:    secret,
-		JWKSURL:   cfg.AuthJWKSURL,
-		Issuer:    cfg.AuthIssuer,
-		Audience:  cfg.AuthAudience,
-		ClockSkew: cfg.AuthClockSkew,
-		Limits:    chat.Limits{MaxMessageLength: cfg.MaxMessageLength, MaxUsernameLength: cfg.MaxUsernameLength},
-		Logger:    logger.With("component", "auth"),
+		Secret:          secret,
+		JWKSURL:         cfg.AuthJWKSURL,
+		Issuer:          cfg.AuthIssuer,
+		Audience:        cfg.AuthAudience,
+		ClockSkew:       cfg.AuthClockSkew,
+		MaxKeysPerToken: cfg.AuthMaxKeysPerToken,
+		Limits:          chat.Limits{MaxMessageLength: cfg.MaxMessageLength, MaxUsernameLength: cfg.MaxUsernameLength},
+		Logger:          logger.With("component", "auth"),
 	})
 }
 

@@ -320,7 +320,7 @@ test("bans and deletions survive a restart of every node", async () => {
   assert.equal((await api(node1, "DELETE", `/api/bans/${ban.id}`, { token: adminToken })).status, 204);
 });
 
-test("AUTH_MODE=optional: anonymous clients chat, marked verified false; a banned name is refused on events with error banned", async () => {
+test("AUTH_MODE=optional: anonymous clients chat, marked verified false, never under a verified user's name; a banned name is refused on events with error banned", async () => {
   const metricsPort = await freePort();
   const solo = await startServer({ AUTH_JWT_SECRET: secret, AUTH_MODE: "optional", ADMIN_TOKEN: adminToken, METRICS_ADDR: `127.0.0.1:${metricsPort}` });
   try {
@@ -333,11 +333,15 @@ test("AUTH_MODE=optional: anonymous clients chat, marked verified false; a banne
     assert.deepEqual(await (await fetch(`${solo.url}/api/config`)).json(), { auth: "optional", guest: false });
     const anon = await join(solo.url, undefined);
     const zoe = await join(solo.url, hs256(secret, claims({ sub: "z", name: "Zoë" })));
-    await sleep(200);
-    assert.equal((await emitAck(anon, { message: "anonymous", username: "Zoë" })).ok, true);
+    await sleep(1200); // a presence tick: the node knows Zoë is online
+    // A verified user's name is not an anonymous client's to take (issue 29).
+    const taken = await emitAck(anon, { message: "it is me, Zoë", username: "zoë" });
+    assert.deepEqual([taken.ok, taken.error?.code], [false, "name_taken"]);
+    assert.equal((await emitAck(anon, { message: "anonymous", username: "Anon" })).ok, true);
     await until(() => zoe.messages.some((m) => m.message === "anonymous"), 5000, "the anonymous message");
     const m = zoe.messages.find((m) => m.message === "anonymous");
-    assert.deepEqual([m.username, m.userId, m.verified], ["Zoë", undefined, false]);
+    assert.deepEqual([m.username, m.userId, m.verified], ["Anon", undefined, false]);
+    assert.ok(!zoe.messages.some((m) => m.message === "it is me, Zoë"), "the impostor's message was never broadcast");
     // An invalid token is still refused.
     assert.equal((await refused(solo.url, { auth: { token: "forged" } })).message, "unauthorized");
 

@@ -56,6 +56,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/scalable-chat-go/server/chat"
@@ -85,6 +86,10 @@ type Options struct {
 	// FetchTimeout bounds the cluster's answer to a fetch-sockets request
 	// (default 5 s).
 	FetchTimeout time.Duration
+	// SignInBackoffMax is the longest one address waits between sign-in
+	// attempts after failures (ADMIN_UI_SIGNIN_BACKOFF_MAX, default 5 min;
+	// see limits.go).
+	SignInBackoffMax time.Duration
 }
 
 // Chat is the chat namespace of this node, as the UI sees it.
@@ -107,8 +112,12 @@ type Deps struct {
 	// Directory reaches the other nodes; nil on a node alone.
 	Directory chat.Directory
 	// Guard runs fn recovering a panic (the engine's).
-	Guard  func(what string, fn func())
-	Logger *slog.Logger
+	Guard func(what string, fn func())
+	// Banned, when set, tells whether an IP ban keeps the client address
+	// out, and the data of the refusal (the chat's, for /admin too).
+	Banned     func(addr string) (data any, banned bool)
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
 }
 
 // sessionTTL is how long a session id from a successful sign-in is taken
@@ -138,6 +147,8 @@ type UI struct {
 	count        atomic.Int64 // len(admins)
 	watchedUntil atomic.Int64 // unix ns
 	bcryptSlot   chan struct{}
+	slotWait     time.Duration // how long a check waits for bcryptSlot
+	guard        *signInGuard
 
 	stop    chan struct{}
 	done    chan struct{}
@@ -189,6 +200,8 @@ func New(o Options, d Deps) *UI {
 		polling:    make(map[*engine.Socket]struct{}),
 		sessions:   make(map[string]time.Time),
 		bcryptSlot: make(chan struct{}, 1),
+		slotWait:   adminSignInWait,
+		guard:      newSignInGuard(o.SignInBackoffMax, d.Registerer),
 		stop:       make(chan struct{}),
 		done:       make(chan struct{}),
 	}
@@ -216,20 +229,13 @@ func WithCredentials(next http.Handler, lists func(origin string) bool) http.Han
 // Connect checks an Admin UI's credentials.
 func (a *UI) Connect(sock *engine.Socket, h *engine.Hello) error {
 	ac := &adminConn{sock: sock, since: time.Now()}
+	if err := a.refuseBanned(sock); err != nil {
+		return err
+	}
 	if a.auth {
 		id, _ := h.Auth["sessionId"].(string)
 		if id == "" || !a.validSession(id) {
-			user, _ := h.Auth["username"].(string)
-			pass, _ := h.Auth["password"].(string)
-			ok, busy := a.checkPassword(user, pass)
-			if busy {
-				return &engine.ConnectError{Message: "another sign-in is being checked; retry"}
-			}
-			if !ok {
-				a.log.Warn("Admin UI sign-in refused", "addr", sock.Addr())
-				return &engine.ConnectError{Message: "invalid credentials"}
-			}
-			ac.session = a.newSession()
+			return a.signIn(sock, h, ac)
 		}
 	}
 	sock.Data = ac
@@ -237,12 +243,14 @@ func (a *UI) Connect(sock *engine.Socket, h *engine.Hello) error {
 }
 
 // checkPassword compares the credentials, one at a time (bcrypt takes tens
-// of milliseconds of a core: a second attempt meanwhile is told to retry,
-// so a flood of sign-ins never holds more than one worker).
+// of milliseconds of a core); busy when the check waited slotWait for its
+// turn (limits.go bounds who may ask).
 func (a *UI) checkPassword(user, pass string) (ok, busy bool) {
+	t := time.NewTimer(a.slotWait)
+	defer t.Stop()
 	select {
 	case a.bcryptSlot <- struct{}{}:
-	default:
+	case <-t.C:
 		return false, true
 	}
 	defer func() { <-a.bcryptSlot }()

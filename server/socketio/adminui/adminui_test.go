@@ -2,6 +2,7 @@ package adminui
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -73,10 +74,68 @@ func TestAdminPassword(t *testing.T) {
 			t.Errorf("checkPassword(%q, %q) = %v, busy %v", tt.user, tt.pass, ok, busy)
 		}
 	}
-	// One check at a time: another one meanwhile is told to retry.
+	// One check at a time: another one meanwhile waits its turn, up to
+	// slotWait, then is told to retry.
+	a.slotWait = 50 * time.Millisecond
 	a.bcryptSlot <- struct{}{}
 	if ok, busy := a.checkPassword("admin", "secret"); ok || !busy {
 		t.Fatalf("a second check at once: ok %v, busy %v", ok, busy)
 	}
-	<-a.bcryptSlot
+	time.AfterFunc(20*time.Millisecond, func() { <-a.bcryptSlot })
+	if ok, busy := a.checkPassword("admin", "secret"); !ok || busy {
+		t.Fatalf("a check that waited for its turn: ok %v, busy %v", ok, busy)
+	}
+}
+
+// An address has one sign-in checked at a time and, from its third failure
+// in a row, waits 1 s, 2 s, 4 s... up to the most; a success forgets its failures; other
+// addresses are not held back by it; the addresses remembered are bounded.
+func TestAdminSignInGuard(t *testing.T) {
+	g := newSignInGuard(5*time.Second, nil)
+	now := time.Unix(1_000_000, 0)
+	if ok, _ := g.begin("192.0.2.1", now); !ok {
+		t.Fatal("a first attempt is refused")
+	}
+	if ok, _ := g.begin("192.0.2.1", now); ok {
+		t.Fatal("a second attempt of the address is checked while the first is")
+	}
+	if ok, _ := g.begin("198.51.100.1", now); !ok {
+		t.Fatal("another address is held back")
+	}
+	g.end("198.51.100.1", true, false, now)
+	for range adminFreeFailures - 1 { // the first failures cost no wait
+		g.end("192.0.2.1", false, true, now)
+		if ok, _ := g.begin("192.0.2.1", now); !ok {
+			t.Fatal("a first failure makes the address wait")
+		}
+	}
+	for i, want := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 5 * time.Second, 5 * time.Second} {
+		g.end("192.0.2.1", false, true, now)
+		if ok, wait := g.begin("192.0.2.1", now); ok || wait != want {
+			t.Fatalf("after failure %d: ok %v, wait %v; want %v", i+1, ok, wait, want)
+		}
+		now = now.Add(want)
+		if ok, _ := g.begin("192.0.2.1", now); !ok {
+			t.Fatalf("after the wait of failure %d: refused", i+1)
+		}
+	}
+	// A check that could not be made (busy) is no failure.
+	g.end("192.0.2.1", false, false, now)
+	if ok, _ := g.begin("192.0.2.1", now); !ok {
+		t.Fatal("a busy check counted as a failure")
+	}
+	g.end("192.0.2.1", true, false, now)
+	if len(g.addrs) != 0 {
+		t.Fatalf("a success left %d addresses", len(g.addrs))
+	}
+	for i := range signInAddrLimit + 100 {
+		addr := fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255)
+		if ok, _ := g.begin(addr, now); !ok {
+			t.Fatalf("address %d refused", i)
+		}
+		g.end(addr, false, true, now)
+	}
+	if n := len(g.addrs); n > signInAddrLimit {
+		t.Fatalf("%d addresses remembered", n)
+	}
 }

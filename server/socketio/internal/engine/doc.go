@@ -45,6 +45,10 @@
 //     closes it (counted once); a client whose messages wait for the workers
 //     past InboxLimit is not read until they are handled; sessions per node
 //     and per address are reserved before the session exists.
+//   - No worker waits on the outside for a CONNECT: a decision that may
+//     wait (Hello.Async) runs on a goroutine of its own, its session's
+//     later packets held in order meanwhile (one such goroutine per
+//     session at most).
 //   - Protocol faults close only the faulty session (RFC 6455 close codes
 //     1002 and 1007, Engine.IO and Socket.IO parse errors as Node closes
 //     them); a Handler panic is recovered, logged and counted.

@@ -20,7 +20,9 @@ import (
 // Handler receives a server's Socket.IO traffic. The engine calls it for
 // one socket at a time, in the order of the client's packets, from a
 // bounded pool of worker goroutines: a call may block briefly (a store
-// read), but every call that blocks holds a worker.
+// read), but every call that blocks holds a worker. A CONNECT whose
+// decision may wait on the outside (a token's keys, a password hash) is
+// decided off the pool: see Hello.Async.
 type Handler interface {
 	// Connect decides on a client's CONNECT to a namespace (s.Namespace()).
 	// It returns nil to accept, or an error to refuse: the client's

@@ -16,6 +16,7 @@ type metrics struct {
 	readPauses     prometheus.Counter
 	upgrades       prometheus.Counter
 	recovered      prometheus.Counter
+	deciding       prometheus.Gauge
 }
 
 func newMetrics(r prometheus.Registerer) *metrics {
@@ -53,10 +54,13 @@ func newMetrics(r prometheus.Registerer) *metrics {
 		recovered: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "chat_connections_recovered_total", Help: "Reconnections whose state (id, missed messages) was recovered.",
 		}),
+		deciding: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "chat_connects_deciding", Help: "CONNECTs being decided off the worker pool (a token being verified).",
+		}),
 	}
 	if r != nil {
 		r.MustRegister(m.sessions, m.refused, m.tooLarge, m.slowClients, m.panics, m.wsWrites,
-			m.protocolErrors, m.bodyErrors, m.readPauses, m.upgrades, m.recovered)
+			m.protocolErrors, m.bodyErrors, m.readPauses, m.upgrades, m.recovered, m.deciding)
 	}
 	return m
 }

@@ -62,6 +62,16 @@ type Session struct {
 	inbox     []inbound
 	scheduled bool
 	paused    *wsConn // a WebSocket whose reading waits for the inbox
+	// hold is where a CONNECT decided off the workers (Hello.Async) is:
+	// while it is decided the inbox waits and the session stays marked
+	// scheduled (so no packet schedules it), and once the worker has left
+	// it (holdParked) release puts it back in the run queue; a decision
+	// that ends before the worker left waits in decided for it.
+	hold    uint8
+	decided func()
+	// toPark: the worker running the session started a decision (read and
+	// written by that worker only: park's test without the lock).
+	toPark bool
 
 	main    Socket
 	extra   []*Socket
@@ -76,12 +86,21 @@ type inbound struct {
 	kind   uint8
 	nsp    string
 	reason string
+	call   func()
 }
+
+// The states of Session.hold.
+const (
+	holdNone     uint8 = iota
+	holdDeciding       // the worker that started the decision still runs the session
+	holdParked         // the worker left the session to the decision
+)
 
 const (
 	itemMessage uint8 = iota
 	itemClosed        // the session closed: every socket's Disconnect
 	itemNamespaceDisconnect
+	itemCall // the completion of an asynchronous CONNECT
 )
 
 func (e *Engine) newSession(addr string, r *http.Request, t transportKind) *Session {
@@ -326,7 +345,7 @@ func (s *Session) run() {
 	s.mu.Unlock()
 
 	last := false
-	for _, it := range batch {
+	for i, it := range batch {
 		switch it.kind {
 		case itemMessage:
 			s.onMessage(it.data, it.binary)
@@ -335,6 +354,11 @@ func (s *Session) run() {
 		case itemClosed:
 			s.closeSockets(it.reason)
 			last = true
+		case itemCall:
+			it.call()
+		}
+		if it.kind == itemMessage && s.park(batch[i+1:]) {
+			return
 		}
 	}
 
@@ -355,6 +379,47 @@ func (s *Session) run() {
 	if last {
 		s.e.live.Done()
 	}
+}
+
+// park reports whether the item just handled left a CONNECT to be
+// decided asynchronously; then rest, the batch's items after it, goes back
+// to the head of the inbox, and the worker leaves the session: to release,
+// or, when the decision is made already, to the run queue at once.
+func (s *Session) park(rest []inbound) bool {
+	if !s.toPark {
+		return false
+	}
+	s.toPark = false
+	s.mu.Lock()
+	if len(rest) > 0 {
+		s.inbox = append(append(make([]inbound, 0, len(rest)+len(s.inbox)), rest...), s.inbox...)
+	}
+	done := s.decided
+	s.decided = nil
+	if done == nil {
+		s.hold = holdParked
+		s.mu.Unlock()
+		return true
+	}
+	s.hold = holdNone
+	s.inbox = append([]inbound{{kind: itemCall, call: done}}, s.inbox...)
+	s.mu.Unlock()
+	s.e.workers.schedule(s)
+	return true
+}
+
+// release ends a decision: done runs on a worker before the inbox.
+func (s *Session) release(done func()) {
+	s.mu.Lock()
+	if s.hold != holdParked {
+		s.decided = done // the worker has not left yet: park hands it on
+		s.mu.Unlock()
+		return
+	}
+	s.hold = holdNone
+	s.inbox = append([]inbound{{kind: itemCall, call: done}}, s.inbox...)
+	s.mu.Unlock()
+	s.e.workers.schedule(s)
 }
 
 // onMessage handles an Engine.IO message.

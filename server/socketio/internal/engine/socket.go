@@ -37,6 +37,25 @@ type Hello struct {
 
 	keptID    string
 	recovered bool
+	// decide is the Handler's decision to be made off the worker pool
+	// (Async).
+	decide func() error
+}
+
+// errAsync is what Async returns, for Connect to return.
+var errAsync = errors.New("engine: the CONNECT is decided asynchronously")
+
+// Async lets Connect decide off the worker pool, for a decision that may
+// wait (a token whose keys are being fetched, a password hash): Connect
+// returns h.Async(decide), and the engine runs decide on a goroutine of its
+// own; its error is the CONNECT's answer, as Connect's would be. Until
+// decide returns, the session's later packets wait, in order, and hold no
+// worker. A session waits for one decision at a time, so these goroutines
+// are bounded by the sessions; decide must return in bounded time (the
+// session's ConnectTimeout still closes it meanwhile).
+func (h *Hello) Async(decide func() error) error {
+	h.decide = decide
+	return errAsync
 }
 
 // Recover resumes the kept socket (only when Resumable): the socket gets
@@ -323,6 +342,37 @@ func (s *Session) connectNamespace(p *parser.Packet) {
 		err = errors.New("internal error")
 		err = s.e.o.Handler.Connect(sock, h)
 	})
+	if err == errAsync && h.decide != nil {
+		s.decideAsync(sock, h)
+		return
+	}
+	s.answerConnect(sock, h, err)
+}
+
+// decideAsync runs h's decision on a goroutine of its own, the session
+// held meanwhile (see Hello.Async), then completes the CONNECT on a worker,
+// before the packets that came after it.
+func (s *Session) decideAsync(sock *Socket, h *Hello) {
+	s.toPark = true
+	s.mu.Lock()
+	s.hold = holdDeciding
+	s.mu.Unlock()
+	s.e.m.deciding.Inc()
+	go func() {
+		var err error
+		s.e.Guard("connect", func() {
+			err = errors.New("internal error")
+			err = h.decide()
+		})
+		s.e.m.deciding.Dec()
+		s.release(func() { s.answerConnect(sock, h, err) })
+	}()
+}
+
+// answerConnect completes a CONNECT that Connect (or its decision) answered
+// with err.
+func (s *Session) answerConnect(sock *Socket, h *Hello, err error) {
+	nsp := sock.nsp
 	if err != nil {
 		var ce *ConnectError
 		if !errors.As(err, &ce) {
