@@ -7,6 +7,9 @@
 //   npx tsx client.ts list [limit]                 print the newest messages as JSON, newest first
 //   npx tsx client.ts deletions                    print the tombstones of deleted messages as JSON
 //   npx tsx client.ts bans                         print the bans as JSON
+//   npx tsx client.ts write-in-room <roomId> <username> <message>   store one message of a room
+//   npx tsx client.ts rooms                        print the rooms with their members as JSON
+//   npx tsx client.ts users                        print the users as JSON
 //
 // DATABASE_URL is the same URL the Go server reads; a Prisma-style
 // `?schema=NAME` selects the schema (default public).
@@ -50,8 +53,29 @@ async function main(args: string[]): Promise<void> {
       case "bans":
         console.log(JSON.stringify(await prisma.ban.findMany({ orderBy: { createdAt: "asc" } })));
         break;
+      case "write-in-room": {
+        if (args.length !== 4) throw new Error("usage: client.ts write-in-room <roomId> <username> <message>");
+        const m = await prisma.message.create({ data: { roomId: args[1], username: args[2], content: args[3] } });
+        console.log(JSON.stringify(m));
+        break;
+      }
+      case "rooms":
+        console.log(
+          JSON.stringify(
+            await prisma.room.findMany({
+              orderBy: [{ createdAt: "asc" }, { id: "asc" }],
+              include: { members: { orderBy: [{ joinedAt: "asc" }, { userId: "asc" }] } },
+            }),
+          ),
+        );
+        break;
+      case "users":
+        console.log(JSON.stringify(await prisma.user.findMany({ orderBy: { id: "asc" } })));
+        break;
       default:
-        throw new Error("usage: client.ts write <username> <message> [userId] | list [limit] | deletions | bans");
+        throw new Error(
+          "usage: client.ts write <username> <message> [userId] | list [limit] | deletions | bans | write-in-room <roomId> <username> <message> | rooms | users",
+        );
     }
   } finally {
     await prisma.$disconnect();

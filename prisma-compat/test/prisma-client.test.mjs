@@ -189,3 +189,72 @@ test("identity and moderation: Prisma reads and writes user ids, and sees the Go
   assert.deepEqual([b.username, b.reason, b.createdBy, b.userId, b.ip, b.liftedAt], ["mallory", "spam", "admin-token", null, null, null]);
   assert.equal(Date.parse(b.expiresAt), Date.parse(ban.until));
 });
+
+/** Runs server/sqlstore/internal/roomsfixture on the test database: what it stored, as JSON. */
+async function goRoomsFixture() {
+  const { stdout } = await run("go", ["run", "./sqlstore/internal/roomsfixture"], {
+    cwd: join(here, "..", "server"),
+    env: { ...process.env, DATABASE_URL: dbUrl },
+    maxBuffer: 1 << 20,
+  });
+  return JSON.parse(stdout);
+}
+
+test("rooms: Prisma reads the users, rooms and memberships the Go store wrote, and the global room stays Prisma's", async () => {
+  const f = await goRoomsFixture();
+
+  const users = await prisma("users");
+  for (const u of f.users) {
+    const got = users.find((x) => x.id === u.ID);
+    assert.ok(got, `user ${u.ID} is not visible to Prisma: ${JSON.stringify(users)}`);
+    assert.equal(got.name, u.Name);
+    assert.equal(Date.parse(got.lastSeen), Date.parse(u.LastSeen));
+  }
+
+  const rooms = await prisma("rooms");
+  const priv = rooms.find((r) => r.id === f.private.ID);
+  assert.ok(priv, JSON.stringify(rooms));
+  assert.deepEqual(
+    [priv.name, priv.nameKey, priv.kind, priv.createdBy, priv.deletedAt, priv.directA, priv.directB],
+    ["Plans", "plans", "private", "auth0|ada", null, null, null],
+  );
+  assert.equal(Date.parse(priv.createdAt), Date.parse(f.private.CreatedAt));
+  assert.deepEqual(
+    priv.members.map((m) => [m.userId, m.role, Date.parse(m.joinedAt), m.readUpTo]),
+    f.members.map((m) => [m.UserID, m.Role, Date.parse(m.JoinedAt), m.ReadUpTo || null]),
+  );
+  assert.deepEqual(
+    priv.members.map((m) => m.readUpTo),
+    [null, f.message.ID],
+    "zoe read up to the room's message",
+  );
+  // The direct room: one per pair, its two users ordered, both members.
+  const dm = rooms.find((r) => r.id === f.direct.ID);
+  assert.ok(dm, JSON.stringify(rooms));
+  assert.deepEqual([dm.kind, dm.directA, dm.directB], ["direct", "auth0|ada", "auth0|zoe"]);
+  assert.deepEqual(dm.members.map((m) => [m.userId, m.role]).sort(), [["auth0|ada", "member"], ["auth0|zoe", "member"]]);
+
+  // The room's message is a row with its roomId, and not one of the global room.
+  const rows = await prisma("list", "100");
+  assert.equal(rows.find((r) => r.id === f.message.ID)?.roomId, f.private.ID);
+  let page = await (await fetch(`${server.url}/api/messages?limit=100`)).json();
+  assert.ok(!page.messages.some((m) => m.id === f.message.ID), "a room's message is served in the global room");
+
+  // A row Prisma writes without roomId (NULL) is the global room's, as the original client's are.
+  const global = await prisma("write", "prisma-user", "to everyone");
+  assert.equal(global.roomId, null);
+  // One Prisma writes with a roomId is that room's, and stays out of the global room.
+  const inRoom = await prisma("write-in-room", f.private.ID, "prisma-user", "to the room only");
+  assert.equal(inRoom.roomId, f.private.ID);
+  page = await (await fetch(`${server.url}/api/messages?limit=100`)).json();
+  assert.ok(page.messages.some((m) => m.id === global.id), "Prisma's NULL-room row is served in the global room");
+  assert.ok(!page.messages.some((m) => m.id === inRoom.id), "Prisma's room row is served in the global room");
+  const { socket, history } = await connect();
+  try {
+    await until(() => history.some((m) => m.id === global.id), 10_000, `message ${global.id} in the history on connect`, () => history);
+    assert.ok(!history.some((m) => m.id === inRoom.id || m.id === f.message.ID), "a room's message in the global room's history");
+    assert.equal(history.find((m) => m.id === global.id).room, undefined, "the global room's payload has no room");
+  } finally {
+    socket.close();
+  }
+});

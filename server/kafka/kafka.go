@@ -6,8 +6,11 @@
 //
 // The node that accepts a message produces it once: key = message id, value
 // = the text in UTF-8 (what the original server's consumer reads), headers
-// id, username and created-at (RFC 3339, milliseconds). The producer is
-// idempotent, waits for every in-sync replica (acks=all) and compresses.
+// id, username and created-at (RFC 3339, milliseconds); a message of a
+// room other than the global one also has chat-event: room-message and
+// room, which consumers before rooms send to the dead-letter topic (so
+// consumers are upgraded first). The producer is idempotent, waits for
+// every in-sync replica (acks=all) and compresses.
 //
 // Guarantees: admission is bounded (Options.Buffer messages admitted and
 // not yet acknowledged; past that Append refuses with chat.ErrUnavailable);

@@ -25,10 +25,19 @@ const (
 	// senders and in records of an earlier version).
 	HeaderUserID = "user-id"
 
-	// HeaderEvent marks a record that is not a message: its value is
-	// "message-deleted" for a deletion (see deletionRecord). A record
-	// without it is a message.
+	// HeaderEvent marks a record that is not a message of the global
+	// room: its value is "message-deleted" for a deletion (see
+	// deletionRecord), "room-message" for a message of another room. A
+	// record without it is a message of the global room.
 	HeaderEvent = "chat-event"
+	// EventRoomMessage is HeaderEvent's value on the record of a message
+	// of a room other than the global one; the header HeaderRoom names
+	// the room. Versions before rooms do not know it, so their consumers
+	// send such a record to the dead-letter topic rather than store a
+	// room's message as one of the global room: upgrade the consumers
+	// first.
+	EventRoomMessage = "room-message"
+	HeaderRoom       = "room"
 	// EventDeleted is HeaderEvent's value on a deletion's record; the
 	// headers HeaderDeletedBy and HeaderDeletedAt say who and when.
 	EventDeleted    = "message-deleted"
@@ -70,7 +79,9 @@ func OriginalID(topic string, partition int32, offset int64) string {
 }
 
 // newRecord returns the record of m: key = id, value = the text in UTF-8
-// (what the original's consumer reads), headers id, username, created-at.
+// (what the original's consumer reads), headers id, username, created-at
+// (and user-id for a verified sender); a message of a room other than the
+// global one also has chat-event: room-message and room.
 func newRecord(topic string, m chat.Message) *sarama.ProducerMessage {
 	r := &sarama.ProducerMessage{
 		Topic: topic,
@@ -85,6 +96,11 @@ func newRecord(topic string, m chat.Message) *sarama.ProducerMessage {
 	}
 	if m.UserID != "" {
 		r.Headers = append(r.Headers, sarama.RecordHeader{Key: []byte(HeaderUserID), Value: []byte(m.UserID)})
+	}
+	if m.Room != "" {
+		r.Headers = append(r.Headers,
+			sarama.RecordHeader{Key: []byte(HeaderEvent), Value: []byte(EventRoomMessage)},
+			sarama.RecordHeader{Key: []byte(HeaderRoom), Value: []byte(m.Room)})
 	}
 	return r
 }
@@ -111,24 +127,52 @@ func deletionRecord(topic string, d chat.Deletion) *sarama.ProducerMessage {
 }
 
 // decodeRecord turns a consumed record into a message, or into a
-// tombstone (del not nil) when its chat-event header says so. A
-// chat-event of another value is undecodable: a later version's event this
-// node does not know goes to the dead-letter topic rather than being
-// stored as a message.
+// tombstone (del not nil) when its chat-event header says so. A message of
+// a room other than the global one has chat-event room-message and a room
+// header; a room header on any other record is undecodable, as is a
+// chat-event of another value: a later version's event this node does not
+// know goes to the dead-letter topic rather than being stored as a
+// message of the global room.
 func decodeRecord(r *sarama.ConsumerMessage) (m chat.Message, del *chat.Deletion, err error) {
-	var event []byte
-	hasEvent := false
+	var event, room []byte
+	hasEvent, hasRoom, hasID := false, false, false
 	for _, h := range r.Headers {
-		if h != nil && string(h.Key) == HeaderEvent {
+		if h == nil {
+			continue
+		}
+		switch string(h.Key) {
+		case HeaderEvent:
 			event, hasEvent = h.Value, true
+		case HeaderRoom:
+			room, hasRoom = h.Value, true
+		case HeaderID:
+			hasID = true
 		}
 	}
-	if !hasEvent {
+	switch {
+	case !hasEvent && hasRoom:
+		return chat.Message{}, nil, fmt.Errorf("%w: a %q header on a record without %q %q", errUndecodable, HeaderRoom, HeaderEvent, EventRoomMessage)
+	case !hasEvent:
 		m, err = decode(r)
 		return m, nil, err
-	}
-	if string(event) != EventDeleted {
+	case string(event) == EventRoomMessage:
+		switch {
+		case !hasID:
+			return chat.Message{}, nil, fmt.Errorf("%w: a room's message without an %q header", errUndecodable, HeaderID)
+		case len(room) == 0:
+			return chat.Message{}, nil, fmt.Errorf("%w: a room's message without a %q header", errUndecodable, HeaderRoom)
+		case len(room) > maxIDLength || !utf8.Valid(room):
+			return chat.Message{}, nil, fmt.Errorf("%w: the %q header is not a room id (valid UTF-8, at most %d bytes)", errUndecodable, HeaderRoom, maxIDLength)
+		}
+		if m, err = decode(r); err != nil {
+			return chat.Message{}, nil, err
+		}
+		m.Room = string(room)
+		return m, nil, nil
+	case string(event) != EventDeleted:
 		return chat.Message{}, nil, fmt.Errorf("%w: unknown %q header %q", errUndecodable, HeaderEvent, truncate(string(event), 64))
+	case hasRoom:
+		return chat.Message{}, nil, fmt.Errorf("%w: a %q header on a deletion (a deletion's room is its message's)", errUndecodable, HeaderRoom)
 	}
 	d, err := decodeDeletion(r)
 	if err != nil {
