@@ -98,21 +98,44 @@ var (
 	_ chat.BrokerEventHandler = (*Hub)(nil)
 )
 
-// client is the hub's state of one connection: its memberships by room.
+// client is the hub's state of one connection: its memberships (a few, as
+// a rule: a slice costs less than a map per connection).
 type client struct {
 	c      Conn
 	userID string
-	rooms  map[string]*member
+	rooms  []*member
+}
+
+// in returns the client's membership of the room named name, or nil.
+func (cl *client) in(name string) *member {
+	for _, m := range cl.rooms {
+		if m.r.name == name {
+			return m
+		}
+	}
+	return nil
+}
+
+// drop forgets the membership m.
+func (cl *client) drop(m *member) {
+	for i, x := range cl.rooms {
+		if x == m {
+			last := len(cl.rooms) - 1
+			cl.rooms[i] = cl.rooms[last]
+			cl.rooms[last] = nil
+			cl.rooms = cl.rooms[:last]
+			return
+		}
+	}
 }
 
 // member is a connection in a room.
 type member struct {
 	c Conn
-	// live is the index in room.live, -1 until the history was sent.
-	live int
-	// first is the frame that made it join, to send before anything of
-	// the room (JoinOptions.first); nil once sent.
-	first Frame
+	r *room
+	// live is the index in room.live, -1 until the history was sent
+	// (guarded by room.mu); idx the index in room.members (room.pmu).
+	live, idx int
 	typingState
 }
 
@@ -243,8 +266,8 @@ func (h *Hub) HandlePublication(room string, e chat.Event) {
 func (h *Hub) closeRoom(r *room) {
 	r.pmu.Lock()
 	members := make([]Conn, 0, len(r.members))
-	for c := range r.members {
-		members = append(members, c)
+	for _, m := range r.members {
+		members = append(members, m.c)
 	}
 	r.pmu.Unlock()
 	for _, c := range members {
@@ -369,8 +392,8 @@ func (h *Hub) Rooms(c Conn) []string {
 		return nil
 	}
 	out := make([]string, 0, len(cl.rooms))
-	for name := range cl.rooms {
-		out = append(out, name)
+	for _, m := range cl.rooms {
+		out = append(out, m.r.name)
 	}
 	return out
 }

@@ -78,8 +78,8 @@ func (h *Hub) PresenceView(room string) chat.PresenceView {
 func (h *Hub) localViewLocked(r *room) chat.PresenceView {
 	v := chat.PresenceView{Online: len(r.members)}
 	users := make([]chat.OnlineUser, 0, len(r.members))
-	for c := range r.members {
-		if id := c.Identity(); id.Name != "" {
+	for _, m := range r.members {
+		if id := m.c.Identity(); id.Name != "" {
 			users = append(users, chat.OnlineUser{Name: id.Name, UserID: id.UserID, Since: id.Since})
 		}
 	}
@@ -168,8 +168,8 @@ func (h *Hub) syncPresence(r *room) {
 	var all []Conn
 	if changed {
 		all = make([]Conn, 0, len(r.members))
-		for c := range r.members {
-			all = append(all, c)
+		for _, m := range r.members {
+			all = append(all, m.c)
 		}
 	}
 	r.pmu.Unlock()

@@ -21,7 +21,7 @@ type room struct {
 
 	// pmu guards the members and the presence state.
 	pmu     sync.Mutex
-	members map[Conn]*member
+	members []*member
 	// lastView is the cluster's view at the last presence tick and
 	// lastOnline its count (-1 before the first), lastLocal this node's
 	// count then; dirty: this node's members changed since.
@@ -31,7 +31,7 @@ type room struct {
 }
 
 func newRoom(name string, history *chat.History) *room {
-	return &room{name: name, history: history, members: make(map[Conn]*member), lastOnline: -1}
+	return &room{name: name, history: history, lastOnline: -1}
 }
 
 // JoinOptions say how a connection joins a room.
@@ -87,7 +87,6 @@ func (h *Hub) Recoverable(room, last string) bool {
 // Joining a room c is in already sends nothing again. It returns
 // ErrUnknownRoom for a room that does not exist here.
 func (h *Hub) Join(c Conn, room string, o JoinOptions) error {
-	m := &member{c: c, live: -1}
 	userID := c.Identity().UserID
 	h.mu.Lock()
 	r := h.roomLocked(room)
@@ -95,9 +94,10 @@ func (h *Hub) Join(c Conn, room string, o JoinOptions) error {
 		h.mu.Unlock()
 		return ErrUnknownRoom
 	}
+	m := &member{c: c, r: r, live: -1}
 	cl := h.conns[c]
 	if cl == nil {
-		cl = &client{c: c, userID: userID, rooms: make(map[string]*member, 1)}
+		cl = &client{c: c, userID: userID, rooms: make([]*member, 0, 1)}
 		h.conns[c] = cl
 		if cl.userID != "" {
 			if h.users[cl.userID] == nil {
@@ -106,24 +106,24 @@ func (h *Hub) Join(c Conn, room string, o JoinOptions) error {
 			h.users[cl.userID][c] = struct{}{}
 		}
 	}
-	if _, in := cl.rooms[room]; in {
+	if cl.in(room) != nil {
 		h.mu.Unlock()
 		if o.first != nil {
 			c.Send(o.first)
 		}
 		return nil
 	}
-	cl.rooms[room] = m
+	cl.rooms = append(cl.rooms, m)
 	// Registered under both locks: a room is dropped only when it has no
 	// member (see dropEmpty).
 	r.pmu.Lock()
-	r.members[c] = m
+	m.idx = len(r.members)
+	r.members = append(r.members, m)
 	r.dirty = true
 	r.pmu.Unlock()
 	h.mu.Unlock()
 
-	m.first = o.first
-	if o.RecoverFrom == "" || !h.recovered(r, m, o.RecoverFrom) {
+	if o.RecoverFrom == "" || !h.recovered(r, m, o.RecoverFrom, &o.first) {
 		if o.RecoverFrom != "" {
 			// The ring lost its place meanwhile: resume after it.
 			o.ResumeAfter = []string{o.RecoverFrom}
@@ -137,16 +137,16 @@ func (h *Hub) Join(c Conn, room string, o JoinOptions) error {
 // recovered sends a recovered member the messages it missed since the id
 // from (from the ring) and lets the live events through, under the
 // room's lock; false when the ring lost its place meanwhile.
-func (h *Hub) recovered(r *room, m *member, from string) bool {
+func (h *Hub) recovered(r *room, m *member, from string, first *Frame) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	missed, found := r.history.Since(from)
 	if !found {
 		return false
 	}
-	if m.first != nil {
-		m.c.Send(m.first)
-		m.first = nil
+	if *first != nil {
+		m.c.Send(*first)
+		*first = nil
 	}
 	for _, d := range missed {
 		h.sendMessage(m.c, d.Message, d.High)
@@ -223,9 +223,9 @@ func (h *Hub) welcome(r *room, m *member, o JoinOptions) {
 			h.log.Warn("a newcomer's history took longer than the history ring covers; it gets the latest page, and may miss messages delivered while it was read",
 				"room", r.name, "conn", m.c.ID(), "ring", "HISTORY_RING_SIZE")
 		}
-		if m.first != nil {
-			m.c.Send(m.first)
-			m.first = nil
+		if o.first != nil {
+			m.c.Send(o.first)
+			o.first = nil
 		}
 		for i := len(older) - 1; i >= 0; i-- {
 			if msg := older[i]; !seen(msg) {
@@ -301,14 +301,15 @@ func (h *Hub) Leave(c Conn, room string) error {
 	cl := h.conns[c]
 	var m *member
 	if cl != nil {
-		m = cl.rooms[room]
-		delete(cl.rooms, room)
+		if m = cl.in(room); m != nil {
+			cl.drop(m)
+		}
 	}
 	h.mu.Unlock()
 	if m == nil {
 		return ErrNotMember
 	}
-	h.leave(h.room(room), m)
+	h.leave(m.r, m)
 	return nil
 }
 
@@ -318,8 +319,13 @@ func (h *Hub) leave(r *room, m *member) {
 	r.leaveLiveLocked(m)
 	r.mu.Unlock()
 	r.pmu.Lock()
-	if r.members[m.c] == m {
-		delete(r.members, m.c)
+	if i := m.idx; i >= 0 && i < len(r.members) && r.members[i] == m {
+		last := len(r.members) - 1
+		r.members[i] = r.members[last]
+		r.members[i].idx = i
+		r.members[last] = nil
+		r.members = r.members[:last]
+		m.idx = -1
 		r.dirty = true
 	}
 	r.pmu.Unlock()
@@ -340,12 +346,10 @@ func (h *Hub) Disconnect(c Conn) {
 			delete(h.users, cl.userID)
 		}
 	}
-	rooms := make(map[*room]*member, len(cl.rooms))
-	for name, m := range cl.rooms {
-		rooms[h.rooms[name]] = m
-	}
+	rooms := cl.rooms
+	cl.rooms = nil
 	h.mu.Unlock()
-	for r, m := range rooms {
-		h.leave(r, m)
+	for _, m := range rooms {
+		h.leave(m.r, m)
 	}
 }

@@ -15,11 +15,12 @@ import (
 // whose typist's node died) can expire an indicator that is not renewed.
 // Rate limits and the payload are the edge's.
 
-// typingState is a member's typing; guarded by its room's pmu.
+// typingState is a member's typing; guarded by its room's pmu. Times are
+// Unix nanoseconds: a member of every connection carries them.
 type typingState struct {
 	typing bool
-	until  time.Time // it ends then unless renewed
-	sent   time.Time // when the others were last told
+	until  int64 // it ends then unless renewed
+	sent   int64 // when the others were last told
 }
 
 type typingEvent struct {
@@ -34,7 +35,7 @@ func (h *Hub) member(c Conn, room string) *member {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	if cl := h.conns[c]; cl != nil {
-		return cl.rooms[room]
+		return cl.in(room)
 	}
 	return nil
 }
@@ -52,9 +53,9 @@ func (h *Hub) Typing(c Conn, room string, typing bool, now time.Time) error {
 	r.pmu.Lock()
 	switch {
 	case typing:
-		m.until = now.Add(h.o.TypingTimeout)
-		if !m.typing || now.Sub(m.sent) >= h.o.TypingTimeout/2 {
-			m.typing, m.sent, send = true, now, true
+		m.until = now.Add(h.o.TypingTimeout).UnixNano()
+		if !m.typing || now.UnixNano()-m.sent >= int64(h.o.TypingTimeout/2) {
+			m.typing, m.sent, send = true, now.UnixNano(), true
 		}
 	case m.typing:
 		m.typing, send = false, true
@@ -100,7 +101,7 @@ func (h *Hub) expireTyping(now time.Time) {
 	for _, r := range h.snapshotRooms() {
 		r.pmu.Lock()
 		for _, m := range r.members {
-			if m.typing && now.After(m.until) {
+			if m.typing && now.UnixNano() > m.until {
 				out = append(out, expired{r, m})
 			}
 		}

@@ -21,8 +21,9 @@ type conn struct {
 	lastRefusal atomic.Int64
 	// join is how the socket joins the global room in Ready (history or
 	// recovery), decided in Connect; rooms are the other rooms of a
-	// verified user, joined live in Ready.
-	join  hub.JoinOptions
+	// verified user, joined live in Ready. Both are dropped then: every
+	// connection carries the pointers only.
+	join  *hub.JoinOptions
 	rooms []roomJoin
 	// user is the verified identity of the socket (auth.go), nil for an
 	// anonymous client; set in Connect, never changed.
@@ -110,7 +111,7 @@ func (s *Server) connect(sock *engine.Socket, h *engine.Hello) error {
 	// The marks are taken before the client is told it is connected: every
 	// message after them reaches the client, however long its history
 	// takes.
-	c.join.Mark = s.hub.Mark(chat.GlobalRoom)
+	c.join = &hub.JoinOptions{Mark: s.hub.Mark(chat.GlobalRoom)}
 	s.memberRooms(c)
 	if h.Resumable {
 		// The offset is one cursor across the socket's rooms: its last
@@ -148,10 +149,11 @@ func (s *Server) Ready(sock *engine.Socket) {
 	s.connMu.Unlock()
 	s.m.connections.Set(float64(n))
 	s.m.connects.Inc()
-	if err := s.hub.Join(c, chat.GlobalRoom, c.join); err != nil {
+	if err := s.hub.Join(c, chat.GlobalRoom, *c.join); err != nil {
 		s.log.Error("a socket could not join the global room", "err", err)
 	}
 	s.joinMemberRooms(c)
+	c.join = nil
 	s.seeUser(c.user)
 }
 
