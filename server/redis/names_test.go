@@ -7,19 +7,25 @@ import (
 	"time"
 
 	"github.com/scalable-chat-go/server/redis"
-	"github.com/scalable-chat-go/server/testkit"
 )
 
 // A guest name is one holder's, cluster-wide, until it expires.
 func TestGuestNames(t *testing.T) {
-	url := testkit.Service(t, "REDIS_URL", "Redis")
-	prefix := fmt.Sprintf("names-test-%d", time.Now().UnixNano())
-	a, err := redis.Open(redis.Options{URL: url, KeyPrefix: prefix, Mode: redis.ModeSharded, RequestTimeout: time.Second})
+	for _, backend := range backends {
+		t.Run(backend, func(t *testing.T) { testGuestNames(t, backend) })
+	}
+}
+
+func testGuestNames(t *testing.T, backend string) {
+	o := target(t, backend)
+	o.KeyPrefix = fmt.Sprintf("names-test-%d", time.Now().UnixNano())
+	o.Mode, o.RequestTimeout = redis.ModeSharded, time.Second
+	a, err := redis.Open(o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	b, err := redis.Open(redis.Options{URL: url, KeyPrefix: prefix, Mode: redis.ModeSharded, RequestTimeout: time.Second})
+	b, err := redis.Open(o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,14 +1,15 @@
-// Package redis connects the chat server to a Redis shared by all nodes:
-// the Socket.IO Redis adapter of zishang520's project (the sharded Pub/Sub
-// mode, wire-compatible with Node's createShardedAdapter from
-// @socket.io/redis-adapter, or the streams mode, compatible with
-// @socket.io/redis-streams-adapter), a cluster-wide presence count, and a
-// health check.
+// Package redis connects the chat server to a Redis shared by all nodes, a
+// single server (REDIS_URL) or a Redis Cluster (REDIS_CLUSTER_NODES): the
+// Socket.IO Redis adapter (the sharded Pub/Sub mode, wire-compatible with
+// Node's createShardedAdapter from @socket.io/redis-adapter, or the streams
+// mode of zishang520's project, compatible with
+// @socket.io/redis-streams-adapter), a cluster-wide presence count, guest
+// names, and a health check.
 //
 // The connection survives outages on its own: a dial that fails makes the
-// next one wait (exponential back-off up to BackoffMax), so the adapter's
-// receive loops, which retry at once, do not spin; errors are counted, and
-// logged at most once a second.
+// next one to the same address wait (exponential back-off up to
+// BackoffMax), so the adapter's receive loops, which retry at once, do not
+// spin; errors are counted, and logged at most once a second.
 package redis
 
 import (
@@ -23,8 +24,8 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -42,10 +43,15 @@ const (
 
 // Options configure the connection. Zero fields take their defaults.
 type Options struct {
-	// URL is redis:// or rediss:// (REDIS_URL).
+	// URL is redis:// or rediss:// (REDIS_URL): a single Redis server.
 	URL string
-	// Password is used, with user "default", when URL carries none
-	// (REDIS_PASSWD, as the original server).
+	// ClusterNodes are the seeds of a Redis Cluster
+	// (REDIS_CLUSTER_NODES): host:port, or redis:// and rediss:// URLs,
+	// which then give the credentials and TLS of every node. Set, they
+	// select cluster mode, and URL must be empty.
+	ClusterNodes []string
+	// Password is used, with user "default", when the URL (or the seeds)
+	// carry none (REDIS_PASSWD, as the original server).
 	Password string
 	// CAFile is a PEM file of CAs to trust for rediss:// (REDIS_CA_FILE).
 	CAFile string
@@ -69,6 +75,9 @@ type Options struct {
 }
 
 func (o *Options) defaults() error {
+	if (o.URL == "") == (len(o.ClusterNodes) == 0) {
+		return errors.New("redis: give REDIS_URL (one server) or REDIS_CLUSTER_NODES (a cluster), not both")
+	}
 	if o.Mode != ModeSharded && o.Mode != ModeStreams {
 		return fmt.Errorf("REDIS_ADAPTER_MODE=%q: want sharded or streams", o.Mode)
 	}
@@ -92,8 +101,13 @@ func (o *Options) defaults() error {
 
 // Cluster is this node's connection to the shared Redis.
 type Cluster struct {
-	o       Options
-	client  goredis.UniversalClient
+	o      Options
+	client goredis.UniversalClient
+	// cluster is client in cluster mode (nil with one server).
+	cluster *goredis.ClusterClient
+	// node holds the options of a connection to one node (its address
+	// aside): the subscriber's connections are made with them.
+	node    *goredis.Options
 	lib     *sioredis.RedisClient
 	adapter socket.AdapterConstructor
 	nodeID  string
@@ -111,25 +125,24 @@ func Open(o Options) (*Cluster, error) {
 	if err := o.defaults(); err != nil {
 		return nil, err
 	}
-	opts, err := clientOptions(o)
-	if err != nil {
-		return nil, err
-	}
 	c := &Cluster{o: o, nodeID: randomID(), m: newMetrics(o.Registerer)}
-	d := &backoffDialer{base: opts.Dialer, max: o.BackoffMax, m: c.m}
-	if d.base == nil {
-		nd := &net.Dialer{Timeout: o.RequestTimeout, KeepAlive: 30 * time.Second}
-		tlsConf := opts.TLSConfig
-		d.base = func(ctx context.Context, network, addr string) (net.Conn, error) {
-			if tlsConf != nil {
-				return (&tls.Dialer{NetDialer: nd, Config: tlsConf}).DialContext(ctx, network, addr)
-			}
-			return nd.DialContext(ctx, network, addr)
-		}
-	}
-	opts.Dialer = d.dial
 	goredis.SetLogger(&redisLogger{c: c})
-	c.client = goredis.NewClient(opts)
+	if len(o.ClusterNodes) > 0 {
+		opts, node, err := clusterOptions(o)
+		if err != nil {
+			return nil, err
+		}
+		opts.Dialer = c.dialer(opts.TLSConfig)
+		c.cluster = goredis.NewClusterClient(opts)
+		c.client, c.node = c.cluster, node
+	} else {
+		opts, err := clientOptions(o)
+		if err != nil {
+			return nil, err
+		}
+		opts.Dialer = c.dialer(opts.TLSConfig)
+		c.client, c.node = goredis.NewClient(opts), opts
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
 	c.lib = sioredis.NewRedisClient(ctx, c.client)
@@ -155,6 +168,23 @@ func Open(o Options) (*Cluster, error) {
 	return c, nil
 }
 
+// dialer dials the nodes with back-off after failures (backoffDialer).
+func (c *Cluster) dialer(tlsConf *tls.Config) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	d := &backoffDialer{base: baseDialer(c.o.RequestTimeout, tlsConf), max: c.o.BackoffMax, m: c.m}
+	return d.dial
+}
+
+// baseDialer dials a node over TCP, or TLS when tlsConf is set.
+func baseDialer(timeout time.Duration, tlsConf *tls.Config) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	nd := &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if tlsConf != nil {
+			return (&tls.Dialer{NetDialer: nd, Config: tlsConf}).DialContext(ctx, network, addr)
+		}
+		return nd.DialContext(ctx, network, addr)
+	}
+}
+
 // clientOptions turns the URL and password into go-redis options.
 func clientOptions(o Options) (*goredis.Options, error) {
 	u, err := url.Parse(o.URL)
@@ -165,7 +195,7 @@ func clientOptions(o Options) (*goredis.Options, error) {
 	if err != nil {
 		return nil, fmt.Errorf("REDIS_URL: %w", err)
 	}
-	// RESP2, whatever the URL asks. Under RESP3, go-redis (v9.18) first
+	// RESP2, whatever the URL asks (settle). Under RESP3, go-redis (v9.18) first
 	// hands every pub/sub push to its push-notification processor, which
 	// reads the push's name from what is already buffered: when a burst
 	// leaves a message cut just inside its name ("smes"), the name is
@@ -173,33 +203,105 @@ func clientOptions(o Options) (*goredis.Options, error) {
 	// broadcast in a few thousand went missing between nodes that way,
 	// silently. RESP2 delivers pub/sub messages as plain replies, and the
 	// adapter needs nothing of RESP3.
+	opts.Username, opts.Password = credentials(opts.Username, opts.Password, o.Password)
+	if opts.TLSConfig, err = tlsConfig(opts.TLSConfig, u.Hostname(), o.CAFile); err != nil {
+		return nil, err
+	}
+	settle(opts, o)
+	return opts, nil
+}
+
+// settle gives opts what every connection of ours has: RESP2 (see
+// clientOptions), the request timeout, one retry, our client name.
+func settle(opts *goredis.Options, o Options) {
 	opts.Protocol = 2
-	if opts.Password == "" && o.Password != "" {
-		if opts.Username == "" {
-			opts.Username = "default"
-		}
-		opts.Password = o.Password
-	}
-	if o.CAFile != "" {
-		pem, err := os.ReadFile(o.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("REDIS_CA_FILE: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("REDIS_CA_FILE=%s: no PEM certificate in it", o.CAFile)
-		}
-		if opts.TLSConfig == nil {
-			opts.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, ServerName: u.Hostname()}
-		}
-		opts.TLSConfig.RootCAs = pool
-	}
 	opts.DialTimeout = o.RequestTimeout
 	opts.ReadTimeout = o.RequestTimeout
 	opts.WriteTimeout = o.RequestTimeout
 	opts.MaxRetries = 1
 	opts.ClientName = "scalable-chat-go"
-	return opts, nil
+}
+
+// clusterOptions turns the cluster's seeds and password into go-redis
+// options, and the options of one node (without its address). A seed is
+// host:port, or a redis:// or rediss:// URL; URLs give the scheme and
+// credentials of every node, so they must agree.
+func clusterOptions(o Options) (*goredis.ClusterOptions, *goredis.Options, error) {
+	var addrs []string
+	var first *url.URL
+	for _, seed := range o.ClusterNodes {
+		addr := seed
+		if strings.Contains(seed, "://") {
+			u, err := url.Parse(seed)
+			if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Port() == "" ||
+				(u.Path != "" && u.Path != "/" && u.Path != "/0") {
+				return nil, nil, fmt.Errorf("REDIS_CLUSTER_NODES: %s: want host:port, or redis://[user:password@]host:port (or rediss://); a cluster has database 0 only", Redacted(seed))
+			}
+			if first == nil {
+				first = u
+			} else if u.Scheme != first.Scheme || u.User.String() != first.User.String() {
+				return nil, nil, errors.New("REDIS_CLUSTER_NODES: the seeds' URLs differ in scheme or credentials; every node of a cluster takes the same")
+			}
+			addr = u.Host
+		}
+		if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
+			return nil, nil, fmt.Errorf("REDIS_CLUSTER_NODES: %s: want host:port", Redacted(seed))
+		}
+		addrs = append(addrs, addr)
+	}
+	node := &goredis.Options{}
+	if first != nil {
+		node.Username = first.User.Username()
+		node.Password, _ = first.User.Password()
+	}
+	node.Username, node.Password = credentials(node.Username, node.Password, o.Password)
+	host, _, _ := net.SplitHostPort(addrs[0])
+	if first != nil && first.Scheme == "rediss" {
+		node.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, ServerName: host}
+	}
+	var err error
+	if node.TLSConfig, err = tlsConfig(node.TLSConfig, host, o.CAFile); err != nil {
+		return nil, nil, err
+	}
+	settle(node, o)
+	return &goredis.ClusterOptions{
+		Addrs: addrs, Username: node.Username, Password: node.Password, TLSConfig: node.TLSConfig,
+		Protocol: node.Protocol, ClientName: node.ClientName, MaxRetries: node.MaxRetries,
+		DialTimeout: node.DialTimeout, ReadTimeout: node.ReadTimeout, WriteTimeout: node.WriteTimeout,
+	}, node, nil
+}
+
+// credentials adds REDIS_PASSWD, with user "default", where the URL gave
+// no password.
+func credentials(user, password, fallback string) (string, string) {
+	if password == "" && fallback != "" {
+		if user == "" {
+			user = "default"
+		}
+		password = fallback
+	}
+	return user, password
+}
+
+// tlsConfig adds the CAs of caFile to conf (made for serverName when the
+// URL did not ask for TLS: a CA file asks for it).
+func tlsConfig(conf *tls.Config, serverName, caFile string) (*tls.Config, error) {
+	if caFile == "" {
+		return conf, nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("REDIS_CA_FILE: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("REDIS_CA_FILE=%s: no PEM certificate in it", caFile)
+	}
+	if conf == nil {
+		conf = &tls.Config{MinVersion: tls.VersionTLS12, ServerName: serverName}
+	}
+	conf.RootCAs = pool
+	return conf, nil
 }
 
 // Redacted returns the URL without its password, for logs.
@@ -211,8 +313,21 @@ func Redacted(raw string) string {
 	return u.Redacted()
 }
 
+// nodeFor is the client of the node that holds key: the one server, or the
+// master of key's slot in a cluster (for commands that go-redis would send
+// to any node, such as SCAN).
+func (c *Cluster) nodeFor(ctx context.Context, key string) (goredis.Cmdable, error) {
+	if c.cluster == nil {
+		return c.client, nil
+	}
+	return c.cluster.MasterForKey(ctx, key)
+}
+
 // Adapter builds the Socket.IO cluster adapter in the configured mode.
 func (c *Cluster) Adapter() socket.AdapterConstructor { return c.adapter }
+
+// KeyPrefix prefixes the channels, streams and keys of the cluster.
+func (c *Cluster) KeyPrefix() string { return c.o.KeyPrefix }
 
 // Mode is the adapter mode in use.
 func (c *Cluster) Mode() string { return c.o.Mode }
@@ -256,17 +371,23 @@ func (l *redisLogger) Printf(_ context.Context, format string, v ...any) {
 	l.c.reportError(fmt.Errorf(format, v...))
 }
 
-// backoffDialer dials Redis, and after a failure makes the next dial wait,
-// doubling up to max, until one succeeds.
+// backoffDialer dials Redis, and after a failure makes the next dial to
+// the same address wait, doubling up to max, until one succeeds. Per
+// address: a cluster's dead master must not slow the dials to the others.
 type backoffDialer struct {
-	base     func(ctx context.Context, network, addr string) (net.Conn, error)
-	max      time.Duration
-	m        *metrics
-	failures atomic.Int64
+	base func(ctx context.Context, network, addr string) (net.Conn, error)
+	max  time.Duration
+	m    *metrics
+
+	mu       sync.Mutex
+	failures map[string]int
 }
 
 func (d *backoffDialer) dial(ctx context.Context, network, addr string) (net.Conn, error) {
-	if n := d.failures.Load(); n > 0 {
+	d.mu.Lock()
+	n := d.failures[addr]
+	d.mu.Unlock()
+	if n > 0 {
 		wait := min(time.Duration(1<<min(n, 16))*25*time.Millisecond, d.max)
 		select {
 		case <-time.After(wait):
@@ -275,13 +396,19 @@ func (d *backoffDialer) dial(ctx context.Context, network, addr string) (net.Con
 		}
 	}
 	conn, err := d.base(ctx, network, addr)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.failures == nil {
+		d.failures = make(map[string]int)
+	}
 	if err != nil {
-		d.failures.Add(1)
+		d.failures[addr]++
 		d.m.up.Set(0)
 		d.m.dialErrors.Inc()
 		return nil, err
 	}
-	if d.failures.Swap(0) > 0 {
+	if d.failures[addr] > 0 {
+		delete(d.failures, addr)
 		d.m.reconnects.Inc()
 	}
 	d.m.up.Set(1)
