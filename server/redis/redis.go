@@ -1,10 +1,18 @@
 // Package redis connects the chat server to a Redis shared by all nodes, a
 // single server (REDIS_URL) or a Redis Cluster (REDIS_CLUSTER_NODES): the
-// Socket.IO Redis adapter (the sharded Pub/Sub mode, wire-compatible with
-// Node's createShardedAdapter from @socket.io/redis-adapter, or the streams
-// mode of zishang520's project, compatible with
+// Socket.IO Redis adapter (the sharded Pub/Sub mode, ours on the wire of
+// Node's createShardedAdapter from @socket.io/redis-adapter, see
+// sharded.go; or the streams mode of zishang520's project, compatible with
 // @socket.io/redis-streams-adapter), a cluster-wide presence count, guest
 // names, and a health check.
+//
+// Guarantees on a Redis Cluster: when a master dies or a slot migrates,
+// every node subscribes again by itself where the channel is served now
+// (subscriber.go), and the publications go to the new master; in sharded
+// mode, what other nodes did not get meanwhile is counted and logged by the
+// publisher (chat_cluster_undelivered_total), and a publisher whose
+// publications failed first waits (up to seconds) for the others to be
+// back; in streams mode nothing is missed, the stream being replicated.
 //
 // The connection survives outages on its own: a dial that fails makes the
 // next one to the same address wait (exponential back-off up to
@@ -26,6 +34,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -64,7 +73,9 @@ type Options struct {
 	KeyPrefix string
 	// RequestTimeout bounds every Redis command (REDIS_REQUEST_TIMEOUT).
 	RequestTimeout time.Duration
-	// BackoffMax bounds the wait between reconnection attempts (2 s).
+	// BackoffMax bounds the wait between reconnection attempts to one
+	// address (2 s; 250 ms on a cluster, where a dead master's successor
+	// must be found within seconds).
 	BackoffMax time.Duration
 	// PresenceTTL is how long a node's published count lives without a
 	// refresh (5 s): a crashed node drops out of the count within it.
@@ -89,6 +100,9 @@ func (o *Options) defaults() error {
 	}
 	if o.BackoffMax <= 0 {
 		o.BackoffMax = 2 * time.Second
+		if len(o.ClusterNodes) > 0 {
+			o.BackoffMax = 250 * time.Millisecond
+		}
 	}
 	if o.PresenceTTL <= 0 {
 		o.PresenceTTL = 5 * time.Second
@@ -110,9 +124,12 @@ type Cluster struct {
 	node    *goredis.Options
 	lib     *sioredis.RedisClient
 	adapter socket.AdapterConstructor
-	nodeID  string
-	m       *metrics
-	cancel  context.CancelFunc
+	// subs and reach serve the sharded mode (nil in streams mode).
+	subs   *subscriber
+	reach  *reach
+	nodeID string
+	m      *metrics
+	cancel context.CancelFunc
 
 	errMu      sync.Mutex
 	lastLog    time.Time
@@ -126,13 +143,15 @@ func Open(o Options) (*Cluster, error) {
 		return nil, err
 	}
 	c := &Cluster{o: o, nodeID: randomID(), m: newMetrics(o.Registerer)}
-	goredis.SetLogger(&redisLogger{c: c})
+	logTarget.Store(c)
+	setLogger.Do(func() { goredis.SetLogger(redisLogger{}) })
 	if len(o.ClusterNodes) > 0 {
 		opts, node, err := clusterOptions(o)
 		if err != nil {
 			return nil, err
 		}
 		opts.Dialer = c.dialer(opts.TLSConfig)
+		node.Dialer = opts.Dialer
 		c.cluster = goredis.NewClusterClient(opts)
 		c.client, c.node = c.cluster, node
 	} else {
@@ -161,11 +180,21 @@ func Open(o Options) (*Cluster, error) {
 		so.SetSessionKeyPrefix(o.KeyPrefix + ":session:")
 		c.adapter = &sioadapter.RedisStreamsAdapterBuilder{Redis: c.lib, Opts: so}
 	default:
-		so := sioadapter.DefaultShardedRedisAdapterOptions()
-		so.SetChannelPrefix(o.KeyPrefix)
-		c.adapter = &sioadapter.ShardedRedisAdapterBuilder{Redis: c.lib, Opts: so}
+		c.subs = newSubscriber(c)
+		c.reach = newReach(o.Logger, o.Registerer)
+		go c.reach.run(ctx)
+		c.adapter = &shardedBuilder{c: c}
 	}
 	return c, nil
+}
+
+// routingStale asks the cluster client to read the cluster's slots again
+// (soon, once for many callers): a command failed, maybe on a master that
+// is gone.
+func (c *Cluster) routingStale() {
+	if c.cluster != nil {
+		c.cluster.ReloadState(context.Background())
+	}
 }
 
 // dialer dials the nodes with back-off after failures (backoffDialer).
@@ -264,10 +293,19 @@ func clusterOptions(o Options) (*goredis.ClusterOptions, *goredis.Options, error
 		return nil, nil, err
 	}
 	settle(node, o)
+	// One dial a try (go-redis makes 5, 100 ms apart): a dead master
+	// must not hold a command, or the subscriber, for half a second.
+	node.DialerRetries = 1
 	return &goredis.ClusterOptions{
 		Addrs: addrs, Username: node.Username, Password: node.Password, TLSConfig: node.TLSConfig,
 		Protocol: node.Protocol, ClientName: node.ClientName, MaxRetries: node.MaxRetries,
 		DialTimeout: node.DialTimeout, ReadTimeout: node.ReadTimeout, WriteTimeout: node.WriteTimeout,
+		DialerRetries: node.DialerRetries,
+		// The slots are read again a second after they were last used
+		// (10 s by default): the streams adapter's reads follow a failover
+		// that soon. The sharded mode's subscriber and a failed command ask
+		// for a read at once (routingStale).
+		ClusterStateReloadInterval: time.Second,
 	}, node, nil
 }
 
@@ -332,16 +370,78 @@ func (c *Cluster) KeyPrefix() string { return c.o.KeyPrefix }
 // Mode is the adapter mode in use.
 func (c *Cluster) Mode() string { return c.o.Mode }
 
-// Ping checks that Redis answers.
+// Ping checks that Redis answers: the server, or on a cluster every
+// master (as the cluster client knows them) and the cluster's own state.
 func (c *Cluster) Ping(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, c.o.RequestTimeout)
 	defer cancel()
-	return c.client.Ping(ctx).Err()
+	if c.cluster == nil {
+		return c.client.Ping(ctx).Err()
+	}
+	info, err := c.cluster.ClusterInfo(ctx).Result()
+	if err != nil {
+		return err
+	}
+	if !strings.Contains(info, "cluster_state:ok") {
+		return errors.New("the cluster says its state is fail: some slots are not served")
+	}
+	return c.cluster.ForEachMaster(ctx, func(ctx context.Context, m *goredis.Client) error {
+		if err := m.Ping(ctx).Err(); err != nil {
+			return fmt.Errorf("master %s: %w", m.Options().Addr, err)
+		}
+		return nil
+	})
+}
+
+// CheckSubscriptions fails while a sharded subscription is missing (nil in
+// streams mode).
+func (c *Cluster) CheckSubscriptions(context.Context) error {
+	if c.subs == nil {
+		return nil
+	}
+	st := c.subs.state()
+	if st.Subscribed == st.Wanted {
+		return nil
+	}
+	if st.MissingSince.IsZero() {
+		return fmt.Errorf("%d of %d sharded subscriptions not made yet", st.Wanted-st.Subscribed, st.Wanted)
+	}
+	return fmt.Errorf("%d of %d sharded subscriptions missing, the oldest for %v: what other nodes publish on them does not reach this node",
+		st.Wanted-st.Subscribed, st.Wanted, time.Since(st.MissingSince).Round(time.Millisecond))
+}
+
+// Status describes the connection for /readyz: the deployment (server or
+// cluster), the adapter mode, and in sharded mode the subscriptions and,
+// on a cluster, its masters and the channels that moved.
+func (c *Cluster) Status() map[string]any {
+	out := map[string]any{"deployment": "server", "mode": c.o.Mode}
+	if c.cluster != nil {
+		out["deployment"] = "cluster"
+	}
+	if c.subs == nil {
+		return out
+	}
+	st := c.subs.state()
+	out["subscriptions"] = map[string]any{"wanted": st.Wanted, "subscribed": st.Subscribed}
+	if !st.MissingSince.IsZero() {
+		out["subscriptions_missing_since"] = st.MissingSince.UTC().Format(time.RFC3339Nano)
+	}
+	if c.cluster != nil {
+		out["masters"] = st.Masters
+		out["slot_moves"] = st.Moves
+		if !st.LastMove.IsZero() {
+			out["last_slot_move"] = st.LastMove.UTC().Format(time.RFC3339Nano)
+		}
+	}
+	return out
 }
 
 // Close releases the connection.
 func (c *Cluster) Close() error {
 	c.cancel()
+	if c.subs != nil {
+		c.subs.close()
+	}
 	return c.client.Close()
 }
 
@@ -352,6 +452,7 @@ func (c *Cluster) reportError(err error) {
 		return
 	}
 	c.m.errors.Inc()
+	c.routingStale()
 	c.errMu.Lock()
 	defer c.errMu.Unlock()
 	if time.Since(c.lastLog) < time.Second {
@@ -364,11 +465,20 @@ func (c *Cluster) reportError(err error) {
 }
 
 // redisLogger routes go-redis's own log lines (connection pool failures)
-// through the rate-limited error report.
-type redisLogger struct{ c *Cluster }
+// through the rate-limited error report of the Cluster opened last.
+// go-redis has one logger for the process, set once: setting it at every
+// Open raced with the clients already running.
+type redisLogger struct{}
 
-func (l *redisLogger) Printf(_ context.Context, format string, v ...any) {
-	l.c.reportError(fmt.Errorf(format, v...))
+var (
+	setLogger sync.Once
+	logTarget atomic.Pointer[Cluster]
+)
+
+func (redisLogger) Printf(_ context.Context, format string, v ...any) {
+	if c := logTarget.Load(); c != nil {
+		c.reportError(fmt.Errorf(format, v...))
+	}
 }
 
 // backoffDialer dials Redis, and after a failure makes the next dial to
