@@ -76,6 +76,7 @@ type Config struct {
 	// MigrateLockTimeout bounds the wait for the migration lock.
 	MigrateLockTimeout  time.Duration // MIGRATE_LOCK_TIMEOUT
 	RedisURL            string        // REDIS_URL
+	RedisClusterNodes   []string      // REDIS_CLUSTER_NODES (seeds of a Redis Cluster; see rediscluster.go)
 	RedisPasswd         string        // REDIS_PASSWD
 	RedisCAFile         string        // REDIS_CA_FILE
 	RedisAdapterMode    string        // REDIS_ADAPTER_MODE
@@ -225,6 +226,7 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 		LogLevel:        p.level("LOG_LEVEL", slog.LevelInfo),
 		LogFormat:       p.oneOf("LOG_FORMAT", "text", "text", "json"),
 	}
+	c.RedisClusterNodes = p.redisClusterNodes("REDIS_CLUSTER_NODES", c.RedisURL)
 	c.AdminUI = p.adminUI()
 	c.HTTPIdleTimeout = p.duration("HTTP_IDLE_TIMEOUT", 60*time.Second, 10*time.Millisecond)
 	c.HTTPBodyTimeout = p.duration("HTTP_BODY_TIMEOUT", 10*time.Second, 10*time.Millisecond)

@@ -115,7 +115,7 @@ func (a *shardedAdapter) publishChannel(msg *sioadapter.ClusterMessage) string {
 
 // DoPublish publishes msg, and counts the other servers it did not reach
 // that subscribed to its channel lately (reach). After a failed
-// publication (a master died), it first waits, up to recoverWait, until
+// publication (a master died), it first waits, up to a second, until
 // those servers subscribe again to the channel, wherever it is served now:
 // the backlog of the failover then reaches them instead of going out
 // before they are back.
@@ -139,8 +139,11 @@ func (a *shardedAdapter) DoPublish(msg *sioadapter.ClusterMessage) (sioadapter.O
 
 // recoverWait bounds the wait for the other servers to subscribe again
 // once the channel is served again after a failover, before a
-// publication goes out anyway.
-const recoverWait = 2 * time.Second
+// publication goes out anyway. Our nodes are back within 250 ms of their
+// new master's election; a server that takes longer (or never comes back:
+// node-redis 4.7's cluster client keeps dialling the dead master) must not
+// hold the others' deliveries much longer.
+const recoverWait = time.Second
 
 // unservedWait bounds the wait while no node serves the channel (a
 // failover takes 3 to 4 s with cluster-node-timeout 2 s).
@@ -384,7 +387,8 @@ func decodeCluster(b []byte) (*sioadapter.ClusterMessage, error) {
 // servers seen on it within reachWindow: a server that lost its
 // subscription (a failover, a slot migration) shows as a shortfall until
 // it subscribes again; so does one that crashed, for reachWindow (one
-// that shuts down says so: ADAPTER_CLOSE).
+// that shuts down says so: ADAPTER_CLOSE), after which the expectation is
+// dropped, and logged.
 type reach struct {
 	log         *slog.Logger
 	undelivered prometheus.Counter
@@ -413,7 +417,7 @@ type sent struct {
 const (
 	// reachWindow is how long a channel's highest count of receivers
 	// stays expected without being seen again.
-	reachWindow = 10 * time.Second
+	reachWindow = 30 * time.Second
 	// echoWait is how long a publication's echo may take.
 	echoWait = time.Second
 )
@@ -525,6 +529,10 @@ func (r *reach) settleLocked(channel string, n int64) {
 	now := time.Now()
 	p, ok := r.peaks[channel]
 	if !ok || n >= p.n || now.Sub(p.at) > reachWindow {
+		if ok && n < p.n {
+			r.log.Warn("servers that subscribed to a cluster channel have not received on it for a while: they left, or lost their subscription for good; no longer counted as undelivered",
+				"channel", channel, "receiving", n, "expected", p.n, "for", reachWindow)
+		}
 		r.peaks[channel] = peak{n, now}
 		return
 	}

@@ -330,7 +330,7 @@ func (s *subscriber) conn(addr string) *subConn {
 }
 
 // client is the client of the node at addr (for its Pub/Sub connections
-// and CLUSTER SLOTS), made with the connection's options.
+// and CLUSTER SHARDS), made with the connection's options.
 func (s *subscriber) client(addr string) *goredis.Client {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -4,9 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
+
+	goredis "github.com/redis/go-redis/v9"
 )
 
 // Slot is the Redis Cluster hash slot of key: CRC16 of its hash tag (the
@@ -39,7 +43,7 @@ func crc16(s string) uint16 {
 }
 
 // topology is which master serves each slot of the cluster, as one node
-// told it (CLUSTER SLOTS).
+// told it (CLUSTER SHARDS).
 type topology struct {
 	ranges []slotRange // by start
 	nodes  []string    // every node named, masters and replicas
@@ -107,29 +111,57 @@ func (s *subscriber) loadTopology(ctx context.Context, known *topology) (*topolo
 	var errs []error
 	for _, addr := range addrs {
 		actx, cancel := context.WithTimeout(ctx, min(time.Second, s.c.o.RequestTimeout))
-		slots, err := s.client(addr).ClusterSlots(actx).Result()
+		shards, err := s.client(addr).ClusterShards(actx).Result()
 		cancel()
 		if err != nil {
 			s.noteFailure(addr)
 			errs = append(errs, fmt.Errorf("%s: %w", addr, err))
 			continue
 		}
-		t := &topology{from: addr, at: time.Now()}
-		for _, sl := range slots {
-			if len(sl.Nodes) == 0 {
-				continue
+		return newTopology(addr, shards), nil
+	}
+	return nil, fmt.Errorf("no node told the cluster's shards: %w", errors.Join(errs...))
+}
+
+// newTopology reads CLUSTER SHARDS: each shard's slots and nodes, one of
+// them its master (a dead master stays listed, as a failed replica once
+// its successor is elected).
+func newTopology(from string, shards []goredis.ClusterShard) *topology {
+	t := &topology{from: from, at: time.Now()}
+	for _, sh := range shards {
+		master := ""
+		for _, n := range sh.Nodes {
+			addr := nodeAddr(n)
+			if !slices.Contains(t.nodes, addr) {
+				t.nodes = append(t.nodes, addr)
 			}
-			t.ranges = append(t.ranges, slotRange{start: sl.Start, end: sl.End, master: sl.Nodes[0].Addr})
-			for _, n := range sl.Nodes {
-				if !slices.Contains(t.nodes, n.Addr) {
-					t.nodes = append(t.nodes, n.Addr)
-				}
+			if n.Role == "master" && (master == "" || n.Health == "online") {
+				master = addr
 			}
 		}
-		slices.SortFunc(t.ranges, func(a, b slotRange) int { return a.start - b.start })
-		return t, nil
+		if master == "" {
+			continue
+		}
+		for _, r := range sh.Slots {
+			t.ranges = append(t.ranges, slotRange{start: int(r.Start), end: int(r.End), master: master})
+		}
 	}
-	return nil, fmt.Errorf("no node told the cluster's slots: %w", errors.Join(errs...))
+	slices.SortFunc(t.ranges, func(a, b slotRange) int { return a.start - b.start })
+	return t
+}
+
+// nodeAddr is where to reach a node of CLUSTER SHARDS: its preferred
+// endpoint, on its port (its TLS port when it has only that one).
+func nodeAddr(n goredis.Node) string {
+	host := n.Endpoint
+	if host == "" || host == "?" {
+		host = n.IP
+	}
+	port := n.Port
+	if port == 0 {
+		port = n.TLSPort
+	}
+	return net.JoinHostPort(host, strconv.FormatInt(port, 10))
 }
 
 // cmpBool orders false before true.

@@ -265,12 +265,10 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		Checks:      checks,
 		AllowOrigin: edge.AllowsOrigin,
 		Presence:    func() chat.PresenceView { return hb.PresenceView(chat.GlobalRoom) },
-		Details: func() map[string]any {
-			return map[string]any{"fanout": link.kind, "servers": link.broker.Nodes()}
-		},
-		Trust:      trust,
-		ClientAddr: edge.ClientAddr,
-		NoMetrics:  cfg.MetricsAddr != "",
+		Details:     link.details,
+		Trust:       trust,
+		ClientAddr:  edge.ClientAddr,
+		NoMetrics:   cfg.MetricsAddr != "",
 	})
 	mux := http.NewServeMux()
 	api.Register(mux)

@@ -9,6 +9,7 @@ package redistest
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -53,34 +54,37 @@ type Shard struct {
 	Slots  [][2]int
 }
 
-// Shards lists the masters serving slots, asking each seed in turn until
-// one answers.
+// Shards lists the masters serving slots (CLUSTER SHARDS), asking each
+// seed in turn until one answers.
 func (a *Admin) Shards() []Shard {
 	a.t.Helper()
 	var last error
 	for _, seed := range a.Seeds {
 		c := node(seed)
-		slots, err := c.ClusterSlots(context.Background()).Result()
+		shards, err := c.ClusterShards(context.Background()).Result()
 		c.Close()
 		if err != nil {
 			last = err
 			continue
 		}
-		byID := map[string]int{}
 		var out []Shard
-		for _, s := range slots {
-			m := s.Nodes[0]
-			i, ok := byID[m.ID]
-			if !ok {
-				i = len(out)
-				byID[m.ID] = i
-				out = append(out, Shard{Master: m.Addr, ID: m.ID})
+		for _, sh := range shards {
+			var s Shard
+			for _, n := range sh.Nodes {
+				if n.Role == "master" && (s.ID == "" || n.Health == "online") {
+					s = Shard{Master: net.JoinHostPort(n.Endpoint, strconv.FormatInt(n.Port, 10)), ID: n.ID}
+				}
 			}
-			out[i].Slots = append(out[i].Slots, [2]int{s.Start, s.End})
+			for _, r := range sh.Slots {
+				s.Slots = append(s.Slots, [2]int{int(r.Start), int(r.End)})
+			}
+			if s.ID != "" && len(s.Slots) > 0 {
+				out = append(out, s)
+			}
 		}
 		return out
 	}
-	a.t.Fatalf("no node of %v answered CLUSTER SLOTS: %v", a.Seeds, last)
+	a.t.Fatalf("no node of %v answered CLUSTER SHARDS: %v", a.Seeds, last)
 	return nil
 }
 
@@ -140,22 +144,6 @@ func (a *Admin) KillSubscriptions(addr string) time.Time {
 		a.t.Fatalf("CLIENT KILL TYPE pubsub on %s: %v", addr, err)
 	}
 	return time.Now()
-}
-
-// AwaitMaster waits until a master other than old serves slot, and returns
-// when it saw it.
-func (a *Admin) AwaitMaster(slot int, old string, within time.Duration) (Shard, time.Time) {
-	a.t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		if sh := a.MasterOf(slot); sh.Master != old {
-			return sh, time.Now()
-		}
-		if time.Now().After(deadline) {
-			a.t.Fatalf("slot %d still served by %s after %v", slot, old, within)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // Restore starts the cluster's stopped nodes again (scripts/services start
