@@ -345,7 +345,7 @@ func (b *Broker) publishLoop() {
 				b.drop("shutdown")
 				continue
 			}
-			// Up to BackoffMax: 2 s on one server, 250 ms on a cluster,
+			// Up to BackoffMax: 2 s on one server, 150 ms on a cluster,
 			// whose dead master's successor takes over within seconds.
 			time.Sleep(backoff)
 			backoff = min(2*backoff, b.c.o.BackoffMax)

@@ -74,8 +74,9 @@ type Options struct {
 	// RequestTimeout bounds every Redis command (REDIS_REQUEST_TIMEOUT).
 	RequestTimeout time.Duration
 	// BackoffMax bounds the wait between reconnection attempts to one
-	// address (2 s; 250 ms on a cluster, where a dead master's successor
-	// must be found within seconds).
+	// address, and between a publication's retries (2 s; 150 ms on a
+	// cluster, where a dead master's successor must be found within
+	// seconds).
 	BackoffMax time.Duration
 	// PresenceTTL is how long a node's published count lives without a
 	// refresh (5 s): a crashed node drops out of the count within it.
@@ -101,7 +102,7 @@ func (o *Options) defaults() error {
 	if o.BackoffMax <= 0 {
 		o.BackoffMax = 2 * time.Second
 		if len(o.ClusterNodes) > 0 {
-			o.BackoffMax = 250 * time.Millisecond
+			o.BackoffMax = 150 * time.Millisecond
 		}
 	}
 	if o.PresenceTTL <= 0 {
@@ -165,6 +166,9 @@ func Open(o Options) (*Cluster, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
 	c.lib = sioredis.NewRedisClient(ctx, c.client)
+	if o.Mode == ModeStreams {
+		c.lib = sioredis.NewRedisClientWithSub(ctx, c.client, &streamReader{UniversalClient: c.client, c: c})
+	}
 	_ = c.lib.On("error", func(args ...any) {
 		var err error
 		if len(args) > 0 {
@@ -529,4 +533,32 @@ func randomID() string {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// streamReader is the streams adapter's read client: XREAD, when it fails
+// (a master died, its successor is not elected yet, or Redis is down),
+// is tried again every 100 ms for up to its block time, instead of
+// returning at once to the adapter, which then sleeps a whole second
+// before its next read: deliveries resume within 100 ms of the new
+// master's election. Everything else goes to the client as it is.
+type streamReader struct {
+	goredis.UniversalClient
+	c *Cluster
+}
+
+func (r *streamReader) XRead(ctx context.Context, a *goredis.XReadArgs) *goredis.XStreamSliceCmd {
+	deadline := time.Now().Add(max(a.Block, time.Second))
+	for {
+		cmd := r.UniversalClient.XRead(ctx, a)
+		err := cmd.Err()
+		if err == nil || errors.Is(err, goredis.Nil) || ctx.Err() != nil || time.Now().After(deadline) {
+			return cmd
+		}
+		r.c.routingStale()
+		select {
+		case <-ctx.Done():
+			return cmd
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }

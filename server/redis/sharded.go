@@ -139,29 +139,35 @@ func (a *shardedAdapter) DoPublish(msg *sioadapter.ClusterMessage) (sioadapter.O
 
 // recoverWait bounds the wait for the other servers to subscribe again
 // once the channel is served again after a failover, before a
-// publication goes out anyway. Our nodes are back within 250 ms of their
-// new master's election; a server that takes longer (or never comes back:
-// node-redis 4.7's cluster client keeps dialling the dead master) must not
-// hold the others' deliveries much longer.
-const recoverWait = time.Second
+// publication goes out anyway; and the wait ends sooner once the count
+// of subscribers has not changed for recoverSettle (after recoverSettle
+// twice at least). Our nodes are back within 150 ms of their new master's
+// election, all at about the same time; a server that takes longer (or
+// never comes back: node-redis 4.7's cluster client may keep dialling the
+// dead master) must not hold the others' deliveries much longer.
+const (
+	recoverWait   = time.Second
+	recoverSettle = 150 * time.Millisecond
+)
 
 // unservedWait bounds the wait while no node serves the channel (a
 // failover takes 3 to 4 s with cluster-node-timeout 2 s).
 const unservedWait = 10 * time.Second
 
 // awaitOthers waits until as many other servers subscribe to channel as
-// did lately (PUBSUB SHARDNUMSUB on the node serving it), for at most
-// recoverWait once a node answers. While none does (the master is dead,
-// its successor not elected yet) it waits too, up to unservedWait: a
-// publication then would fail, or, once the successor serves the slot,
-// go out before the others are back.
+// did lately (PUBSUB SHARDNUMSUB on the node serving it), once a node
+// answers: at most recoverWait, less when the count settles. While none
+// does (the master is dead, its successor not elected yet) it waits too,
+// up to unservedWait: a publication then would fail, or, once the
+// successor serves the slot, go out before the others are back.
 func (a *shardedAdapter) awaitOthers(channel string) {
 	want := a.c.reach.expected(channel)
 	if want <= 0 {
 		return
 	}
 	start := time.Now()
-	var served time.Time
+	var served, changed time.Time
+	last := int64(-1)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), a.c.o.RequestTimeout)
 		node, err := a.c.nodeFor(ctx, channel)
@@ -188,12 +194,17 @@ func (a *shardedAdapter) awaitOthers(channel string) {
 			if n >= want && (self || !a.c.subs.wants(channel)) {
 				return
 			}
+			now := time.Now()
 			if served.IsZero() {
-				served = time.Now()
+				served = now
 			}
-			if time.Since(served) > recoverWait {
+			if n != last {
+				last, changed = n, now
+			}
+			settled := now.Sub(served) >= 2*recoverSettle && now.Sub(changed) >= recoverSettle
+			if settled || now.Sub(served) > recoverWait {
 				a.c.o.Logger.Warn("publishing after a failover before every server subscribed again",
-					"channel", channel, "subscribed", n, "expected", want, "waited", recoverWait)
+					"channel", channel, "subscribed", n, "expected", want, "waited", now.Sub(served).Round(time.Millisecond))
 				return
 			}
 		}

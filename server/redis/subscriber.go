@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -37,7 +38,8 @@ import (
 //     `sunsubscribe`, or answers MOVED or CLUSTERDOWN) drops that
 //     subscription and reads the cluster's slots again; a reconciling
 //     loop then subscribes each channel on the master that now serves it,
-//     retrying every 100 ms up to retryMax until it is confirmed;
+//     retrying every 100 ms (on a cluster 150 ms at most; 1 s with one
+//     server) until it is confirmed;
 //   - on a cluster the slots are read again every health interval too, so
 //     a move that no connection noticed is still found;
 //   - every loss is counted and logged, with its cause and, once the
@@ -77,10 +79,16 @@ type subChannel struct {
 	lostWhy string
 }
 
-// subConn is one Pub/Sub connection to a node.
+// subConn is one Pub/Sub connection to a node, on a client of its own
+// that dials once: go-redis's PubSub reconnects by itself after an error
+// and subscribes again to all its channels before it returns the error,
+// which left a node subscribed twice for a moment (counted twice by
+// SPUBLISH) or refused with CROSSSLOT; here only the subscriber's loop
+// makes connections.
 type subConn struct {
-	addr string
-	ps   *goredis.PubSub
+	addr   string
+	client *goredis.Client
+	ps     *goredis.PubSub
 	// holds are the channels subscribed here or asked to be (s.mu).
 	holds map[string]bool
 
@@ -105,7 +113,7 @@ func newSubscriber(c *Cluster) *subscriber {
 		failed: map[string]time.Time{}}
 	if c.cluster != nil {
 		// A master's successor takes over within seconds: find it soon.
-		s.health, s.retryMax, s.stale = time.Second, 250*time.Millisecond, true
+		s.health, s.retryMax, s.stale = time.Second, 150*time.Millisecond, true
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	go s.loop()
@@ -323,14 +331,31 @@ func (s *subscriber) conn(addr string) *subConn {
 	if sc := s.conns[addr]; sc != nil {
 		return sc
 	}
-	sc := &subConn{addr: addr, ps: s.clientLocked(addr).SSubscribe(s.ctx), holds: map[string]bool{}}
+	o := *s.c.node
+	o.Addr, o.Dialer, o.DialerRetries = addr, dialOnce(s.c.node.Dialer), 1
+	client := goredis.NewClient(&o)
+	sc := &subConn{addr: addr, client: client, ps: client.SSubscribe(s.ctx), holds: map[string]bool{}}
 	sc.seen.Store(time.Now().UnixNano())
 	s.conns[addr] = sc
 	return sc
 }
 
-// client is the client of the node at addr (for its Pub/Sub connections
-// and CLUSTER SHARDS), made with the connection's options.
+// errRedial refuses go-redis's own reconnection of a subscription.
+var errRedial = errors.New("a subscription connection is not dialled again (the subscriber makes a new one)")
+
+// dialOnce lets dial make one connection, then refuses.
+func dialOnce(dial func(ctx context.Context, network, addr string) (net.Conn, error)) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	var used atomic.Bool
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if used.Swap(true) {
+			return nil, errRedial
+		}
+		return dial(ctx, network, addr)
+	}
+}
+
+// client is the client of the node at addr (for CLUSTER SHARDS), made
+// with the connection's options.
 func (s *subscriber) client(addr string) *goredis.Client {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -434,6 +459,7 @@ func (sc *subConn) close() {
 	sc.dead = true
 	sc.mu.Unlock()
 	_ = sc.ps.Close()
+	_ = sc.client.Close()
 }
 
 func (sc *subConn) isDead() bool {

@@ -146,6 +146,45 @@ func (a *Admin) KillSubscriptions(addr string) time.Time {
 	return time.Now()
 }
 
+// Promoted returns a channel that receives, once, when a master other than
+// old serves slot (polled every 20 ms, for at most within): the moment
+// the cluster's failover completed, as the nodes tell.
+func (a *Admin) Promoted(slot int, old string, within time.Duration) <-chan time.Time {
+	out := make(chan time.Time, 1)
+	go func() {
+		deadline := time.Now().Add(within)
+		for time.Now().Before(deadline) {
+			for _, seed := range a.Seeds {
+				if seed == old {
+					continue
+				}
+				c := node(seed)
+				shards, err := c.ClusterShards(context.Background()).Result()
+				c.Close()
+				if err != nil {
+					continue
+				}
+				for _, sh := range shards {
+					for _, r := range sh.Slots {
+						if int(r.Start) > slot || int(r.End) < slot {
+							continue
+						}
+						for _, n := range sh.Nodes {
+							if addr := net.JoinHostPort(n.Endpoint, strconv.FormatInt(n.Port, 10)); n.Role == "master" && n.Health == "online" && addr != old {
+								out <- time.Now()
+								return
+							}
+						}
+					}
+				}
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	return out
+}
+
 // Restore starts the cluster's stopped nodes again (scripts/services start
 // redis-cluster) and waits until the cluster is healthy: every slot
 // served, six nodes, none failing.
