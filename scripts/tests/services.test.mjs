@@ -82,7 +82,8 @@ test("two checkouts' services side by side do not touch each other", { timeout: 
   }
 
   // Both start at once: neither waits for the other's lock.
-  const [ea, eb] = await Promise.all([a.services("up"), b.services("up")]);
+  const [ea, eb] = await Promise.all([a.services("up", "postgres", "redis", "kafka", "redis-cluster"),
+    b.services("up", "postgres", "redis", "kafka", "redis-cluster")]);
   const exports = (r) => Object.fromEntries(r.stdout.trim().split("\n").map((l) => /^export (\w+)='?([^']*)'?$/.exec(l).slice(1)));
   const [xa, xb] = [exports(ea), exports(eb)];
   assert.equal(xa.REDIS_URL, `redis://127.0.0.1:${sa.lines.redis.port}`);
