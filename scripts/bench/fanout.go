@@ -417,42 +417,22 @@ func (r *fanoutRun) probed() (receivers, senders int) {
 func fanoutStep(ctx context.Context, s *session, f *fanoutFlags, top topology, k server.Kind, rate float64, step int) (pt FanoutPoint, err error) {
 	pt = FanoutPoint{Server: string(k), Label: k.Label(), Rate: rate, Receivers: f.receivers, Senders: f.senders,
 		Nodes: top.nodes, OfferedDeliveriesPerSec: rate * float64(f.receivers)}
-	busy, quiet, err := s.waitQuiet(ctx)
-	if err != nil {
-		return pt, err
-	}
-	pt.BusyBefore, pt.NotQuiet = busy, !quiet
-	loadAvg, _ := procfs.LoadAverage()
 	var env []string
 	if top.env != nil {
 		env = top.env(k, step)
 	}
-	sys, err := startSystem(ctx, s, k, max(top.nodes, 1), server.StartOptions{Env: env})
+	sys, loadAvg, err := startStep(ctx, s, k, max(top.nodes, 1), server.StartOptions{Env: env}, &pt)
 	if err != nil {
 		return pt, err
 	}
-	defer func() {
-		if err != nil {
-			if log := sys.exited(); log != "" {
-				err = fmt.Errorf("%w\n%s", err, log)
-			}
-		}
-		_ = sys.stop(s)
-	}()
+	defer func() { err = sys.stopStep(s, err) }()
 
-	measured := int64(math.Round(rate * f.duration.Seconds()))
-	warm := int64(math.Round(rate * f.warmup.Seconds()))
-	if measured < 1 {
-		return pt, fmt.Errorf("%g msgs/s for %s sends no message", rate, f.duration)
+	l, err := newSchedule(rate, f.duration, f.warmup, f.drain)
+	if err != nil {
+		return pt, err
 	}
-	runID := int64(step) * 10
-	r := &fanoutRun{
-		base: time.Now(), probeRun: runID + 1, warmRun: runID + 2, measureRun: runID + 3,
-		senders: f.senders, perSender: (measured+int64(f.senders)-1)/int64(f.senders) + 1,
-		hist: hist.NewSharded(16), rs: make([]receiverState, f.receivers),
-		probedSenders: make([]atomic.Bool, f.senders),
-	}
-	r.counts = make([]atomic.Int32, int64(f.senders)*r.perSender)
+	l.frame = func(dst []byte, st stamp.Stamp, _ int64) []byte { return stamp.AppendEvent(dst, st, f.text) }
+	r := newFanoutRun(step, f.receivers, f.senders, l.measured)
 
 	d := &sioclient.Dialer{ReadBufferSize: f.readBuffer}
 	t := time.Now()
@@ -470,51 +450,139 @@ func fanoutStep(ctx context.Context, s *session, f *fanoutFlags, top topology, k
 		sys.describe(), rate, f.receivers, f.senders, time.Since(t).Seconds())
 
 	// Probe until every connection receives broadcasts.
-	probeBuf := make([]byte, 0, 256)
+	probe := func(buf []byte, seq int64) error {
+		buf = stamp.AppendEvent(buf[:0], stamp.Stamp{Run: r.probeRun, Seq: seq, Sent: r.now()}, 0)
+		return sc.list[0].Write(buf)
+	}
+	if err := r.probe(ctx, probe, 100*time.Millisecond); err != nil {
+		return pt, err
+	}
+	if err := r.measure(ctx, sys, top.redisPID, rc, sc, l, &pt); err != nil {
+		return pt, err
+	}
+	pt.LoadAverage = loadAvg
+	fmt.Fprintf(s.log, "%s, %g msgs/s: %s deliveries/s (offered %s), missing %d, p50 %s ms, p99 %s ms, %s µs CPU/delivery, server %.2f cores, bench %.2f cores\n",
+		k.Label(), rate, report.Num(pt.DeliveriesPerSec), report.Num(pt.OfferedDeliveriesPerSec), pt.Missing,
+		report.Num(pt.LatencyMs.P50), report.Num(pt.LatencyMs.P99), report.Num(pt.CPUPerDeliveryUs), pt.ServerCores, pt.BenchCores)
+	return pt, nil
+}
+
+// startStep waits for -quiet (noting it in pt) and starts n fresh nodes of
+// kind k with o; it returns them and the load average before the start.
+func startStep(ctx context.Context, s *session, k server.Kind, n int, o server.StartOptions, pt *FanoutPoint) (*system, float64, error) {
+	busy, quiet, err := s.waitQuiet(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	pt.BusyBefore, pt.NotQuiet = busy, !quiet
+	loadAvg, _ := procfs.LoadAverage()
+	sys, err := startSystem(ctx, s, k, n, o)
+	return sys, loadAvg, err
+}
+
+// stopStep stops the step's nodes; a step that failed gets the log of a
+// node that exited added to its error.
+func (sys *system) stopStep(s *session, err error) error {
+	if err != nil {
+		if log := sys.exited(); log != "" {
+			err = fmt.Errorf("%w\n%s", err, log)
+		}
+	}
+	_ = sys.stop(s)
+	return err
+}
+
+// schedule is what a step sends: message k (warm-up ones first) at start +
+// k/rate, from sender k mod S, then a drain.
+type schedule struct {
+	rate           float64
+	warm, measured int64
+	drain          time.Duration
+	// frame appends the frame of message k, stamped st, to dst.
+	frame func(dst []byte, st stamp.Stamp, k int64) []byte
+}
+
+// newSchedule checks that rate sends something over duration.
+func newSchedule(rate float64, duration, warmup, drain time.Duration) (schedule, error) {
+	l := schedule{rate: rate, drain: drain,
+		measured: int64(math.Round(rate * duration.Seconds())), warm: int64(math.Round(rate * warmup.Seconds()))}
+	if l.measured < 1 {
+		return l, fmt.Errorf("%g msgs/s for %s sends no message", rate, duration)
+	}
+	return l, nil
+}
+
+// newFanoutRun is the state of a step of the given step number, with
+// receivers and senders, measured messages in all.
+func newFanoutRun(step, receivers, senders int, measured int64) *fanoutRun {
+	runID := int64(step) * 10
+	r := &fanoutRun{
+		base: time.Now(), probeRun: runID + 1, warmRun: runID + 2, measureRun: runID + 3,
+		senders: senders, perSender: (measured+int64(senders)-1)/int64(senders) + 1,
+		hist: hist.NewSharded(16), rs: make([]receiverState, receivers),
+		probedSenders: make([]atomic.Bool, senders),
+	}
+	r.counts = make([]atomic.Int32, int64(senders)*r.perSender)
+	return r
+}
+
+// probe sends probes (send(buf, seq), every period) until every receiver
+// and sender received one, at most probeTimeout, then lets the last ones
+// land.
+func (r *fanoutRun) probe(ctx context.Context, send func(buf []byte, seq int64) error, period time.Duration) error {
+	buf := make([]byte, 0, 256)
 	deadline := time.Now().Add(probeTimeout)
 	for seq := int64(0); ; seq++ {
-		probeBuf = stamp.AppendEvent(probeBuf[:0], stamp.Stamp{Run: r.probeRun, Seq: seq, Sent: r.now()}, 0)
-		if err := sc.list[0].Write(probeBuf); err != nil {
-			return pt, fmt.Errorf("send a probe: %w", err)
+		if err := send(buf, seq); err != nil {
+			return fmt.Errorf("send a probe: %w", err)
 		}
-		if err := sleepCtx(ctx, 100*time.Millisecond); err != nil {
-			return pt, err
+		if err := sleepCtx(ctx, period); err != nil {
+			return err
 		}
 		nr, ns := r.probed()
-		if nr == f.receivers && ns == f.senders {
+		if nr == len(r.rs) && ns == r.senders {
 			break
 		}
 		if time.Now().After(deadline) {
-			return pt, fmt.Errorf("after %s, %d of %d receivers and %d of %d senders still receive no broadcast",
-				probeTimeout, f.receivers-nr, f.receivers, f.senders-ns, f.senders)
+			return fmt.Errorf("after %s, %d of %d receivers and %d of %d senders still receive no broadcast",
+				probeTimeout, len(r.rs)-nr, len(r.rs), r.senders-ns, r.senders)
 		}
 	}
-	if err := sleepCtx(ctx, 200*time.Millisecond); err != nil { // let the last probes land
-		return pt, err
-	}
+	return sleepCtx(ctx, 200*time.Millisecond) // let the last probes land
+}
 
+// expected is how many receivers should get measured message seq of
+// sender j: all of them.
+func (r *fanoutRun) expected(j, seq int64) int64 { return int64(len(r.rs)) }
+
+// measure sends l from the senders sc to the receivers rc, drains, and
+// fills pt's figures: deliveries, loss, latency, and the CPU of the
+// system's nodes (and of the Redis server redisPID, when not 0), the
+// bench's and the machine's over the window.
+func (r *fanoutRun) measure(ctx context.Context, sys *system, redisPID int, rc, sc *conns, l schedule, pt *FanoutPoint) error {
+	senders := len(sc.list)
 	// Send on an absolute schedule: message k (warm-up ones first) at
 	// start + k/rate, sender k mod S.
-	total := warm + measured
+	total := l.warm + l.measured
 	start := time.Now().Add(20 * time.Millisecond)
-	at := func(k int64) time.Time { return start.Add(time.Duration(float64(k) / rate * float64(time.Second))) }
-	t0 := at(warm)
+	at := func(k int64) time.Time { return start.Add(time.Duration(float64(k) / l.rate * float64(time.Second))) }
+	t0 := at(l.warm)
 	var (
 		wg       sync.WaitGroup
 		sent     atomic.Int64
 		lastSend atomic.Int64
 		maxLag   atomic.Int64
-		sendErr  = make(chan error, f.senders)
+		sendErr  = make(chan error, senders)
 	)
 	sctx, stopSending := context.WithCancel(ctx)
 	defer stopSending()
-	for j := 0; j < f.senders; j++ {
+	for j := 0; j < senders; j++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			buf := make([]byte, 0, f.text+128)
+			buf := make([]byte, 0, 512)
 			var seq int64
-			for k := int64(j); k < total; k += int64(f.senders) {
+			for k := int64(j); k < total; k += int64(senders) {
 				due := at(k)
 				if d := time.Until(due); d > 0 {
 					if sleepCtx(sctx, d) != nil {
@@ -529,16 +597,16 @@ func fanoutStep(ctx context.Context, s *session, f *fanoutFlags, top topology, k
 					}
 				}
 				st := stamp.Stamp{Run: r.warmRun, Sender: int64(j), Seq: k, Sent: r.now()}
-				if k >= warm {
+				if k >= l.warm {
 					st.Run, st.Seq = r.measureRun, seq
 				}
-				buf = stamp.AppendEvent(buf[:0], st, f.text)
+				buf = l.frame(buf[:0], st, k)
 				if err := sc.list[j].Write(buf); err != nil {
 					sendErr <- fmt.Errorf("sender %d: %w", j, err)
 					stopSending()
 					return
 				}
-				if k >= warm {
+				if k >= l.warm {
 					seq++
 					sent.Add(1)
 					lastSend.Store(r.now())
@@ -547,16 +615,16 @@ func fanoutStep(ctx context.Context, s *session, f *fanoutFlags, top topology, k
 		}()
 	}
 	if err := sleepUntil(ctx, t0); err != nil {
-		return pt, err
+		return err
 	}
 	cpu0, err := sys.cpu()
 	if err != nil {
-		return pt, err
+		return err
 	}
 	var redis0 procfs.CPU
-	if top.redisPID > 0 {
-		if redis0, err = procfs.ReadCPU(top.redisPID); err != nil {
-			return pt, fmt.Errorf("the Redis server's CPU: %w", err)
+	if redisPID > 0 {
+		if redis0, err = procfs.ReadCPU(redisPID); err != nil {
+			return fmt.Errorf("the Redis server's CPU: %w", err)
 		}
 	}
 	self0, _ := procfs.ReadCPU(0)
@@ -569,32 +637,37 @@ func fanoutStep(ctx context.Context, s *session, f *fanoutFlags, top topology, k
 	wg.Wait()
 	select {
 	case err := <-sendErr:
-		return pt, err
+		return err
 	default:
 	}
 	if ctx.Err() != nil {
-		return pt, ctx.Err()
+		return ctx.Err()
 	}
 
 	// Drain: until every expected delivery arrived, or the drain time is
 	// over.
 	pt.Sent = sent.Load()
-	pt.Expected = pt.Sent * int64(f.receivers)
-	drainEnd := time.Now().Add(f.drain)
+	sentBy := sentPerSender(pt.Sent, l.warm, senders)
+	for j := range senders {
+		for seq := int64(0); seq < sentBy[j]; seq++ {
+			pt.Expected += r.expected(int64(j), seq)
+		}
+	}
+	drainEnd := time.Now().Add(l.drain)
 	for {
 		n, _ := r.delivered()
 		if n >= pt.Expected || time.Now().After(drainEnd) {
 			break
 		}
 		if err := sleepCtx(ctx, 10*time.Millisecond); err != nil {
-			return pt, err
+			return err
 		}
 	}
 	stopLag()
 	lag := <-lagDone
 	end, err := sys.sample(ctx)
 	if err != nil {
-		return pt, err
+		return err
 	}
 	self1, _ := procfs.ReadCPU(0)
 	mach1, _ := procfs.ReadMachine()
@@ -607,7 +680,7 @@ func fanoutStep(ctx context.Context, s *session, f *fanoutFlags, top topology, k
 	// The window spans at least the sending time (so a server that keeps
 	// up shows the offered rate), and stretches to the last reception
 	// when the server falls behind.
-	pt.WindowSec = max(float64(max(last, lastSend.Load())-firstSend)/1e9, float64(pt.Sent)/rate)
+	pt.WindowSec = max(float64(max(last, lastSend.Load())-firstSend)/1e9, float64(pt.Sent)/l.rate)
 	if pt.WindowSec > 0 {
 		pt.DeliveriesPerSec = float64(delivered) / pt.WindowSec
 	}
@@ -615,12 +688,12 @@ func fanoutStep(ctx context.Context, s *session, f *fanoutFlags, top topology, k
 		pt.SendRate = float64(pt.Sent-1) / sendSpan
 	}
 	pt.SendLagMaxMs = float64(maxLag.Load()) / 1e6
-	sentBy := sentPerSender(pt.Sent, warm, f.senders)
-	for j := range f.senders {
+	for j := range senders {
 		for seq := int64(0); seq < sentBy[j]; seq++ {
+			want := r.expected(int64(j), seq)
 			c := int64(r.counts[int64(j)*r.perSender+seq].Load())
-			pt.Missing += max(int64(f.receivers)-c, 0)
-			pt.Duplicates += max(c-int64(f.receivers), 0)
+			pt.Missing += max(want-c, 0)
+			pt.Duplicates += max(c-want, 0)
 		}
 	}
 	if pt.Expected > 0 {
@@ -642,10 +715,10 @@ func fanoutStep(ctx context.Context, s *session, f *fanoutFlags, top topology, k
 	if n := delivered + r.senderCopies.Load(); n > 0 {
 		pt.CPUPerDeliveryUs = pt.ServerCPUSec / float64(n) * 1e6
 	}
-	if top.redisPID > 0 {
-		redis1, err := procfs.ReadCPU(top.redisPID)
+	if redisPID > 0 {
+		redis1, err := procfs.ReadCPU(redisPID)
 		if err != nil {
-			return pt, fmt.Errorf("the Redis server's CPU: %w", err)
+			return fmt.Errorf("the Redis server's CPU: %w", err)
 		}
 		sec := redis1.Sub(redis0).Total().Seconds()
 		pt.RedisCPUSec = &sec
@@ -668,12 +741,8 @@ func fanoutStep(ctx context.Context, s *session, f *fanoutFlags, top topology, k
 		pt.MachineCores = mach1.Sub(mach0).Busy.Seconds() / wall
 		pt.OtherCores = max(pt.MachineCores-pt.ServerCores-pt.BenchCores, 0)
 	}
-	pt.LoadAverage = loadAvg
 	pt.Saturated = pt.ServerCores+pt.BenchCores > 0.9*float64(runtime.NumCPU())
-	fmt.Fprintf(s.log, "%s, %g msgs/s: %s deliveries/s (offered %s), missing %d, p50 %s ms, p99 %s ms, %s µs CPU/delivery, server %.2f cores, bench %.2f cores\n",
-		k.Label(), rate, report.Num(pt.DeliveriesPerSec), report.Num(pt.OfferedDeliveriesPerSec), pt.Missing,
-		report.Num(pt.LatencyMs.P50), report.Num(pt.LatencyMs.P99), report.Num(pt.CPUPerDeliveryUs), pt.ServerCores, pt.BenchCores)
-	return pt, nil
+	return nil
 }
 
 // sentPerSender returns how many measured messages each sender sent when
@@ -755,29 +824,7 @@ func fanoutTable(points []FanoutPoint) string {
 				report.Num(p.LatencyMs.P50), report.Num(p.LatencyMs.P95), report.Num(p.LatencyMs.P99), report.Num(p.LatencyMs.Max),
 				report.Num(p.ServerCores), report.Num(p.CPUPerDeliveryUs), bench,
 			}, opt(p.RedisCores)))
-			if p.Dropped > 0 || p.Duplicates > 0 || p.OutOfOrder > 0 || p.Refused > 0 || (p.SlowDisconnects != nil && *p.SlowDisconnects > 0) {
-				slow := 0.0
-				if p.SlowDisconnects != nil {
-					slow = *p.SlowDisconnects
-				}
-				notes = append(notes, fmt.Sprintf("%s at %g msgs/s: %d receivers dropped, %.0f cut as slow, %d duplicates, %d out of order, %d refused",
-					p.Label, rate, p.Dropped, slow, p.Duplicates, p.OutOfOrder, p.Refused))
-			}
-			if p.NotQuiet {
-				notes = append(notes, fmt.Sprintf("%s at %g msgs/s started on a busy machine (%.2f cores busy; -quiet gave up)", p.Label, rate, p.BusyBefore))
-			}
-			if p.OtherCores > 0.25 {
-				notes = append(notes, fmt.Sprintf("%s at %g msgs/s: %.2f cores busy outside the server and the bench (load average %.1f): other work disturbed this step",
-					p.Label, rate, p.OtherCores, p.LoadAverage))
-			}
-			if p.BenchLagP99Ms > 10 {
-				notes = append(notes, fmt.Sprintf("%s at %g msgs/s: the bench's own wake-ups were up to %.0f ms late (p99 %.0f ms); latencies below that are not the server's alone",
-					p.Label, rate, p.BenchLagMaxMs, p.BenchLagP99Ms))
-			}
-			if p.SendLagMaxMs > 50 {
-				notes = append(notes, fmt.Sprintf("%s at %g msgs/s: a send was %.0f ms behind its schedule (the bench could not keep the rate)",
-					p.Label, rate, p.SendLagMaxMs))
-			}
+			notes = append(notes, stepNotes(p, fmt.Sprintf("%s at %g msgs/s", p.Label, rate))...)
 		}
 		ours, ref := find(ps, func(p FanoutPoint) string { return p.Server })
 		if ours != nil && ref != nil && ours.Error == "" && ref.Error == "" {
@@ -804,6 +851,36 @@ func fanoutTable(points []FanoutPoint) string {
 		out += "\n"
 	}
 	return out
+}
+
+// stepNotes are the notes of a step's point p, named by at: losses of
+// connections, duplicates, disorder and refusals, and a disturbed machine
+// or bench.
+func stepNotes(p FanoutPoint, at string) []string {
+	var notes []string
+	if p.Dropped > 0 || p.Duplicates > 0 || p.OutOfOrder > 0 || p.Refused > 0 || (p.SlowDisconnects != nil && *p.SlowDisconnects > 0) {
+		slow := 0.0
+		if p.SlowDisconnects != nil {
+			slow = *p.SlowDisconnects
+		}
+		notes = append(notes, fmt.Sprintf("%s: %d receivers dropped, %.0f cut as slow, %d duplicates, %d out of order, %d refused",
+			at, p.Dropped, slow, p.Duplicates, p.OutOfOrder, p.Refused))
+	}
+	if p.NotQuiet {
+		notes = append(notes, fmt.Sprintf("%s started on a busy machine (%.2f cores busy; -quiet gave up)", at, p.BusyBefore))
+	}
+	if p.OtherCores > 0.25 {
+		notes = append(notes, fmt.Sprintf("%s: %.2f cores busy outside the server and the bench (load average %.1f): other work disturbed this step",
+			at, p.OtherCores, p.LoadAverage))
+	}
+	if p.BenchLagP99Ms > 10 {
+		notes = append(notes, fmt.Sprintf("%s: the bench's own wake-ups were up to %.0f ms late (p99 %.0f ms); latencies below that are not the server's alone",
+			at, p.BenchLagMaxMs, p.BenchLagP99Ms))
+	}
+	if p.SendLagMaxMs > 50 {
+		notes = append(notes, fmt.Sprintf("%s: a send was %.0f ms behind its schedule (the bench could not keep the rate)", at, p.SendLagMaxMs))
+	}
+	return notes
 }
 
 // beforeLast returns row with v inserted before its last element when on.
