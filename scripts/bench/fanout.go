@@ -41,12 +41,45 @@ const (
 
 type fanoutFlags struct {
 	common
+	stepFlags
 	receivers, senders int
 	rates              []float64
-	duration, warmup   time.Duration
-	drain              time.Duration
-	text               int
-	readBuffer         int
+}
+
+// stepFlags are the flags of a measured step that fanout, cluster and
+// rooms share: its schedule and its messages.
+type stepFlags struct {
+	duration, warmup time.Duration
+	drain            time.Duration
+	text             int
+	readBuffer       int
+}
+
+// registerStep registers the step flags; what says what a step is (per
+// rate, per shape).
+func (f *stepFlags) registerStep(fs *flag.FlagSet, what string) {
+	fs.DurationVar(&f.duration, "duration", 10*time.Second, "measured sending time "+what)
+	fs.DurationVar(&f.warmup, "warmup", 2*time.Second, "sending at the rate before the measurement starts")
+	fs.DurationVar(&f.drain, "drain", 10*time.Second, "longest wait for deliveries after the last send; later ones count as missing")
+	fs.IntVar(&f.text, "text", 120, "message text length, characters (the stamp included)")
+	fs.IntVar(&f.readBuffer, "read-buffer", 4096, "bench read buffer per connection, bytes")
+}
+
+// checkStep checks the step flags.
+func (f *stepFlags) checkStep() error {
+	switch {
+	case f.duration <= 0 || f.duration > maxDuration:
+		return usagef("-duration %s: want (0, %s]", f.duration, maxDuration)
+	case f.warmup < 0 || f.warmup > maxWarmup:
+		return usagef("-warmup %s: want 0..%s", f.warmup, maxWarmup)
+	case f.drain <= 0 || f.drain > maxDrain:
+		return usagef("-drain %s: want (0, %s]", f.drain, maxDrain)
+	case f.text < 1 || f.text > maxText:
+		return usagef("-text %d: want 1..%d", f.text, maxText)
+	case f.readBuffer < 256 || f.readBuffer > 1<<20:
+		return usagef("-read-buffer %d: want 256..1048576", f.readBuffer)
+	}
+	return nil
 }
 
 type ratesFlag struct{ rates *[]float64 }
@@ -217,11 +250,7 @@ func (f *fanoutFlags) registerLoad(fs *flag.FlagSet, senders int) {
 	fs.IntVar(&f.receivers, "receivers", 1000, fmt.Sprintf("receiving connections (1..%d)", maxReceivers))
 	fs.IntVar(&f.senders, "senders", senders, fmt.Sprintf("sending connections, sharing the rate (1..%d); they receive too", maxSenders))
 	fs.Var(ratesFlag{&f.rates}, "rates", "offered rates to sweep, messages per second over all senders, comma separated")
-	fs.DurationVar(&f.duration, "duration", 10*time.Second, "measured sending time per rate")
-	fs.DurationVar(&f.warmup, "warmup", 2*time.Second, "sending at the rate before the measurement starts")
-	fs.DurationVar(&f.drain, "drain", 10*time.Second, "longest wait for deliveries after the last send; later ones count as missing")
-	fs.IntVar(&f.text, "text", 120, "message text length, characters (the stamp included)")
-	fs.IntVar(&f.readBuffer, "read-buffer", 4096, "bench read buffer per connection, bytes")
+	f.registerStep(fs, "per rate")
 }
 
 // checkLoad checks the load flags.
@@ -231,18 +260,8 @@ func (f *fanoutFlags) checkLoad() error {
 		return usagef("-receivers %d: want 1..%d", f.receivers, maxReceivers)
 	case f.senders < 1 || f.senders > maxSenders:
 		return usagef("-senders %d: want 1..%d", f.senders, maxSenders)
-	case f.duration <= 0 || f.duration > maxDuration:
-		return usagef("-duration %s: want (0, %s]", f.duration, maxDuration)
-	case f.warmup < 0 || f.warmup > maxWarmup:
-		return usagef("-warmup %s: want 0..%s", f.warmup, maxWarmup)
-	case f.drain <= 0 || f.drain > maxDrain:
-		return usagef("-drain %s: want (0, %s]", f.drain, maxDrain)
-	case f.text < 1 || f.text > maxText:
-		return usagef("-text %d: want 1..%d", f.text, maxText)
-	case f.readBuffer < 256 || f.readBuffer > 1<<20:
-		return usagef("-read-buffer %d: want 256..1048576", f.readBuffer)
 	}
-	return nil
+	return f.checkStep()
 }
 
 func (f *fanoutFlags) params() map[string]any {
@@ -271,35 +290,53 @@ func sweep(ctx context.Context, s *session, f *fanoutFlags, top topology, mode, 
 	defer debug.SetGCPercent(debug.SetGCPercent(400))
 
 	res := FanoutResult{Meta: s.meta}
-	failed := 0
+	var t tally
 	// Rate by rate, each server in turn on fresh processes, so that both
 	// see the same machine at about the same time.
-	step := 0
 	for _, rate := range f.rates {
 		for _, k := range f.servers {
-			step++
-			p, err := fanoutStep(ctx, s, f, top, k, rate, step)
-			if err != nil {
-				if ctx.Err() != nil {
-					return fmt.Errorf("%s, %s at %g msgs/s: %w", mode, k.Label(), rate, err)
-				}
-				failed++
-				p.Error = err.Error()
-				fmt.Fprintf(stderr, "%s at %g msgs/s failed: %v\n", k.Label(), rate, err)
+			p, err := fanoutStep(ctx, s, f, top, k, rate, t.steps+1)
+			if p.Error, err = t.take(ctx, err, fmt.Sprintf("%s, %s at %g msgs/s", mode, k.Label(), rate), stderr); err != nil {
+				return err
 			}
 			res.Points = append(res.Points, p)
 		}
 	}
 	md := s.header(title) + fanoutTable(res.Points)
-	svg := fanoutChart(title, res.Points, f.receivers)
-	paths, err := s.write(res, md, svg)
+	return s.publish(stdout, res, md, fanoutChart(title, res.Points, f.receivers), t)
+}
+
+// tally counts the steps of a run and their failures.
+type tally struct{ steps, failed int }
+
+// take counts a step that ended with err (nil: it succeeded). When the
+// run's context ended it returns the error that stops the run; a step that
+// failed otherwise is said on log, and its error's text is returned for
+// the step's result.
+func (t *tally) take(ctx context.Context, err error, what string, log io.Writer) (text string, stop error) {
+	t.steps++
+	switch {
+	case err == nil:
+		return "", nil
+	case ctx.Err() != nil:
+		return "", fmt.Errorf("%s: %w", what, err)
+	}
+	t.failed++
+	fmt.Fprintf(log, "%s failed: %v\n", what, err)
+	return err.Error(), nil
+}
+
+// publish writes the result files, prints the Markdown and their paths,
+// and fails when a step of t did.
+func (s *session) publish(stdout io.Writer, result any, md string, svg []byte, t tally) error {
+	paths, err := s.write(result, md, svg)
 	if err != nil {
 		return err
 	}
 	fmt.Fprint(stdout, md)
 	fmt.Fprintf(stdout, "\nwritten: %v\n", paths)
-	if failed > 0 {
-		return fmt.Errorf("%d of %d steps failed", failed, len(res.Points))
+	if t.failed > 0 {
+		return fmt.Errorf("%d of %d steps failed", t.failed, t.steps)
 	}
 	return nil
 }
@@ -316,6 +353,11 @@ type fanoutRun struct {
 	probedSenders                 []atomic.Bool
 	senderCopies                  atomic.Int64
 	refused                       atomic.Int64
+	// rooms routes each message to the receivers of one room (the rooms
+	// mode); nil: every receiver gets every message. wrongRoom counts
+	// measured messages a receiver got from a room it is not in.
+	rooms     *routing
+	wrongRoom atomic.Int64
 }
 
 // receiverState is one receiver's, padded so that receivers on different
@@ -354,6 +396,10 @@ func (r *fanoutRun) receiver(i int) func([]byte) {
 		case r.probeRun:
 			rs.probed.Store(true)
 		case r.measureRun:
+			if r.rooms != nil && !r.rooms.delivers(i, st) {
+				r.wrongRoom.Add(1)
+				return
+			}
 			now := r.now()
 			r.hist.Record(i, uint64(max(now-st.Sent, 0)/1000))
 			if st.Sender < int64(r.senders) && st.Seq < r.perSender {
@@ -552,8 +598,13 @@ func (r *fanoutRun) probe(ctx context.Context, send func(buf []byte, seq int64) 
 }
 
 // expected is how many receivers should get measured message seq of
-// sender j: all of them.
-func (r *fanoutRun) expected(j, seq int64) int64 { return int64(len(r.rs)) }
+// sender j: all of them, or the members of its room.
+func (r *fanoutRun) expected(j, seq int64) int64 {
+	if r.rooms != nil {
+		return r.rooms.size[r.rooms.room(j, seq)]
+	}
+	return int64(len(r.rs))
+}
 
 // measure sends l from the senders sc to the receivers rc, drains, and
 // fills pt's figures: deliveries, loss, latency, and the CPU of the
@@ -811,29 +862,16 @@ func fanoutTable(points []FanoutPoint) string {
 				notes = append(notes, fmt.Sprintf("%s at %g msgs/s failed: %s", p.Label, rate, firstLine(p.Error)))
 				continue
 			}
-			missing := fmt.Sprintf("%d", p.Missing)
-			if p.Missing > 0 {
-				missing = fmt.Sprintf("%d (%.2f%%)", p.Missing, p.LossPct)
-			}
-			bench := report.Num(p.BenchCores)
-			if p.Saturated {
-				bench += " (!)"
-			}
-			t.Rows = append(t.Rows, redis([]string{
-				rateText(rate), p.Label, report.Num(p.DeliveriesPerSec), missing,
-				report.Num(p.LatencyMs.P50), report.Num(p.LatencyMs.P95), report.Num(p.LatencyMs.P99), report.Num(p.LatencyMs.Max),
-				report.Num(p.ServerCores), report.Num(p.CPUPerDeliveryUs), bench,
-			}, opt(p.RedisCores)))
+			row := append([]string{rateText(rate), p.Label}, latencyCells(p)...)
+			row = append(row, report.Num(p.ServerCores), report.Num(p.CPUPerDeliveryUs), benchCell(p))
+			t.Rows = append(t.Rows, redis(row, opt(p.RedisCores)))
 			notes = append(notes, stepNotes(p, fmt.Sprintf("%s at %g msgs/s", p.Label, rate))...)
 		}
 		ours, ref := find(ps, func(p FanoutPoint) string { return p.Server })
 		if ours != nil && ref != nil && ours.Error == "" && ref.Error == "" {
-			t.Rows = append(t.Rows, redis([]string{
-				"", "**ours/reference**", report.Ratio(ours.DeliveriesPerSec, ref.DeliveriesPerSec), "",
-				report.Ratio(ours.LatencyMs.P50, ref.LatencyMs.P50), report.Ratio(ours.LatencyMs.P95, ref.LatencyMs.P95),
-				"**" + report.Ratio(ours.LatencyMs.P99, ref.LatencyMs.P99) + "**", report.Ratio(ours.LatencyMs.Max, ref.LatencyMs.Max),
-				report.Ratio(ours.ServerCores, ref.ServerCores), "**" + report.Ratio(ours.CPUPerDeliveryUs, ref.CPUPerDeliveryUs) + "**", "",
-			}, ratioOpt(ours.RedisCores, ref.RedisCores)))
+			row := append([]string{"", "**ours/reference**"}, latencyRatios(*ours, *ref)...)
+			row = append(row, report.Ratio(ours.ServerCores, ref.ServerCores), "**"+report.Ratio(ours.CPUPerDeliveryUs, ref.CPUPerDeliveryUs)+"**", "")
+			t.Rows = append(t.Rows, redis(row, ratioOpt(ours.RedisCores, ref.RedisCores)))
 		}
 	}
 	out := t.Markdown()
@@ -844,6 +882,38 @@ func fanoutTable(points []FanoutPoint) string {
 		out += "redis cores: the shared Redis server's CPU over the same window; "
 	}
 	out += "bench cores: the load generator's own CPU, (!) when server and bench together used over 90% of the machine.\n"
+	return out + bullets(notes)
+}
+
+// latencyCells are a point's cells deliveries/s, missing, and p50, p95,
+// p99 and max latency.
+func latencyCells(p FanoutPoint) []string {
+	missing := fmt.Sprintf("%d", p.Missing)
+	if p.Missing > 0 {
+		missing = fmt.Sprintf("%d (%.2f%%)", p.Missing, p.LossPct)
+	}
+	return []string{report.Num(p.DeliveriesPerSec), missing,
+		report.Num(p.LatencyMs.P50), report.Num(p.LatencyMs.P95), report.Num(p.LatencyMs.P99), report.Num(p.LatencyMs.Max)}
+}
+
+// latencyRatios are the same cells of the ratio row, the p99's in bold.
+func latencyRatios(ours, ref FanoutPoint) []string {
+	return []string{report.Ratio(ours.DeliveriesPerSec, ref.DeliveriesPerSec), "",
+		report.Ratio(ours.LatencyMs.P50, ref.LatencyMs.P50), report.Ratio(ours.LatencyMs.P95, ref.LatencyMs.P95),
+		"**" + report.Ratio(ours.LatencyMs.P99, ref.LatencyMs.P99) + "**", report.Ratio(ours.LatencyMs.Max, ref.LatencyMs.Max)}
+}
+
+// benchCell is the bench's cores, (!) when the machine was saturated.
+func benchCell(p FanoutPoint) string {
+	if p.Saturated {
+		return report.Num(p.BenchCores) + " (!)"
+	}
+	return report.Num(p.BenchCores)
+}
+
+// bullets is notes as a Markdown list after a blank line, "" when none.
+func bullets(notes []string) string {
+	out := ""
 	for _, n := range notes {
 		out += "\n- " + n
 	}
