@@ -129,14 +129,15 @@ func (cl *client) drop(m *member) {
 	}
 }
 
-// member is a connection in a room.
+// member is a connection in a room: 32 bytes, as a socket has one per
+// room it is in (its typing, rarer, is its room's: room.typists).
 type member struct {
 	c Conn
 	r *room
 	// live is the index in room.live, -1 until the history was sent
-	// (guarded by room.mu); idx the index in room.members (room.pmu).
-	live, idx int
-	typingState
+	// (guarded by room.mu); idx the index in room.members, -1 once it left
+	// (room.pmu).
+	live, idx int32
 }
 
 // ErrNotMember refuses an action in a room the connection is not in.
