@@ -9,9 +9,10 @@ const GlobalRoom = "global"
 
 // Broker carries events between the nodes of a cluster. A node's hub
 // delivers an event to its own members first, then publishes it; the
-// broker hands it to the handlers of every other node, never back to the
-// publishing node. Every method that carries an event names its room (or
-// its user): a node may come to receive only the rooms it has members in.
+// broker hands it to the handlers of every other node that subscribed to
+// its room, never back to the publishing node. Every method that carries
+// an event names its room (or its user), so that a node receives only the
+// rooms it has members in.
 //
 // Guarantees, for every engine:
 //   - Publish, PublishUser and PublishControl never block on the network
@@ -28,6 +29,12 @@ const GlobalRoom = "global"
 //     drop what they already delivered (the hub does, by message id).
 //   - Control events reach the other nodes' control handlers only, never a
 //     client.
+//   - Rooms: a node receives the events of the global room always, and
+//     those of another room while it subscribes to it (Subscribe). An
+//     engine may hand over other rooms' events too (handlers drop them);
+//     one that routes subscribes in the background, so what other nodes
+//     publish to a room before the subscription is in place (a round trip
+//     to the engine) does not reach the node.
 //   - Handlers are called one event at a time, in the order they were
 //     registered; a handler must not block for long (it holds up the
 //     node's other events).
@@ -43,6 +50,12 @@ type Broker interface {
 	// PublishControl sends an internal event (IsInternal: a ban) to the
 	// other nodes themselves.
 	PublishControl(e Event)
+	// Subscribe says that this node has members of room now (the hub
+	// calls it when the room's first member joins here); Unsubscribe, once
+	// per Subscribe, that it has none any more. Neither blocks; the
+	// global room needs neither.
+	Subscribe(room string)
+	Unsubscribe(room string)
 	// Nodes is how many nodes share the broker, this one included, as it
 	// counted them lately (1 alone; -1 before the first count).
 	Nodes() int64

@@ -211,6 +211,42 @@ type nodeOptions struct {
 	presence           chat.Presence
 	bus                *inmem.Bus
 	rooms              []string // rooms that exist besides the global one
+	// subs, when set, records the hub's Subscribe and Unsubscribe calls.
+	subs *subscriptions
+}
+
+// subscriptions records a hub's room subscriptions, in order.
+type subscriptions struct {
+	mu    sync.Mutex
+	calls []string
+}
+
+func (s *subscriptions) take() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.calls
+	s.calls = nil
+	return c
+}
+
+// recordingBroker is a memory broker that records the subscriptions.
+type recordingBroker struct {
+	*inmem.Broker
+	rec *subscriptions
+}
+
+func (b recordingBroker) Subscribe(room string) {
+	b.rec.mu.Lock()
+	b.rec.calls = append(b.rec.calls, "+"+room)
+	b.rec.mu.Unlock()
+	b.Broker.Subscribe(room)
+}
+
+func (b recordingBroker) Unsubscribe(room string) {
+	b.rec.mu.Lock()
+	b.rec.calls = append(b.rec.calls, "-"+room)
+	b.rec.mu.Unlock()
+	b.Broker.Unsubscribe(room)
 }
 
 // newNode starts a hub whose loop never ticks by itself (the tests call
@@ -229,8 +265,12 @@ func newNode(t *testing.T, o nodeOptions) *node {
 		histories[r] = chat.NewHistory(&memStore{}, o.ring)
 	}
 	b := o.bus.Broker(inmem.BrokerOptions{})
+	var broker chat.Broker = b
+	if o.subs != nil {
+		broker = recordingBroker{Broker: b, rec: o.subs}
+	}
 	h, err := New(Options{
-		Broker: b, Presence: o.presence,
+		Broker: broker, Presence: o.presence,
 		History:           func(room string) *chat.History { return histories[room] },
 		Encoder:           testEncoder{},
 		HistoryLimit:      o.historyLimit,

@@ -584,3 +584,39 @@ func waitFrames(t *testing.T, c *testConn, n int) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// The broker hears of a room when its first member joins this node and
+// when its last one leaves (by leaving, disconnecting, or the room
+// closing), and never of the global room: a node that routes receives
+// exactly the rooms it has members in.
+func TestRoomSubscriptionsFollowTheMembers(t *testing.T) {
+	subs := &subscriptions{}
+	n := newNode(t, nodeOptions{rooms: []string{"room-a", "room-b"}, subs: subs})
+	a, b := newConn("a", "ann"), newConn("b", "bob")
+	step := func(what string, want []string, do func() error) {
+		t.Helper()
+		if err := do(); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if got := subs.take(); !slices.Equal(got, want) {
+			t.Fatalf("%s: the broker heard %v, want %v", what, got, want)
+		}
+	}
+	step("ann joins global", nil, func() error { return n.Join(a, chat.GlobalRoom, JoinOptions{}) })
+	step("ann joins room-a", []string{"+room-a"}, func() error { return n.Join(a, "room-a", JoinOptions{}) })
+	step("bob joins room-a", nil, func() error { return n.Join(b, "room-a", JoinOptions{}) })
+	step("ann joins room-a again", nil, func() error { return n.Join(a, "room-a", JoinOptions{}) })
+	step("ann leaves room-a", nil, func() error { return n.Leave(a, "room-a") })
+	step("bob disconnects", []string{"-room-a"}, func() error { n.Disconnect(b); return nil })
+	step("ann joins room-a and room-b", []string{"+room-a", "+room-b"}, func() error {
+		if err := n.Join(a, "room-a", JoinOptions{}); err != nil {
+			return err
+		}
+		return n.Join(a, "room-b", JoinOptions{})
+	})
+	step("room-b closes", []string{"-room-b"}, func() error {
+		n.Broadcast("room-b", chat.Event{Name: "room:deleted", Data: "room-b", Close: true})
+		return nil
+	})
+	step("ann disconnects", []string{"-room-a"}, func() error { n.Disconnect(a); return nil })
+}

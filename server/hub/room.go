@@ -122,6 +122,11 @@ func (h *Hub) Join(c Conn, room string, o JoinOptions) error {
 	m.idx = int32(len(r.members))
 	r.members = append(r.members, m)
 	r.dirty = true
+	if len(r.members) == 1 && r.name != chat.GlobalRoom {
+		// Under the members' lock: the broker sees a room's first join
+		// and last leave in the order they happened.
+		h.o.Broker.Subscribe(r.name)
+	}
 	r.pmu.Unlock()
 	h.mu.Unlock()
 
@@ -332,6 +337,9 @@ func (h *Hub) leave(r *room, m *member) {
 		r.members = r.members[:last]
 		m.idx = -1
 		r.dirty = true
+		if last == 0 && r.name != chat.GlobalRoom {
+			h.o.Broker.Unsubscribe(r.name)
+		}
 	}
 	r.pmu.Unlock()
 	if typing {

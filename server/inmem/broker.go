@@ -207,6 +207,14 @@ func (n *Broker) PublishControl(e chat.Event) {
 	})
 }
 
+// Subscribe does nothing: the bus hands every room's events to every node
+// in the process, which costs no network, and the hubs drop the rooms
+// they have no member in.
+func (n *Broker) Subscribe(string) {}
+
+// Unsubscribe does nothing (see Subscribe).
+func (n *Broker) Unsubscribe(string) {}
+
 // wired is e as another node receives it: its data decoded from JSON, no
 // Except (a connection of this node), a copy of its deletion.
 func wired(e chat.Event) chat.Event {

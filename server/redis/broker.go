@@ -47,8 +47,12 @@ import (
 //     nodes' sinks join;
 //   - the Go nodes' requests (fetch and disconnect sockets) are broadcasts
 //     to nodesRoom (see broker_sockets.go);
-//   - the events of other rooms, and those addressed to a user, travel
-//     between Go nodes only, in an envelope (wire.go) broadcast to
+//   - the events of other rooms are, in sharded mode, broadcasts to the
+//     room on its own channel, as Node's io.to(room).emit in its dynamic
+//     mode, which only the servers with a member of the room subscribe to
+//     (routing.go); in streams mode they travel as the events addressed
+//     to a user do:
+//   - between Go nodes only, in an envelope (wire.go) broadcast to
 //     relayRoom, which only Go nodes' sinks join (nodes before the hub
 //     join no such room, and so never hand an envelope to a client).
 //
@@ -79,6 +83,9 @@ type Broker struct {
 	cond   *sync.Cond
 	queue  []*sioadapter.ClusterMessage
 	closed bool
+
+	// routes are the rooms the hub has members in (routing.go).
+	routes routes
 
 	stopped chan struct{}
 	servers atomic.Int64
@@ -133,6 +140,7 @@ func (c *Cluster) Broker(o BrokerOptions) *Broker {
 		o.SocketsLimit = 10_000
 	}
 	b := &Broker{c: c, o: o, m: newBrokerMetrics(c.o.Registerer), log: c.o.Logger,
+		routes:  routes{held: map[string]int{}},
 		stopped: make(chan struct{}), quit: make(chan struct{})}
 	b.servers.Store(-1)
 	b.cond = sync.NewCond(&b.mu)
@@ -179,6 +187,7 @@ func (b *Broker) Run() error {
 	// the cluster delivers them to no client.
 	b.sink.Join(internalRoom, nodesRoom, relayRoom)
 	b.sink.OnAnyOutgoing(func(args ...any) { b.guard("cluster message", func() { b.onRemote(args...) }) })
+	b.startRouting(nsp.Adapter())
 	if b.o.Admin {
 		if b.admin, err = b.startAdminLink(); err != nil {
 			return err
@@ -246,7 +255,7 @@ func (b *Broker) onRemote(args ...any) {
 		}
 		return
 	case name == roomEnvelope:
-		if room, e, ok := openEnvelope(data, "room"); ok {
+		if room, e, ok := openEnvelope(data, "room"); ok && b.roomEvent(room) {
 			b.publication(room, e)
 		}
 		return
@@ -267,13 +276,18 @@ func (b *Broker) publication(room string, e chat.Event) {
 	}
 }
 
-// Publish queues e for the members of room on the other nodes.
+// Publish queues e for the members of room on the other nodes: in
+// sharded mode on the room's channel (routing.go), in streams mode as an
+// envelope in the one stream.
 func (b *Broker) Publish(room string, e chat.Event) {
-	if room == chat.GlobalRoom {
+	switch {
+	case room == chat.GlobalRoom:
 		b.enqueue(broadcast("/", globalData(e), nil))
-		return
+	case b.c.subs != nil:
+		b.enqueue(roomMessage(room, e))
+	default:
+		b.enqueue(broadcast("/", []any{roomEnvelope, seal(e, "room", room)}, []socket.Room{relayRoom}))
 	}
-	b.enqueue(broadcast("/", []any{roomEnvelope, seal(e, "room", room)}, []socket.Room{relayRoom}))
 }
 
 // PublishUser queues e for the connections of userID on the other nodes.
@@ -420,6 +434,7 @@ func (b *Broker) Close(ctx context.Context) error {
 	if b.admin != nil {
 		b.admin.close()
 	}
+	b.stopRouting()
 	b.pub.Close()
 	return nil
 }
@@ -462,6 +477,7 @@ func (discardWriter) Write(b []byte) (int, error) { return len(b), nil }
 func (discardWriter) WriteHeader(int)             {}
 
 type brokerMetrics struct {
+	routeMetrics
 	received      prometheus.Counter
 	published     prometheus.Counter
 	publishErrors prometheus.Counter
@@ -473,6 +489,7 @@ type brokerMetrics struct {
 
 func newBrokerMetrics(r prometheus.Registerer) *brokerMetrics {
 	m := &brokerMetrics{
+		routeMetrics: newRouteMetrics(),
 		received: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "chat_cluster_received_total", Help: "Broadcasts received from other nodes.",
 		}),
@@ -497,6 +514,7 @@ func newBrokerMetrics(r prometheus.Registerer) *brokerMetrics {
 	}
 	if r != nil {
 		r.MustRegister(m.received, m.published, m.publishErrors, m.dropped, m.queue, m.adminDropped, m.panics)
+		r.MustRegister(m.collectors()...)
 	}
 	return m
 }

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -56,6 +57,9 @@ type shardedAdapter struct {
 	c               *Cluster
 	channel         string
 	responseChannel string
+	// roomHandler receives the broadcasts to the hub's rooms (routing.go;
+	// nil but in the broker's namespace).
+	roomHandler atomic.Pointer[func(room string, data []any, fx *effects)]
 }
 
 // Construct subscribes to the namespace's channels, and to each room's
@@ -103,6 +107,13 @@ func (a *shardedAdapter) publishChannel(msg *sioadapter.ClusterMessage) string {
 	if msg.Type != sioadapter.BROADCAST {
 		return a.channel
 	}
+	if rb, ok := msg.Data.(*roomBroadcast); ok {
+		d := &rb.BroadcastMessage
+		if room := d.Opts.Rooms[0]; sioredis.ShouldUseDynamicChannel(sioredis.DynamicSubscriptionMode, room) {
+			return a.roomChannel(room)
+		}
+		return a.channel
+	}
 	d, ok := msg.Data.(*sioadapter.BroadcastMessage)
 	if !ok || d.RequestId != nil || d.Opts == nil || len(d.Opts.Rooms) != 1 {
 		return a.channel
@@ -121,6 +132,17 @@ func (a *shardedAdapter) publishChannel(msg *sioadapter.ClusterMessage) string {
 // before they are back.
 func (a *shardedAdapter) DoPublish(msg *sioadapter.ClusterMessage) (sioadapter.Offset, error) {
 	channel := a.publishChannel(msg)
+	if _, ok := msg.Data.(*roomBroadcast); ok {
+		// A hub room's subscribers change as its members come and go: a
+		// shortfall there is no loss, and counting each room's would keep
+		// a peak per room.
+		payload, err := encodeCluster(msg)
+		if err != nil {
+			return "", fmt.Errorf("encode a cluster message: %w", err)
+		}
+		_, err = a.publishRaw(channel, payload)
+		return "", err
+	}
 	if a.c.reach.recovering(channel) {
 		a.awaitOthers(channel)
 	}
@@ -274,10 +296,21 @@ func (a *shardedAdapter) Close() {
 
 // onRaw handles what arrives on one of the namespace's channels.
 func (a *shardedAdapter) onRaw(channel string, payload []byte) {
-	msg, err := decodeCluster(payload)
+	msg, fx, err := decodeClusterEffects(payload)
 	if err != nil {
 		a.c.m.badMessages.Inc()
 		a.c.o.Logger.Debug("undecodable cluster message", "channel", channel, "err", err)
+		return
+	}
+	if room, d, ok := a.hubRoom(channel, msg); ok {
+		// Not the library's to deliver: its sink would get the packet
+		// without the room. This server's own comes back too, ignored.
+		if msg.Uid != a.Uid() {
+			if h := a.roomHandler.Load(); h != nil {
+				data, _ := d.Packet.Data.([]any)
+				(*h)(room, data, fx)
+			}
+		}
 		return
 	}
 	switch {
@@ -308,6 +341,8 @@ func encodeCluster(msg *sioadapter.ClusterMessage) ([]byte, error) {
 func holdsBinary(data any) bool {
 	switch d := data.(type) {
 	case *sioadapter.BroadcastMessage:
+		return d.Packet != nil && parser.HasBinary(d.Packet.Data)
+	case *roomBroadcast:
 		return d.Packet != nil && parser.HasBinary(d.Packet.Data)
 	case *sioadapter.BroadcastAck:
 		return parser.HasBinary(d.Packet)
@@ -342,8 +377,15 @@ var clusterData = map[sioadapter.MessageType]func() any{
 // decodeCluster reads a message of Node's adapter: JSON when it starts
 // with '{', MessagePack otherwise.
 func decodeCluster(b []byte) (*sioadapter.ClusterMessage, error) {
+	msg, _, err := decodeClusterEffects(b)
+	return msg, err
+}
+
+// decodeClusterEffects is decodeCluster, with the membership effects a
+// Go node's broadcast to a hub room carries (nil when none).
+func decodeClusterEffects(b []byte) (*sioadapter.ClusterMessage, *effects, error) {
 	if len(b) == 0 {
-		return nil, errors.New("empty message")
+		return nil, nil, errors.New("empty message")
 	}
 	var msg sioadapter.ClusterMessage
 	var decodeData func(into any) error
@@ -355,7 +397,7 @@ func decodeCluster(b []byte) (*sioadapter.ClusterMessage, error) {
 			Data json.RawMessage        `json:"data"`
 		}
 		if err := json.Unmarshal(b, &m); err != nil {
-			return nil, fmt.Errorf("JSON: %w", err)
+			return nil, nil, fmt.Errorf("JSON: %w", err)
 		}
 		msg.Uid, msg.Nsp, msg.Type = m.Uid, m.Nsp, m.Type
 		decodeData = func(into any) error { return json.Unmarshal(m.Data, into) }
@@ -367,25 +409,34 @@ func decodeCluster(b []byte) (*sioadapter.ClusterMessage, error) {
 			Data msgpack.RawMessage     `msgpack:"data"`
 		}
 		if err := utils.MsgPack().Decode(b, &m); err != nil {
-			return nil, fmt.Errorf("MessagePack: %w", err)
+			return nil, nil, fmt.Errorf("MessagePack: %w", err)
 		}
 		msg.Uid, msg.Nsp, msg.Type = m.Uid, m.Nsp, m.Type
 		decodeData = func(into any) error { return utils.MsgPack().Decode(m.Data, into) }
 	}
 	switch msg.Type {
 	case sioadapter.INITIAL_HEARTBEAT, sioadapter.HEARTBEAT, sioadapter.ADAPTER_CLOSE:
-		return &msg, nil
+		return &msg, nil, nil
+	case sioadapter.BROADCAST:
+		// Read as a hub room's broadcast, whose "chat" holds the effects;
+		// the library gets the broadcast itself.
+		var rb roomBroadcast
+		if err := decodeData(&rb); err != nil {
+			return nil, nil, fmt.Errorf("data of a message of type %d: %w", msg.Type, err)
+		}
+		msg.Data = &rb.BroadcastMessage
+		return &msg, rb.Chat, nil
 	}
 	newData, ok := clusterData[msg.Type]
 	if !ok {
-		return nil, fmt.Errorf("unknown message type %d", msg.Type)
+		return nil, nil, fmt.Errorf("unknown message type %d", msg.Type)
 	}
 	data := newData()
 	if err := decodeData(data); err != nil {
-		return nil, fmt.Errorf("data of a message of type %d: %w", msg.Type, err)
+		return nil, nil, fmt.Errorf("data of a message of type %d: %w", msg.Type, err)
 	}
 	msg.Data = data
-	return &msg, nil
+	return &msg, nil, nil
 }
 
 // reach counts, on the publishing side, the other servers a sharded

@@ -107,6 +107,29 @@ func TestBroker(t *testing.T, newNodes func(t *testing.T, n int) []Cluster) {
 		}
 	})
 
+	t.Run("SubscriptionsNest", func(t *testing.T) {
+		nodes, rec := startNodes(t, newNodes, 2)
+		// Two subscriptions, one undone: node 1 still receives room-b.
+		nodes[1].Subscribe("room-b")
+		nodes[1].Subscribe("room-b")
+		nodes[1].Unsubscribe("room-b")
+		nodes[1].Unsubscribe("room-never-subscribed")
+		deadline := time.Now().Add(10 * time.Second)
+		for !rec[1].probedRoom("room-b") {
+			if time.Now().After(deadline) {
+				t.Fatal("node 1 does not receive room-b after two subscriptions and one unsubscription")
+			}
+			nodes[0].Publish("room-b", chat.Event{Name: probeEvent, Data: "0"})
+			time.Sleep(50 * time.Millisecond)
+		}
+		time.Sleep(200 * time.Millisecond)
+		nodes[0].Publish("room-b", chat.MessageEvent(Msg("m-b", "in b", 1)))
+		got := rec[1].waitPublications(t, 1)
+		if got[0].room != "room-b" || got[0].e.Message.ID != "m-b" {
+			t.Fatalf("got %+v", got)
+		}
+	})
+
 	t.Run("UserEventsReachTheOtherNodes", func(t *testing.T) {
 		nodes, rec := startNodes(t, newNodes, 2)
 		nodes[0].PublishUser("user-7", chat.Event{Name: "room:invited", Data: map[string]any{"room": "r-1"}, Join: "r-1"})
@@ -224,6 +247,10 @@ func startNodes(t *testing.T, newNodes func(t *testing.T, n int) []Cluster, n in
 		node.RegisterEventHandler(r)
 		node.RegisterControlHandler(r)
 		node.RegisterDirectoryHandler(r)
+		// Before Run: an engine that routes subscribes to them as it runs.
+		for _, room := range suiteRooms {
+			node.Subscribe(room)
+		}
 	}
 	for _, node := range nodes {
 		if err := node.Run(); err != nil {
@@ -252,7 +279,9 @@ func waitListening(t *testing.T, nodes []Cluster, recs []*recorder) {
 		for i, node := range nodes {
 			probe := chat.Event{Name: probeEvent, Data: fmt.Sprint(i)}
 			node.Publish(chat.GlobalRoom, probe)
-			node.Publish("probe-room", probe)
+			for _, room := range suiteRooms {
+				node.Publish(room, probe)
+			}
 			node.PublishUser("probe-user", probe)
 			// Control events are the internal ones (chat.IsInternal).
 			node.PublishControl(chat.Event{Name: chat.EventBanLifted, Data: chat.DeletedWire{ID: probeEvent + fmt.Sprint(i)}})
@@ -285,8 +314,12 @@ func waitListening(t *testing.T, nodes []Cluster, recs []*recorder) {
 // probeEvent is the suite's event for knowing that nodes listen.
 const probeEvent = "chattest:probe"
 
+// suiteRooms are the rooms other than the global one that every node of
+// the suite subscribes to, and probes.
+var suiteRooms = []string{"probe-room", "room-a"}
+
 // probeKinds are the ways a probe comes.
-var probeKinds = []string{"global", "room", "user", "control", "admin"}
+var probeKinds = []string{"global", "room:probe-room", "room:room-a", "user", "control", "admin"}
 
 type publication struct {
 	room string
@@ -341,7 +374,7 @@ func (r *recorder) probe(kind string, e chat.Event) bool {
 func (r *recorder) HandlePublication(room string, e chat.Event) {
 	kind := "global"
 	if room != chat.GlobalRoom {
-		kind = "room"
+		kind = "room:" + room
 	}
 	if r.probe(kind, e) {
 		return
@@ -414,6 +447,13 @@ func (r *recorder) probed(n int) bool {
 		}
 	}
 	return true
+}
+
+// probedRoom reports whether a probe of room came.
+func (r *recorder) probedRoom(room string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.probes["room:"+room]) > 0
 }
 
 func (r *recorder) count() int {

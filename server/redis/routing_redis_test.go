@@ -1,0 +1,204 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/scalable-chat-go/server/chat"
+	"github.com/scalable-chat-go/server/testkit"
+)
+
+// roomRecorder keeps the publications a node is handed.
+type roomRecorder struct {
+	mu   sync.Mutex
+	pubs []string // room/event
+}
+
+func (r *roomRecorder) HandlePublication(room string, e chat.Event) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.pubs = append(r.pubs, room+"/"+e.Name)
+}
+func (r *roomRecorder) HandleUserEvent(string, chat.Event) {}
+
+// got returns the publications so far, and whether one of them is want.
+func (r *roomRecorder) got(want string) ([]string, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, p := range r.pubs {
+		if p == want {
+			return append([]string(nil), r.pubs...), true
+		}
+	}
+	return append([]string(nil), r.pubs...), false
+}
+
+// routingNodes opens two brokers of one new cluster in mode on backend,
+// running, each with a registry of its own.
+func routingNodes(t *testing.T, backend, mode string) ([2]*Broker, [2]*roomRecorder, *Cluster) {
+	t.Helper()
+	o := Options{Mode: mode, RequestTimeout: 2 * time.Second, KeyPrefix: fmt.Sprintf("routing-%s-%d", mode, time.Now().UnixNano()),
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if backend == "cluster" {
+		o.ClusterNodes = strings.Split(testkit.Service(t, "REDIS_CLUSTER_NODES", "Redis Cluster"), ",")
+	} else {
+		o.URL = testkit.Service(t, "REDIS_URL", "Redis")
+	}
+	var nodes [2]*Broker
+	var recs [2]*roomRecorder
+	var first *Cluster
+	for i := range nodes {
+		o.Registerer = prometheus.NewRegistry()
+		c, err := Open(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Close() })
+		if first == nil {
+			first = c
+		}
+		nodes[i], recs[i] = c.Broker(BrokerOptions{}), &roomRecorder{}
+		nodes[i].RegisterEventHandler(recs[i])
+		if err := nodes[i].Run(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = nodes[i].Close(ctx)
+		})
+	}
+	// Both listen on the global room before the test begins.
+	for i := 0; ; i++ {
+		nodes[0].Publish(chat.GlobalRoom, chat.Event{Name: fmt.Sprint("hello-", i)})
+		time.Sleep(50 * time.Millisecond)
+		if _, ok := recs[1].got(fmt.Sprint("global/hello-", i)); ok {
+			break
+		}
+		if i == 200 {
+			t.Fatal("node B never heard node A on the global room")
+		}
+	}
+	return nodes, recs, first
+}
+
+// eventually waits up to 10 s for cond.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within 10 s: %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// In sharded mode a node that has no member of a room is not subscribed
+// to its channel and receives nothing of it; once a member joins (the hub
+// subscribes) it receives the room's next event; once the member leaves
+// it is unsubscribed again. Checked by Redis itself (PUBSUB SHARDNUMSUB)
+// and by the metrics. Before routing, every room went to every node.
+func TestRoutingReachesOnlyTheNodesOfTheRoom(t *testing.T) {
+	for _, backend := range []string{"redis", "cluster"} {
+		t.Run(backend, func(t *testing.T) {
+			nodes, recs, c := routingNodes(t, backend, ModeSharded)
+			a, b := nodes[0], nodes[1]
+			const room = "room-r"
+			channel := c.o.KeyPrefix + "#/#" + room + "#"
+			subscribers := func() int64 {
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				defer cancel()
+				node, err := c.nodeFor(ctx, channel)
+				if err != nil {
+					t.Fatal(err)
+				}
+				n, err := node.PubSubShardNumSub(ctx, channel).Result()
+				if err != nil {
+					t.Fatal(err)
+				}
+				return n[channel]
+			}
+			// settle publishes a global sentinel from A and waits for it at
+			// B: what A published before it had its chance to arrive.
+			sentinels := 0
+			settle := func() {
+				sentinels++
+				name := fmt.Sprint("sentinel-", sentinels)
+				a.Publish(chat.GlobalRoom, chat.Event{Name: name})
+				eventually(t, "the sentinel at B", func() bool { _, ok := recs[1].got("global/" + name); return ok })
+				time.Sleep(100 * time.Millisecond)
+			}
+			expect := func(what string, c prometheus.Collector, want float64) {
+				t.Helper()
+				if v := testutil.ToFloat64(c); v != want {
+					t.Fatalf("%s: %v, want %v", what, v, want)
+				}
+			}
+
+			// B holds no member of the room.
+			for range 20 {
+				a.Publish(room, chat.Event{Name: "before"})
+			}
+			settle()
+			if n := subscribers(); n != 0 {
+				t.Fatalf("%d servers subscribe to %s, want none", n, channel)
+			}
+			if got, ok := recs[1].got(room + "/before"); ok {
+				t.Fatalf("B received the room it has no member of: %v", got)
+			}
+			expect("B: room events received", b.m.roomReceived, 0)
+
+			// A member joins on B.
+			b.Subscribe(room)
+			eventually(t, "B subscribed to the room's channel", func() bool { return subscribers() == 1 })
+			expect("room channels gauge", b.m.roomChannels, 1)
+			expect("subscribes", b.m.roomSubscribes, 1)
+			a.Publish(room, chat.Event{Name: "while-member"})
+			eventually(t, "the room's event at B", func() bool { _, ok := recs[1].got(room + "/while-member"); return ok })
+			expect("B: room events received", b.m.roomReceived, 1)
+
+			// It leaves.
+			b.Unsubscribe(room)
+			eventually(t, "B left the room's channel", func() bool { return subscribers() == 0 })
+			expect("unsubscribes", b.m.roomUnsubscribes, 1)
+			expect("room channels gauge", b.m.roomChannels, 0)
+			a.Publish(room, chat.Event{Name: "after"})
+			settle()
+			if got, ok := recs[1].got(room + "/after"); ok {
+				t.Fatalf("B received the room after its member left: %v", got)
+			}
+			expect("B: room events received", b.m.roomReceived, 1)
+		})
+	}
+}
+
+// In streams mode every node reads the one stream: a node with no member
+// of a room receives its events anyway, and drops them (counted), handing
+// nothing on.
+func TestStreamsModeDropsTheRoomsOfNoMember(t *testing.T) {
+	nodes, recs, _ := routingNodes(t, "redis", ModeStreams)
+	a, b := nodes[0], nodes[1]
+	for range 5 {
+		a.Publish("room-s", chat.Event{Name: "unwanted"})
+	}
+	eventually(t, "B to drop 5 room events", func() bool { return testutil.ToFloat64(b.m.roomDropped) == 5 })
+	if v := testutil.ToFloat64(b.m.roomReceived); v != 5 {
+		t.Fatalf("B counted %v room events received, want 5", v)
+	}
+	if got, ok := recs[1].got("room-s/unwanted"); ok {
+		t.Fatalf("B handed on a room it has no member of: %v", got)
+	}
+	if v := testutil.ToFloat64(b.m.roomChannels); v != 0 {
+		t.Fatalf("room channels gauge %v in streams mode, want 0", v)
+	}
+}
