@@ -404,7 +404,7 @@ func (c *Cluster) CheckSubscriptions(context.Context) error {
 		return nil
 	}
 	st := c.subs.state()
-	if st.Subscribed == st.Wanted {
+	if st.Subscribed+st.Pending == st.Wanted {
 		return nil
 	}
 	if st.MissingSince.IsZero() {

@@ -207,7 +207,7 @@ func (a *shardedAdapter) setRoomHandler(h func(room string, data []any, fx *effe
 // which this node reads anyway).
 func (a *shardedAdapter) follow(room string) {
 	if r := socket.Room(room); sioredis.ShouldUseDynamicChannel(sioredis.DynamicSubscriptionMode, r) {
-		a.c.subs.add(a.roomChannel(r), a.onRaw)
+		a.c.subs.addRoom(a.roomChannel(r), a.onRaw)
 	}
 }
 

@@ -1,9 +1,13 @@
 package redis
 
 import (
+	"context"
 	"encoding/json"
+	"io"
+	"log/slog"
 	"reflect"
 	"testing"
+	"time"
 
 	sioadapter "github.com/zishang520/socket.io/adapters/adapter/v3"
 
@@ -56,5 +60,33 @@ func TestRoomMessageCodec(t *testing.T) {
 		if (fx != nil && fx.Close) != e.Close {
 			t.Fatalf("%s: effects %+v, want close %v", e.Name, fx, e.Close)
 		}
+	}
+}
+
+// A new room channel waiting for its confirmation does not make the node
+// unready (rooms get their first member all the time) until
+// roomSubscribeGrace has passed; any other channel does at once.
+func TestPendingRoomChannelsKeepTheNodeReady(t *testing.T) {
+	c, err := Open(Options{URL: "redis://127.0.0.1:1", Mode: ModeSharded, KeyPrefix: "grace", RequestTimeout: time.Second,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.Close() }()
+	ctx := context.Background()
+	c.subs.addRoom("grace#/#room-1#", nil)
+	if err := c.CheckSubscriptions(ctx); err != nil {
+		t.Fatalf("a room channel just wanted: %v", err)
+	}
+	c.subs.mu.Lock()
+	c.subs.want["grace#/#room-1#"].since = time.Now().Add(-roomSubscribeGrace)
+	c.subs.mu.Unlock()
+	if err := c.CheckSubscriptions(ctx); err == nil {
+		t.Fatal("a room channel unconfirmed past the grace: ready")
+	}
+	c.subs.remove("grace#/#room-1#")
+	c.subs.add("grace#/#", nil)
+	if err := c.CheckSubscriptions(ctx); err == nil {
+		t.Fatal("the namespace's channel unconfirmed: ready")
 	}
 }

@@ -75,6 +75,10 @@ type subChannel struct {
 	handler func(channel string, payload []byte)
 	conn    *subConn // where it is subscribed, or asked to be (nil: nowhere)
 	ok      bool     // the node confirmed the subscription
+	// room marks a hub room's channel, wanted since since: one is
+	// subscribed whenever a room gets its first member here.
+	room    bool
+	since   time.Time
 	lostAt  time.Time
 	lostWhy string
 }
@@ -131,6 +135,23 @@ func (s *subscriber) add(channel string, handler func(channel string, payload []
 	s.mu.Unlock()
 	s.poke()
 }
+
+// addRoom subscribes to a hub room's channel (see add): until it is
+// confirmed, within roomSubscribeGrace, it does not count as missing.
+func (s *subscriber) addRoom(channel string, handler func(channel string, payload []byte)) {
+	s.mu.Lock()
+	if _, ok := s.want[channel]; !ok {
+		s.want[channel] = &subChannel{name: channel, handler: handler, room: true, since: time.Now()}
+	}
+	s.gauges()
+	s.mu.Unlock()
+	s.poke()
+}
+
+// roomSubscribeGrace is how long a new room channel may wait for its
+// confirmation before /readyz counts it as missing: rooms get their first
+// member all the time, and readiness must not flap with each.
+const roomSubscribeGrace = 2 * time.Second
 
 // remove unsubscribes from channel.
 func (s *subscriber) remove(channel string) {
@@ -664,8 +685,9 @@ func (s *subscriber) confirmed(channel string) bool {
 // SubscriptionState is what /readyz tells of the sharded subscriptions.
 type SubscriptionState struct {
 	// Wanted and Subscribed count this node's channels, and those a node
-	// confirmed.
-	Wanted, Subscribed int
+	// confirmed; Pending, the new room channels waiting for their
+	// confirmation within roomSubscribeGrace.
+	Wanted, Subscribed, Pending int
 	// MissingSince is when the oldest missing one was lost (zero: none
 	// missing, or never subscribed yet).
 	MissingSince time.Time
@@ -686,6 +708,8 @@ func (s *subscriber) state() SubscriptionState {
 		switch {
 		case ch.ok:
 			st.Subscribed++
+		case ch.room && ch.lostAt.IsZero() && time.Since(ch.since) < roomSubscribeGrace:
+			st.Pending++
 		case !ch.lostAt.IsZero() && (st.MissingSince.IsZero() || ch.lostAt.Before(st.MissingSince)):
 			st.MissingSince = ch.lostAt
 		}
