@@ -44,7 +44,7 @@ func (r *roomRecorder) got(want string) ([]string, bool) {
 
 // routingNodes opens two brokers of one new cluster in mode on backend,
 // running, each with a registry of its own.
-func routingNodes(t *testing.T, backend, mode string) ([2]*Broker, [2]*roomRecorder, *Cluster) {
+func routingNodes(t testing.TB, backend, mode string) ([2]*Broker, [2]*roomRecorder, *Cluster) {
 	t.Helper()
 	o := Options{Mode: mode, RequestTimeout: 2 * time.Second, KeyPrefix: fmt.Sprintf("routing-%s-%d", mode, time.Now().UnixNano()),
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
@@ -92,7 +92,7 @@ func routingNodes(t *testing.T, backend, mode string) ([2]*Broker, [2]*roomRecor
 }
 
 // eventually waits up to 10 s for cond.
-func eventually(t *testing.T, what string, cond func() bool) {
+func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {
@@ -161,6 +161,10 @@ func TestRoutingReachesOnlyTheNodesOfTheRoom(t *testing.T) {
 			// A member joins on B.
 			b.Subscribe(room)
 			eventually(t, "B subscribed to the room's channel", func() bool { return subscribers() == 1 })
+			eventually(t, "B's subscription gauge to agree with its channels", func() bool {
+				st := b.c.subs.state()
+				return st.Subscribed == st.Wanted && testutil.ToFloat64(b.c.subs.m.subscribed) == float64(st.Wanted)
+			})
 			expect("room channels gauge", b.m.roomChannels, 1)
 			expect("subscribes", b.m.roomSubscribes, 1)
 			a.Publish(room, chat.Event{Name: "while-member"})
@@ -200,5 +204,32 @@ func TestStreamsModeDropsTheRoomsOfNoMember(t *testing.T) {
 	}
 	if v := testutil.ToFloat64(b.m.roomChannels); v != 0 {
 		t.Fatalf("room channels gauge %v in streams mode, want 0", v)
+	}
+}
+
+// BenchmarkSubscribeRooms subscribes one node to b.N rooms, as many rooms
+// getting their first member here, until Redis confirmed every one, then
+// leaves them: the cost per room of the subscriptions on the shared
+// connections (one per server or master).
+func BenchmarkSubscribeRooms(b *testing.B) {
+	for _, backend := range []string{"redis", "cluster"} {
+		b.Run(backend, func(b *testing.B) {
+			nodes, _, _ := routingNodes(b, backend, ModeSharded)
+			node := nodes[1]
+			subs := node.c.subs
+			base := subs.state().Wanted
+			b.ResetTimer()
+			for i := range b.N {
+				node.Subscribe(fmt.Sprint("bench-room-", i))
+			}
+			eventually(b, "every room subscription confirmed", func() bool { st := subs.state(); return st.Subscribed == base+b.N })
+			for i := range b.N {
+				node.Unsubscribe(fmt.Sprint("bench-room-", i))
+			}
+			b.StopTimer()
+			subs.mu.Lock()
+			b.ReportMetric(float64(len(subs.conns)), "connections")
+			subs.mu.Unlock()
+		})
 	}
 }

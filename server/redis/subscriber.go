@@ -58,15 +58,20 @@ type subscriber struct {
 	kick   chan struct{}
 	done   chan struct{}
 
-	mu       sync.Mutex
-	want     map[string]*subChannel
-	conns    map[string]*subConn        // by node address
-	clients  map[string]*goredis.Client // by node address
-	topo     *topology                  // nil before the first read, and with one server
-	failed   map[string]time.Time       // when a node last failed to answer or to connect
-	stale    bool                       // read the slots again before the next round
-	moves    int64                      // channels found served by another master
-	lastMove time.Time
+	mu   sync.Mutex
+	want map[string]*subChannel
+	// confirmedN counts the wanted channels whose subscription a node
+	// confirmed: kept as they change, as the gauges are set on every
+	// change and a scan of thousands of room channels each time made
+	// subscribing to n rooms cost n².
+	confirmedN int
+	conns      map[string]*subConn        // by node address
+	clients    map[string]*goredis.Client // by node address
+	topo       *topology                  // nil before the first read, and with one server
+	failed     map[string]time.Time       // when a node last failed to answer or to connect
+	stale      bool                       // read the slots again before the next round
+	moves      int64                      // channels found served by another master
+	lastMove   time.Time
 }
 
 // subChannel is a channel this node wants.
@@ -156,6 +161,9 @@ const roomSubscribeGrace = 2 * time.Second
 // remove unsubscribes from channel.
 func (s *subscriber) remove(channel string) {
 	s.mu.Lock()
+	if ch := s.want[channel]; ch != nil && ch.ok {
+		s.confirmedN--
+	}
 	delete(s.want, channel)
 	s.gauges()
 	s.mu.Unlock()
@@ -541,6 +549,7 @@ func (s *subscriber) onSubscription(sc *subConn, m *goredis.Subscription) {
 		defer s.mu.Unlock()
 		if ch := s.want[m.Channel]; ch != nil && ch.conn == sc && !ch.ok {
 			ch.ok = true
+			s.confirmedN++
 			if !ch.lostAt.IsZero() {
 				gap := time.Since(ch.lostAt)
 				s.m.restored.Inc()
@@ -648,6 +657,7 @@ func (s *subscriber) lose(sc *subConn, err error) {
 func (s *subscriber) lostLocked(ch *subChannel, why string) {
 	if ch.ok {
 		ch.ok = false
+		s.confirmedN--
 		ch.lostAt, ch.lostWhy = time.Now(), why
 		s.m.lost.Inc()
 		s.log.Warn("sharded subscription lost: what other nodes publish on it does not reach this node until it is back",
@@ -657,14 +667,8 @@ func (s *subscriber) lostLocked(ch *subChannel, why string) {
 }
 
 func (s *subscriber) gauges() {
-	ok := 0
-	for _, ch := range s.want {
-		if ch.ok {
-			ok++
-		}
-	}
-	s.m.subscribed.Set(float64(ok))
-	s.m.missing.Set(float64(len(s.want) - ok))
+	s.m.subscribed.Set(float64(s.confirmedN))
+	s.m.missing.Set(float64(len(s.want) - s.confirmedN))
 }
 
 // wants tells whether this node subscribes to channel (confirmed or not).
