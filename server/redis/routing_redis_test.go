@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/zishang520/socket.io/servers/socket/v3"
 
 	"github.com/scalable-chat-go/server/chat"
 	"github.com/scalable-chat-go/server/testkit"
@@ -231,5 +232,28 @@ func BenchmarkSubscribeRooms(b *testing.B) {
 			b.ReportMetric(float64(len(subs.conns)), "connections")
 			subs.mu.Unlock()
 		})
+	}
+}
+
+// BenchmarkJoinAmongRooms is a room's first member joining a node that
+// holds benchRoomsHeld rooms already: the subscription of the one room,
+// waited for until Redis confirmed it. A round of the subscriber looks at
+// the channels that changed only, so it does not grow with the rooms held.
+func BenchmarkJoinAmongRooms(b *testing.B) {
+	const benchRoomsHeld = 100_000
+	nodes, _, _ := routingNodes(b, "redis", ModeSharded)
+	node := nodes[1]
+	subs := node.c.subs
+	for i := range benchRoomsHeld {
+		node.Subscribe(fmt.Sprint("held-", i))
+	}
+	eventually(b, "the held rooms subscribed", func() bool { st := subs.state(); return st.Subscribed == st.Wanted })
+	b.ResetTimer()
+	for i := range b.N {
+		channel := node.routes.router.roomChannel(socket.Room(fmt.Sprint("new-", i)))
+		node.Subscribe(fmt.Sprint("new-", i))
+		for !subs.confirmed(channel) {
+			time.Sleep(50 * time.Microsecond)
+		}
 	}
 }

@@ -65,13 +65,20 @@ type subscriber struct {
 	// change and a scan of thousands of room channels each time made
 	// subscribing to n rooms cost n².
 	confirmedN int
-	conns      map[string]*subConn        // by node address
-	clients    map[string]*goredis.Client // by node address
-	topo       *topology                  // nil before the first read, and with one server
-	failed     map[string]time.Time       // when a node last failed to answer or to connect
-	stale      bool                       // read the slots again before the next round
-	moves      int64                      // channels found served by another master
-	lastMove   time.Time
+	// pending are the wanted channels not confirmed (the same count as
+	// confirmedN's complement), and dirty those added or removed since
+	// the last round: a round looks at them only, and at every channel on
+	// a health tick or once the cluster's slots changed, since a scan of
+	// a hundred thousand room channels for each room joined cost 24 ms.
+	pending  map[string]*subChannel
+	dirty    map[string]bool
+	conns    map[string]*subConn        // by node address
+	clients  map[string]*goredis.Client // by node address
+	topo     *topology                  // nil before the first read, and with one server
+	failed   map[string]time.Time       // when a node last failed to answer or to connect
+	stale    bool                       // read the slots again before the next round
+	moves    int64                      // channels found served by another master
+	lastMove time.Time
 }
 
 // subChannel is a channel this node wants.
@@ -119,6 +126,7 @@ func newSubscriber(c *Cluster) *subscriber {
 		health: 2 * time.Second, retryMax: time.Second,
 		kick: make(chan struct{}, 1), done: make(chan struct{}),
 		want: map[string]*subChannel{}, conns: map[string]*subConn{}, clients: map[string]*goredis.Client{},
+		pending: map[string]*subChannel{}, dirty: map[string]bool{},
 		failed: map[string]time.Time{}}
 	if c.cluster != nil {
 		// A master's successor takes over within seconds: find it soon.
@@ -134,7 +142,7 @@ func newSubscriber(c *Cluster) *subscriber {
 func (s *subscriber) add(channel string, handler func(channel string, payload []byte)) {
 	s.mu.Lock()
 	if _, ok := s.want[channel]; !ok {
-		s.want[channel] = &subChannel{name: channel, handler: handler}
+		s.wantLocked(&subChannel{name: channel, handler: handler})
 	}
 	s.gauges()
 	s.mu.Unlock()
@@ -146,11 +154,18 @@ func (s *subscriber) add(channel string, handler func(channel string, payload []
 func (s *subscriber) addRoom(channel string, handler func(channel string, payload []byte)) {
 	s.mu.Lock()
 	if _, ok := s.want[channel]; !ok {
-		s.want[channel] = &subChannel{name: channel, handler: handler, room: true, since: time.Now()}
+		s.wantLocked(&subChannel{name: channel, handler: handler, room: true, since: time.Now()})
 	}
 	s.gauges()
 	s.mu.Unlock()
 	s.poke()
+}
+
+// wantLocked adds ch to the wanted channels, for the next round.
+func (s *subscriber) wantLocked(ch *subChannel) {
+	s.want[ch.name] = ch
+	s.pending[ch.name] = ch
+	s.dirty[ch.name] = true
 }
 
 // roomSubscribeGrace is how long a new room channel may wait for its
@@ -165,6 +180,8 @@ func (s *subscriber) remove(channel string) {
 		s.confirmedN--
 	}
 	delete(s.want, channel)
+	delete(s.pending, channel)
+	s.dirty[channel] = true
 	s.gauges()
 	s.mu.Unlock()
 	s.poke()
@@ -202,6 +219,7 @@ func (s *subscriber) loop() {
 	retry.Stop()
 	backoff := 100 * time.Millisecond
 	for {
+		full := false
 		select {
 		case <-s.ctx.Done():
 			return
@@ -209,8 +227,9 @@ func (s *subscriber) loop() {
 		case <-retry.C:
 		case <-health.C:
 			s.checkHealth()
+			full = true
 		}
-		if s.round() {
+		if s.round(full) {
 			retry.Reset(backoff)
 			backoff = min(2*backoff, s.retryMax)
 		} else {
@@ -221,9 +240,11 @@ func (s *subscriber) loop() {
 
 // round subscribes each wanted channel on the node that serves it, and
 // leaves what is not wanted there; true while a channel is not confirmed.
-func (s *subscriber) round() bool {
-	if s.c.cluster != nil {
-		s.refreshTopology()
+// It looks at every channel when full, or when the cluster's slots were
+// read again; else at those added, removed or not confirmed only.
+func (s *subscriber) round(full bool) bool {
+	if s.c.cluster != nil && s.refreshTopology() {
+		full = true
 	}
 	type move struct {
 		sc      *subConn
@@ -232,15 +253,36 @@ func (s *subscriber) round() bool {
 	var leave []move
 	join := map[string][]string{}
 	s.mu.Lock()
-	for _, sc := range s.conns {
-		for ch := range sc.holds {
-			if w := s.want[ch]; w == nil || w.conn != sc {
-				delete(sc.holds, ch)
-				leave = append(leave, move{sc, ch})
+	wanted := s.want
+	if full {
+		for _, sc := range s.conns {
+			for ch := range sc.holds {
+				if w := s.want[ch]; w == nil || w.conn != sc {
+					delete(sc.holds, ch)
+					leave = append(leave, move{sc, ch})
+				}
 			}
 		}
+	} else {
+		wanted = make(map[string]*subChannel, len(s.dirty)+len(s.pending))
+		for name := range s.dirty {
+			w := s.want[name]
+			for _, sc := range s.conns {
+				if sc.holds[name] && (w == nil || w.conn != sc) {
+					delete(sc.holds, name)
+					leave = append(leave, move{sc, name})
+				}
+			}
+			if w != nil {
+				wanted[name] = w
+			}
+		}
+		for name, w := range s.pending {
+			wanted[name] = w
+		}
 	}
-	for name, ch := range s.want {
+	clear(s.dirty)
+	for name, ch := range wanted {
 		owner := s.ownerLocked(name)
 		if ch.conn != nil && ch.conn.addr != owner && owner != "" {
 			// The slot moved (a failover, a migration) without the old
@@ -291,12 +333,7 @@ func (s *subscriber) round() bool {
 		}
 	}
 	s.gauges()
-	for _, ch := range s.want {
-		if !ch.ok {
-			return true
-		}
-	}
-	return false
+	return len(s.pending) > 0
 }
 
 // ownerLocked is the address of the node serving channel ("" when
@@ -313,27 +350,27 @@ func (s *subscriber) ownerLocked(channel string) string {
 
 // refreshTopology reads the cluster's slots when they may have changed or
 // are a health interval old, and counts the wanted channels whose master
-// changed.
-func (s *subscriber) refreshTopology() {
+// changed; true when it read them first, or they changed.
+func (s *subscriber) refreshTopology() bool {
 	s.mu.Lock()
 	known, due := s.topo, s.stale || s.topo == nil || time.Since(s.topo.at) >= s.health
 	s.mu.Unlock()
 	if !due {
-		return
+		return false
 	}
 	t, err := s.loadTopology(s.ctx, known)
 	if err != nil {
 		if s.ctx.Err() == nil {
 			s.c.reportError(err)
 		}
-		return
+		return false
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.topo, s.stale = t, false
 	s.m.masters.Set(float64(len(t.masters())))
 	if known == nil {
-		return
+		return true
 	}
 	changed := false
 	for name := range s.want {
@@ -350,7 +387,9 @@ func (s *subscriber) refreshTopology() {
 	if changed || !slices.Equal(known.masters(), t.masters()) {
 		// The cluster client routes the publications: let it follow.
 		s.c.cluster.ReloadState(s.ctx)
+		return true
 	}
+	return false
 }
 
 // conn is the connection to addr, made when missing.
@@ -550,6 +589,7 @@ func (s *subscriber) onSubscription(sc *subConn, m *goredis.Subscription) {
 		if ch := s.want[m.Channel]; ch != nil && ch.conn == sc && !ch.ok {
 			ch.ok = true
 			s.confirmedN++
+			delete(s.pending, m.Channel)
 			if !ch.lostAt.IsZero() {
 				gap := time.Since(ch.lostAt)
 				s.m.restored.Inc()
@@ -658,6 +698,7 @@ func (s *subscriber) lostLocked(ch *subChannel, why string) {
 	if ch.ok {
 		ch.ok = false
 		s.confirmedN--
+		s.pending[ch.name] = ch
 		ch.lostAt, ch.lostWhy = time.Now(), why
 		s.m.lost.Inc()
 		s.log.Warn("sharded subscription lost: what other nodes publish on it does not reach this node until it is back",
