@@ -255,7 +255,10 @@ func (b *Broker) onRemote(args ...any) {
 		}
 		return
 	case name == roomEnvelope:
-		if room, e, ok := openEnvelope(data, "room"); ok && b.roomEvent(room) {
+		// In streams mode every room's event is handed on, held here or
+		// not: the one stream is every node's log, whose order the
+		// handlers may keep whole.
+		if room, e, ok := openEnvelope(data, "room"); ok && (b.roomEvent(room) || b.c.subs == nil) {
 			b.publication(room, e)
 		}
 		return

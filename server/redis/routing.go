@@ -25,8 +25,9 @@ import (
 // library's delivery to the sink would lose.
 //
 // In streams mode every node reads the one stream, whatever the room: a
-// room's events stay envelopes to relayRoom (wire.go), and the hub's
-// subscriptions only decide what is handed on or dropped (counted).
+// room's events stay envelopes to relayRoom (wire.go), all handed on (the
+// hub drops those of rooms it has no member in), and those of rooms not
+// subscribed here are counted as dropped.
 
 // roomBroadcast is a broadcast to one room of the hub, with the event's
 // membership effects beside the packet: Node's adapter reads only the
@@ -186,8 +187,9 @@ func (b *Broker) onRoom(room string, data []any, fx *effects) {
 }
 
 // roomEvent counts a room's event from another node, and tells whether
-// this node has members to hand it to (an event of a room this node left
-// may still be on its way, and in streams mode every room's comes).
+// this node has members of the room (an event of a room this node left
+// may still be on its way, and in streams mode every room's comes): if
+// not, it counts it as dropped, as no client of this node gets it.
 func (b *Broker) roomEvent(room string) bool {
 	b.m.roomReceived.Inc()
 	if b.holds(room) {
@@ -265,7 +267,7 @@ func newRouteMetrics() routeMetrics {
 			Name: "chat_cluster_room_events_received_total", Help: "Events of rooms other than the global one received from other nodes.",
 		}),
 		roomDropped: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "chat_cluster_room_events_dropped_total", Help: "Events of other nodes' rooms received for a room with no member here (dropped): in-flight after a leave, or, in streams mode, every room's.",
+			Name: "chat_cluster_room_events_dropped_total", Help: "Events of rooms other than the global one received from other nodes for a room with no member here, which no client of this node gets: in sharded mode those in flight as the last member left, in streams mode every room's not held here.",
 		}),
 	}
 }
