@@ -27,6 +27,10 @@
 //     whatever was delivered while the history was read is sent from the
 //     ring (chat.History.Mark).
 //   - Once: a message another node published twice is delivered once.
+//   - Routing: the broker hears of a room (Broker.Subscribe) when its
+//     first member joins this node and (Unsubscribe) when its last one
+//     leaves, under the room's member lock, so that a node that routes
+//     receives the rooms it has members in, and only those.
 //   - No blocking: Conn.Send only queues; a store read for a newcomer's
 //     history happens outside the room's lock, so a slow store or a slow
 //     member never holds up the others.
