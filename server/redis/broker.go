@@ -47,14 +47,15 @@ import (
 //     nodes' sinks join;
 //   - the Go nodes' requests (fetch and disconnect sockets) are broadcasts
 //     to nodesRoom (see broker_sockets.go);
-//   - the events of other rooms are, in sharded mode, broadcasts to the
+//   - in sharded mode, the events of other rooms are broadcasts to the
 //     room on its own channel, as Node's io.to(room).emit in its dynamic
-//     mode, which only the servers with a member of the room subscribe to
-//     (routing.go); in streams mode they travel as the events addressed
-//     to a user do:
-//   - between Go nodes only, in an envelope (wire.go) broadcast to
-//     relayRoom, which only Go nodes' sinks join (nodes before the hub
-//     join no such room, and so never hand an envelope to a client).
+//     mode: only the servers with a member of the room subscribe to it
+//     (routing.go);
+//   - the events addressed to a user, and in streams mode those of other
+//     rooms, travel between Go nodes only, in an envelope (wire.go)
+//     broadcast to relayRoom, which only Go nodes' sinks join (nodes
+//     before the hub join no such room, and so never hand an envelope to
+//     a client).
 //
 // Guarantees (see chat.Broker): the node publishes from a bounded queue in
 // one goroutine, in order, retrying with back-off while Redis is

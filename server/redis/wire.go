@@ -19,8 +19,9 @@ const (
 	internalRoom socket.Room = "scalable-chat-go:internal"
 	// nodesRoom carries the Go nodes' requests (broker_sockets.go).
 	nodesRoom socket.Room = "scalable-chat-go:nodes"
-	// relayRoom carries envelopes: the events of rooms other than the
-	// global one, and those addressed to a user.
+	// relayRoom carries envelopes: the events addressed to a user, and
+	// those of rooms other than the global one in streams mode (and from
+	// nodes before routing; see routing.go).
 	relayRoom socket.Room = "scalable-chat-go:relay"
 )
 
