@@ -43,9 +43,9 @@ func (r *roomRecorder) got(want string) ([]string, bool) {
 	return append([]string(nil), r.pubs...), false
 }
 
-// routingNodes opens two brokers of one new cluster in mode on backend,
+// routingNodes opens n brokers of one new cluster in mode on backend,
 // running, each with a registry of its own.
-func routingNodes(t testing.TB, backend, mode string) ([2]*Broker, [2]*roomRecorder, *Cluster) {
+func routingNodes(t testing.TB, backend, mode string, n int) ([]*Broker, []*roomRecorder, *Cluster) {
 	t.Helper()
 	o := Options{Mode: mode, RequestTimeout: 2 * time.Second, KeyPrefix: fmt.Sprintf("routing-%s-%d", mode, time.Now().UnixNano()),
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
@@ -54,8 +54,7 @@ func routingNodes(t testing.TB, backend, mode string) ([2]*Broker, [2]*roomRecor
 	} else {
 		o.URL = testkit.Service(t, "REDIS_URL", "Redis")
 	}
-	var nodes [2]*Broker
-	var recs [2]*roomRecorder
+	nodes, recs := make([]*Broker, n), make([]*roomRecorder, n)
 	var first *Cluster
 	for i := range nodes {
 		o.Registerer = prometheus.NewRegistry()
@@ -78,15 +77,20 @@ func routingNodes(t testing.TB, backend, mode string) ([2]*Broker, [2]*roomRecor
 			_ = nodes[i].Close(ctx)
 		})
 	}
-	// Both listen on the global room before the test begins.
+	// All listen on the global room before the test begins.
 	for i := 0; ; i++ {
 		nodes[0].Publish(chat.GlobalRoom, chat.Event{Name: fmt.Sprint("hello-", i)})
 		time.Sleep(50 * time.Millisecond)
-		if _, ok := recs[1].got(fmt.Sprint("global/hello-", i)); ok {
+		heard := true
+		for _, r := range recs[1:] {
+			_, ok := r.got(fmt.Sprint("global/hello-", i))
+			heard = heard && ok
+		}
+		if heard {
 			break
 		}
 		if i == 200 {
-			t.Fatal("node B never heard node A on the global room")
+			t.Fatal("the other nodes never heard node 0 on the global room")
 		}
 	}
 	return nodes, recs, first
@@ -112,7 +116,7 @@ func eventually(t testing.TB, what string, cond func() bool) {
 func TestRoutingReachesOnlyTheNodesOfTheRoom(t *testing.T) {
 	for _, backend := range []string{"redis", "cluster"} {
 		t.Run(backend, func(t *testing.T) {
-			nodes, recs, c := routingNodes(t, backend, ModeSharded)
+			nodes, recs, c := routingNodes(t, backend, ModeSharded, 2)
 			a, b := nodes[0], nodes[1]
 			const room = "room-r"
 			channel := c.o.KeyPrefix + "#/#" + room + "#"
@@ -191,7 +195,7 @@ func TestRoutingReachesOnlyTheNodesOfTheRoom(t *testing.T) {
 // of a room receives its events anyway, counted as dropped (no client of
 // it gets them), and hands them on, as the stream is every node's log.
 func TestStreamsModeReceivesTheRoomsOfNoMember(t *testing.T) {
-	nodes, recs, _ := routingNodes(t, "redis", ModeStreams)
+	nodes, recs, _ := routingNodes(t, "redis", ModeStreams, 2)
 	a, b := nodes[0], nodes[1]
 	for range 5 {
 		a.Publish("room-s", chat.Event{Name: "unwanted"})
@@ -215,7 +219,7 @@ func TestStreamsModeReceivesTheRoomsOfNoMember(t *testing.T) {
 func BenchmarkSubscribeRooms(b *testing.B) {
 	for _, backend := range []string{"redis", "cluster"} {
 		b.Run(backend, func(b *testing.B) {
-			nodes, _, _ := routingNodes(b, backend, ModeSharded)
+			nodes, _, _ := routingNodes(b, backend, ModeSharded, 2)
 			node := nodes[1]
 			subs := node.c.subs
 			base := subs.state().Wanted
@@ -241,7 +245,7 @@ func BenchmarkSubscribeRooms(b *testing.B) {
 // the channels that changed only, so it does not grow with the rooms held.
 func BenchmarkJoinAmongRooms(b *testing.B) {
 	const benchRoomsHeld = 100_000
-	nodes, _, _ := routingNodes(b, "redis", ModeSharded)
+	nodes, _, _ := routingNodes(b, "redis", ModeSharded, 2)
 	node := nodes[1]
 	subs := node.c.subs
 	for i := range benchRoomsHeld {
@@ -255,5 +259,73 @@ func BenchmarkJoinAmongRooms(b *testing.B) {
 		for !subs.confirmed(channel) {
 			time.Sleep(50 * time.Microsecond)
 		}
+	}
+}
+
+// Rooms across three nodes, each room's members on one node or two: the
+// room events a node receives from the others are exactly those of the
+// rooms it holds in sharded mode (the bound is 1.2 times), where
+// streams mode, one stream for all, brings every node every room's.
+func TestRoomsAcrossThreeNodes(t *testing.T) {
+	const (
+		nodesN   = 3
+		rooms    = 300
+		perRoom  = 5
+		maxRatio = 1.2
+	)
+	for _, c := range []struct{ backend, mode string }{
+		{"redis", ModeSharded}, {"cluster", ModeSharded}, {"redis", ModeStreams},
+	} {
+		t.Run(c.backend+"/"+c.mode, func(t *testing.T) {
+			nodes, recs, _ := routingNodes(t, c.backend, c.mode, nodesN)
+			// Room i has members on node i%3, and, for even i, on the next
+			// node too; its first node publishes its events.
+			holders := func(i int) []int {
+				if i%2 == 0 {
+					return []int{i % nodesN, (i + 1) % nodesN}
+				}
+				return []int{i % nodesN}
+			}
+			for i := range rooms {
+				for _, n := range holders(i) {
+					nodes[n].Subscribe(fmt.Sprint("room-", i))
+				}
+			}
+			for _, n := range nodes {
+				if subs := n.c.subs; subs != nil {
+					eventually(t, "every room channel subscribed", func() bool { st := subs.state(); return st.Subscribed == st.Wanted })
+				}
+			}
+			want := make([]int, nodesN) // cross-node events of the rooms each node holds
+			for i := range rooms {
+				h := holders(i)
+				for k := range perRoom {
+					nodes[h[0]].Publish(fmt.Sprint("room-", i), chat.Event{Name: fmt.Sprint("e-", k)})
+				}
+				for _, n := range h[1:] {
+					want[n] += perRoom
+				}
+			}
+			for n := range nodes {
+				nodes[n].Publish(chat.GlobalRoom, chat.Event{Name: fmt.Sprint("done-", n)})
+			}
+			for _, r := range recs {
+				for n := range nodes {
+					eventually(t, "the last sentinels", func() bool {
+						_, ok := r.got(fmt.Sprint("global/done-", n))
+						return ok || r == recs[n]
+					})
+				}
+			}
+			time.Sleep(200 * time.Millisecond)
+			for n, node := range nodes {
+				got := testutil.ToFloat64(node.m.roomReceived)
+				ratio := got / float64(want[n])
+				t.Logf("node %d: %v cross-node room events received for %d of the rooms it holds: %.2f×", n, got, want[n], ratio)
+				if c.mode == ModeSharded && (ratio > maxRatio || got < float64(want[n])) {
+					t.Fatalf("node %d received %v cross-node room events, want %d (at most %.1f×)", n, got, want[n], maxRatio)
+				}
+			}
+		})
 	}
 }
