@@ -10,8 +10,9 @@ const GlobalRoom = "global"
 // Broker carries events between the nodes of a cluster. A node's hub
 // delivers an event to its own members first, then publishes it; the
 // broker hands it to the handlers of every other node, never back to the
-// publishing node. Every method that carries an event names its room (or
-// its user): a node may come to receive only the rooms it has members in.
+// publishing node (but an OrderedBroker's messages, see OrderedBroker).
+// Every method that carries an event names its room (or its user): a node
+// may come to receive only the rooms it has members in.
 //
 // Guarantees, for every engine:
 //   - Publish, PublishUser and PublishControl never block on the network
@@ -22,6 +23,9 @@ const GlobalRoom = "global"
 //   - Once: each event reaches each other node once while the link is up;
 //     a publication repeated after an error may arrive twice, so handlers
 //     drop what they already delivered (the hub does, by message id).
+//   - Sent: an event given to Publish with Event.Sent set has it called
+//     once, from any goroutine: nil once the link took the event (at once
+//     for a node alone), or the error that made the engine give it up.
 //   - Control events reach the other nodes' control handlers only, never a
 //     client.
 //   - Handlers are called one event at a time, in the order they were

@@ -96,6 +96,8 @@ type Cluster struct {
 	client  goredis.UniversalClient
 	lib     *sioredis.RedisClient
 	adapter socket.AdapterConstructor
+	// streams builds the adapters in streams mode (nil in sharded mode).
+	streams *streamsBuilder
 	nodeID  string
 	m       *metrics
 	cancel  context.CancelFunc
@@ -146,7 +148,10 @@ func Open(o Options) (*Cluster, error) {
 		so.SetStreamName(o.KeyPrefix)
 		so.SetChannelPrefix(o.KeyPrefix)
 		so.SetSessionKeyPrefix(o.KeyPrefix + ":session:")
-		c.adapter = &sioadapter.RedisStreamsAdapterBuilder{Redis: c.lib, Opts: so}
+		so.SetMaxLen(sioadapter.DefaultStreamMaxLen)
+		// The broker reads the stream itself (stream.go).
+		c.streams = &streamsBuilder{lib: c.lib, opts: so}
+		c.adapter = c.streams
 	default:
 		so := sioadapter.DefaultShardedRedisAdapterOptions()
 		so.SetChannelPrefix(o.KeyPrefix)
