@@ -88,6 +88,7 @@ type Config struct {
 	RedisKeyPrefix      string        // REDIS_KEY_PREFIX
 	RedisRequestTimeout time.Duration // REDIS_REQUEST_TIMEOUT
 	RedisPublishBuffer  int           // REDIS_PUBLISH_BUFFER
+	ClientIDTTL         time.Duration // CLIENT_ID_TTL
 
 	KafkaBrokers     []string      // KAFKA_BROKERS
 	KafkaTopic       string        // KAFKA_TOPIC

@@ -157,6 +157,9 @@ var definitions = []definition{
 	def(sectionRedis, "REDIS_PUBLISH_BUFFER", intIn(10_000, 1, 10_000_000, func(c *Config) *int { return &c.RedisPublishBuffer }),
 		"messages waiting to be published to the other nodes while Redis is unreachable; past it the oldest are "+
 			"dropped, counted and logged", "-"),
+	def(sectionRedis, "CLIENT_ID_TTL", duration(10*time.Minute, time.Second, func(c *Config) *time.Duration { return &c.ClientIDTTL }),
+		"how long Redis remembers a message's `clientId` for the whole cluster: a retry within it, on any node, "+
+			"is not broadcast again; past it, each node still remembers its own latest 100,000", "-"),
 
 	def(sectionKafka, "KAFKA_BROKERS", list(nil, func(c *Config) *[]string { return &c.KafkaBrokers }),
 		"Kafka bootstrap brokers, comma separated (`host:port,...`); selects the Kafka log; needs `DATABASE_URL`", "hard-coded host"),

@@ -7,6 +7,7 @@ type metrics struct {
 	errors     prometheus.Counter
 	dialErrors prometheus.Counter
 	reconnects prometheus.Counter
+	claims     *prometheus.CounterVec
 }
 
 func newMetrics(r prometheus.Registerer) *metrics {
@@ -23,10 +24,14 @@ func newMetrics(r prometheus.Registerer) *metrics {
 		reconnects: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "chat_redis_reconnects_total", Help: "Connections to Redis made again after failures.",
 		}),
+		claims: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chat_client_id_claims_total",
+			Help: "Client ids claimed in the cluster's memory, by result: new (first admission), known (a retry, or taken), error (Redis unreachable: the node went on with its own memory).",
+		}, []string{"result"}),
 	}
 	m.up.Set(1)
 	if r != nil {
-		r.MustRegister(m.up, m.errors, m.dialErrors, m.reconnects)
+		r.MustRegister(m.up, m.errors, m.dialErrors, m.reconnects, m.claims)
 	}
 	return m
 }

@@ -247,7 +247,12 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if cfg.AuthGuest {
 		guestNames = names
 	}
-	svc := chat.NewService(wlog, hb, chat.ServiceOptions{Limits: limits})
+	so := chat.ServiceOptions{Limits: limits, Logger: logger.With("component", "accept")}
+	if link.redis != nil {
+		// Admitted client ids are remembered cluster-wide (CLIENT_ID_TTL).
+		so.Claims = link.redis.ClientIDs(cfg.ClientIDTTL)
+	}
+	svc := chat.NewService(wlog, hb, so)
 	rooms := roomService(cfg, store, hb, link.replica)
 
 	edge, err := socketio.New(socketio.Options{
