@@ -89,6 +89,8 @@ type Config struct {
 	RedisRequestTimeout time.Duration // REDIS_REQUEST_TIMEOUT
 	RedisPublishBuffer  int           // REDIS_PUBLISH_BUFFER
 	ClientIDTTL         time.Duration // CLIENT_ID_TTL
+	ResumeLogSize       int           // RESUME_LOG_SIZE
+	RedisEarlyAfter     time.Duration // REDIS_EARLY_AFTER
 
 	KafkaBrokers     []string      // KAFKA_BROKERS
 	KafkaTopic       string        // KAFKA_TOPIC

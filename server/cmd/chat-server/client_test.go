@@ -34,13 +34,21 @@ type sio struct {
 // dialSIO connects over "websocket" or "polling" and joins namespace "/".
 func dialSIO(t *testing.T, url, transport string) *sio {
 	t.Helper()
+	return dialSIOAuth(t, url, transport, nil)
+}
+
+// dialSIOAuth is dialSIO with the namespace CONNECT's auth (JSON; over
+// WebSocket only), as socket.io-client sends {pid, offset} when it comes
+// back.
+func dialSIOAuth(t *testing.T, url, transport string, auth []byte) *sio {
+	t.Helper()
 	c := &sio{t: t, frames: make(chan string, 100_000), closed: make(chan struct{}), acks: map[int64]chan map[string]any{}}
 	var d sioclient.Dialer
 	var early [][]byte
 	var err error
 	switch transport {
 	case "websocket":
-		c.conn, early, err = d.Dial(context.Background(), url, nil)
+		c.conn, early, err = d.DialAuth(context.Background(), url, nil, auth)
 	case "polling":
 		c.conn, early, err = d.DialPolling(context.Background(), url)
 	default:

@@ -215,6 +215,8 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		PresenceInterval:  cfg.PresenceInterval,
 		PresenceListLimit: cfg.PresenceListLimit,
 		TypingTimeout:     cfg.TypingTimeout,
+		LogSize:           cfg.ResumeLogSize,
+		EarlyAfter:        cfg.RedisEarlyAfter,
 		Logger:            logger.With("component", "hub"),
 		Registerer:        reg,
 	})
@@ -247,7 +249,8 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if cfg.AuthGuest {
 		guestNames = names
 	}
-	so := chat.ServiceOptions{Limits: limits, Logger: logger.With("component", "accept")}
+	so := chat.ServiceOptions{Limits: limits, Delivered: hb.Delivered, WaitForLink: hb.Ordered(),
+		Logger: logger.With("component", "accept")}
 	if link.redis != nil {
 		// Admitted client ids are remembered cluster-wide (CLIENT_ID_TTL).
 		so.Claims = link.redis.ClientIDs(cfg.ClientIDTTL)
