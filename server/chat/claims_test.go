@@ -156,6 +156,17 @@ func TestUnreachableClaimsFallBackToTheNodesMemory(t *testing.T) {
 	if len(a.fan.got) != 1 || len(a.log.admitted) != 1 {
 		t.Fatalf("broadcast %d, appended %d: want once each (the node's own memory)", len(a.fan.got), len(a.log.admitted))
 	}
+	// For a second the memory is not asked again: an outage must not hold
+	// up every message for a timeout.
+	claims.mu.Lock()
+	claims.down = false
+	claims.mu.Unlock()
+	if _, err := a.s.Accept(Sender{ConnID: "c1"}, map[string]any{"message": "next", "clientId": "0191d2c4-7b1e-7c3a-9f00-5a1b2c3d4e50"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if len(claims.m) != 0 {
+		t.Fatal("the memory was asked again at once after it failed")
+	}
 }
 
 func TestRefusedMessageReleasesItsClaim(t *testing.T) {

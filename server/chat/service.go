@@ -46,7 +46,8 @@ type Service struct {
 
 	errMu      sync.Mutex
 	lastErrLog time.Time
-	quiet      int // claim errors not logged since lastErrLog
+	quiet      int       // claim errors not logged since lastErrLog
+	downUntil  time.Time // claims are not tried before it (they failed)
 }
 
 // Sender is who sent a message, as the edge knows it.
@@ -190,7 +191,7 @@ func (s *Service) Accept(from Sender, payload any, durable func(Message, error))
 	s.remember(e)
 	s.mu.Unlock()
 
-	if claimed && s.claims != nil {
+	if claimed && s.claims != nil && s.claimsUp() {
 		ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 		first, fresh, err := s.claims.Claim(ctx, e.claim)
 		cancel()
@@ -303,11 +304,22 @@ func (s *Service) forget(e *entry, err error) {
 	}
 }
 
+// claimsUp reports whether the cluster's memory is worth asking: not for
+// a second after it failed, so that an outage does not hold up every
+// message for a timeout.
+func (s *Service) claimsUp() bool {
+	s.errMu.Lock()
+	defer s.errMu.Unlock()
+	return !time.Now().Before(s.downUntil)
+}
+
 // claimFailed logs, at most once a second, that the cluster's memory of
-// client ids could not be reached: the node went on with its own.
+// client ids could not be reached: the node goes on with its own, and
+// does not ask again for a second.
 func (s *Service) claimFailed(id string, err error) {
 	s.errMu.Lock()
 	defer s.errMu.Unlock()
+	s.downUntil = time.Now().Add(time.Second)
 	if time.Since(s.lastErrLog) < time.Second {
 		s.quiet++
 		return
