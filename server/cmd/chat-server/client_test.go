@@ -80,22 +80,31 @@ func (c *sio) receive(p string) {
 		return
 	}
 	p = p[1:]
-	if strings.HasPrefix(p, "3") { // ack
-		i := strings.IndexByte(p, '[')
-		var id int64
-		fmt.Sscan(p[1:i], &id)
-		var args []map[string]any
-		_ = json.Unmarshal([]byte(p[i:]), &args)
-		c.mu.Lock()
-		ch := c.acks[id]
-		delete(c.acks, id)
-		c.mu.Unlock()
-		if ch != nil && len(args) > 0 {
-			ch <- args[0]
-		}
+	if strings.HasPrefix(p, "3") {
+		answerAck(&c.mu, c.acks, p)
 		return
 	}
 	c.frames <- p
+}
+
+// answerAck hands an acknowledgement packet ("3<id>[args]") to the
+// channel waiting for it in acks (guarded by mu).
+func answerAck(mu *sync.Mutex, acks map[int64]chan map[string]any, p string) {
+	i := strings.IndexByte(p, '[')
+	if i < 1 {
+		return
+	}
+	var id int64
+	fmt.Sscan(p[1:i], &id)
+	var args []map[string]any
+	_ = json.Unmarshal([]byte(p[i:]), &args)
+	mu.Lock()
+	ch := acks[id]
+	delete(acks, id)
+	mu.Unlock()
+	if ch != nil && len(args) > 0 {
+		ch <- args[0]
+	}
 }
 
 // close leaves cleanly: a Socket.IO DISCONNECT, then the transport closes
