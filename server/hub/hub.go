@@ -73,8 +73,9 @@ type Options struct {
 	// On an ordered broker (chat.OrderedBroker, see order.go): LogSize is
 	// how many of the log's latest messages the node keeps for clients
 	// that come back (at least 1), and EarlyAfter how long its own message
-	// may take to come back from the log before it is delivered at once
-	// (0: at once, always).
+	// may take to come back from the log, while the link works, before it
+	// is delivered at once (0: at once, always; while the link fails, at
+	// once too).
 	LogSize    int
 	EarlyAfter time.Duration
 

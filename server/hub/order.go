@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -20,10 +21,13 @@ import (
 // and is sent every message of its rooms after it, from this node's copy
 // of the log's latest messages, then the live ones.
 //
-// When the link is down, or slower than Options.EarlyAfter, the hub
-// delivers its own message at once instead (an early delivery), and the
-// Place of the frames lists it until the log has it; the message keeps its
-// place in the log, where every other node reads it.
+// When the link fails (the broker's last publication failed: Redis is
+// down), or the message takes longer than Options.EarlyAfter to come back,
+// the hub delivers its own message at once instead (an early delivery),
+// and the Place of the frames lists it until the log has it; the message
+// keeps its place in the log, where every other node reads it. A slow but
+// working link is waited for: early deliveries make Places longer, and a
+// Place lists at most MaxEarly of them.
 //
 // Guarantees (beyond the hub's):
 //   - Resume: a client that comes back with a Place this node's log covers
@@ -70,12 +74,17 @@ type logEntry struct {
 	m    chat.Message
 }
 
-// flight is an own message on its way through the log.
+// flight is an own message on its way through the log, since when.
 type flight struct {
 	room  string
 	e     chat.Event
+	since time.Time
 	timer *time.Timer
 }
+
+// earlyCheck is how often a node looks whether its link failed while an
+// own message is on its way: it then delivers the message at once.
+const earlyCheck = 25 * time.Millisecond
 
 func newOrder(b chat.OrderedBroker, size int, wait time.Duration) *order {
 	size = max(size, 1)
@@ -231,17 +240,36 @@ func (h *Hub) broadcastOrdered(room string, e chat.Event) {
 			sent(err)
 		}
 	}
-	f := &flight{room: room, e: e}
+	f := &flight{room: room, e: e, since: time.Now()}
 	o.flights = append(o.flights, f)
 	linked := o.b.Linked()
 	if linked && o.wait > 0 {
-		f.timer = time.AfterFunc(o.wait, func() { h.deliverEarly(id) })
+		f.timer = time.AfterFunc(min(earlyCheck, o.wait), func() { h.checkEarly(f) })
 	}
 	o.mu.Unlock()
 	h.o.Broker.Publish(room, e)
 	if !linked || o.wait <= 0 {
 		h.deliverEarly(id)
 	}
+}
+
+// checkEarly delivers an own message still on its way at once when the
+// link failed meanwhile, or when it waited EarlyAfter; else it looks again
+// a little later.
+func (h *Hub) checkEarly(f *flight) {
+	o := h.ord
+	o.mu.Lock()
+	if !slices.Contains(o.flights, f) {
+		o.mu.Unlock()
+		return // back from the log, or delivered early already
+	}
+	if o.b.Linked() && time.Since(f.since) < o.wait {
+		f.timer.Reset(min(earlyCheck, o.wait-time.Since(f.since)))
+		o.mu.Unlock()
+		return
+	}
+	o.mu.Unlock()
+	h.deliverEarly(f.e.Message.ID)
 }
 
 // deliverEarly delivers the own message with id at once, and every own

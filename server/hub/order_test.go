@@ -39,7 +39,8 @@ type logBroker struct {
 	events []chat.BrokerEventHandler
 
 	mu      sync.Mutex
-	down    bool          // the link: while down, publications wait
+	down    bool          // the link: while down, nothing is read, publications wait
+	slow    bool          // publications wait, the link still up
 	waiting []logBusEntry // publications waiting for the link
 	next    int           // the next entry of the bus to hand over
 	floor   chat.Position // where this node's reading starts
@@ -80,7 +81,7 @@ func (n *logBroker) PublishControl(chat.Event)                       {}
 // every node reads what is new.
 func (n *logBroker) Publish(room string, e chat.Event) {
 	n.mu.Lock()
-	if n.down {
+	if n.down || n.slow {
 		n.waiting = append(n.waiting, logBusEntry{room: room, e: e, from: n})
 		n.mu.Unlock()
 		return
@@ -349,6 +350,29 @@ func TestOrderedEarlyDeliveryWhileTheLinkIsDown(t *testing.T) {
 	a.say(chat.GlobalRoom, msg(4))
 	if _, lastA = received(ca); strings.Contains(lastA, ".") {
 		t.Fatalf("the place still lists early messages: %q", lastA)
+	}
+}
+
+func TestOrderedSlowLinkIsWaitedForAFailedOneIsNot(t *testing.T) {
+	bus := &logBus{}
+	a := newOrderedNode(t, bus, &memStore{}, nodeOptions{})
+	c := newConn("c", "c")
+	p, _ := a.Place()
+	_ = a.Join(c, chat.GlobalRoom, JoinOptions{Since: &p})
+	a.b.mu.Lock()
+	a.b.slow = true
+	a.b.mu.Unlock()
+	a.say(chat.GlobalRoom, msg(1))
+	time.Sleep(4 * earlyCheck)
+	if got, _ := received(c); len(got) != 0 {
+		t.Fatalf("delivered early %v while the link works", got)
+	}
+	// The link fails now (a publication failed): the message goes at once.
+	a.b.mu.Lock()
+	a.b.down = true
+	a.b.mu.Unlock()
+	if got := c.waitMessages(t, 1); !slices.Equal(got, []string{"m-001"}) {
+		t.Fatalf("got %v", got)
 	}
 }
 
