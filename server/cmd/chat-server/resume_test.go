@@ -32,9 +32,10 @@ func (c *sio) placed() (wire, string) {
 // TestStreamsClientComesBackAfterItsNodeCrashed: in streams mode a client
 // whose node is killed comes back, to the node restarted or to another
 // one, with the offset it last had, and gets exactly what it missed: what
-// the others said meanwhile, not one message twice, not one missing.
+// the others said meanwhile, not one message twice, not one missing. So
+// does one whose connection alone was cut (its socket recovered).
 func TestStreamsClientComesBackAfterItsNodeCrashed(t *testing.T) {
-	for _, where := range []string{"restarted", "other"} {
+	for _, where := range []string{"restarted", "other", "recovered"} {
 		t.Run(where, func(t *testing.T) {
 			t.Parallel()
 			env := []string{"REDIS_URL=" + redisURL(t), "REDIS_ADAPTER_MODE=streams", "REDIS_KEY_PREFIX=" + prefix(t),
@@ -63,17 +64,27 @@ func TestStreamsClientComesBackAfterItsNodeCrashed(t *testing.T) {
 				}
 				last = off
 			}
-			a.signal(syscall.SIGKILL)
-			a.Wait(t, 10*time.Second)
+			to := b
+			if where == "recovered" {
+				// Its connection is cut, the node lives on: the same socket
+				// comes back (socket.recovered), its session kept here.
+				_ = c.conn.Close()
+				to = a
+			} else {
+				a.signal(syscall.SIGKILL)
+				a.Wait(t, 10*time.Second)
+			}
 			for i := 1; i <= 3; i++ {
 				say(fmt.Sprint("while down ", i))
 			}
-			to := b
 			if where == "restarted" {
 				to = start(t, "", env...)
 			}
 			auth, _ := json.Marshal(map[string]any{"pid": pid, "offset": last})
 			back := dialSIOAuth(t, to.URL, "websocket", auth)
+			if recovered := back.conn.PID == pid; recovered != (where == "recovered") {
+				t.Fatalf("socket recovered: %v (pid %q, was %q)", recovered, back.conn.PID, pid)
+			}
 			say("live")
 			for _, want := range []string{"while down 1", "while down 2", "while down 3", "live"} {
 				if m, _ := back.placed(); m.Message != want {
