@@ -107,6 +107,21 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
+// parseOurs parses the flags of a mode that measures our server alone,
+// checks the common ones, and refuses -servers other than go, saying why.
+func (c *common) parseOurs(fs *flag.FlagSet, args []string, why string) error {
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := c.check(); err != nil {
+		return err
+	}
+	if len(c.servers) != 1 || c.servers[0] != server.Go {
+		return usagef("-servers: %s", why)
+	}
+	return nil
+}
+
 func (c *common) check() error {
 	if len(c.servers) == 0 {
 		return usagef("-servers: none given")
@@ -331,6 +346,18 @@ func (s *session) write(result any, markdown string, svg []byte) ([]string, erro
 		}
 	}
 	return paths, nil
+}
+
+// publish writes the result (write), then prints its table and where the
+// files went.
+func (s *session) publish(stdout io.Writer, result any, markdown string, svg []byte) error {
+	paths, err := s.write(result, markdown, svg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprint(stdout, markdown)
+	fmt.Fprintf(stdout, "\nwritten: %v\n", paths)
+	return nil
 }
 
 // header is the Markdown heading of a result: what ran, where, when.

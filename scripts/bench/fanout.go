@@ -292,12 +292,9 @@ func sweep(ctx context.Context, s *session, f *fanoutFlags, top topology, mode, 
 	}
 	md := s.header(title) + fanoutTable(res.Points)
 	svg := fanoutChart(title, res.Points, f.receivers)
-	paths, err := s.write(res, md, svg)
-	if err != nil {
+	if err := s.publish(stdout, res, md, svg); err != nil {
 		return err
 	}
-	fmt.Fprint(stdout, md)
-	fmt.Fprintf(stdout, "\nwritten: %v\n", paths)
 	if failed > 0 {
 		return fmt.Errorf("%d of %d steps failed", failed, len(res.Points))
 	}

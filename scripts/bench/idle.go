@@ -119,12 +119,9 @@ func runIdle(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	what := map[string]string{"websocket": "WebSocket connections", "polling": "long-polling sessions"}[f.transport]
 	md := s.header(fmt.Sprintf("idle: %d %s, held %s", f.conns, what, f.hold)) + idleTable(res.Points)
-	paths, err := s.write(res, md, nil)
-	if err != nil {
+	if err := s.publish(stdout, res, md, nil); err != nil {
 		return err
 	}
-	fmt.Fprint(stdout, md)
-	fmt.Fprintf(stdout, "\nwritten: %v\n", paths)
 	return nil
 }
 

@@ -269,12 +269,9 @@ func runPipeline(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		report.Num(float64(f.messages)), plural(f.senders, "sender"), f.window, f.text)
 	md := s.header(title) + pipelineTables(res.Points)
 	svg := pipelineChart(title, res.Points)
-	paths, err := s.write(res, md, svg)
-	if err != nil {
+	if err := s.publish(stdout, res, md, svg); err != nil {
 		return err
 	}
-	fmt.Fprint(stdout, md)
-	fmt.Fprintf(stdout, "\nwritten: %v\n", paths)
 	if failed > 0 {
 		return fmt.Errorf("%d of %d steps failed", failed, len(res.Points))
 	}
