@@ -71,8 +71,9 @@ type OrderedBroker interface {
 	// it is false, a hub delivers its own messages at once instead of
 	// waiting for them to come back.
 	Linked() bool
-	// Floor is the position after which this node has read every event
-	// of the log, and ok is false until its reading started. A client whose
-	// last position is before it cannot be resumed exactly here.
+	// Floor is where this node's reading of the log is complete: it has
+	// read every event after it; ok is false until its reading started. A
+	// client whose last position is at or after it can be resumed exactly
+	// here, one before it cannot.
 	Floor() (floor Position, ok bool)
 }

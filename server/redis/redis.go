@@ -130,7 +130,10 @@ func Open(o Options) (*Cluster, error) {
 		}
 	}
 	opts.Dialer = d.dial
-	goredis.SetLogger(&redisLogger{c: c})
+	// go-redis has one logger for the process: it is set once, and reports
+	// to the cluster opened last (a node opens one).
+	logTo.Store(c)
+	setLogger.Do(func() { goredis.SetLogger(redisLogger{}) })
 	c.client = goredis.NewClient(opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
@@ -254,11 +257,18 @@ func (c *Cluster) reportError(err error) {
 }
 
 // redisLogger routes go-redis's own log lines (connection pool failures)
-// through the rate-limited error report.
-type redisLogger struct{ c *Cluster }
+// through the rate-limited error report of the cluster opened last.
+type redisLogger struct{}
 
-func (l *redisLogger) Printf(_ context.Context, format string, v ...any) {
-	l.c.reportError(fmt.Errorf(format, v...))
+var (
+	setLogger sync.Once
+	logTo     atomic.Pointer[Cluster]
+)
+
+func (redisLogger) Printf(_ context.Context, format string, v ...any) {
+	if c := logTo.Load(); c != nil {
+		c.reportError(fmt.Errorf(format, v...))
+	}
 }
 
 // backoffDialer dials Redis, and after a failure makes the next dial wait,

@@ -110,9 +110,12 @@ func (r *streamReader) floorNow() (chat.Position, bool) {
 	return r.floor, r.started
 }
 
-// begin reads where the seed starts: the entry before the last Seed ones
-// (its position is the floor), or the stream's start when it holds no
-// more. It returns the id to read after.
+// begin reads where the seed starts: after the entry before the last Seed
+// ones, whose position is the floor; or, when the stream holds no more,
+// from its start, and the floor is its oldest entry (the stream may have
+// been trimmed, or made anew by a Redis that restarted empty: what was
+// before it is not known), or now for an empty stream. It returns the id
+// to read after.
 func (r *streamReader) begin(ctx context.Context) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.b.c.o.RequestTimeout)
 	defer cancel()
@@ -120,10 +123,14 @@ func (r *streamReader) begin(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	start, floor := "0-0", chat.Position{}
-	if int64(len(last)) > r.seed {
-		start = last[len(last)-1].ID
-		floor, _ = chat.ParsePosition(start)
+	start, floor := "0-0", chat.Position{Ms: uint64(time.Now().UnixMilli())}
+	if n := len(last); n > 0 {
+		if int64(n) <= r.seed {
+			floor, _ = chat.ParsePosition(last[n-1].ID)
+		} else {
+			start = last[n-1].ID
+			floor, _ = chat.ParsePosition(start)
+		}
 	}
 	r.floorMu.Lock()
 	r.floor, r.started = floor, true
@@ -143,6 +150,7 @@ func (r *streamReader) run(ctx context.Context, seeded chan<- struct{}) {
 		}
 	}
 	defer signal()
+	cut := false // reading failed since the last entry read
 	for ctx.Err() == nil {
 		if offset == "" {
 			start, err := r.begin(ctx)
@@ -166,18 +174,26 @@ func (r *streamReader) run(ctx context.Context, seeded chan<- struct{}) {
 			Count:   r.count,
 			Block:   block,
 		}).Result()
-		if err != nil {
-			if errors.Is(err, goredis.Nil) || ctx.Err() != nil {
-				if seeded != nil && errors.Is(err, goredis.Nil) {
-					signal() // nothing more to read: the seed is in
-				}
+		if err != nil && !errors.Is(err, goredis.Nil) {
+			if ctx.Err() != nil {
 				continue
 			}
 			r.b.c.reportError(err)
+			cut = true
 			if !r.pause(ctx, backoff) {
 				return
 			}
 			backoff = min(2*backoff, 2*time.Second)
+			continue
+		}
+		if cut {
+			cut = false
+			r.checkContinuity(ctx, offset)
+		}
+		if err != nil { // goredis.Nil: nothing new
+			if seeded != nil {
+				signal() // nothing more to read: the seed is in
+			}
 			continue
 		}
 		backoff = 100 * time.Millisecond
@@ -193,8 +209,42 @@ func (r *streamReader) run(ctx context.Context, seeded chan<- struct{}) {
 	}
 }
 
+// checkContinuity looks, once Redis answers again after a failure,
+// whether the stream still holds what follows offset, the last entry this
+// node read. It does not when Redis restarted without persistence (the
+// stream is new, or gone) or trimmed entries this node had not read: what
+// was published then may never reach this node's clients. That is
+// counted (chat_stream_resets_total) and logged, never silent.
+func (r *streamReader) checkContinuity(ctx context.Context, offset string) {
+	last, ok := chat.ParsePosition(offset)
+	if !ok || last.IsZero() {
+		return // nothing read yet: nothing to lose
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.b.c.o.RequestTimeout)
+	defer cancel()
+	first, err := r.client.XRangeN(ctx, r.stream, "-", "+", 1).Result()
+	if err != nil {
+		r.b.c.reportError(err)
+		return
+	}
+	if len(first) > 0 {
+		if p, ok := chat.ParsePosition(first[0].ID); ok && !last.Before(p) {
+			return // it holds the last entry read, or older: nothing lost
+		}
+	}
+	r.b.c.m.streamResets.Inc()
+	oldest := "none"
+	if len(first) > 0 {
+		oldest = first[0].ID
+	}
+	r.b.log.Error("the stream no longer holds what follows the last entry this node read (Redis restarted without "+
+		"persistence, or trimmed what this node had not read): messages published meanwhile may not reach its clients",
+		"last_read", offset, "oldest_in_stream", oldest, "fix", "run Redis with appendonly yes")
+}
+
 // dispatch hands one entry to its namespace's adapter: the node's own only
-// when it may carry a message (the rest was delivered here already).
+// when it may carry a message, a broadcast of namespace "/" (the rest was
+// delivered here already).
 func (r *streamReader) dispatch(entry goredis.XMessage) {
 	raw := streams.RawClusterMessage(entry.Values)
 	a := r.s.adapter(raw.Nsp())
@@ -207,7 +257,9 @@ func (r *streamReader) dispatch(entry goredis.XMessage) {
 	}
 	own := raw.Uid() == string(a.Uid())
 	if own {
-		if raw.Type() != broadcastType {
+		// Only the chat's broadcasts may carry a message (not the Admin
+		// UI's namespace, nor requests).
+		if raw.Type() != broadcastType || raw.Nsp() != "/" {
 			return
 		}
 		echo := make(streams.RawClusterMessage, len(raw))
