@@ -5,7 +5,7 @@ import "./globals.css";
 
 export const metadata: Metadata = {
   title: "Chat",
-  description: "One global chat room",
+  description: "Chat: the global room, rooms of your own and direct messages",
 };
 
 export const viewport: Viewport = {

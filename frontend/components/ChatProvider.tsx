@@ -1,26 +1,31 @@
 "use client";
 
 // ChatProvider owns the one Socket.IO connection of the page. It turns the
-// socket's events into actions of the chat reducer, performs the sends the
+// socket's events into actions of the chat reducer (messages of every room)
+// and the live one (presence and typing, per room), performs the sends the
 // outbox asks for (each with its clientId and an acknowledgement, under a
-// timeout), and gives the components the state and a few verbs through
-// context. No other component touches the socket.
+// timeout, to the room it was typed in), and gives the components the state
+// and a few verbs through context. Its rooms part is useRooms (same socket).
+// No other component touches the socket.
 
 import { createContext, useCallback, useContext, useEffect, useMemo, useReducer, useRef, useState, useSyncExternalStore } from "react";
 import type { ReactNode } from "react";
-import { io, type Socket } from "socket.io-client";
+import { io } from "socket.io-client";
 import {
+  GLOBAL_ROOM,
   chatReducer,
   connectionStatus,
   dueSends,
   initialState,
+  isOwn,
   nextDue,
   parseAck,
+  type ChatItem,
   type ChatState,
   type ConnectionStatus,
 } from "@/lib/chat-state";
 import { ACK_TIMEOUT_MS, SOCKET_URL } from "@/lib/config";
-import { LIVE_LIMITS, initialLiveState, liveReducer, nextLiveChange, onInput, stopTyping, type LiveState, type OwnTyping } from "@/lib/live-state";
+import { LIVE_LIMITS, liveRoomsReducer, nextLiveRoomsChange, onInput, stopTyping, type LiveRooms, type OwnTyping } from "@/lib/live-state";
 import { newClientId } from "@/lib/ids";
 import { readUsername, readUsernameOnServer, subscribeUsername, writeUsername } from "@/lib/username";
 import {
@@ -34,26 +39,8 @@ import {
   type AuthConfig,
   type Session,
 } from "@/lib/session";
-
-/** What the server emits; payloads are checked by the reducer, so unknown. */
-interface ServerToClient {
-  message: (payload: unknown) => void;
-  presence: (payload: unknown) => void;
-  "presence:join": (payload: unknown) => void;
-  "presence:leave": (payload: unknown) => void;
-  typing: (payload: unknown) => void;
-  error: (payload: unknown) => void;
-  "message:deleted": (payload: unknown) => void;
-}
-
-/** What the client emits: messages, whether the user is typing, and a moderator's deletions. */
-interface ClientToServer {
-  "event:message": (payload: { message: string; username: string; clientId: string }, ack: (answer: unknown) => void) => void;
-  typing: (payload: { typing: boolean; username: string }) => void;
-  "event:delete": (payload: { id: string }, ack: (answer: unknown) => void) => void;
-}
-
-type ChatSocket = Socket<ServerToClient, ClientToServer>;
+import type { ChatSocket } from "./chat-socket";
+import { useRooms, type RoomsApi } from "./useRooms";
 
 /** What components get from useChat(). */
 export interface ChatContextValue {
@@ -71,17 +58,21 @@ export interface ChatContextValue {
   userId: string | null;
   /** Deletes a message for everyone (moderators). */
   deleteMessage: (id: string) => void;
-  /** Queues a message; it goes out now or when the connection is back. */
+  /** Queues a message for the open room; it goes out now or when the connection is back. */
   send: (text: string) => void;
   retry: (clientId: string) => void;
   remove: (clientId: string) => void;
   dismissError: () => void;
-  /** Who is online and who is typing. */
-  live: LiveState;
-  /** The user's input changed (hasText: it is not empty): tells the others they are typing. */
+  /** Who is online and who is typing, per room (liveOf). */
+  live: LiveRooms;
+  /** The user's input changed (hasText: it is not empty): tells the open room's others they are typing. */
   typing: (hasText: boolean) => void;
   /** The user stopped typing (left the input). */
   stopTyping: () => void;
+  /** Rooms: the list, the open room, and what the user can do with them. */
+  rooms: RoomsApi;
+  /** Whether a message is the user's own. */
+  isOwn: (it: ChatItem) => boolean;
 }
 
 const ChatContext = createContext<ChatContextValue | null>(null);
@@ -99,17 +90,26 @@ export function ChatProvider({ children, url = SOCKET_URL }: { children: ReactNo
   const username = useSyncExternalStore(subscribeUsername, readUsername, readUsernameOnServer);
   const usernameRef = useRef<string | null | undefined>(username);
   const socketRef = useRef<ChatSocket | null>(null);
+  const [socket, setSocket] = useState<ChatSocket | null>(null);
   const inFlight = useRef(new Set<string>());
   const [tick, setTick] = useState(0);
-  const [live, liveDispatch] = useReducer(liveReducer, undefined, initialLiveState);
-  // The name the server was given at the last CONNECT, and the user's typing.
+  const [live, liveDispatch] = useReducer(liveRoomsReducer, {});
+  // The name and the user id the server was given at the last CONNECT,
+  // and the user's typing (in typingRoom).
   const connectedAs = useRef<string | null>(null);
+  const connectedId = useRef<string | null>(null);
   const ownTyping = useRef<OwnTyping>({ typing: false, sentAt: 0 });
+  const typingRoom = useRef<string>(GLOBAL_ROOM);
+  const activeRef = useRef<string>(GLOBAL_ROOM);
   const idleTimer = useRef<ReturnType<typeof setTimeout> | undefined>(undefined);
   const [auth, setAuth] = useState<AuthConfig | null>(null);
   const [token, setToken] = useState<string | null>(null);
   const tokenRef = useRef<string | null>(null);
   const sessionRef = useRef<Session | null>(null);
+  // A guest sign-in is under way for the stored name: the socket waits for
+  // its token (a CONNECT without it would be anonymous, in none of the
+  // user's rooms). Settled once it came or failed.
+  const [guestSettled, setGuestSettled] = useState(false);
 
   useEffect(() => {
     usernameRef.current = username;
@@ -127,6 +127,7 @@ export function ChatProvider({ children, url = SOCKET_URL }: { children: ReactNo
   const applyToken = useCallback((t: string | null) => {
     tokenRef.current = t;
     setToken(t);
+    setGuestSettled(true);
   }, []);
 
   // A guest's token: signed in for the stored name (renewing the session
@@ -155,6 +156,7 @@ export function ChatProvider({ children, url = SOCKET_URL }: { children: ReactNo
         },
         (err: unknown) => {
           if (stopped) return;
+          setGuestSettled(true);
           const e = err instanceof SignInError ? err : new SignInError("internal", String(err));
           dispatch({ type: "server-error", payload: { code: e.code, reason: e.message }, now: Date.now() });
           if (e.code === "name_taken") writeUsername(null);
@@ -187,6 +189,7 @@ export function ChatProvider({ children, url = SOCKET_URL }: { children: ReactNo
       autoConnect: false,
       auth: (cb) => {
         connectedAs.current = usernameRef.current ?? null;
+        connectedId.current = tokenSubject(tokenRef.current);
         const a: { token?: string; username?: string } = {};
         if (tokenRef.current) a.token = tokenRef.current;
         if (connectedAs.current) a.username = connectedAs.current;
@@ -194,6 +197,7 @@ export function ChatProvider({ children, url = SOCKET_URL }: { children: ReactNo
       },
     });
     socketRef.current = socket;
+    void Promise.resolve().then(() => setSocket(socket));
     let reconnectTimer: ReturnType<typeof setTimeout> | undefined;
 
     socket.on("connect", () => dispatch({ type: "connected" }));
@@ -221,10 +225,7 @@ export function ChatProvider({ children, url = SOCKET_URL }: { children: ReactNo
     socket.on("message", (payload) =>
       dispatch({ type: "received", payload, me: usernameRef.current ?? null, now: Date.now() }),
     );
-    socket.on("presence", (payload) => {
-      dispatch({ type: "presence", payload });
-      liveDispatch({ type: "presence", payload });
-    });
+    socket.on("presence", (payload) => liveDispatch({ type: "presence", payload }));
     socket.on("presence:join", (payload) => liveDispatch({ type: "presence-change", kind: "join", payload, now: Date.now() }));
     socket.on("presence:leave", (payload) => liveDispatch({ type: "presence-change", kind: "leave", payload, now: Date.now() }));
     socket.on("typing", (payload) => liveDispatch({ type: "typing", payload, now: Date.now() }));
@@ -247,18 +248,30 @@ export function ChatProvider({ children, url = SOCKET_URL }: { children: ReactNo
       socket.removeAllListeners();
       socket.disconnect();
       socketRef.current = null;
+      setSocket(null);
       pending.clear();
     };
   }, [url]);
 
   // Connect once the server's settings are known and, when it requires a
-  // token, once there is one.
+  // token, once there is one; a guest being signed in waits for its token.
+  const guestPending = !!auth && auth.auth !== "off" && auth.guest && !!username && !token && !guestSettled;
   useEffect(() => {
     const socket = socketRef.current;
     if (!socket || !auth) return;
     if (auth.auth === "required" && !token) return;
+    if (guestPending) return;
     if (!socket.connected && !socket.active) socket.connect();
-  }, [auth, token]);
+  }, [auth, token, guestPending]);
+
+  // Signed in (or out, or as someone else) while connected: connect again
+  // as who the user is now. A renewed token of the same user does not need
+  // it (the server closes the connection at the old one's expiry).
+  const subject = tokenSubject(token);
+  useEffect(() => {
+    const socket = socketRef.current;
+    if (socket?.connected && subject !== connectedId.current) socket.disconnect().connect();
+  }, [subject, state.connection.connected]);
 
   // The outbox: send what is due while connected; wake up when the next
   // retry is due.
@@ -271,9 +284,11 @@ export function ChatProvider({ children, url = SOCKET_URL }: { children: ReactNo
       if (inFlight.current.has(clientId)) continue;
       inFlight.current.add(clientId);
       dispatch({ type: "send-started", clientId });
+      // The global room's payload is the original's: no room in it.
+      const payload = it.room ? { message: it.text, username: it.username, clientId, room: it.room } : { message: it.text, username: it.username, clientId };
       socket
         .timeout(ACK_TIMEOUT_MS)
-        .emitWithAck("event:message", { message: it.text, username: it.username, clientId })
+        .emitWithAck("event:message", payload)
         .then(
           (answer) => dispatch({ type: "acked", clientId, result: parseAck(answer), now: Date.now() }),
           () => dispatch({ type: "ack-timeout", clientId, connected: socket.connected, now: Date.now() }),
@@ -296,7 +311,7 @@ export function ChatProvider({ children, url = SOCKET_URL }: { children: ReactNo
 
   // Typing indicators and join/leave lines expire by themselves.
   useEffect(() => {
-    const next = nextLiveChange(live);
+    const next = nextLiveRoomsChange(live);
     if (next === null) return;
     const t = setTimeout(() => liveDispatch({ type: "tick", now: Date.now() }), Math.max(0, next - Date.now()) + 10);
     return () => clearTimeout(t);
@@ -306,7 +321,10 @@ export function ChatProvider({ children, url = SOCKET_URL }: { children: ReactNo
     ownTyping.current = step.next;
     const socket = socketRef.current;
     const name = usernameRef.current;
-    if (step.send !== null && socket?.connected && name) socket.emit("typing", { typing: step.send, username: name });
+    const room = typingRoom.current;
+    if (step.send !== null && socket?.connected && name) {
+      socket.emit("typing", room === GLOBAL_ROOM ? { typing: step.send, username: name } : { typing: step.send, username: name, room });
+    }
   }, []);
   const stopOwnTyping = useCallback(() => {
     clearTimeout(idleTimer.current);
@@ -315,6 +333,11 @@ export function ChatProvider({ children, url = SOCKET_URL }: { children: ReactNo
   const typing = useCallback(
     (hasText: boolean) => {
       clearTimeout(idleTimer.current);
+      if (typingRoom.current !== activeRef.current) {
+        // The user typed in another room before: that typing ends.
+        emitTyping(stopTyping(ownTyping.current));
+        typingRoom.current = activeRef.current;
+      }
       emitTyping(onInput(ownTyping.current, hasText, Date.now()));
       if (hasText) idleTimer.current = setTimeout(stopOwnTyping, LIVE_LIMITS.typingIdleMs);
     },
@@ -327,7 +350,7 @@ export function ChatProvider({ children, url = SOCKET_URL }: { children: ReactNo
     // The server ends the sender's typing when the message arrives.
     clearTimeout(idleTimer.current);
     ownTyping.current = { typing: false, sentAt: 0 };
-    dispatch({ type: "submit", clientId: newClientId(), username: name, text, now: Date.now() });
+    dispatch({ type: "submit", clientId: newClientId(), username: name, text, now: Date.now(), room: activeRef.current });
   }, []);
   const retry = useCallback((clientId: string) => dispatch({ type: "retry", clientId, now: Date.now() }), []);
   const remove = useCallback((clientId: string) => dispatch({ type: "remove", clientId }), []);
@@ -380,7 +403,32 @@ export function ChatProvider({ children, url = SOCKET_URL }: { children: ReactNo
       );
   }, []);
   const canModerate = isModeratorToken(token);
-  const userId = tokenSubject(token);
+  const userId = subject;
+  const me = username ?? null;
+  const own = useCallback((it: ChatItem) => (me === null ? !!it.out : isOwn(it, me, userId)), [me, userId]);
+  const forgetLive = useCallback((room: string) => liveDispatch({ type: "forget", room }), []);
+  const rooms = useRooms({
+    url,
+    socket,
+    connected: state.connection.connected,
+    token,
+    userId,
+    items: state.items,
+    isOwn: own,
+    chat: dispatch,
+    forgetLive,
+  });
+  // The open room, for the sends and typing of the callbacks above.
+  const active = rooms.active;
+  useEffect(() => {
+    activeRef.current = active;
+    // Typing in the room the user left ends.
+    if (typingRoom.current !== active) {
+      clearTimeout(idleTimer.current);
+      emitTyping(stopTyping(ownTyping.current));
+      typingRoom.current = active;
+    }
+  }, [active, emitTyping]);
 
   const value = useMemo<ChatContextValue>(
     () => ({
@@ -399,8 +447,10 @@ export function ChatProvider({ children, url = SOCKET_URL }: { children: ReactNo
       live,
       typing,
       stopTyping: stopOwnTyping,
+      rooms,
+      isOwn: own,
     }),
-    [state, username, setUsername, auth, canModerate, userId, deleteMessage, send, retry, remove, dismissError, live, typing, stopOwnTyping],
+    [state, username, setUsername, auth, canModerate, userId, deleteMessage, send, retry, remove, dismissError, live, typing, stopOwnTyping, rooms, own],
   );
   return <ChatContext.Provider value={value}>{children}</ChatContext.Provider>;
 }

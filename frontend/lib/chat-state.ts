@@ -1,7 +1,8 @@
-// The chat's state as a pure reducer: the message list, the outbox of the
-// user's own messages, the connection state, the online count and the last
-// error the server reported. No I/O here: the provider (ChatProvider) feeds
-// it socket events and clock readings and performs the sends it asks for.
+// The chat's state as a pure reducer: the messages of every room the
+// client follows (each knows its room), the outbox of the user's own
+// messages, the connection state and the last error the server reported.
+// No I/O here: the provider (ChatProvider) feeds it socket events, pages of
+// older messages and clock readings, and performs the sends it asks for.
 //
 // Own messages carry a clientId (a UUID) from the moment they are typed. The
 // Go server uses it as the message id, broadcasts it back and de-duplicates
@@ -29,6 +30,8 @@ export interface ServerError {
   retryAfterMs?: number;
   /** When a ban ends (RFC 3339), for `banned`. */
   until?: string;
+  /** The setting a `limit` refusal names. */
+  limit?: string;
 }
 
 /** The outbox part of an own message. */
@@ -43,10 +46,15 @@ export interface Outgoing {
   error?: ServerError;
 }
 
+/** The room every client is in, where the original protocol talks. */
+export const GLOBAL_ROOM = "global";
+
 /** One line of the message list. */
 export interface ChatItem {
   /** Stable React key: the id, the clientId, or a local counter. */
   key: string;
+  /** The room it belongs to; absent: the global room. */
+  room?: string;
   /** The server's id, when it sent one. */
   id?: string;
   /** Set on messages typed here. */
@@ -82,10 +90,9 @@ export interface Connection {
 
 /** The whole chat state. */
 export interface ChatState {
+  /** The messages of every room, each room's in its order. */
   items: ChatItem[];
   connection: Connection;
-  /** The last `presence` count, or null when the server never sent one. */
-  online: number | null;
   /** The last error the server reported, for the banner. */
   lastError: (ServerError & { at: number }) | null;
   /** Counter for local keys. */
@@ -101,7 +108,7 @@ export const LIMITS = {
   backoffMaxMs: 10_000,
   /** Failed connection attempts after which "reconnecting" becomes "offline". */
   offlineAfterFailures: 2,
-  /** Most messages kept in the list (older settled ones are dropped). */
+  /** Most messages kept of one room (older settled ones are dropped). */
   maxItems: 500,
 } as const;
 
@@ -118,7 +125,6 @@ export function initialState(): ChatState {
   return {
     items: [],
     connection: { everConnected: false, connected: false, failures: 0, browserOffline: false },
-    online: null,
     lastError: null,
     seq: 0,
   };
@@ -140,6 +146,8 @@ export function backoff(attempts: number): number {
 export interface IncomingMessage {
   message: string;
   username: string;
+  /** The room; absent for the global room (whose payloads are the original's). */
+  room?: string;
   id?: string;
   createdAt?: string;
   userId?: string;
@@ -155,6 +163,7 @@ export function parseIncoming(p: unknown): IncomingMessage | null {
     message: r.message,
     username: typeof r.username === "string" ? r.username : "",
   };
+  if (typeof r.room === "string" && r.room !== "" && r.room !== GLOBAL_ROOM) m.room = r.room;
   if (typeof r.id === "string" && r.id !== "") m.id = r.id;
   if (typeof r.createdAt === "string" && !Number.isNaN(Date.parse(r.createdAt))) m.createdAt = r.createdAt;
   if (typeof r.userId === "string" && r.userId !== "") m.userId = r.userId;
@@ -185,6 +194,7 @@ export function parseServerError(p: unknown): ServerError | null {
   const e: ServerError = { code: r.code, reason: typeof r.reason === "string" ? r.reason : "" };
   if (typeof r.retryAfterMs === "number" && r.retryAfterMs > 0) e.retryAfterMs = r.retryAfterMs;
   if (typeof r.until === "string" && !Number.isNaN(Date.parse(r.until))) e.until = r.until;
+  if (typeof r.limit === "string" && r.limit !== "") e.limit = r.limit;
   return e;
 }
 
@@ -202,9 +212,14 @@ export function parseAck(p: unknown): AckResult {
   return { ok: false, error: { code: "internal", reason: "the server's answer could not be read" } };
 }
 
+/** The room of an item, a message or a payload's `room` (absent: global). */
+export function roomOf(x: { room?: string }): string {
+  return x.room ?? GLOBAL_ROOM;
+}
+
 /** Everything that changes the state. */
 export type Action =
-  | { type: "submit"; clientId: string; username: string; text: string; now: number }
+  | { type: "submit"; clientId: string; username: string; text: string; now: number; room?: string }
   | { type: "send-started"; clientId: string }
   | { type: "acked"; clientId: string; result: AckResult; now: number }
   | { type: "ack-timeout"; clientId: string; connected: boolean; now: number }
@@ -213,12 +228,15 @@ export type Action =
   | { type: "disconnected" }
   | { type: "connect-failed" }
   | { type: "browser-online"; online: boolean }
-  | { type: "presence"; payload: unknown }
   | { type: "server-error"; payload: unknown; now: number }
   | { type: "dismiss-error" }
   | { type: "retry"; clientId: string; now: number }
   | { type: "remove"; clientId: string }
-  | { type: "deleted"; payload: unknown };
+  | { type: "deleted"; payload: unknown }
+  /** A page of a room's older messages (`messages` of the history API: newest first). */
+  | { type: "older"; room: string; payload: unknown; now: number }
+  /** The user is out of a room (left, removed, deleted): its messages go. */
+  | { type: "forget-room"; room: string };
 
 function updateOwn(state: ChatState, clientId: string, f: (it: ChatItem, out: Outgoing) => ChatItem): ChatState {
   const i = state.items.findIndex((it) => it.clientId === clientId && it.out);
@@ -238,12 +256,13 @@ function withSender(it: ChatItem, m: IncomingMessage): ChatItem {
   return it;
 }
 
-/** Drops the oldest settled items past LIMITS.maxItems; pending ones stay. */
-function cap(items: ChatItem[]): ChatItem[] {
-  let excess = items.length - LIMITS.maxItems;
+/** Drops the oldest settled items of room past LIMITS.maxItems; pending ones stay. */
+function cap(items: ChatItem[], room: string): ChatItem[] {
+  let excess = -LIMITS.maxItems;
+  for (const it of items) if (roomOf(it) === room) excess++;
   if (excess <= 0) return items;
   return items.filter((it) => {
-    if (excess > 0 && it.out?.delivery !== "pending") {
+    if (excess > 0 && roomOf(it) === room && it.out?.delivery !== "pending") {
       excess--;
       return false;
     }
@@ -264,7 +283,8 @@ export function chatReducer(state: ChatState, a: Action): ChatState {
         localAt: a.now,
         out: { attempts: 0, inFlight: false, due: a.now, delivery: "pending" },
       };
-      return { ...state, items: cap([...state.items, item]) };
+      if (a.room && a.room !== GLOBAL_ROOM) item.room = a.room;
+      return { ...state, items: cap([...state.items, item], roomOf(item)) };
     }
     case "send-started":
       return updateOwn(state, a.clientId, (it, out) => ({
@@ -308,11 +328,11 @@ export function chatReducer(state: ChatState, a: Action): ChatState {
           items[i] = withSender({ ...it, id: m.id, createdAt: m.createdAt ?? it.createdAt }, m);
           return { ...state, items };
         }
-      } else if (a.me !== null && m.username === a.me) {
+      } else if (a.me !== null && m.username === a.me && m.room === undefined) {
         // The original protocol: no id, so the echo of an own message is
         // recognised by its text. It was broadcast: never send it again.
         const i = state.items.findIndex(
-          (it) => it.out?.delivery === "pending" && it.username === m.username && it.text === m.message && !it.id,
+          (it) => it.out?.delivery === "pending" && it.username === m.username && it.text === m.message && !it.id && !it.room,
         );
         if (i >= 0) {
           const it = state.items[i];
@@ -323,15 +343,8 @@ export function chatReducer(state: ChatState, a: Action): ChatState {
         }
       }
       const seq = state.seq + 1;
-      const item: ChatItem = {
-        key: m.id ?? `local-${seq}`,
-        username: m.username,
-        text: m.message,
-        localAt: a.now,
-      };
-      if (m.id) item.id = m.id;
-      if (m.createdAt) item.createdAt = m.createdAt;
-      return { ...state, seq, items: cap([...state.items, withSender(item, m)]) };
+      const item = itemOf(m, `local-${seq}`, a.now);
+      return { ...state, seq, items: cap([...state.items, item], roomOf(item)) };
     }
     case "connected":
       return { ...state, connection: { ...state.connection, everConnected: true, connected: true, failures: 0 } };
@@ -343,12 +356,6 @@ export function chatReducer(state: ChatState, a: Action): ChatState {
     case "browser-online":
       if (state.connection.browserOffline === !a.online) return state;
       return { ...state, connection: { ...state.connection, browserOffline: !a.online } };
-    case "presence": {
-      if (typeof a.payload !== "object" || a.payload === null) return state;
-      const n = (a.payload as Record<string, unknown>).online;
-      if (typeof n !== "number" || !Number.isFinite(n) || n < 0) return state;
-      return { ...state, online: n };
-    }
     case "server-error": {
       const e = parseServerError(a.payload);
       if (!e) return state;
@@ -373,7 +380,40 @@ export function chatReducer(state: ChatState, a: Action): ChatState {
       const items = state.items.filter((it) => !(it.clientId === a.clientId && it.out && it.out.delivery !== "pending"));
       return items.length === state.items.length ? state : { ...state, items };
     }
+    case "older": {
+      // Older than everything of the room shown: they go first, oldest
+      // first; one shown already (a page that overlaps) is skipped.
+      const list = Array.isArray(a.payload) ? a.payload : [];
+      const known = new Set(state.items.map((it) => it.id));
+      const older: ChatItem[] = [];
+      for (const p of list) {
+        const m = parseIncoming(p);
+        if (!m?.id || known.has(m.id)) continue;
+        known.add(m.id);
+        older.push(itemOf({ ...m, room: a.room === GLOBAL_ROOM ? undefined : a.room }, m.id, a.now));
+      }
+      if (older.length === 0) return state;
+      return { ...state, items: [...older.reverse(), ...state.items] };
+    }
+    case "forget-room": {
+      const items = state.items.filter((it) => roomOf(it) !== a.room);
+      return items.length === state.items.length ? state : { ...state, items };
+    }
   }
+}
+
+/** The item of a message the server sent; key when it has no id. */
+function itemOf(m: IncomingMessage, key: string, now: number): ChatItem {
+  const item: ChatItem = { key: m.id ?? key, username: m.username, text: m.message, localAt: now };
+  if (m.room) item.room = m.room;
+  if (m.id) item.id = m.id;
+  if (m.createdAt) item.createdAt = m.createdAt;
+  return withSender(item, m);
+}
+
+/** The items of one room, in order. */
+export function itemsOf(items: readonly ChatItem[], room: string): ChatItem[] {
+  return items.filter((it) => roomOf(it) === room);
 }
 
 /** Own messages whose next send is due at `now` (oldest first). */
@@ -416,7 +456,7 @@ export function describeError(e: ServerError): string {
     case "unauthorized":
       return `You are not signed in${reason}`;
     case "forbidden":
-      return "Only a moderator may do this.";
+      return e.reason ? `Not allowed: ${e.reason}.` : "Only a moderator may do this.";
     case "not_found":
       return "That message is gone already.";
     case "name_taken":

@@ -1,8 +1,9 @@
-// Who is online and who is typing, as a pure reducer beside the chat's
-// (chat-state.ts). The provider feeds it the server's `presence`,
-// `presence:join`, `presence:leave` and `typing` events with clock readings,
-// and a tick to expire what went stale. A server speaking only the original
-// protocol sends none of these: then the state stays empty.
+// Who is online and who is typing, per room, as a pure reducer beside the
+// chat's (chat-state.ts). The provider feeds it the server's `presence`,
+// `presence:join`, `presence:leave` and `typing` events (each names its room,
+// but the global room's) with clock readings, and a tick to expire what went
+// stale. A server speaking only the original protocol sends none of these:
+// then the state stays empty.
 
 /** A user the server lists as online (each user once, all their tabs together). */
 export interface OnlineUser {
@@ -30,6 +31,8 @@ export interface Notice {
 }
 
 export interface LiveState {
+  /** How many are online, from the last `presence`; null before one came. */
+  online: number | null;
   /** Who is online, by name; null while unknown, or when the server lists only a count (too many users). */
   users: OnlineUser[] | null;
   /** The others who are typing now. */
@@ -58,7 +61,7 @@ export const LIVE_LIMITS = {
 } as const;
 
 export function initialLiveState(): LiveState {
-  return { users: null, typing: [], notices: [], seq: 0 };
+  return { online: null, users: null, typing: [], notices: [], seq: 0 };
 }
 
 export type LiveAction =
@@ -112,10 +115,12 @@ function expire(s: LiveState, now: number): LiveState {
 export function liveReducer(s: LiveState, a: LiveAction): LiveState {
   switch (a.type) {
     case "presence": {
+      const n = (a.payload as Record<string, unknown> | null)?.online;
+      const online = typeof n === "number" && Number.isFinite(n) && n >= 0 ? n : s.online;
       const users = parseUsers(a.payload);
       // A payload without users (a count only) leaves the list unknown.
-      if (users === null) return s.users === null ? s : { ...s, users: null };
-      return { ...s, users };
+      if (users === null) return s.users === null && s.online === online ? s : { ...s, online, users: null };
+      return { ...s, online, users };
     }
     case "presence-change": {
       const who = parseWho(a.payload);
@@ -141,6 +146,60 @@ export function liveReducer(s: LiveState, a: LiveAction): LiveState {
       // from before is shown as it was.
       return s.typing.length === 0 ? s : { ...s, typing: [] };
   }
+}
+
+/** Who is online and who is typing in each room, by room id. */
+export type LiveRooms = Record<string, LiveState>;
+
+const GLOBAL = "global";
+
+/** The room a live event's payload names: its `room`, or the global room. */
+export function liveRoomOf(payload: unknown): string {
+  const room = (payload as Record<string, unknown> | null)?.room;
+  return typeof room === "string" && room !== "" ? room : GLOBAL;
+}
+
+/** The live state of room (empty when nothing came of it). */
+export function liveOf(rooms: LiveRooms, room: string): LiveState {
+  return rooms[room] ?? EMPTY;
+}
+
+const EMPTY = initialLiveState();
+
+/**
+ * The reducer of every room's live state: an event goes to the room its
+ * payload names; a tick and a disconnect to every room. `forget` drops a
+ * room the user is out of.
+ */
+export function liveRoomsReducer(s: LiveRooms, a: LiveAction | { type: "forget"; room: string }): LiveRooms {
+  if (a.type === "forget") {
+    if (!(a.room in s)) return s;
+    const rest = { ...s };
+    delete rest[a.room];
+    return rest;
+  }
+  if (a.type === "tick" || a.type === "disconnected") {
+    let out = s;
+    for (const [room, live] of Object.entries(s)) {
+      const next = liveReducer(live, a);
+      if (next !== live) out = { ...out, [room]: next };
+    }
+    return out;
+  }
+  const room = liveRoomOf(a.payload);
+  const live = liveOf(s, room);
+  const next = liveReducer(live, a);
+  return next === live ? s : { ...s, [room]: next };
+}
+
+/** When any room's live state next changes by itself, or null. */
+export function nextLiveRoomsChange(s: LiveRooms): number | null {
+  let next: number | null = null;
+  for (const live of Object.values(s)) {
+    const t = nextLiveChange(live);
+    if (t !== null && (next === null || t < next)) next = t;
+  }
+  return next;
 }
 
 /** When the state next changes by itself (an indicator or a notice goes), or null. */

@@ -88,6 +88,9 @@ type FanoutResult struct {
 type FanoutPoint struct {
 	Server string `json:"server"`
 	Label  string `json:"label"`
+	// Backend is what the nodes shared (cluster mode): "redis", one
+	// server, or "cluster", a Redis Cluster.
+	Backend string `json:"backend,omitempty"`
 	// Rate is the offered rate, messages per second (all senders).
 	Rate      float64 `json:"rate"`
 	Receivers int     `json:"receivers"`
@@ -209,7 +212,7 @@ func runFanout(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	s.meta.Params = f.params()
 	title := fmt.Sprintf("fanout: %d receivers, %s, %s per rate after %s warm-up, %d-character texts",
 		f.receivers, plural(f.senders, "sender"), f.duration, f.warmup, f.text)
-	return sweep(ctx, s, &f, topology{nodes: 1}, "fanout", title, stdout, stderr)
+	return sweep(ctx, s, &f, []topology{{nodes: 1}}, "fanout", title, stdout, stderr)
 }
 
 // registerLoad registers the load flags fanout and cluster share.
@@ -256,16 +259,43 @@ func (f *fanoutFlags) params() map[string]any {
 // settings of each step's nodes (fanout: one node, none).
 type topology struct {
 	nodes int
+	// backend names what the nodes share ("": nothing; "redis" or
+	// "cluster" in cluster mode).
+	backend string
 	// env returns the extra settings of step's nodes of kind k (nil: none).
 	env func(k server.Kind, step int) []string
-	// redisPID is the shared Redis server's process, whose CPU a step
-	// reports too (0: none).
-	redisPID int
+	// redisPIDs are the shared Redis servers' processes (one, or the
+	// cluster's nodes), whose CPU a step reports too (none: not measured).
+	redisPIDs []int
+}
+
+// backendLabel is how reports name a backend.
+func backendLabel(b string) string {
+	switch b {
+	case "redis":
+		return "one Redis"
+	case "cluster":
+		return "Redis Cluster"
+	}
+	return b
+}
+
+// redisCPU is the CPU time the Redis servers pids used so far, summed.
+func redisCPU(pids []int) (time.Duration, error) {
+	var sum time.Duration
+	for _, pid := range pids {
+		c, err := procfs.ReadCPU(pid)
+		if err != nil {
+			return 0, fmt.Errorf("the CPU of Redis server %d: %w", pid, err)
+		}
+		sum += c.Total()
+	}
+	return sum, nil
 }
 
 // sweep runs every offered rate against every server, writes the results
 // and prints the table.
-func sweep(ctx context.Context, s *session, f *fanoutFlags, top topology, mode, title string, stdout, stderr io.Writer) error {
+func sweep(ctx context.Context, s *session, f *fanoutFlags, tops []topology, mode, title string, stdout, stderr io.Writer) error {
 	// The receivers allocate little; a lazier GC keeps the bench's own
 	// CPU low.
 	defer debug.SetGCPercent(debug.SetGCPercent(400))
@@ -276,18 +306,20 @@ func sweep(ctx context.Context, s *session, f *fanoutFlags, top topology, mode, 
 	// see the same machine at about the same time.
 	step := 0
 	for _, rate := range f.rates {
-		for _, k := range f.servers {
-			step++
-			p, err := fanoutStep(ctx, s, f, top, k, rate, step)
-			if err != nil {
-				if ctx.Err() != nil {
-					return fmt.Errorf("%s, %s at %g msgs/s: %w", mode, k.Label(), rate, err)
+		for _, top := range tops {
+			for _, k := range f.servers {
+				step++
+				p, err := fanoutStep(ctx, s, f, top, k, rate, step)
+				if err != nil {
+					if ctx.Err() != nil {
+						return fmt.Errorf("%s, %s at %g msgs/s: %w", mode, p.Label, rate, err)
+					}
+					failed++
+					p.Error = err.Error()
+					fmt.Fprintf(stderr, "%s at %g msgs/s failed: %v\n", p.Label, rate, err)
 				}
-				failed++
-				p.Error = err.Error()
-				fmt.Fprintf(stderr, "%s at %g msgs/s failed: %v\n", k.Label(), rate, err)
+				res.Points = append(res.Points, p)
 			}
-			res.Points = append(res.Points, p)
 		}
 	}
 	md := s.header(title) + fanoutTable(res.Points)
@@ -412,8 +444,11 @@ func (r *fanoutRun) probed() (receivers, senders int) {
 }
 
 func fanoutStep(ctx context.Context, s *session, f *fanoutFlags, top topology, k server.Kind, rate float64, step int) (pt FanoutPoint, err error) {
-	pt = FanoutPoint{Server: string(k), Label: k.Label(), Rate: rate, Receivers: f.receivers, Senders: f.senders,
+	pt = FanoutPoint{Server: string(k), Label: k.Label(), Backend: top.backend, Rate: rate, Receivers: f.receivers, Senders: f.senders,
 		Nodes: top.nodes, OfferedDeliveriesPerSec: rate * float64(f.receivers)}
+	if top.backend != "" {
+		pt.Label += ", " + backendLabel(top.backend)
+	}
 	busy, quiet, err := s.waitQuiet(ctx)
 	if err != nil {
 		return pt, err
@@ -550,11 +585,9 @@ func fanoutStep(ctx context.Context, s *session, f *fanoutFlags, top topology, k
 	if err != nil {
 		return pt, err
 	}
-	var redis0 procfs.CPU
-	if top.redisPID > 0 {
-		if redis0, err = procfs.ReadCPU(top.redisPID); err != nil {
-			return pt, fmt.Errorf("the Redis server's CPU: %w", err)
-		}
+	redis0, err := redisCPU(top.redisPIDs)
+	if err != nil {
+		return pt, err
 	}
 	self0, _ := procfs.ReadCPU(0)
 	mach0, _ := procfs.ReadMachine()
@@ -639,12 +672,12 @@ func fanoutStep(ctx context.Context, s *session, f *fanoutFlags, top topology, k
 	if n := delivered + r.senderCopies.Load(); n > 0 {
 		pt.CPUPerDeliveryUs = pt.ServerCPUSec / float64(n) * 1e6
 	}
-	if top.redisPID > 0 {
-		redis1, err := procfs.ReadCPU(top.redisPID)
+	if len(top.redisPIDs) > 0 {
+		redis1, err := redisCPU(top.redisPIDs)
 		if err != nil {
-			return pt, fmt.Errorf("the Redis server's CPU: %w", err)
+			return pt, err
 		}
-		sec := redis1.Sub(redis0).Total().Seconds()
+		sec := (redis1 - redis0).Seconds()
 		pt.RedisCPUSec = &sec
 		if wall > 0 {
 			pt.RedisCores = ptr(sec / wall)
@@ -723,16 +756,23 @@ func fanoutTable(points []FanoutPoint) string {
 		Right: beforeLast([]bool{true, false, true, true, true, true, true, true, true, true, true}, true, withRedis),
 	}
 	var notes []string
-	byRate := map[float64][]FanoutPoint{}
-	var rates []float64
-	for _, p := range points {
-		if _, ok := byRate[p.Rate]; !ok {
-			rates = append(rates, p.Rate)
-		}
-		byRate[p.Rate] = append(byRate[p.Rate], p)
+	// Rows by rate, then by backend (cluster mode may run each rate on
+	// one Redis and on a Redis Cluster).
+	type group struct {
+		rate    float64
+		backend string
 	}
-	for _, rate := range rates {
-		ps := byRate[rate]
+	byGroup := map[group][]FanoutPoint{}
+	var groups []group
+	for _, p := range points {
+		g := group{p.Rate, p.Backend}
+		if _, ok := byGroup[g]; !ok {
+			groups = append(groups, g)
+		}
+		byGroup[g] = append(byGroup[g], p)
+	}
+	for gi, g := range groups {
+		rate, ps := g.rate, byGroup[g]
 		for _, p := range ps {
 			if p.Error != "" {
 				t.Rows = append(t.Rows, redis([]string{rateText(rate), p.Label, "failed", "", "", "", "", "", "", "", ""}, ""))
@@ -778,12 +818,20 @@ func fanoutTable(points []FanoutPoint) string {
 		}
 		ours, ref := find(ps, func(p FanoutPoint) string { return p.Server })
 		if ours != nil && ref != nil && ours.Error == "" && ref.Error == "" {
-			t.Rows = append(t.Rows, redis([]string{
-				"", "**ours/reference**", report.Ratio(ours.DeliveriesPerSec, ref.DeliveriesPerSec), "",
-				report.Ratio(ours.LatencyMs.P50, ref.LatencyMs.P50), report.Ratio(ours.LatencyMs.P95, ref.LatencyMs.P95),
-				"**" + report.Ratio(ours.LatencyMs.P99, ref.LatencyMs.P99) + "**", report.Ratio(ours.LatencyMs.Max, ref.LatencyMs.Max),
-				report.Ratio(ours.ServerCores, ref.ServerCores), "**" + report.Ratio(ours.CPUPerDeliveryUs, ref.CPUPerDeliveryUs) + "**", "",
-			}, ratioOpt(ours.RedisCores, ref.RedisCores)))
+			t.Rows = append(t.Rows, redis(ratioRow("**ours/reference**", ours, ref), ratioOpt(ours.RedisCores, ref.RedisCores)))
+		}
+		// After a rate's Redis Cluster rows, ours on the cluster against
+		// ours on one Redis.
+		if g.backend == "cluster" {
+			for _, h := range groups[:gi] {
+				if h.rate != rate || h.backend != "redis" {
+					continue
+				}
+				one, _ := find(byGroup[h], func(p FanoutPoint) string { return p.Server })
+				if ours != nil && one != nil && ours.Error == "" && one.Error == "" {
+					t.Rows = append(t.Rows, redis(ratioRow("**ours: cluster/one Redis**", ours, one), ratioOpt(ours.RedisCores, one.RedisCores)))
+				}
+			}
 		}
 	}
 	out := t.Markdown()
@@ -791,7 +839,7 @@ func fanoutTable(points []FanoutPoint) string {
 		"missing: expected receptions that did not arrive within the drain time; latency: send to reception; " +
 		"server CPU from /proc/<pid>/stat over the same window (summed over the nodes), per delivery including the senders' own copies; "
 	if withRedis {
-		out += "redis cores: the shared Redis server's CPU over the same window; "
+		out += "redis cores: the shared Redis server's CPU over the same window (a Redis Cluster's: its six nodes', summed); "
 	}
 	out += "bench cores: the load generator's own CPU, (!) when server and bench together used over 90% of the machine.\n"
 	for _, n := range notes {
@@ -801,6 +849,17 @@ func fanoutTable(points []FanoutPoint) string {
 		out += "\n"
 	}
 	return out
+}
+
+// ratioRow is the row of a's figures over b's, labelled (the Redis cell
+// aside).
+func ratioRow(label string, a, b *FanoutPoint) []string {
+	return []string{
+		"", label, report.Ratio(a.DeliveriesPerSec, b.DeliveriesPerSec), "",
+		report.Ratio(a.LatencyMs.P50, b.LatencyMs.P50), report.Ratio(a.LatencyMs.P95, b.LatencyMs.P95),
+		"**" + report.Ratio(a.LatencyMs.P99, b.LatencyMs.P99) + "**", report.Ratio(a.LatencyMs.Max, b.LatencyMs.Max),
+		report.Ratio(a.ServerCores, b.ServerCores), "**" + report.Ratio(a.CPUPerDeliveryUs, b.CPUPerDeliveryUs) + "**", "",
+	}
 }
 
 // beforeLast returns row with v inserted before its last element when on.

@@ -30,6 +30,9 @@ func TestCommandLineMistakes(t *testing.T) {
 		{"redis not on loopback", []string{"cluster", "-redis-url", "redis://cache.example.org:6379"}, "not a loopback address", true},
 		{"no redis", []string{"cluster", "-redis-url="}, "cluster needs Redis", false},
 		{"cluster load checked", []string{"cluster", "-receivers", "0"}, "-receivers 0", true},
+		{"unknown backend", []string{"cluster", "-on", "redis,memcached"}, `-on "redis,memcached"`, true},
+		{"no redis cluster", []string{"cluster", "-on", "cluster", "-redis-cluster="}, "-on cluster needs a Redis Cluster", false},
+		{"cluster not on loopback", []string{"cluster", "-on", "redis,cluster", "-redis-cluster", "10.1.2.3:7000"}, "not a loopback address", true},
 		{"unknown store", []string{"pipeline", "-stores", "sqlite,mysql"}, `store "mysql"`, true},
 		{"store twice", []string{"pipeline", "-stores", "sqlite,sqlite"}, `store "sqlite" given twice`, true},
 		{"pipeline without ours", []string{"pipeline", "-servers", "node"}, "include go", true},
@@ -174,6 +177,32 @@ func TestClusterTable(t *testing.T) {
 	}
 }
 
+// On one Redis and on a Redis Cluster in one run: each backend's rows,
+// then ours on the cluster against ours on one Redis.
+func TestClusterTableOnTwoBackends(t *testing.T) {
+	points := []FanoutPoint{
+		{Server: "go", Label: "ours (Go), one Redis", Backend: "redis", Rate: 100, DeliveriesPerSec: 100000, CPUPerDeliveryUs: 3, ServerCores: 0.3, RedisCores: ptr(0.02), LatencyMs: Latency{P99: 10}},
+		{Server: "node", Label: "reference (Node), one Redis", Backend: "redis", Rate: 100, DeliveriesPerSec: 100000, CPUPerDeliveryUs: 6, ServerCores: 0.6, RedisCores: ptr(0.04), LatencyMs: Latency{P99: 20}},
+		{Server: "go", Label: "ours (Go), Redis Cluster", Backend: "cluster", Rate: 100, DeliveriesPerSec: 100000, CPUPerDeliveryUs: 3.3, ServerCores: 0.33, RedisCores: ptr(0.06), LatencyMs: Latency{P99: 12}},
+		{Server: "node", Label: "reference (Node), Redis Cluster", Backend: "cluster", Rate: 100, DeliveriesPerSec: 100000, CPUPerDeliveryUs: 6, ServerCores: 0.6, RedisCores: ptr(0.08), LatencyMs: Latency{P99: 24}},
+	}
+	md := fanoutTable(points)
+	rows := strings.Split(md[:strings.Index(md, "\n\n")], "\n")
+	var labels []string
+	for _, r := range rows[2:] {
+		labels = append(labels, strings.TrimSpace(strings.Split(r, "|")[2]))
+	}
+	want := []string{"ours (Go), one Redis", "reference (Node), one Redis", "**ours/reference**",
+		"ours (Go), Redis Cluster", "reference (Node), Redis Cluster", "**ours/reference**", "**ours: cluster/one Redis**"}
+	if strings.Join(labels, ";") != strings.Join(want, ";") {
+		t.Fatalf("rows %q, want %q:\n%s", labels, want, md)
+	}
+	// cluster/one Redis: p99 12/10, CPU per delivery 3.3/3, Redis 0.06/0.02.
+	if last := rows[len(rows)-1]; !strings.Contains(last, "**1.20**") || !strings.Contains(last, "**1.10**") || !strings.Contains(last, "3.00") {
+		t.Errorf("cluster/one Redis row: %s", last)
+	}
+}
+
 // TestSmoke runs every mode for real, tiny and bounded, against both
 // servers: our chat-server built from this repository and the Node
 // reference (npm ci in server/e2e when its packages are missing). Node and
@@ -304,18 +333,25 @@ func TestSmoke(t *testing.T) {
 		if testing.Short() {
 			t.Skip("needs Redis (REDIS_URL): -short runs only the tests that need no service")
 		}
-		if os.Getenv("REDIS_URL") == "" {
-			t.Fatal(`REDIS_URL is not set: the cluster mode needs the real Redis. Start it with: eval "$(scripts/services up redis)" (or run scripts/test)`)
+		for _, v := range []string{"REDIS_URL", "REDIS_CLUSTER_NODES"} {
+			if os.Getenv(v) == "" {
+				t.Fatalf(`%s is not set: the cluster mode needs the real Redis and Redis Cluster. Start them with: eval "$(scripts/services up redis redis-cluster)" (or run scripts/test)`, v)
+			}
 		}
-		err := run(ctx, []string{"cluster", "-nodes", "2", "-receivers", "20", "-rates", "50", "-duration", "2s",
+		// On one Redis, then on the Redis Cluster.
+		err := run(ctx, []string{"cluster", "-on", "redis,cluster", "-nodes", "2", "-receivers", "20", "-rates", "50", "-duration", "2s",
 			"-warmup", "500ms", "-drain", "5s", "-out", out, "-name", "smoke-cluster"}, &stdout, &stderr)
 		if err != nil {
 			t.Fatal(err)
 		}
 		var res FanoutResult
 		readJSON(t, filepath.Join(out, "smoke-cluster.json"), &res)
-		if len(res.Points) != 2 || res.Points[0].Server != "go" || res.Points[1].Server != "node" {
-			t.Fatalf("want one point per server, ours first: %+v", res.Points)
+		var order []string
+		for _, p := range res.Points {
+			order = append(order, p.Server+"/"+p.Backend)
+		}
+		if strings.Join(order, " ") != "go/redis node/redis go/cluster node/cluster" {
+			t.Fatalf("want one point per server and backend, ours first, one Redis first: %v", order)
 		}
 		for _, p := range res.Points {
 			if p.Error != "" {

@@ -9,13 +9,14 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
 import http from "node:http";
 import { join } from "node:path";
 import net from "node:net";
 import { freePort, repoDir, until } from "../lib/harness.mjs";
 import { enterRoom, openUser, say, screenshot, untilMessages } from "../../frontend/test/e2e/harness.mjs";
+import { claims, hs256, newSecret } from "../../server/e2e/lib/jwt.js";
 
 const dev = join(repoDir, "scripts", "dev");
 const ownStat = readFileSync("/proc/self/stat", "utf8");
@@ -149,12 +150,24 @@ test("a server that cannot start takes next dev down with it", { timeout: 240_00
   }
 });
 
+/** The server's GET /api/config on port. */
+const authConfig = async (port) => (await fetch(`http://127.0.0.1:${port}/api/config`)).json();
+
+// With SIGKILL it also runs with a setting the user gives: AUTH_MODE=off
+// wins over its guest sign-in.
 for (const signal of ["SIGTERM", "SIGKILL"]) {
   test(`stopped with ${signal}, it leaves no process behind`, { timeout: 240_000 }, async () => {
     const data = mkdtempSync(join(tmpdir(), "dev-test-"));
     const env = { PORT: String(await freePort()), WEB_PORT: String(await freePort()), DATA_DIR: data };
+    if (signal === "SIGKILL") env.AUTH_MODE = "off";
     const d = await startDev(env);
     try {
+      // Guest sign-in with a secret made for the data directory, kept out of git.
+      assert.deepEqual(await authConfig(env.PORT), { auth: signal === "SIGKILL" ? "off" : "optional", guest: true });
+      const secret = join(data, "dev-auth-secret");
+      assert.match(readFileSync(secret, "utf8"), /^[0-9a-f]{64}$/);
+      assert.equal(statSync(secret).mode & 0o777, 0o600, "only its owner reads the secret");
+      assert.equal(spawnSync("git", ["check-ignore", "-q", "data/dev-auth-secret"], { cwd: repoDir }).status, 0, "./data is out of git");
       const procs = descendants(d.child.pid);
       const groups = new Set(procs.map((p) => p.pgid));
       const names = procs.map((p) => p.cmd).join("\n");
@@ -209,12 +222,19 @@ function devResourceStatus(webPort, how, url) {
 test("the page chats at 127.0.0.1, localhost and the host name; another site gets no dev resources", { timeout: 300_000 }, async () => {
   const data = mkdtempSync(join(tmpdir(), "dev-test-"));
   const env = { PORT: String(await freePort()), WEB_PORT: String(await freePort()), DATA_DIR: data };
+  // A secret kept from an earlier start is used again: tokens it signed stay good.
+  const kept = newSecret();
+  writeFileSync(join(data, "dev-auth-secret"), kept, { mode: 0o600 });
   const name = hostname().toLowerCase();
   const stranger = "not-this-machine.example";
   assert.notEqual(name, "localhost", "the machine has a host name of its own");
   const d = await startDev(env);
   const users = [];
   try {
+    const rooms = (secret) =>
+      fetch(`http://127.0.0.1:${env.PORT}/api/rooms`, { headers: { authorization: `Bearer ${hs256(secret, claims({ name: "dev" }))}` } });
+    assert.equal((await rooms(kept)).status, 200, "a token of the kept secret");
+    assert.equal((await rooms(newSecret())).status, 401, "a token of another secret");
     for (const how of ["origin", "referer"]) {
       for (const host of ["127.0.0.1", "localhost", name]) {
         const status = await devResourceStatus(env.WEB_PORT, how, `http://${host}:${env.WEB_PORT}/`);

@@ -17,7 +17,7 @@ import { repoDir } from "../lib/harness.mjs";
 const run = promisify(execFile);
 const root = mkdtempSync(join(tmpdir(), "services-test-"));
 const env = { ...process.env, SERVICES_KAFKA_HEAP_OPTS: "-Xms128m -Xmx320m" };
-for (const k of ["SERVICES_MODE", "SERVICES_DIR", "SERVICES_PG_PORT", "SERVICES_REDIS_PORT", "SERVICES_KAFKA_PORT", "SERVICES_KAFKA_CONTROLLER_PORT"]) {
+for (const k of ["SERVICES_MODE", "SERVICES_DIR", "SERVICES_PG_PORT", "SERVICES_REDIS_PORT", "SERVICES_KAFKA_PORT", "SERVICES_KAFKA_CONTROLLER_PORT", "SERVICES_REDIS_CLUSTER_PORT"]) {
   delete env[k];
 }
 
@@ -31,16 +31,20 @@ function checkout(name) {
   return { name, dir, services };
 }
 
-/** `status` of c: {header, lines: {postgres: {state, port}, ...}}. */
+/** `status` of c: {header, lines: {postgres: {state, port}, ...}, cluster: [{state, port}, ...]}. */
 async function status(c) {
   const r = await c.services("status").catch((e) => e); // exit 3 while one is stopped
   const [header, ...rest] = r.stdout.trim().split("\n");
   const lines = {};
+  const cluster = [];
   for (const l of rest) {
-    const m = /^(\w+)\s+(\w+)\s+pid (\S+)\s+127\.0\.0\.1:(\d+)/.exec(l);
-    if (m) lines[m[1]] = { state: m[2], pid: m[3], port: Number(m[4]) };
+    const m = /^([\w-]+)\s+(\w+)\s+pid (\S+)\s+127\.0\.0\.1:(\d+)/.exec(l);
+    if (!m) continue;
+    const line = { state: m[2], pid: m[3], port: Number(m[4]) };
+    if (m[1] === "redis-cluster") cluster.push(line);
+    else lines[m[1]] = line;
   }
-  return { header, lines, text: r.stdout };
+  return { header, lines, cluster, text: r.stdout };
 }
 
 const answers = (port) =>
@@ -50,7 +54,7 @@ const answers = (port) =>
     c.on("error", () => resolve(false));
   });
 
-const ports = (s) => ["postgres", "redis", "kafka"].map((n) => s.lines[n].port);
+const ports = (s) => [...["postgres", "redis", "kafka"].map((n) => s.lines[n].port), ...s.cluster.map((n) => n.port)];
 
 const made = [];
 after(async () => {
@@ -78,14 +82,19 @@ test("two checkouts' services side by side do not touch each other", { timeout: 
   }
 
   // Both start at once: neither waits for the other's lock.
-  const [ea, eb] = await Promise.all([a.services("up"), b.services("up")]);
+  const [ea, eb] = await Promise.all([a.services("up", "postgres", "redis", "kafka", "redis-cluster"),
+    b.services("up", "postgres", "redis", "kafka", "redis-cluster")]);
   const exports = (r) => Object.fromEntries(r.stdout.trim().split("\n").map((l) => /^export (\w+)='?([^']*)'?$/.exec(l).slice(1)));
   const [xa, xb] = [exports(ea), exports(eb)];
   assert.equal(xa.REDIS_URL, `redis://127.0.0.1:${sa.lines.redis.port}`);
   assert.equal(xb.KAFKA_BROKERS, `127.0.0.1:${sb.lines.kafka.port}`);
   assert.notEqual(xa.DATABASE_URL, xb.DATABASE_URL);
+  assert.equal(xb.REDIS_CLUSTER_NODES, sb.cluster.map((n) => `127.0.0.1:${n.port}`).join(","));
   [sa, sb] = [await status(a), await status(b)];
-  for (const s of [sa, sb]) for (const n of ["postgres", "redis", "kafka"]) assert.equal(s.lines[n].state, "running", s.text);
+  for (const s of [sa, sb]) {
+    for (const n of ["postgres", "redis", "kafka"]) assert.equal(s.lines[n].state, "running", s.text);
+    assert.deepEqual(s.cluster.map((n) => n.state), Array(6).fill("running"), s.text);
+  }
   const pidsB = JSON.stringify(sb.lines);
 
   // A's outage stage stops and starts its services: B's keep running, the same processes.
@@ -101,6 +110,7 @@ test("two checkouts' services side by side do not touch each other", { timeout: 
   for (const p of ports(sb)) assert.ok(await answers(p), `B's port ${p} answers after A's down --purge`);
   const sa2 = await status(a);
   for (const n of ["postgres", "redis", "kafka"]) assert.equal(sa2.lines[n].state, "stopped", sa2.text);
+  assert.deepEqual(sa2.cluster.map((n) => n.state), Array(6).fill("stopped"), sa2.text);
 });
 
 test("SERVICES_MODE=shared names the shared set, and a bad mode is refused", async () => {

@@ -18,8 +18,12 @@ const GlobalRoom = "global"
 //   - Publish, PublishUser and PublishControl never block on the network
 //     and never fail the caller: an event the engine cannot publish is
 //     counted and logged by it, never dropped silently.
-//   - Order: the events one node publishes reach each other node in the
-//     order they were published.
+//   - Order: the events one node publishes to one room reach each other
+//     node in the order they were published. Rooms are not ordered with
+//     each other, nor with user and control events: on a sharded Redis
+//     Cluster each room has a channel of its own (as Node's sharded
+//     adapter does), and ordering them would put every room back on one
+//     channel.
 //   - Once: each event reaches each other node once while the link is up;
 //     a publication repeated after an error may arrive twice, so handlers
 //     drop what they already delivered (the hub does, by message id).

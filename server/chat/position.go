@@ -58,7 +58,7 @@ func (p Position) Before(q Position) bool {
 //     its handlers again, with Event.Own set, when the log has it (the
 //     node's other own events are not).
 //   - Order: handlers get the log's events one at a time, in log order,
-//     each once; a node that starts reads the last events already in the
+//     across rooms too (Broker orders each room alone), each once; a node that starts reads the last events already in the
 //     log first (a seed: its handlers see them before anything newer), and
 //     Floor says from where its reading is complete.
 //   - Sent (see Broker) is called once the log holds the event.

@@ -82,6 +82,7 @@ type Config struct {
 	// MigrateLockTimeout bounds the wait for the migration lock.
 	MigrateLockTimeout  time.Duration // MIGRATE_LOCK_TIMEOUT
 	RedisURL            string        // REDIS_URL
+	RedisClusterNodes   []string      // REDIS_CLUSTER_NODES (seeds of a Redis Cluster; see rediscluster.go)
 	RedisPasswd         string        // REDIS_PASSWD
 	RedisCAFile         string        // REDIS_CA_FILE
 	RedisAdapterMode    string        // REDIS_ADAPTER_MODE

@@ -143,10 +143,14 @@ var definitions = []definition{
 
 	def(sectionRedis, "REDIS_URL", str("", func(c *Config) *string { return &c.RedisURL }),
 		"`redis://[user:password@]host:port[/db]` or `rediss://...`: the nodes form one cluster through it", "hard-coded Aiven host"),
+	def(sectionRedis, "REDIS_CLUSTER_NODES", redisSeeds(func(c *Config) *[]string { return &c.RedisClusterNodes }),
+		"seeds of a Redis Cluster, comma separated: `host:port`, or `redis://[user:password@]host:port` / `rediss://...` "+
+			"URLs, which then give every node's scheme (TLS) and credentials and must agree; selects cluster mode, and "+
+			"refuses a `REDIS_URL` beside it (see [On a Redis Cluster](operators.md#on-a-redis-cluster))", "-"),
 	def(sectionRedis, "REDIS_PASSWD", str("", func(c *Config) *string { return &c.RedisPasswd }),
-		"password (user `default`) when `REDIS_URL` carries none", "same name"),
+		"password (user `default`) when `REDIS_URL` (or the seeds) carry none", "same name"),
 	def(sectionRedis, "REDIS_CA_FILE", str("", func(c *Config) *string { return &c.RedisCAFile }),
-		"PEM file of CAs to trust for `rediss://`", "-"),
+		"PEM file of CAs to trust for `rediss://` (on a cluster, for every node)", "-"),
 	def(sectionRedis, "REDIS_ADAPTER_MODE", oneOf("sharded", []string{"sharded", "streams"}, func(c *Config) *string { return &c.RedisAdapterMode }),
 		"`sharded` (SSUBSCRIBE/SPUBLISH, Redis 7+, as Node's `createShardedAdapter`) or `streams` (as "+
 			"`@socket.io/redis-streams-adapter`: nothing is lost across nodes during a Redis outage)", "Pub/Sub channel `MESSAGES`"),

@@ -28,9 +28,9 @@ import (
 // Redis, in the wire format of Node's @socket.io/redis-adapter, so that a
 // Node server can join the cluster.
 //
-// The nodes speak through the library's cluster adapter (the Socket.IO
-// Redis adapter, sharded or streams). The adapter needs a namespace to
-// live in: the broker keeps a private socket.Server of the library, never
+// The nodes speak through a cluster adapter of the library's kind (the
+// Socket.IO Redis adapter: our sharded one, or the library's streams one).
+// The adapter needs a namespace to live in: the broker keeps a private socket.Server of the library, never
 // served to clients, whose namespace "/" has the cluster adapter and one
 // socket: the sink, an in-process connection that discards what it is
 // sent. A broadcast that arrives from another node is delivered by the
@@ -188,6 +188,9 @@ func (b *Broker) Run() error {
 	pub, ok := nsp.Adapter().(publisher)
 	if !ok {
 		return fmt.Errorf("redis: the cluster adapter %T cannot publish", nsp.Adapter())
+	}
+	if b.c.streams != nil && b.c.cluster != nil {
+		pub = streamsCount{publisher: pub, c: b.c, channel: b.c.o.KeyPrefix + "#/#"}
 	}
 	b.pub = pub
 	var err error
@@ -449,12 +452,15 @@ func (b *Broker) publishLoop() {
 		if _, err := b.pub.PublishAndReturnOffset(q.msg); err != nil {
 			b.m.publishErrors.Inc()
 			b.linked.Store(false)
+			b.c.routingStale()
 			if closed {
 				b.drop("shutdown")
 				continue
 			}
+			// Up to BackoffMax: 2 s on one server, 150 ms on a cluster,
+			// whose dead master's successor takes over within seconds.
 			time.Sleep(backoff)
-			backoff = min(2*backoff, 2*time.Second)
+			backoff = min(2*backoff, b.c.o.BackoffMax)
 			continue
 		}
 		b.linked.Store(true)

@@ -2,6 +2,7 @@ package redis_test
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,16 +12,30 @@ import (
 	"github.com/scalable-chat-go/server/testkit"
 )
 
-// open returns n connections to the Redis of REDIS_URL in mode, sharing a
-// key prefix of their own (so runs and modes never hear each other).
-func open(t *testing.T, mode string, n int, presenceTTL time.Duration) []*redis.Cluster {
+// backends are the deployments every test of the package runs against: one
+// Redis server (REDIS_URL) and a Redis Cluster (REDIS_CLUSTER_NODES), both
+// from scripts/services.
+var backends = []string{"redis", "cluster"}
+
+// target returns the options that reach backend: its URL or its seeds.
+func target(t *testing.T, backend string) redis.Options {
 	t.Helper()
-	url := testkit.Service(t, "REDIS_URL", "Redis")
-	prefix := fmt.Sprintf("broker-test-%s-%d", mode, time.Now().UnixNano())
+	if backend == "cluster" {
+		return redis.Options{ClusterNodes: strings.Split(testkit.Service(t, "REDIS_CLUSTER_NODES", "Redis Cluster"), ",")}
+	}
+	return redis.Options{URL: testkit.Service(t, "REDIS_URL", "Redis")}
+}
+
+// open returns n connections to backend in mode, sharing a key prefix of
+// their own (so runs and modes never hear each other).
+func open(t *testing.T, backend, mode string, n int, presenceTTL time.Duration) []*redis.Cluster {
+	t.Helper()
+	o := target(t, backend)
+	o.KeyPrefix = fmt.Sprintf("broker-test-%s-%d", mode, time.Now().UnixNano())
+	o.Mode, o.RequestTimeout, o.PresenceTTL = mode, 2*time.Second, presenceTTL
 	out := make([]*redis.Cluster, n)
 	for i := range out {
-		c, err := redis.Open(redis.Options{URL: url, KeyPrefix: prefix, Mode: mode, RequestTimeout: 2 * time.Second,
-			PresenceTTL: presenceTTL})
+		c, err := redis.Open(o)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -31,26 +46,32 @@ func open(t *testing.T, mode string, n int, presenceTTL time.Duration) []*redis.
 }
 
 func TestBroker(t *testing.T) {
-	for _, mode := range []string{redis.ModeSharded, redis.ModeStreams} {
-		t.Run(mode, func(t *testing.T) {
-			chattest.TestBroker(t, func(t *testing.T, n int) []chattest.Cluster {
-				out := make([]chattest.Cluster, n)
-				for i, c := range open(t, mode, n, 0) {
-					out[i] = c.Broker(redis.BrokerOptions{Admin: true, FetchTimeout: 2 * time.Second})
-				}
-				return out
+	for _, backend := range backends {
+		for _, mode := range []string{redis.ModeSharded, redis.ModeStreams} {
+			t.Run(backend+"/"+mode, func(t *testing.T) {
+				chattest.TestBroker(t, func(t *testing.T, n int) []chattest.Cluster {
+					out := make([]chattest.Cluster, n)
+					for i, c := range open(t, backend, mode, n, 0) {
+						out[i] = c.Broker(redis.BrokerOptions{Admin: true, FetchTimeout: 2 * time.Second})
+					}
+					return out
+				})
 			})
-		})
+		}
 	}
 }
 
 func TestPresence(t *testing.T) {
 	const ttl = time.Second
-	chattest.TestPresence(t, ttl, func(t *testing.T, n int) []chat.Presence {
-		out := make([]chat.Presence, n)
-		for i, c := range open(t, redis.ModeSharded, n, ttl) {
-			out[i] = c.Presence()
-		}
-		return out
-	})
+	for _, backend := range backends {
+		t.Run(backend, func(t *testing.T) {
+			chattest.TestPresence(t, ttl, func(t *testing.T, n int) []chat.Presence {
+				out := make([]chat.Presence, n)
+				for i, c := range open(t, backend, redis.ModeSharded, n, ttl) {
+					out[i] = c.Presence()
+				}
+				return out
+			})
+		})
+	}
 }

@@ -9,8 +9,15 @@ import (
 	"github.com/scalable-chat-go/server/redis"
 )
 
+// Client id claims hold across two nodes of one Redis, and of one Redis
+// Cluster (one key a claim: any shard serves it).
 func TestClientIDsAreClaimedOnceForTheCluster(t *testing.T) {
-	nodes := open(t, redis.ModeSharded, 2, 0)
+	for _, backend := range backends {
+		t.Run(backend, func(t *testing.T) { testClaimedOnce(t, open(t, backend, redis.ModeSharded, 2, 0)) })
+	}
+}
+
+func testClaimedOnce(t *testing.T, nodes []*redis.Cluster) {
 	a, b := nodes[0].ClientIDs(time.Minute), nodes[1].ClientIDs(time.Minute)
 	ctx := context.Background()
 	first := chat.ClaimOf(chat.Message{ID: "0191d2c4-7b1e-7c3a-9f00-5a1b2c3d4e5f", Text: "hi", Username: "bob",
@@ -41,7 +48,12 @@ func TestClientIDsAreClaimedOnceForTheCluster(t *testing.T) {
 }
 
 func TestClientIDClaimsExpire(t *testing.T) {
-	c := open(t, redis.ModeSharded, 1, 0)[0]
+	for _, backend := range backends {
+		t.Run(backend, func(t *testing.T) { testClaimsExpire(t, open(t, backend, redis.ModeSharded, 1, 0)[0]) })
+	}
+}
+
+func testClaimsExpire(t *testing.T, c *redis.Cluster) {
 	ids := c.ClientIDs(1200 * time.Millisecond)
 	claim := chat.Claim{ID: "0191d2c4-7b1e-7c3a-9f00-5a1b2c3d4e5f", Username: "bob", Sum: "x"}
 	if _, fresh, err := ids.Claim(context.Background(), claim); err != nil || !fresh {

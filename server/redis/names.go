@@ -16,6 +16,12 @@ import (
 // per client address of the names it holds (scored by their ends),
 // checked and updated by one script, so that two nodes never give one
 // name to two guests, nor one address more names than it may hold.
+//
+// A script's keys must share a slot on a Redis Cluster, so there every
+// key of guest names carries the hash tag {guest-names}: they all live on
+// one shard. A sign-in or a renewal is one small script, and sign-ins are
+// rate limited, so one shard serves far more than a chat's guests need.
+// On one server the keys keep their names from before clusters.
 type Names struct{ c *Cluster }
 
 var _ chat.NameClaims = (*Names)(nil)
@@ -56,7 +62,7 @@ func (n *Names) Claim(ctx context.Context, c chat.NameClaim) error {
 	if c.Addr != "" {
 		counted = "1"
 	}
-	keys := []string{n.key(folded), n.c.o.KeyPrefix + ":guest-addr:" + c.Addr}
+	keys := []string{n.key(folded), n.prefix() + ":guest-addr:" + c.Addr}
 	res, err := claimScript.Run(ctx, n.c.client, keys,
 		c.Holder, c.Until.UnixMilli(), time.Now().UnixMilli(), folded, c.PerAddr, counted).Int()
 	switch {
@@ -84,4 +90,11 @@ func (n *Names) Holder(ctx context.Context, name string) (string, error) {
 	return h, nil
 }
 
-func (n *Names) key(folded string) string { return n.c.o.KeyPrefix + ":guest-name:" + folded }
+func (n *Names) key(folded string) string { return n.prefix() + ":guest-name:" + folded }
+
+func (n *Names) prefix() string {
+	if n.c.cluster != nil {
+		return n.c.o.KeyPrefix + ":{guest-names}"
+	}
+	return n.c.o.KeyPrefix
+}

@@ -19,10 +19,12 @@ import (
 // TTL. Nodes running Node's adapters publish nothing, so their clients are
 // not counted.
 //
-// The global room's keys are prefix:presence:<node>, as before rooms, so
-// that nodes of both versions count each other during a rolling upgrade;
-// another room's are prefix:room-presence:<room>:<node>, which the global
-// room's pattern does not match.
+// On one server, the global room's keys are prefix:presence:<node>, as
+// before rooms, so that nodes of both versions count each other during a
+// rolling upgrade; another room's are prefix:room-presence:<room>:<node>,
+// which the global room's pattern does not match. On a Redis Cluster, a
+// room's keys are prefix:presence:{<room>}:<node>: the hash tag puts them
+// in one slot, so one node's SCAN lists them all and one MGET reads them.
 type Presence struct{ c *Cluster }
 
 var _ chat.Presence = (*Presence)(nil)
@@ -33,6 +35,9 @@ func (c *Cluster) Presence() *Presence { return &Presence{c: c} }
 // key is the key of node's view of room; key(room, "*") the pattern of the
 // room's keys.
 func (p *Presence) key(room, node string) string {
+	if p.c.cluster != nil {
+		return p.c.o.KeyPrefix + ":presence:{" + room + "}:" + node
+	}
 	if room == chat.GlobalRoom {
 		return p.c.o.KeyPrefix + ":presence:" + node
 	}
@@ -72,7 +77,12 @@ func (p *Presence) Sync(ctx context.Context, room string, local chat.PresenceVie
 		return chat.PresenceView{}, fmt.Errorf("publish presence: %w", err)
 	}
 	var keys []string
-	iter := c.client.Scan(ctx, 0, globEscape.Replace(p.key(room, ""))+"*", 100).Iterator()
+	// The keys of the room live on one node (its hash tag's, on a cluster).
+	node, err := c.nodeFor(ctx, p.key(room, c.nodeID))
+	if err != nil {
+		return chat.PresenceView{}, fmt.Errorf("list presence keys: %w", err)
+	}
+	iter := node.Scan(ctx, 0, globEscape.Replace(p.key(room, ""))+"*", 100).Iterator()
 	for iter.Next(ctx) {
 		keys = append(keys, iter.Val())
 	}

@@ -140,6 +140,10 @@ func (r *streamReader) begin(ctx context.Context) (string, error) {
 
 // run reads the stream until ctx ends. seeded is closed once the seed is
 // read, or could not be (Redis is down: the node starts all the same).
+// A failed read is tried again after a back-off of up to BackoffMax: 2 s
+// on one server, 150 ms on a Redis Cluster, where the failure also makes
+// the client read the slots again (reportError), so the reader follows the
+// stream's new master within a few tenths of a second of its election.
 func (r *streamReader) run(ctx context.Context, seeded chan<- struct{}) {
 	offset := ""
 	backoff := 100 * time.Millisecond
@@ -160,7 +164,7 @@ func (r *streamReader) run(ctx context.Context, seeded chan<- struct{}) {
 				if !r.pause(ctx, backoff) {
 					return
 				}
-				backoff = min(2*backoff, 2*time.Second)
+				backoff = min(2*backoff, r.b.c.o.BackoffMax)
 				continue
 			}
 			offset, backoff = start, 100*time.Millisecond
@@ -183,7 +187,7 @@ func (r *streamReader) run(ctx context.Context, seeded chan<- struct{}) {
 			if !r.pause(ctx, backoff) {
 				return
 			}
-			backoff = min(2*backoff, 2*time.Second)
+			backoff = min(2*backoff, r.b.c.o.BackoffMax)
 			continue
 		}
 		if cut {
@@ -277,6 +281,22 @@ func (r *streamReader) dispatch(entry goredis.XMessage) {
 		}
 	})
 }
+
+// streamsCount counts the servers of the streams mode on a Redis Cluster.
+// The library's adapter asks PUBSUB NUMSUB of its namespace's channel, a
+// command of no key, which the cluster client sends to any master; but a
+// master counts only its own subscribers, and the adapters subscribe on
+// the master of the channel's slot (go-redis's cluster Pub/Sub dials the
+// master of its first channel). So the count is asked there.
+type streamsCount struct {
+	publisher
+	c       *Cluster
+	channel string
+}
+
+// ServerCount is how many servers subscribe to the namespace's channel;
+// 0 when Redis does not answer.
+func (s streamsCount) ServerCount() int64 { return s.c.subscribers(s.channel, false) }
 
 // broadcastType is the type of a BROADCAST cluster message in a stream
 // entry.

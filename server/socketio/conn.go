@@ -30,6 +30,8 @@ type conn struct {
 	user *chat.User
 	// since is when the socket connected.
 	since time.Time
+	// edge is the edge the socket is of.
+	edge *Server
 
 	// mu guards the fields below, which the hub reads too.
 	mu sync.Mutex
@@ -44,10 +46,15 @@ var _ hub.Conn = (*conn)(nil)
 // ID is the socket's id (hub.Conn).
 func (c *conn) ID() string { return c.sock.ID() }
 
-// Send queues a frame the hub's Encoder made (hub.Conn).
+// Send queues a frame the hub's Encoder made (hub.Conn). A membership
+// event's tells the Admin UI that the socket joined or left its room.
 func (c *conn) Send(f hub.Frame) {
-	if fr, ok := f.(*engine.Frame); ok {
+	switch fr := f.(type) {
+	case *engine.Frame:
 		c.sock.Send(fr)
+	case *movingFrame:
+		c.sock.Send(fr.Frame)
+		c.edge.roomsMoved(c, fr.room, fr.in)
 	}
 }
 
@@ -99,7 +106,7 @@ func (s *Server) Connect(sock *engine.Socket, h *engine.Hello) error {
 // connect decides on a CONNECT to the main namespace (Connect).
 func (s *Server) connect(sock *engine.Socket, h *engine.Hello) error {
 	now := time.Now()
-	c := &conn{sock: sock, since: now, bucket: *chat.NewTokenBucket(s.o.RatePerSecond, s.o.RateBurst, now)}
+	c := &conn{sock: sock, since: now, edge: s, bucket: *chat.NewTokenBucket(s.o.RatePerSecond, s.o.RateBurst, now)}
 	c.typingBucket = *chat.NewTokenBucket(s.o.TypingRatePerSecond, max(1, int(2*s.o.TypingRatePerSecond)), now)
 	if name, ok := h.Auth["username"].(string); ok {
 		c.name, _ = chat.CleanName(name, s.limits())

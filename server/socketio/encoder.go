@@ -1,6 +1,7 @@
 package socketio
 
 import (
+	"encoding/json"
 	"time"
 
 	"github.com/scalable-chat-go/server/chat"
@@ -41,7 +42,59 @@ func (e Encoder) Message(m chat.Message, at hub.Offset) (hub.Frame, error) {
 	return engine.EventFrame(chat.EventMessage, m.WireFor(e.mode), makeOffset(m.ID, at.High))
 }
 
-// Event encodes any other event with its one argument.
+// Event encodes any other event with its one argument. An event that
+// moves its recipient into a room or out of one (membershipEvents) is
+// marked with the room: the connection that sends it tells the Admin UI
+// (conn.Send).
 func (e Encoder) Event(name string, data any) (hub.Frame, error) {
-	return engine.EventFrame(name, data)
+	f, err := engine.EventFrame(name, data)
+	if err != nil {
+		return nil, err
+	}
+	if in, ok := membershipEvents[name]; ok {
+		if room := eventRoom(data); room != "" {
+			return &movingFrame{Frame: f, room: room, in: in}, nil
+		}
+	}
+	return f, nil
+}
+
+// membershipEvents are the events the hub delivers as it moves a
+// connection into a room (true) or out of one (false), by name.
+var membershipEvents = map[string]bool{
+	chat.EventRoomInvited: true, chat.EventRoomJoined: true,
+	chat.EventRoomLeft: false, chat.EventRoomRemoved: false, chat.EventRoomDeleted: false,
+}
+
+// movingFrame is the frame of a membership event, with its room: the
+// connection is in it from this event on (in), or out of it.
+type movingFrame struct {
+	*engine.Frame
+	room string
+	in   bool
+}
+
+// eventRoom is the room a membership event names: its payload's "room",
+// an id or a room ({id, ...}). The payload is the chat's, or another
+// node's decoded; these events are rare, so it is read through its JSON.
+func eventRoom(data any) string {
+	b, err := json.Marshal(data)
+	if err != nil {
+		return ""
+	}
+	var p struct {
+		Room json.RawMessage `json:"room"`
+	}
+	if json.Unmarshal(b, &p) != nil {
+		return ""
+	}
+	var id string
+	if json.Unmarshal(p.Room, &id) == nil {
+		return id
+	}
+	var room struct {
+		ID string `json:"id"`
+	}
+	_ = json.Unmarshal(p.Room, &room)
+	return room.ID
 }

@@ -52,6 +52,10 @@ type setup struct {
 	Seed []chat.Message
 	// Bus links the edge to others (a new bus when nil).
 	Bus *inmem.Bus
+	// Rooms serves rooms over the test's SQLite store (with the limits
+	// given, the defaults otherwise).
+	Rooms      bool
+	RoomLimits chat.RoomLimits
 }
 
 // tedge is a running edge and what it was built on.
@@ -111,9 +115,18 @@ func startEdge(t *testing.T, s setup) *tedge {
 		s.PresenceInterval = time.Hour
 	}
 	history := chat.NewHistory(store, 100)
+	histories := globalHistory(history)
+	if s.Rooms {
+		histories = func(room string) *chat.History {
+			if room == chat.GlobalRoom {
+				return history
+			}
+			return chat.NewRoomHistory(store, room, 100)
+		}
+	}
 	hb, err := hub.New(hub.Options{
 		Broker:            broker,
-		History:           globalHistory(history),
+		History:           histories,
 		Encoder:           NewEncoder(s.AuthMode, s.RecoveryWindow),
 		HistoryLimit:      s.HistoryLimit,
 		PresenceInterval:  s.PresenceInterval,
@@ -136,6 +149,9 @@ func startEdge(t *testing.T, s setup) *tedge {
 	}
 	if o.Accepter == nil {
 		o.Accepter = chat.NewService(wlog, hb, chat.ServiceOptions{Limits: o.Limits})
+	}
+	if s.Rooms {
+		o.Rooms = chat.NewRoomService(chat.RoomServiceOptions{Store: store, Fanout: hb, Users: hb, Limits: s.RoomLimits})
 	}
 	if o.SweepInterval == 0 {
 		o.SweepInterval = time.Hour

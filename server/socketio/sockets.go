@@ -1,6 +1,8 @@
 package socketio
 
 import (
+	"slices"
+
 	"github.com/scalable-chat-go/server/chat"
 	"github.com/scalable-chat-go/server/socketio/adminui"
 	"github.com/scalable-chat-go/server/socketio/internal/engine"
@@ -23,6 +25,32 @@ func wireRoom(room string) string {
 	return room
 }
 
+// wireRooms are the Socket.IO rooms of c but its own id.
+func (s *Server) wireRooms(c *conn) []string {
+	rooms := s.hub.Rooms(c)
+	for i, r := range rooms {
+		rooms[i] = wireRoom(r)
+	}
+	return rooms
+}
+
+// roomsMoved tells the Admin UI the rooms c is in, when c joined or left
+// room by an event of the hub's (an invitation, a removal, another tab's
+// join or leave, a deletion): the hub takes c out of a room right after it
+// sent the event, so that room is left out already.
+func (s *Server) roomsMoved(c *conn, room string, in bool) {
+	if s.admin == nil {
+		return
+	}
+	s.admin.ChatRooms(c.sock.ID(), func() []string {
+		rooms := s.wireRooms(c)
+		if !in {
+			rooms = slices.DeleteFunc(rooms, func(r string) bool { return r == wireRoom(room) })
+		}
+		return rooms
+	})
+}
+
 // socketInfo describes a chat socket.
 func (s *Server) socketInfo(c *conn) chat.SocketInfo {
 	data := map[string]any{}
@@ -30,10 +58,7 @@ func (s *Server) socketInfo(c *conn) chat.SocketInfo {
 		data["name"] = name
 	}
 	id := c.sock.ID()
-	rooms := []string{id}
-	for _, r := range s.hub.Rooms(c) {
-		rooms = append(rooms, wireRoom(r))
-	}
+	rooms := append([]string{id}, s.wireRooms(c)...)
 	return chat.SocketInfo{ID: id, Namespace: "/", Transport: c.sock.Transport(), Addr: c.sock.Addr(), Since: c.since,
 		Rooms: rooms, Data: data}
 }
@@ -172,8 +197,15 @@ func (r router) Event(sock *engine.Socket, name string, args []any, ack engine.A
 		before = c.nameNow()
 	}
 	r.s.Event(sock, name, args, ack)
-	if c != nil && c.nameNow() != before {
+	if c == nil {
+		return
+	}
+	if c.nameNow() != before {
 		r.s.admin.ChatUpdated(c.sock.ID(), r.s.socketInfo(c).Data)
+	}
+	// A room event answered: the socket is in the rooms it is in now.
+	if isRoomEvent(name) {
+		r.s.admin.ChatRooms(c.sock.ID(), func() []string { return r.s.wireRooms(c) })
 	}
 }
 

@@ -101,17 +101,14 @@ func Start(t testing.TB, name string, cmd *exec.Cmd, out *Output) *Process {
 		out = &Output{}
 	}
 	cmd.Stdout, cmd.Stderr = out, out
-	if cmd.SysProcAttr == nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{}
-	}
-	cmd.SysProcAttr.Setpgid = true
+	newGroup(cmd)
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}
 	p := &Process{Name: name, Cmd: cmd, Out: out, Exited: make(chan struct{})}
 	go func() { _ = cmd.Wait(); close(p.Exited) }()
 	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		killGroup(cmd)
 		<-p.Exited
 		if t.Failed() {
 			t.Logf("%s output:\n%s", name, out.String())

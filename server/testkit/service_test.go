@@ -11,7 +11,7 @@ import (
 )
 
 // serviceRead is a test's own read of a service variable.
-var serviceRead = regexp.MustCompile(`os\.(Getenv|LookupEnv)\("(DATABASE_URL|REDIS_URL|KAFKA_BROKERS)"\)`)
+var serviceRead = regexp.MustCompile(`os\.(Getenv|LookupEnv)\("(DATABASE_URL|REDIS_URL|REDIS_CLUSTER_NODES|KAFKA_BROKERS)"\)`)
 
 // Every test of the module that needs a service gets it through Service,
 // so `go test -short ./...` with no service running passes: a test that

@@ -1,33 +1,35 @@
 // The real Socket.IO Admin UI (@socket.io/admin-ui's built page, served
 // here from server/e2e's node_modules) in Chromium against two Go nodes on
-// Redis: it signs in, lists the chat sockets of both nodes and both
-// servers, and disconnects a socket of the node it is not connected to.
+// Redis and PostgreSQL (rooms need a shared database): it signs in, lists
+// the chat sockets of both nodes and both servers, every room with its
+// sockets as they join, and disconnects a socket of the node it is not
+// connected to.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { io } from "socket.io-client";
-import { redisURL, freePort, openUser, repoDir, screenshot, serveStatic, sleep, startGoServer, tempDir } from "./harness.mjs";
+import { redisURL, freePort, openUser, repoDir, screenshot, serveStatic, sleep, startGoServer, tempDir, until as waitUntil } from "./harness.mjs";
+import { claims, hs256, newSecret } from "../../../server/e2e/lib/jwt.js";
 
 // A test credential (not a secret): bcrypt, cost 10, of PASSWORD.
 const USERNAME = "admin";
 const PASSWORD = "admin-ui-test-password";
 const HASH = "$2a$10$EQ.4qXw8YghfFbdbsGpakO/KeMDgkcEl/JATJuZn21SeTMNAD63oK";
 
+/** Waits for pred, with the UI's pace: its transitions and its 2 s stats. */
+const until = (pred, what) => waitUntil(pred, what, { ms: 20_000, every: 200 });
+
 const uiDist = join(repoDir, "server", "e2e", "node_modules", "@socket.io", "admin-ui", "ui", "dist");
 
-async function until(pred, what, ms = 20_000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await pred();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(200);
-  }
-}
+const secret = newSecret();
+const run = Date.now().toString(36);
+/** The user id of the verified user named name, and its auth (a token) for chatClient. */
+const userId = (name) => `${name}-${run}`;
+const verified = (name) => ({ token: hs256(secret, claims({ sub: userId(name), name })) });
 
-function chatClient(url, username, transports) {
-  const s = io(url, { forceNew: true, reconnection: false, auth: { username }, ...(transports ? { transports } : {}) });
+function chatClient(url, username, transports, auth = { username }) {
+  const s = io(url, { forceNew: true, reconnection: false, auth, ...(transports ? { transports } : {}) });
   return new Promise((resolve, reject) => {
     s.once("connect", () => resolve(s));
     s.once("connect_error", reject);
@@ -48,8 +50,11 @@ describe("the Socket.IO Admin UI in Chromium, against two Go nodes", () => {
     }
     ui = await serveStatic(uiDist);
     const origin = new URL(ui.url).origin;
+    const database = process.env.DATABASE_URL;
+    assert.ok(database, 'DATABASE_URL is not set: rooms need PostgreSQL. Start it with: eval "$(scripts/services up redis postgres)" (or run scripts/test)');
     const env = {
-      REDIS_URL: redisURL(), REDIS_KEY_PREFIX: `admin-ui${Date.now()}`, CORS_ORIGINS: origin,
+      REDIS_URL: redisURL(), REDIS_KEY_PREFIX: `admin-ui${Date.now()}`, CORS_ORIGINS: origin, DATABASE_URL: database,
+      AUTH_JWT_SECRET: secret, AUTH_MODE: "optional",
       ADMIN_UI: "on", ADMIN_UI_USERNAME: USERNAME, ADMIN_UI_PASSWORD_HASH: HASH,
     };
     dirs = [tempDir("admin-ui-a-"), tempDir("admin-ui-b-")];
@@ -78,6 +83,17 @@ describe("the Socket.IO Admin UI in Chromium, against two Go nodes", () => {
     const bob = await chatClient(nodeB.url, "bob"); // long-polling, then WebSocket
     clients.push(ann, bob);
     const bobId = bob.id;
+    // Two verified users, one on each node, in a private room; dee's
+    // public room, which ann joins once the UI is open.
+    const dee = await chatClient(nodeA.url, "dee", ["websocket"], verified("dee"));
+    const eve = await chatClient(nodeB.url, "eve", ["websocket"], verified("eve"));
+    clients.push(dee, eve);
+    const ask = (s, event, payload) => s.timeout(10_000).emitWithAck(event, payload);
+    // eve is recorded as a user in the background of her CONNECT.
+    let ops;
+    await until(async () => (ops = await ask(dee, "room:create", { name: "ops", kind: "private", members: [userId("eve")] })).ok, "the private room, with eve");
+    const hall = await ask(dee, "room:create", { name: "hall", kind: "public" });
+    assert.equal(hall.ok, true, JSON.stringify(hall));
 
     // The page fetches a web font and an icon font from CDNs: blocked, so
     // nothing leaves the machine (the icons do not show).
@@ -111,11 +127,23 @@ describe("the Socket.IO Admin UI in Chromium, against two Go nodes", () => {
     await settle();
     await screenshot(admin, "admin-ui-socket.png");
 
-    // Rooms: chat:live, with both nodes' sockets (room_joined).
+    // Rooms: chat:live with every socket of both nodes, and the chat's
+    // rooms with theirs; ann joining the public room shows at once.
     await page.goto(`${ui.url}#/rooms`);
-    await until(async () => /chat:live\s+\S+\s+2\b/.test(await page.locator("tr", { hasText: "chat:live" }).first().innerText()), "chat:live with 2 sockets");
+    const sockets = (room, n) => async () => new RegExp(`${room}\\s+\\S+\\s+${n}\\b`).test(await page.locator("tr", { hasText: room }).first().innerText());
+    await until(sockets("chat:live", 4), "chat:live with 4 sockets");
+    await until(sockets(ops.room.id, 2), "the private room with dee's and eve's sockets, on two nodes");
+    await until(sockets(hall.room.id, 1), "the public room with dee's socket");
+    assert.equal((await ask(ann, "room:join", { room: hall.room.id })).ok, true);
+    await until(sockets(hall.room.id, 2), "ann in the public room (room_joined)");
     await settle();
     await screenshot(admin, "admin-ui-rooms.png");
+    // The room's page lists its sockets.
+    await page.locator("tr", { hasText: ops.room.id }).first().click();
+    await page.getByText(eve.id).first().waitFor();
+    await page.getByText(dee.id).first().waitFor();
+    await settle();
+    await screenshot(admin, "admin-ui-room.png");
 
     // Servers: both nodes, healthy.
     await page.goto(`${ui.url}#/servers`);

@@ -192,6 +192,23 @@ export async function untilMessages(user, pred, what, ms = 15_000) {
   }
 }
 
+/**
+ * Waits until pred() gives something truthy, and returns it; on time-out
+ * (ms) throws, saying what was awaited and what seen() gives then.
+ */
+export async function until(pred, what, { ms = 15_000, every = 100, seen = async () => "" } = {}) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await pred();
+    if (v) return v;
+    if (Date.now() > deadline) {
+      const more = await seen();
+      throw new Error(`timed out waiting for ${what}${more ? `; ${more}` : ""}`);
+    }
+    await sleep(every);
+  }
+}
+
 /** Waits for the connection badge to show status; on time-out says what it shows. */
 export async function untilStatus(user, status, ms = 30_000) {
   try {

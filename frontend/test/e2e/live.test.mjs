@@ -9,12 +9,12 @@ import {
   freePort,
   openUser,
   screenshot,
-  sleep,
   socketPortForBuild,
   startGoServer,
   startNext,
   startPortProxy,
   tempDir,
+  until,
   untilMessages,
   untilStatus,
 } from "./harness.mjs";
@@ -23,16 +23,6 @@ const PHONE = { width: 390, height: 760 };
 
 /** The names in a user's side list, in order. */
 const listed = (user) => user.page.$$eval("[data-testid=online-users] li", (lis) => lis.map((li) => li.getAttribute("data-name")));
-
-async function until(pred, what, ms = 15_000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await pred();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
 
 const typingText = (user) => user.page.getByTestId("typing").textContent();
 

@@ -10,9 +10,11 @@ import {
   dueSends,
   initialState,
   isOwn,
+  itemsOf,
   nextDue,
   parseAck,
   parseIncoming,
+  roomOf,
 } from "../../test-results/unit-build/chat-state.js";
 
 const ME = "alice";
@@ -182,14 +184,8 @@ test("connection status: connecting, live, reconnecting, offline", () => {
   assert.equal(connectionStatus(s.connection), "offline");
 });
 
-test("presence and server errors are read; bad payloads are ignored", () => {
-  let s = run([
-    { type: "presence", payload: { online: 3 } },
-    { type: "presence", payload: { online: "many" } },
-    { type: "presence", payload: null },
-  ]);
-  assert.equal(s.online, 3);
-  s = chatReducer(s, { type: "server-error", payload: { code: "message_too_long", reason: "message is 2001 characters long; the limit is 2000" }, now: 5 });
+test("server errors are read; bad payloads are ignored", () => {
+  let s = chatReducer(initialState(), { type: "server-error", payload: { code: "message_too_long", reason: "message is 2001 characters long; the limit is 2000" }, now: 5 });
   assert.equal(describeError(s.lastError), "Message too long: message is 2001 characters long; the limit is 2000");
   s = chatReducer(s, { type: "server-error", payload: "nonsense", now: 6 });
   assert.equal(s.lastError.code, "message_too_long");
@@ -253,4 +249,52 @@ test("own is decided by user id for a signed-in user, and never by a verified se
   // The echo of an own message gets its sender.
   const echoed = run([{ type: "received", payload: { message: "hi", username: ME, id: CID, userId: "u-9", verified: true }, me: ME, now: 2 }], submitted());
   assert.deepEqual([own(echoed).userId, own(echoed).verified], ["u-9", true]);
+});
+
+test("rooms: messages know their room; each room is capped apart; an echo is matched in the global room only", () => {
+  let s = run([
+    { type: "received", payload: { message: "g", username: "bob", id: "g1" }, me: ME, now: 1 },
+    { type: "received", payload: { message: "r", username: "bob", id: "r1", room: "room-1" }, me: ME, now: 2 },
+    { type: "received", payload: { message: "x", username: "bob", id: "x1", room: "global" }, me: ME, now: 3 },
+    { type: "submit", clientId: CID, username: ME, text: "in a room", now: 4, room: "room-1" },
+  ]);
+  assert.deepEqual(s.items.map((i) => [i.id ?? i.clientId, roomOf(i)]), [["g1", "global"], ["r1", "room-1"], ["x1", "global"], [CID, "room-1"]]);
+  assert.equal("room" in s.items[2], false, "the global room's items carry no room");
+  assert.deepEqual(itemsOf(s.items, "room-1").map((i) => i.text), ["r", "in a room"]);
+  // An id-less message of the same name and text in a room is not the echo.
+  s = chatReducer(s, { type: "received", payload: { message: "in a room", username: ME, room: "room-1" }, me: ME, now: 5 });
+  assert.equal(own(s).out.delivery, "pending");
+
+  let t = initialState();
+  for (let i = 0; i < LIMITS.maxItems + 5; i++) {
+    t = chatReducer(t, { type: "received", payload: { message: `m${i}`, username: "bob", id: `b${i}`, room: "busy" }, me: ME, now: i });
+  }
+  t = chatReducer(t, { type: "received", payload: { message: "quiet", username: "bob", id: "q1" }, me: ME, now: 9999 });
+  assert.equal(itemsOf(t.items, "busy").length, LIMITS.maxItems);
+  assert.equal(itemsOf(t.items, "global").length, 1, "a busy room does not push the others' messages out");
+});
+
+test("older pages go before the room's messages, oldest first, without duplicates; a room left is forgotten", () => {
+  let s = run([
+    { type: "received", payload: { message: "3", username: "bob", id: "m3", createdAt: "2026-01-01T00:00:03.000Z", room: "r" }, me: ME, now: 1 },
+    { type: "received", payload: { message: "g", username: "bob", id: "g1" }, me: ME, now: 2 },
+  ]);
+  // The API's pages are newest first; one overlaps what is shown.
+  const page = [
+    { message: "3", username: "bob", id: "m3", createdAt: "2026-01-01T00:00:03.000Z", room: "r" },
+    { message: "2", username: "ann", id: "m2", createdAt: "2026-01-01T00:00:02.000Z", room: "r", userId: "u-ann", verified: true },
+    { message: "1", username: "bob", id: "m1", createdAt: "2026-01-01T00:00:01.000Z", room: "r" },
+    { nope: true },
+  ];
+  s = chatReducer(s, { type: "older", room: "r", payload: page, now: 3 });
+  assert.deepEqual(itemsOf(s.items, "r").map((i) => i.text), ["1", "2", "3"]);
+  assert.equal(itemsOf(s.items, "r")[1].userId, "u-ann");
+  assert.equal(chatReducer(s, { type: "older", room: "r", payload: page, now: 4 }), s, "the same page again changes nothing");
+  assert.equal(chatReducer(s, { type: "older", room: "r", payload: "junk", now: 4 }), s);
+  // The global room's page (from /api/messages) makes global items.
+  s = chatReducer(s, { type: "older", room: "global", payload: [{ message: "g0", username: "bob", id: "g0" }], now: 5 });
+  assert.deepEqual(itemsOf(s.items, "global").map((i) => i.id), ["g0", "g1"]);
+  assert.equal("room" in s.items[0], false);
+  s = chatReducer(s, { type: "forget-room", room: "r" });
+  assert.deepEqual(s.items.map((i) => i.id), ["g0", "g1"]);
 });

@@ -4,8 +4,12 @@ import assert from "node:assert/strict";
 import {
   LIVE_LIMITS,
   initialLiveState,
+  liveOf,
   liveReducer,
+  liveRoomOf,
+  liveRoomsReducer,
   nextLiveChange,
+  nextLiveRoomsChange,
   onInput,
   parseUsers,
   isMe,
@@ -138,4 +142,29 @@ test("the user is its verified id in the online list, its name only without one"
   assert.deepEqual(users.map((u) => isMe(u, "Zoë", "guest:1")), [false, false, true]);
   assert.deepEqual(users.map((u) => isMe(u, "Zoë", null)), [true, false, true]);
   assert.deepEqual(sortedUsers(users, "Zoë", "guest:1").map((u) => u.userId ?? u.name), ["guest:1", "ann", "auth0|7"]);
+});
+
+test("per room: each event goes to the room it names (none: the global room); ticks and disconnects reach every room", () => {
+  let s = [
+    { type: "presence", payload: { online: 3, users: [{ name: "ann" }, { name: "bob" }] } },
+    { type: "presence", payload: { room: "r1", online: 1, users: [{ name: "ann", userId: "u-ann" }] } },
+    { type: "typing", payload: { room: "r1", name: "ann", userId: "u-ann", typing: true }, now: 1000 },
+    { type: "typing", payload: { name: "bob", typing: true }, now: 1000 },
+  ].reduce(liveRoomsReducer, {});
+  assert.equal(liveOf(s, "global").online, 3);
+  assert.deepEqual(liveOf(s, "r1").users, [{ name: "ann", userId: "u-ann" }]);
+  assert.deepEqual(liveOf(s, "r1").typing.map((t) => t.name), ["ann"]);
+  assert.deepEqual(liveOf(s, "global").typing.map((t) => t.name), ["bob"]);
+  assert.equal(liveOf(s, "elsewhere").online, null, "a room nothing came of is empty");
+  assert.equal(liveRoomOf({ room: 5 }), "global");
+  assert.equal(nextLiveRoomsChange(s), 1000 + LIVE_LIMITS.typingExpireMs);
+  s = liveRoomsReducer(s, { type: "disconnected" });
+  assert.equal(liveOf(s, "r1").typing.length + liveOf(s, "global").typing.length, 0);
+  assert.equal(nextLiveRoomsChange(s), null);
+  s = liveRoomsReducer(s, { type: "forget", room: "r1" });
+  assert.deepEqual(Object.keys(s), ["global"]);
+  assert.equal(liveRoomsReducer(s, { type: "forget", room: "r1" }), s);
+  // A presence without a number keeps the count.
+  s = liveRoomsReducer(s, { type: "presence", payload: { online: "many", users: [] } });
+  assert.equal(liveOf(s, "global").online, 3);
 });

@@ -1,5 +1,5 @@
 // Compiles the pure logic (lib/chat-state.ts, lib/live-state.ts,
-// lib/dev-origins.ts) with the project's TypeScript into
+// lib/dev-origins.ts, lib/rooms-state.ts) with the project's TypeScript into
 // test-results/unit-build, then runs the unit tests on it with node's
 // test runner. Exits with the runner's status.
 import { execFileSync, spawnSync } from "node:child_process";
@@ -18,6 +18,7 @@ execFileSync(
     "lib/chat-state.ts",
     "lib/live-state.ts",
     "lib/dev-origins.ts",
+    "lib/rooms-state.ts",
     "--outDir", out,
     "--module", "es2022",
     "--target", "es2022",

@@ -47,8 +47,17 @@ func TestBroker(t *testing.T, newNodes func(t *testing.T, n int) []Cluster) {
 			if len(got) != len(events) {
 				t.Fatalf("node %d received %d events, want %d: each must arrive once", i, len(got), len(events))
 			}
+			// Order is per room: take each room's events in turn.
+			byRoom := map[string][]publication{}
+			for _, g := range got {
+				byRoom[g.room] = append(byRoom[g.room], g)
+			}
 			for j, ev := range events {
-				g := got[j]
+				if len(byRoom[ev.room]) == 0 {
+					t.Fatalf("node %d, event %d: %s in %s never arrived", i, j, ev.e.Name, ev.room)
+				}
+				g := byRoom[ev.room][0]
+				byRoom[ev.room] = byRoom[ev.room][1:]
 				if g.room != ev.room || g.e.Name != ev.e.Name || g.e.Close != ev.e.Close {
 					t.Fatalf("node %d, event %d: got %s in %s, want %s in %s", i, j, g.e.Name, g.room, ev.e.Name, ev.room)
 				}

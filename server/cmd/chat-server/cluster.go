@@ -14,8 +14,9 @@ import (
 )
 
 // clusterLink is what links this node to the others: the broker (and its
-// directory of sockets) and presence, through Redis with REDIS_URL, in
-// memory for a node alone.
+// directory of sockets) and presence, through Redis with REDIS_URL (one
+// server) or REDIS_CLUSTER_NODES (a Redis Cluster), in memory for a node
+// alone.
 type clusterLink struct {
 	broker    chat.Broker
 	directory chat.Directory
@@ -32,12 +33,13 @@ type clusterLink struct {
 }
 
 func newClusterLink(cfg config.Config, reg prometheus.Registerer, logger *slog.Logger) (*clusterLink, error) {
-	if cfg.RedisURL == "" {
+	if cfg.RedisURL == "" && len(cfg.RedisClusterNodes) == 0 {
 		b := inmem.NewBus().Broker(inmem.BrokerOptions{Logger: logger.With("component", "broker")})
 		return &clusterLink{broker: b, directory: b, presence: chat.LocalPresence{}, kind: "memory"}, nil
 	}
 	c, err := redis.Open(redis.Options{
 		URL:            cfg.RedisURL,
+		ClusterNodes:   cfg.RedisClusterNodes,
 		Password:       cfg.RedisPasswd,
 		CAFile:         cfg.RedisCAFile,
 		Mode:           cfg.RedisAdapterMode,
@@ -58,9 +60,20 @@ func newClusterLink(cfg config.Config, reg prometheus.Registerer, logger *slog.L
 	})
 	return &clusterLink{
 		broker: b, directory: b, presence: c.Presence(), kind: "redis-" + c.Mode(), redis: c,
-		checks:  []httpapi.Check{{Name: "redis", Fn: c.Ping}},
+		// redis: the server, or every master of the cluster, answers;
+		// redis-subscriptions: no sharded subscription is missing.
+		checks:  []httpapi.Check{{Name: "redis", Fn: c.Ping}, {Name: "redis-subscriptions", Fn: c.CheckSubscriptions}},
 		replica: cfg.DatabaseURL == "",
 	}, nil
+}
+
+// details are the link's facts for /readyz.
+func (l *clusterLink) details() map[string]any {
+	out := map[string]any{"fanout": l.kind, "servers": l.broker.Nodes()}
+	if l.redis != nil {
+		out["redis"] = l.redis.Status()
+	}
+	return out
 }
 
 // shutdown publishes what the broker has queued (until ctx ends), and

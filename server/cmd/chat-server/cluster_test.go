@@ -117,6 +117,19 @@ func TestFanoutContract(t *testing.T) {
 			nodes := startCluster(t, 3, redisURL(t), mode, prefix(t))
 			fanoutContract(t, nodes, 2, 100)
 		})
+		// The same nodes on a Redis Cluster (REDIS_CLUSTER_NODES, no
+		// REDIS_URL).
+		t.Run("redis-cluster-"+mode, func(t *testing.T) {
+			seeds := testkit.Service(t, "REDIS_CLUSTER_NODES", "Redis Cluster")
+			nodes := startCluster(t, 3, "", mode, prefix(t), "REDIS_CLUSTER_NODES="+seeds)
+			fanoutContract(t, nodes, 2, 100)
+			var ready struct {
+				Redis struct{ Deployment, Mode string }
+			}
+			if nodes[0].getJSON(t, "/readyz", &ready); ready.Redis.Deployment != "cluster" || ready.Redis.Mode != mode {
+				t.Errorf("/readyz says redis %+v, want a cluster in %s mode", ready.Redis, mode)
+			}
+		})
 	}
 }
 

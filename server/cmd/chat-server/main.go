@@ -325,13 +325,11 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		Checks:      checks,
 		AllowOrigin: edge.AllowsOrigin,
 		Presence:    func() chat.PresenceView { return hb.PresenceView(chat.GlobalRoom) },
-		Details: func() map[string]any {
-			return map[string]any{"fanout": link.kind, "servers": link.broker.Nodes()}
-		},
-		Trust:      trust,
-		Rooms:      roomsAPI(rooms, store, hb, cfg.HistoryRingSize),
-		ClientAddr: edge.ClientAddr,
-		NoMetrics:  cfg.MetricsAddr != "",
+		Details:     link.details,
+		Trust:       trust,
+		Rooms:       roomsAPI(rooms, store, hb, cfg.HistoryRingSize),
+		ClientAddr:  edge.ClientAddr,
+		NoMetrics:   cfg.MetricsAddr != "",
 	})
 	mux := http.NewServeMux()
 	api.Register(mux)

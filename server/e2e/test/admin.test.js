@@ -9,7 +9,8 @@ import { Server } from "socket.io";
 import { createClient } from "redis";
 import { createShardedAdapter } from "@socket.io/redis-adapter";
 import { io } from "socket.io-client";
-import { redisURL, startServer, connect, until, sleep } from "../lib/harness.js";
+import { redisURL, startServer, connect, until, sleep, requireEnv } from "../lib/harness.js";
+import { newSecret, claims, hs256 } from "../lib/jwt.js";
 
 // A test credential (not a secret): bcrypt, cost 10, of PASSWORD.
 const USERNAME = "admin";
@@ -35,8 +36,12 @@ function admin(url, auth, opts = {}) {
 const ids = (list, nsp = "/") => list.filter((s) => s.nsp === nsp).map((s) => s.id).sort();
 const lastAll = (a) => a.named("all_sockets").at(-1)?.[0];
 
-for (const mode of ["sharded", "streams"]) test(`the Admin UI's namespace across two Go nodes (${mode}): sign-in, config, all_sockets, live events, stats, _disconnect`, async () => {
-  const env = { REDIS_URL: redisURL(), REDIS_KEY_PREFIX: `admin${Date.now()}`, REDIS_ADAPTER_MODE: mode, ...ADMIN_ENV };
+/**
+ * Runs fn({a, b, clients}) against two Go nodes of env once they see each
+ * other; prints their logs when it fails; closes the clients fn adds and
+ * stops the nodes.
+ */
+async function withTwoNodes(env, fn) {
   const a = await startServer(env);
   const b = await startServer(env);
   const clients = [];
@@ -45,6 +50,20 @@ for (const mode of ["sharded", "streams"]) test(`the Admin UI's namespace across
       if ((await (await fetch(`${b.url}/readyz`)).json()).servers === 2) break;
       await sleep(100);
     }
+    await fn({ a, b, clients });
+  } catch (e) {
+    console.error(a.logs().slice(-3000), b.logs().slice(-3000));
+    throw e;
+  } finally {
+    for (const c of clients) c.close();
+    await a.stop();
+    await b.stop();
+  }
+}
+
+for (const mode of ["sharded", "streams"]) test(`the Admin UI's namespace across two Go nodes (${mode}): sign-in, config, all_sockets, live events, stats, _disconnect`, async () => {
+  const env = { REDIS_URL: redisURL(), REDIS_KEY_PREFIX: `admin${Date.now()}`, REDIS_ADAPTER_MODE: mode, ...ADMIN_ENV };
+  await withTwoNodes(env, async ({ a, b, clients }) => {
     // Wrong credentials are refused as instrument() refuses them.
     await assert.rejects(admin(a.url, { username: USERNAME, password: "wrong" }), /invalid credentials/);
     await assert.rejects(admin(a.url, {}), /invalid credentials/);
@@ -161,14 +180,7 @@ for (const mode of ["sharded", "streams"]) test(`the Admin UI's namespace across
     const againId = again.id;
     again.disconnect();
     await until(() => uiB.named("socket_disconnected").some(([n, id]) => n === "/admin" && id === againId), 8000, "an admin socket left");
-  } catch (e) {
-    console.error(a.logs().slice(-3000), b.logs().slice(-3000));
-    throw e;
-  } finally {
-    for (const c of clients) c.close();
-    await a.stop();
-    await b.stop();
-  }
+  });
 });
 
 test("ADMIN_UI is off by default: /admin is an invalid namespace, and the chat is as before", async () => {
@@ -279,4 +291,73 @@ test("beside a Node socket.io server of the cluster: it sees the Go node's real 
     await Promise.allSettled([pub.quit(), sub.quit()]);
     await go.stop();
   }
+});
+
+test("rooms in the Admin UI: room_joined and room_left, once each, as sockets of both nodes join and leave rooms", async () => {
+  const secret = newSecret();
+  const env = {
+    REDIS_URL: redisURL(), REDIS_KEY_PREFIX: `admin-rooms${Date.now()}`, DATABASE_URL: requireEnv("DATABASE_URL"),
+    AUTH_JWT_SECRET: secret, AUTH_MODE: "optional", ...ADMIN_ENV,
+  };
+  const run = Date.now().toString(36);
+  const token = (name) => hs256(secret, claims({ sub: `${name}-${run}`, name }));
+  const ask = (s, name, payload) => s.timeout(10_000).emitWithAck(name, payload);
+  await withTwoNodes(env, async ({ a, b, clients }) => {
+    const ann1 = await connect(a.url, { transports: ["websocket"], auth: { token: token("ann") } });
+    const ann2 = await connect(b.url, { transports: ["websocket"], auth: { token: token("ann") } });
+    const bob = await connect(b.url, { transports: ["websocket"], auth: { token: token("bob") } });
+    const anon = await connect(a.url, { transports: ["websocket"], auth: { username: "anon" } });
+    clients.push(ann1, ann2, bob, anon);
+    const ui = await admin(a.url, { username: USERNAME, password: PASSWORD });
+    clients.push(ui);
+    await until(() => ui.named("all_sockets").length === 1, 10_000, "all_sockets");
+
+    // Each socket's rooms as the UI keeps them: all_sockets, then the events.
+    const roomsOf = () => {
+      const rooms = new Map(lastAll(ui).filter((s) => s.nsp === "/").map((s) => [s.id, new Set(s.rooms)]));
+      for (const { name, args } of ui.log) {
+        if ((name === "room_joined" || name === "room_left") && args[0] === "/" && rooms.has(args[2])) {
+          rooms.get(args[2])[name === "room_joined" ? "add" : "delete"](args[1]);
+        }
+      }
+      return rooms;
+    };
+    const shows = (s, rooms) => [...(roomsOf().get(s.id) ?? [])].filter((r) => r !== s.id).sort().join() === [...rooms].sort().join();
+    const untilShown = (want, what) =>
+      until(() => want.every(([s, rooms]) => shows(s, rooms)), 10_000, what, () => JSON.stringify([...roomsOf()].map(([id, r]) => [id, [...r]])));
+
+    // ann makes a private room on node a: both of ann's sockets are in it.
+    const plans = (await ask(ann1, "room:create", { name: "plans", kind: "private" })).room.id;
+    // bob is invited, on node b; a public room; the anonymous socket joins it.
+    assert.equal((await ask(ann1, "room:invite", { room: plans, userId: `bob-${run}` })).ok, true);
+    const lobby = (await ask(ann2, "room:create", { name: "lobby", kind: "public" })).room.id;
+    assert.equal((await ask(anon, "room:join", { room: lobby })).ok, true);
+    await untilShown([[ann1, ["chat:live", plans, lobby]], [ann2, ["chat:live", plans, lobby]], [bob, ["chat:live", plans]],
+      [anon, ["chat:live", lobby]]], "every socket in its rooms");
+
+    // Leaving (here and from another tab), removal and deletion.
+    assert.equal((await ask(anon, "room:leave", { room: lobby })).ok, true);
+    assert.equal((await ask(ann1, "room:leave", { room: lobby })).ok, true);
+    assert.equal((await ask(ann1, "room:remove", { room: plans, userId: `bob-${run}` })).ok, true);
+    await untilShown([[ann1, ["chat:live", plans]], [ann2, ["chat:live", plans]], [bob, ["chat:live"]], [anon, ["chat:live"]]],
+      "left, removed");
+    const del = await fetch(`${a.url}/api/rooms/${plans}`, { method: "DELETE", headers: { authorization: `Bearer ${token("ann")}` } });
+    assert.equal(del.status, 204);
+    await untilShown([[ann1, ["chat:live"]], [ann2, ["chat:live"]], [bob, ["chat:live"]], [anon, ["chat:live"]]], "the room deleted");
+
+    // Each change was told once.
+    await sleep(300);
+    const seen = new Map();
+    for (const { name, args } of ui.log) {
+      if (name !== "room_joined" && name !== "room_left") continue;
+      const k = `${name} ${args[1]} ${args[2]}`;
+      seen.set(k, (seen.get(k) ?? 0) + 1);
+    }
+    const twice = [...seen].filter(([, n]) => n > 1);
+    assert.deepEqual(twice, [], "no room_joined or room_left twice");
+    for (const [s, room] of [[ann1, plans], [ann2, plans], [bob, plans], [ann1, lobby], [ann2, lobby], [anon, lobby]]) {
+      assert.equal(seen.get(`room_joined ${room} ${s.id}`), 1, `${s.id} joined ${room}`);
+    }
+    assert.equal(seen.get(`room_left ${lobby} ${ann2.id}`), 1, "ann's other tab left the public room with her");
+  });
 });

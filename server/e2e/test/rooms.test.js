@@ -317,3 +317,37 @@ test("the owner of a room deletes its messages; a moderator any; event:delete ta
   const page = await (await api(node1, "GET", `/api/rooms/${room.id}/messages`)).json();
   assert.deepEqual(page.messages.map((x) => x.message), []);
 });
+
+test("through Kafka: a room's messages reach its members on both nodes, and PostgreSQL with their room", async () => {
+  const brokers = requireEnv("KAFKA_BROKERS");
+  const suffix = randomBytes(4).toString("hex");
+  const kenv = {
+    ...env,
+    REDIS_KEY_PREFIX: `e2e-rooms-kafka-${suffix}`,
+    KAFKA_BROKERS: brokers,
+    KAFKA_TOPIC: `e2e-rooms-${suffix}`,
+    KAFKA_DLQ_TOPIC: `e2e-rooms-dlq-${suffix}`,
+    KAFKA_GROUP: `e2e-rooms-${suffix}`,
+  };
+  const k1 = await startServer(kenv);
+  const k2 = await startServer(kenv);
+  try {
+    const a = await join(k1, ann);
+    const b = await join(k2, bob);
+    const room = (await ask(a, "room:create", { name: "through kafka", kind: "private", members: [bob.id] })).room;
+    await until(() => b["room:invited"].some((e) => e.room.id === room.id), 10_000, "bob invited");
+    const acks = [];
+    for (let i = 0; i < 5; i++) acks.push(await ask(b, "event:message", { message: `k${i}`, room: room.id }));
+    assert.ok(acks.every((x) => x.ok), JSON.stringify(acks)); // acknowledged: durable in Kafka
+    await until(() => inRoom(a, room.id).length === 5, 10_000, "ann gets the room's messages");
+    assert.equal(inRoom(a, undefined).some((m) => m.startsWith("k")), false, "none of them in global");
+    // The consumer group stores them with their room.
+    await until(() => psql(env.DATABASE_URL, `SELECT count(*) FROM messages WHERE room_id = '${room.id}'`) === "5",
+      30_000, "five rows with the room's id", () => psql(env.DATABASE_URL, `SELECT count(*) FROM messages WHERE room_id = '${room.id}'`));
+    const page = await (await api(k2, "GET", `/api/rooms/${room.id}/messages`, { as: ann })).json();
+    assert.deepEqual(page.messages.map((m) => m.message), ["k4", "k3", "k2", "k1", "k0"]);
+  } finally {
+    await k1.stop();
+    await k2.stop();
+  }
+});

@@ -25,10 +25,12 @@
 //
 // What is shown: the namespaces "/" (the chat) and /admin; each socket's
 // id, transport, address, connection time, data ({name} once given) and
-// rooms (its own id, and the chat's rooms: chat:live for the global one);
-// see chat.SocketInfo for what a handshake lacks. supportedFeatures are
-// DISCONNECT and MDISCONNECT (disconnect every socket of a room). Not supported, and so not announced: EMIT, JOIN,
-// LEAVE, MJOIN, MLEAVE (the chat has one room, which every socket is in),
+// rooms (its own id, and the chat's rooms: chat:live for the global one,
+// and the ids of the others it is in, as it joins and leaves them); see
+// chat.SocketInfo for what a handshake lacks. supportedFeatures are
+// DISCONNECT and MDISCONNECT (disconnect every socket of a room). Not
+// supported, and so not announced: EMIT, JOIN, LEAVE, MJOIN, MLEAVE (who is
+// in which room is the room rules' to decide, not the UI's),
 // AGGREGATED_EVENTS (packet and byte counts per second; /metrics has the
 // figures) and ALL_EVENTS (every event each socket receives and sends:
 // event_received and event_sent). Without AGGREGATED_EVENTS the UI shows its
@@ -52,6 +54,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -144,6 +147,13 @@ type UI struct {
 	polling  map[*engine.Socket]struct{} // chat sockets seen on long-polling, until they upgrade
 	sessions map[string]time.Time        // session id -> expiry
 
+	// told are the rooms each chat socket of this node was last announced
+	// in (its own id left out): what an Admin UI knows of it. Kept while no
+	// UI watches too, so that the changes announced later are exact.
+	// roomsMu is held while a socket's changes are announced, in order.
+	roomsMu sync.Mutex
+	told    map[string][]string
+
 	count        atomic.Int64 // len(admins)
 	watchedUntil atomic.Int64 // unix ns
 	bcryptSlot   chan struct{}
@@ -199,6 +209,7 @@ func New(o Options, d Deps) *UI {
 		admins:     make(map[*engine.Socket]*adminConn),
 		polling:    make(map[*engine.Socket]struct{}),
 		sessions:   make(map[string]time.Time),
+		told:       make(map[string][]string),
 		bcryptSlot: make(chan struct{}, 1),
 		slotWait:   adminSignInWait,
 		guard:      newSignInGuard(o.SignInBackoffMax, d.Registerer),
@@ -455,25 +466,69 @@ func (a *UI) Disconnect(sock *engine.Socket, reason string) {
 }
 
 // ChatReady tells the Admin UIs about a chat socket that connected (and
-// joined its rooms: the global one, which the UI sees as liveRoom).
+// joined its rooms: the global one, which the UI sees as liveRoom, and its
+// user's).
 func (a *UI) ChatReady(sock *engine.Socket, info chat.SocketInfo) {
 	if sock.Transport() == "polling" {
 		a.mu.Lock()
 		a.polling[sock] = struct{}{}
 		a.mu.Unlock()
 	}
+	rooms := without(info.Rooms, info.ID)
+	a.roomsMu.Lock()
+	defer a.roomsMu.Unlock()
+	a.told[info.ID] = rooms
 	if !a.watched() {
 		return
 	}
-	rooms := info.Rooms
 	info.Rooms = []string{info.ID}
 	now := stamp()
 	a.emit("socket_connected", info, now)
 	for _, r := range rooms {
-		if r != info.ID {
-			a.emit("room_joined", "/", r, info.ID, now)
+		a.emit("room_joined", "/", r, info.ID, now)
+	}
+}
+
+// ChatRooms tells the Admin UIs the rooms the chat socket id is in now
+// (its own id left out), as rooms reads them: room_joined and room_left for
+// what changed since they were last told. The edge calls it whenever the
+// socket may have joined or left a room; rooms is read under the lock that
+// orders the announcements, so a late caller never announces an older
+// state. A socket ChatReady did not announce is passed over.
+func (a *UI) ChatRooms(id string, rooms func() []string) {
+	a.roomsMu.Lock()
+	defer a.roomsMu.Unlock()
+	old, known := a.told[id]
+	if !known {
+		return
+	}
+	now := rooms()
+	a.told[id] = now
+	if !a.watched() {
+		return
+	}
+	at := stamp()
+	for _, r := range now {
+		if !slices.Contains(old, r) {
+			a.emit("room_joined", "/", r, id, at)
 		}
 	}
+	for _, r := range old {
+		if !slices.Contains(now, r) {
+			a.emit("room_left", "/", r, id, at)
+		}
+	}
+}
+
+// without returns list without s.
+func without(list []string, s string) []string {
+	out := make([]string, 0, len(list))
+	for _, x := range list {
+		if x != s {
+			out = append(out, x)
+		}
+	}
+	return out
 }
 
 // ChatUpdated tells the Admin UIs that a chat socket gave a name.
@@ -483,15 +538,25 @@ func (a *UI) ChatUpdated(id string, data map[string]any) {
 	}
 }
 
-// ChatGone tells the Admin UIs that a chat socket left its rooms.
+// ChatGone tells the Admin UIs that a chat socket left its rooms (those
+// it was in, and those they were told of).
 func (a *UI) ChatGone(sock *engine.Socket, rooms []string, reason string) {
 	a.mu.Lock()
 	delete(a.polling, sock)
 	a.mu.Unlock()
+	id := sock.ID()
+	a.roomsMu.Lock()
+	defer a.roomsMu.Unlock()
+	for _, r := range a.told[id] {
+		if !slices.Contains(rooms, r) {
+			rooms = append(rooms, r)
+		}
+	}
+	delete(a.told, id)
 	if !a.watched() {
 		return
 	}
-	id, now := sock.ID(), stamp()
+	now := stamp()
 	a.emit("socket_disconnected", "/", id, reason, now)
 	for _, r := range rooms {
 		if r != id {

@@ -690,3 +690,83 @@ func strs(t *testing.T, args []json.RawMessage) []string {
 	}
 	return out
 }
+
+// A chat socket's rooms as it joins and leaves them: the Admin UI hears of
+// each change once (ChatRooms may be called when nothing changed), also of
+// what changed while nobody watched, and of every room it was told of when
+// the socket goes.
+func TestChatRooms(t *testing.T) {
+	n := startNode(t, Options{StatsInterval: time.Hour}, nil)
+	known := map[string]bool{}
+	dialUI(t, n.url, false)
+	chatID := n.newSocket(known)
+	rooms := func(list ...string) func() []string { return func() []string { return list } }
+	// Nobody watches yet: the change is kept, not sent.
+	n.ui.ChatRooms(chatID, rooms("chat:live", "r-1"))
+	n.ui.ChatRooms("never-announced", rooms("chat:live", "r-9"))
+
+	adm := dialUI(t, n.url, false)
+	n.newSocket(known)
+	adm.signIn(nil)
+	adm.next("all_sockets")
+	// marker is an event sent after the calls before it: nothing of theirs
+	// may come after it.
+	marker := func(tag string) {
+		t.Helper()
+		n.ui.ChatUpdated(tag, map[string]any{})
+		for {
+			args := adm.events
+			select {
+			case got := <-args:
+				var name string
+				_ = json.Unmarshal(got[0], &name)
+				if name == "socket_updated" && unmarshal[map[string]any](t, got[1])["id"] == tag {
+					return
+				}
+				if name == "room_joined" || name == "room_left" {
+					t.Fatalf("before %s: %s %s", tag, name, got[1:])
+				}
+			case <-time.After(within):
+				t.Fatalf("no marker %s", tag)
+			}
+		}
+	}
+	roomEvent := func(name, room string) {
+		t.Helper()
+		if got := strs(t, adm.next(name)); !slices.Equal(got[:3], []string{"/", room, chatID}) {
+			t.Fatalf("%s %q, want room %s", name, got, room)
+		}
+	}
+
+	n.ui.ChatRooms(chatID, rooms("chat:live", "r-1", "r-2"))
+	roomEvent("room_joined", "r-2")
+	marker("after r-2 joined")
+	n.ui.ChatRooms(chatID, rooms("chat:live", "r-1", "r-2")) // nothing changed
+	marker("after the same rooms")
+	n.ui.ChatRooms(chatID, rooms("chat:live", "r-2", "r-3"))
+	roomEvent("room_joined", "r-3")
+	roomEvent("room_left", "r-1")
+	marker("after r-1 left, r-3 joined")
+
+	// Gone: every room it was in, and those it was told to be in.
+	n.ui.ChatRooms(chatID, rooms("chat:live", "r-2", "r-3", "r-4"))
+	roomEvent("room_joined", "r-4")
+	for _, s := range n.chatSockets() {
+		if s.ID() == chatID {
+			s.Disconnect()
+		}
+	}
+	adm.next("socket_disconnected")
+	var left []string
+	for range 5 {
+		left = append(left, strs(t, adm.next("room_left"))[1])
+	}
+	slices.Sort(left)
+	want := []string{chatID, "chat:live", "r-2", "r-3", "r-4"}
+	slices.Sort(want)
+	if !slices.Equal(left, want) {
+		t.Fatalf("room_left for %q, want %q", left, want)
+	}
+	n.ui.ChatRooms(chatID, rooms("chat:live", "r-5")) // forgotten
+	marker("after the socket went")
+}
