@@ -348,18 +348,6 @@ func (s *session) write(result any, markdown string, svg []byte) ([]string, erro
 	return paths, nil
 }
 
-// publish writes the result (write), then prints its table and where the
-// files went.
-func (s *session) publish(stdout io.Writer, result any, markdown string, svg []byte) error {
-	paths, err := s.write(result, markdown, svg)
-	if err != nil {
-		return err
-	}
-	fmt.Fprint(stdout, markdown)
-	fmt.Fprintf(stdout, "\nwritten: %v\n", paths)
-	return nil
-}
-
 // header is the Markdown heading of a result: what ran, where, when.
 func (s *session) header(title string) string {
 	var b strings.Builder

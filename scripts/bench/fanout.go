@@ -41,12 +41,45 @@ const (
 
 type fanoutFlags struct {
 	common
+	stepFlags
 	receivers, senders int
 	rates              []float64
-	duration, warmup   time.Duration
-	drain              time.Duration
-	text               int
-	readBuffer         int
+}
+
+// stepFlags are the flags of a measured step that fanout, cluster and
+// rooms share: its schedule and its messages.
+type stepFlags struct {
+	duration, warmup time.Duration
+	drain            time.Duration
+	text             int
+	readBuffer       int
+}
+
+// registerStep registers the step flags; what says what a step is (per
+// rate, per shape).
+func (f *stepFlags) registerStep(fs *flag.FlagSet, what string) {
+	fs.DurationVar(&f.duration, "duration", 10*time.Second, "measured sending time "+what)
+	fs.DurationVar(&f.warmup, "warmup", 2*time.Second, "sending at the rate before the measurement starts")
+	fs.DurationVar(&f.drain, "drain", 10*time.Second, "longest wait for deliveries after the last send; later ones count as missing")
+	fs.IntVar(&f.text, "text", 120, "message text length, characters (the stamp included)")
+	fs.IntVar(&f.readBuffer, "read-buffer", 4096, "bench read buffer per connection, bytes")
+}
+
+// checkStep checks the step flags.
+func (f *stepFlags) checkStep() error {
+	switch {
+	case f.duration <= 0 || f.duration > maxDuration:
+		return usagef("-duration %s: want (0, %s]", f.duration, maxDuration)
+	case f.warmup < 0 || f.warmup > maxWarmup:
+		return usagef("-warmup %s: want 0..%s", f.warmup, maxWarmup)
+	case f.drain <= 0 || f.drain > maxDrain:
+		return usagef("-drain %s: want (0, %s]", f.drain, maxDrain)
+	case f.text < 1 || f.text > maxText:
+		return usagef("-text %d: want 1..%d", f.text, maxText)
+	case f.readBuffer < 256 || f.readBuffer > 1<<20:
+		return usagef("-read-buffer %d: want 256..1048576", f.readBuffer)
+	}
+	return nil
 }
 
 type ratesFlag struct{ rates *[]float64 }
@@ -220,11 +253,7 @@ func (f *fanoutFlags) registerLoad(fs *flag.FlagSet, senders int) {
 	fs.IntVar(&f.receivers, "receivers", 1000, fmt.Sprintf("receiving connections (1..%d)", maxReceivers))
 	fs.IntVar(&f.senders, "senders", senders, fmt.Sprintf("sending connections, sharing the rate (1..%d); they receive too", maxSenders))
 	fs.Var(ratesFlag{&f.rates}, "rates", "offered rates to sweep, messages per second over all senders, comma separated")
-	fs.DurationVar(&f.duration, "duration", 10*time.Second, "measured sending time per rate")
-	fs.DurationVar(&f.warmup, "warmup", 2*time.Second, "sending at the rate before the measurement starts")
-	fs.DurationVar(&f.drain, "drain", 10*time.Second, "longest wait for deliveries after the last send; later ones count as missing")
-	fs.IntVar(&f.text, "text", 120, "message text length, characters (the stamp included)")
-	fs.IntVar(&f.readBuffer, "read-buffer", 4096, "bench read buffer per connection, bytes")
+	f.registerStep(fs, "per rate")
 }
 
 // checkLoad checks the load flags.
@@ -234,18 +263,8 @@ func (f *fanoutFlags) checkLoad() error {
 		return usagef("-receivers %d: want 1..%d", f.receivers, maxReceivers)
 	case f.senders < 1 || f.senders > maxSenders:
 		return usagef("-senders %d: want 1..%d", f.senders, maxSenders)
-	case f.duration <= 0 || f.duration > maxDuration:
-		return usagef("-duration %s: want (0, %s]", f.duration, maxDuration)
-	case f.warmup < 0 || f.warmup > maxWarmup:
-		return usagef("-warmup %s: want 0..%s", f.warmup, maxWarmup)
-	case f.drain <= 0 || f.drain > maxDrain:
-		return usagef("-drain %s: want (0, %s]", f.drain, maxDrain)
-	case f.text < 1 || f.text > maxText:
-		return usagef("-text %d: want 1..%d", f.text, maxText)
-	case f.readBuffer < 256 || f.readBuffer > 1<<20:
-		return usagef("-read-buffer %d: want 256..1048576", f.readBuffer)
 	}
-	return nil
+	return f.checkStep()
 }
 
 func (f *fanoutFlags) params() map[string]any {
@@ -301,34 +320,55 @@ func sweep(ctx context.Context, s *session, f *fanoutFlags, tops []topology, mod
 	defer debug.SetGCPercent(debug.SetGCPercent(400))
 
 	res := FanoutResult{Meta: s.meta}
-	failed := 0
+	var t tally
 	// Rate by rate, each server in turn on fresh processes, so that both
 	// see the same machine at about the same time.
-	step := 0
 	for _, rate := range f.rates {
 		for _, top := range tops {
 			for _, k := range f.servers {
-				step++
-				p, err := fanoutStep(ctx, s, f, top, k, rate, step)
-				if err != nil {
-					if ctx.Err() != nil {
-						return fmt.Errorf("%s, %s at %g msgs/s: %w", mode, p.Label, rate, err)
-					}
-					failed++
-					p.Error = err.Error()
-					fmt.Fprintf(stderr, "%s at %g msgs/s failed: %v\n", p.Label, rate, err)
+				p, err := fanoutStep(ctx, s, f, top, k, rate, t.steps+1)
+				if p.Error, err = t.take(ctx, err, fmt.Sprintf("%s, %s at %g msgs/s", mode, p.Label, rate), stderr); err != nil {
+					return err
 				}
 				res.Points = append(res.Points, p)
 			}
 		}
 	}
 	md := s.header(title) + fanoutTable(res.Points)
-	svg := fanoutChart(title, res.Points, f.receivers)
-	if err := s.publish(stdout, res, md, svg); err != nil {
+	return s.publish(stdout, res, md, fanoutChart(title, res.Points, f.receivers), t)
+}
+
+// tally counts the steps of a run and their failures.
+type tally struct{ steps, failed int }
+
+// take counts a step that ended with err (nil: it succeeded). When the
+// run's context ended it returns the error that stops the run; a step that
+// failed otherwise is said on log, and its error's text is returned for
+// the step's result.
+func (t *tally) take(ctx context.Context, err error, what string, log io.Writer) (text string, stop error) {
+	t.steps++
+	switch {
+	case err == nil:
+		return "", nil
+	case ctx.Err() != nil:
+		return "", fmt.Errorf("%s: %w", what, err)
+	}
+	t.failed++
+	fmt.Fprintf(log, "%s failed: %v\n", what, err)
+	return err.Error(), nil
+}
+
+// publish writes the result files, prints the Markdown and their paths,
+// and fails when a step of t did.
+func (s *session) publish(stdout io.Writer, result any, md string, svg []byte, t tally) error {
+	paths, err := s.write(result, md, svg)
+	if err != nil {
 		return err
 	}
-	if failed > 0 {
-		return fmt.Errorf("%d of %d steps failed", failed, len(res.Points))
+	fmt.Fprint(stdout, md)
+	fmt.Fprintf(stdout, "\nwritten: %v\n", paths)
+	if t.failed > 0 {
+		return fmt.Errorf("%d of %d steps failed", t.failed, t.steps)
 	}
 	return nil
 }
@@ -345,6 +385,11 @@ type fanoutRun struct {
 	probedSenders                 []atomic.Bool
 	senderCopies                  atomic.Int64
 	refused                       atomic.Int64
+	// rooms routes each message to the receivers of one room (the rooms
+	// mode); nil: every receiver gets every message. wrongRoom counts
+	// measured messages a receiver got from a room it is not in.
+	rooms     *routing
+	wrongRoom atomic.Int64
 }
 
 // receiverState is one receiver's, padded so that receivers on different
@@ -383,6 +428,10 @@ func (r *fanoutRun) receiver(i int) func([]byte) {
 		case r.probeRun:
 			rs.probed.Store(true)
 		case r.measureRun:
+			if r.rooms != nil && !r.rooms.delivers(i, st) {
+				r.wrongRoom.Add(1)
+				return
+			}
 			now := r.now()
 			r.hist.Record(i, uint64(max(now-st.Sent, 0)/1000))
 			if st.Sender < int64(r.senders) && st.Seq < r.perSender {
@@ -449,42 +498,22 @@ func fanoutStep(ctx context.Context, s *session, f *fanoutFlags, top topology, k
 	if top.backend != "" {
 		pt.Label += ", " + backendLabel(top.backend)
 	}
-	busy, quiet, err := s.waitQuiet(ctx)
-	if err != nil {
-		return pt, err
-	}
-	pt.BusyBefore, pt.NotQuiet = busy, !quiet
-	loadAvg, _ := procfs.LoadAverage()
 	var env []string
 	if top.env != nil {
 		env = top.env(k, step)
 	}
-	sys, err := startSystem(ctx, s, k, max(top.nodes, 1), server.StartOptions{Env: env})
+	sys, loadAvg, err := startStep(ctx, s, k, max(top.nodes, 1), server.StartOptions{Env: env}, &pt)
 	if err != nil {
 		return pt, err
 	}
-	defer func() {
-		if err != nil {
-			if log := sys.exited(); log != "" {
-				err = fmt.Errorf("%w\n%s", err, log)
-			}
-		}
-		_ = sys.stop(s)
-	}()
+	defer func() { err = sys.stopStep(s, err) }()
 
-	measured := int64(math.Round(rate * f.duration.Seconds()))
-	warm := int64(math.Round(rate * f.warmup.Seconds()))
-	if measured < 1 {
-		return pt, fmt.Errorf("%g msgs/s for %s sends no message", rate, f.duration)
+	l, err := newSchedule(rate, f.duration, f.warmup, f.drain)
+	if err != nil {
+		return pt, err
 	}
-	runID := int64(step) * 10
-	r := &fanoutRun{
-		base: time.Now(), probeRun: runID + 1, warmRun: runID + 2, measureRun: runID + 3,
-		senders: f.senders, perSender: (measured+int64(f.senders)-1)/int64(f.senders) + 1,
-		hist: hist.NewSharded(16), rs: make([]receiverState, f.receivers),
-		probedSenders: make([]atomic.Bool, f.senders),
-	}
-	r.counts = make([]atomic.Int32, int64(f.senders)*r.perSender)
+	l.frame = func(dst []byte, st stamp.Stamp, _ int64) []byte { return stamp.AppendEvent(dst, st, f.text) }
+	r := newFanoutRun(step, f.receivers, f.senders, l.measured)
 
 	d := &sioclient.Dialer{ReadBufferSize: f.readBuffer}
 	t := time.Now()
@@ -502,51 +531,144 @@ func fanoutStep(ctx context.Context, s *session, f *fanoutFlags, top topology, k
 		sys.describe(), rate, f.receivers, f.senders, time.Since(t).Seconds())
 
 	// Probe until every connection receives broadcasts.
-	probeBuf := make([]byte, 0, 256)
+	probe := func(buf []byte, seq int64) error {
+		buf = stamp.AppendEvent(buf[:0], stamp.Stamp{Run: r.probeRun, Seq: seq, Sent: r.now()}, 0)
+		return sc.list[0].Write(buf)
+	}
+	if err := r.probe(ctx, probe, 100*time.Millisecond); err != nil {
+		return pt, err
+	}
+	if err := r.measure(ctx, sys, top.redisPIDs, rc, sc, l, &pt); err != nil {
+		return pt, err
+	}
+	pt.LoadAverage = loadAvg
+	fmt.Fprintf(s.log, "%s, %g msgs/s: %s deliveries/s (offered %s), missing %d, p50 %s ms, p99 %s ms, %s µs CPU/delivery, server %.2f cores, bench %.2f cores\n",
+		k.Label(), rate, report.Num(pt.DeliveriesPerSec), report.Num(pt.OfferedDeliveriesPerSec), pt.Missing,
+		report.Num(pt.LatencyMs.P50), report.Num(pt.LatencyMs.P99), report.Num(pt.CPUPerDeliveryUs), pt.ServerCores, pt.BenchCores)
+	return pt, nil
+}
+
+// startStep waits for -quiet (noting it in pt) and starts n fresh nodes of
+// kind k with o; it returns them and the load average before the start.
+func startStep(ctx context.Context, s *session, k server.Kind, n int, o server.StartOptions, pt *FanoutPoint) (*system, float64, error) {
+	busy, quiet, err := s.waitQuiet(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	pt.BusyBefore, pt.NotQuiet = busy, !quiet
+	loadAvg, _ := procfs.LoadAverage()
+	sys, err := startSystem(ctx, s, k, n, o)
+	return sys, loadAvg, err
+}
+
+// stopStep stops the step's nodes; a step that failed gets the log of a
+// node that exited added to its error.
+func (sys *system) stopStep(s *session, err error) error {
+	if err != nil {
+		if log := sys.exited(); log != "" {
+			err = fmt.Errorf("%w\n%s", err, log)
+		}
+	}
+	_ = sys.stop(s)
+	return err
+}
+
+// schedule is what a step sends: message k (warm-up ones first) at start +
+// k/rate, from sender k mod S, then a drain.
+type schedule struct {
+	rate           float64
+	warm, measured int64
+	drain          time.Duration
+	// frame appends the frame of message k, stamped st, to dst.
+	frame func(dst []byte, st stamp.Stamp, k int64) []byte
+}
+
+// newSchedule checks that rate sends something over duration.
+func newSchedule(rate float64, duration, warmup, drain time.Duration) (schedule, error) {
+	l := schedule{rate: rate, drain: drain,
+		measured: int64(math.Round(rate * duration.Seconds())), warm: int64(math.Round(rate * warmup.Seconds()))}
+	if l.measured < 1 {
+		return l, fmt.Errorf("%g msgs/s for %s sends no message", rate, duration)
+	}
+	return l, nil
+}
+
+// newFanoutRun is the state of a step of the given step number, with
+// receivers and senders, measured messages in all.
+func newFanoutRun(step, receivers, senders int, measured int64) *fanoutRun {
+	runID := int64(step) * 10
+	r := &fanoutRun{
+		base: time.Now(), probeRun: runID + 1, warmRun: runID + 2, measureRun: runID + 3,
+		senders: senders, perSender: (measured+int64(senders)-1)/int64(senders) + 1,
+		hist: hist.NewSharded(16), rs: make([]receiverState, receivers),
+		probedSenders: make([]atomic.Bool, senders),
+	}
+	r.counts = make([]atomic.Int32, int64(senders)*r.perSender)
+	return r
+}
+
+// probe sends probes (send(buf, seq), every period) until every receiver
+// and sender received one, at most probeTimeout, then lets the last ones
+// land.
+func (r *fanoutRun) probe(ctx context.Context, send func(buf []byte, seq int64) error, period time.Duration) error {
+	buf := make([]byte, 0, 256)
 	deadline := time.Now().Add(probeTimeout)
 	for seq := int64(0); ; seq++ {
-		probeBuf = stamp.AppendEvent(probeBuf[:0], stamp.Stamp{Run: r.probeRun, Seq: seq, Sent: r.now()}, 0)
-		if err := sc.list[0].Write(probeBuf); err != nil {
-			return pt, fmt.Errorf("send a probe: %w", err)
+		if err := send(buf, seq); err != nil {
+			return fmt.Errorf("send a probe: %w", err)
 		}
-		if err := sleepCtx(ctx, 100*time.Millisecond); err != nil {
-			return pt, err
+		if err := sleepCtx(ctx, period); err != nil {
+			return err
 		}
 		nr, ns := r.probed()
-		if nr == f.receivers && ns == f.senders {
+		if nr == len(r.rs) && ns == r.senders {
 			break
 		}
 		if time.Now().After(deadline) {
-			return pt, fmt.Errorf("after %s, %d of %d receivers and %d of %d senders still receive no broadcast",
-				probeTimeout, f.receivers-nr, f.receivers, f.senders-ns, f.senders)
+			return fmt.Errorf("after %s, %d of %d receivers and %d of %d senders still receive no broadcast",
+				probeTimeout, len(r.rs)-nr, len(r.rs), r.senders-ns, r.senders)
 		}
 	}
-	if err := sleepCtx(ctx, 200*time.Millisecond); err != nil { // let the last probes land
-		return pt, err
-	}
+	return sleepCtx(ctx, 200*time.Millisecond) // let the last probes land
+}
 
+// expected is how many receivers should get measured message seq of
+// sender j: all of them, or the members of its room.
+func (r *fanoutRun) expected(j, seq int64) int64 {
+	if r.rooms != nil {
+		return r.rooms.size[r.rooms.room(j, seq)]
+	}
+	return int64(len(r.rs))
+}
+
+// measure sends l from the senders sc to the receivers rc, drains, and
+// fills pt's figures: deliveries, loss, latency, and the CPU of the
+// system's nodes (and of the Redis servers redisPIDs, summed), the
+// bench's and the machine's over the window.
+func (r *fanoutRun) measure(ctx context.Context, sys *system, redisPIDs []int, rc, sc *conns, l schedule, pt *FanoutPoint) error {
+	senders := len(sc.list)
 	// Send on an absolute schedule: message k (warm-up ones first) at
 	// start + k/rate, sender k mod S.
-	total := warm + measured
+	total := l.warm + l.measured
 	start := time.Now().Add(20 * time.Millisecond)
-	at := func(k int64) time.Time { return start.Add(time.Duration(float64(k) / rate * float64(time.Second))) }
-	t0 := at(warm)
+	at := func(k int64) time.Time { return start.Add(time.Duration(float64(k) / l.rate * float64(time.Second))) }
+	t0 := at(l.warm)
 	var (
 		wg       sync.WaitGroup
 		sent     atomic.Int64
 		lastSend atomic.Int64
 		maxLag   atomic.Int64
-		sendErr  = make(chan error, f.senders)
+		sendErr  = make(chan error, senders)
 	)
 	sctx, stopSending := context.WithCancel(ctx)
 	defer stopSending()
-	for j := 0; j < f.senders; j++ {
+	for j := 0; j < senders; j++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			buf := make([]byte, 0, f.text+128)
+			buf := make([]byte, 0, 512)
 			var seq int64
-			for k := int64(j); k < total; k += int64(f.senders) {
+			for k := int64(j); k < total; k += int64(senders) {
 				due := at(k)
 				if d := time.Until(due); d > 0 {
 					if sleepCtx(sctx, d) != nil {
@@ -561,16 +683,16 @@ func fanoutStep(ctx context.Context, s *session, f *fanoutFlags, top topology, k
 					}
 				}
 				st := stamp.Stamp{Run: r.warmRun, Sender: int64(j), Seq: k, Sent: r.now()}
-				if k >= warm {
+				if k >= l.warm {
 					st.Run, st.Seq = r.measureRun, seq
 				}
-				buf = stamp.AppendEvent(buf[:0], st, f.text)
+				buf = l.frame(buf[:0], st, k)
 				if err := sc.list[j].Write(buf); err != nil {
 					sendErr <- fmt.Errorf("sender %d: %w", j, err)
 					stopSending()
 					return
 				}
-				if k >= warm {
+				if k >= l.warm {
 					seq++
 					sent.Add(1)
 					lastSend.Store(r.now())
@@ -579,15 +701,15 @@ func fanoutStep(ctx context.Context, s *session, f *fanoutFlags, top topology, k
 		}()
 	}
 	if err := sleepUntil(ctx, t0); err != nil {
-		return pt, err
+		return err
 	}
 	cpu0, err := sys.cpu()
 	if err != nil {
-		return pt, err
+		return err
 	}
-	redis0, err := redisCPU(top.redisPIDs)
+	redis0, err := redisCPU(redisPIDs)
 	if err != nil {
-		return pt, err
+		return err
 	}
 	self0, _ := procfs.ReadCPU(0)
 	mach0, _ := procfs.ReadMachine()
@@ -599,32 +721,37 @@ func fanoutStep(ctx context.Context, s *session, f *fanoutFlags, top topology, k
 	wg.Wait()
 	select {
 	case err := <-sendErr:
-		return pt, err
+		return err
 	default:
 	}
 	if ctx.Err() != nil {
-		return pt, ctx.Err()
+		return ctx.Err()
 	}
 
 	// Drain: until every expected delivery arrived, or the drain time is
 	// over.
 	pt.Sent = sent.Load()
-	pt.Expected = pt.Sent * int64(f.receivers)
-	drainEnd := time.Now().Add(f.drain)
+	sentBy := sentPerSender(pt.Sent, l.warm, senders)
+	for j := range senders {
+		for seq := int64(0); seq < sentBy[j]; seq++ {
+			pt.Expected += r.expected(int64(j), seq)
+		}
+	}
+	drainEnd := time.Now().Add(l.drain)
 	for {
 		n, _ := r.delivered()
 		if n >= pt.Expected || time.Now().After(drainEnd) {
 			break
 		}
 		if err := sleepCtx(ctx, 10*time.Millisecond); err != nil {
-			return pt, err
+			return err
 		}
 	}
 	stopLag()
 	lag := <-lagDone
 	end, err := sys.sample(ctx)
 	if err != nil {
-		return pt, err
+		return err
 	}
 	self1, _ := procfs.ReadCPU(0)
 	mach1, _ := procfs.ReadMachine()
@@ -637,7 +764,7 @@ func fanoutStep(ctx context.Context, s *session, f *fanoutFlags, top topology, k
 	// The window spans at least the sending time (so a server that keeps
 	// up shows the offered rate), and stretches to the last reception
 	// when the server falls behind.
-	pt.WindowSec = max(float64(max(last, lastSend.Load())-firstSend)/1e9, float64(pt.Sent)/rate)
+	pt.WindowSec = max(float64(max(last, lastSend.Load())-firstSend)/1e9, float64(pt.Sent)/l.rate)
 	if pt.WindowSec > 0 {
 		pt.DeliveriesPerSec = float64(delivered) / pt.WindowSec
 	}
@@ -645,12 +772,12 @@ func fanoutStep(ctx context.Context, s *session, f *fanoutFlags, top topology, k
 		pt.SendRate = float64(pt.Sent-1) / sendSpan
 	}
 	pt.SendLagMaxMs = float64(maxLag.Load()) / 1e6
-	sentBy := sentPerSender(pt.Sent, warm, f.senders)
-	for j := range f.senders {
+	for j := range senders {
 		for seq := int64(0); seq < sentBy[j]; seq++ {
+			want := r.expected(int64(j), seq)
 			c := int64(r.counts[int64(j)*r.perSender+seq].Load())
-			pt.Missing += max(int64(f.receivers)-c, 0)
-			pt.Duplicates += max(c-int64(f.receivers), 0)
+			pt.Missing += max(want-c, 0)
+			pt.Duplicates += max(c-want, 0)
 		}
 	}
 	if pt.Expected > 0 {
@@ -672,10 +799,10 @@ func fanoutStep(ctx context.Context, s *session, f *fanoutFlags, top topology, k
 	if n := delivered + r.senderCopies.Load(); n > 0 {
 		pt.CPUPerDeliveryUs = pt.ServerCPUSec / float64(n) * 1e6
 	}
-	if len(top.redisPIDs) > 0 {
-		redis1, err := redisCPU(top.redisPIDs)
+	if len(redisPIDs) > 0 {
+		redis1, err := redisCPU(redisPIDs)
 		if err != nil {
-			return pt, err
+			return err
 		}
 		sec := (redis1 - redis0).Seconds()
 		pt.RedisCPUSec = &sec
@@ -698,12 +825,8 @@ func fanoutStep(ctx context.Context, s *session, f *fanoutFlags, top topology, k
 		pt.MachineCores = mach1.Sub(mach0).Busy.Seconds() / wall
 		pt.OtherCores = max(pt.MachineCores-pt.ServerCores-pt.BenchCores, 0)
 	}
-	pt.LoadAverage = loadAvg
 	pt.Saturated = pt.ServerCores+pt.BenchCores > 0.9*float64(runtime.NumCPU())
-	fmt.Fprintf(s.log, "%s, %g msgs/s: %s deliveries/s (offered %s), missing %d, p50 %s ms, p99 %s ms, %s µs CPU/delivery, server %.2f cores, bench %.2f cores\n",
-		k.Label(), rate, report.Num(pt.DeliveriesPerSec), report.Num(pt.OfferedDeliveriesPerSec), pt.Missing,
-		report.Num(pt.LatencyMs.P50), report.Num(pt.LatencyMs.P99), report.Num(pt.CPUPerDeliveryUs), pt.ServerCores, pt.BenchCores)
-	return pt, nil
+	return nil
 }
 
 // sentPerSender returns how many measured messages each sender sent when
@@ -779,42 +902,10 @@ func fanoutTable(points []FanoutPoint) string {
 				notes = append(notes, fmt.Sprintf("%s at %g msgs/s failed: %s", p.Label, rate, firstLine(p.Error)))
 				continue
 			}
-			missing := fmt.Sprintf("%d", p.Missing)
-			if p.Missing > 0 {
-				missing = fmt.Sprintf("%d (%.2f%%)", p.Missing, p.LossPct)
-			}
-			bench := report.Num(p.BenchCores)
-			if p.Saturated {
-				bench += " (!)"
-			}
-			t.Rows = append(t.Rows, redis([]string{
-				rateText(rate), p.Label, report.Num(p.DeliveriesPerSec), missing,
-				report.Num(p.LatencyMs.P50), report.Num(p.LatencyMs.P95), report.Num(p.LatencyMs.P99), report.Num(p.LatencyMs.Max),
-				report.Num(p.ServerCores), report.Num(p.CPUPerDeliveryUs), bench,
-			}, opt(p.RedisCores)))
-			if p.Dropped > 0 || p.Duplicates > 0 || p.OutOfOrder > 0 || p.Refused > 0 || (p.SlowDisconnects != nil && *p.SlowDisconnects > 0) {
-				slow := 0.0
-				if p.SlowDisconnects != nil {
-					slow = *p.SlowDisconnects
-				}
-				notes = append(notes, fmt.Sprintf("%s at %g msgs/s: %d receivers dropped, %.0f cut as slow, %d duplicates, %d out of order, %d refused",
-					p.Label, rate, p.Dropped, slow, p.Duplicates, p.OutOfOrder, p.Refused))
-			}
-			if p.NotQuiet {
-				notes = append(notes, fmt.Sprintf("%s at %g msgs/s started on a busy machine (%.2f cores busy; -quiet gave up)", p.Label, rate, p.BusyBefore))
-			}
-			if p.OtherCores > 0.25 {
-				notes = append(notes, fmt.Sprintf("%s at %g msgs/s: %.2f cores busy outside the server and the bench (load average %.1f): other work disturbed this step",
-					p.Label, rate, p.OtherCores, p.LoadAverage))
-			}
-			if p.BenchLagP99Ms > 10 {
-				notes = append(notes, fmt.Sprintf("%s at %g msgs/s: the bench's own wake-ups were up to %.0f ms late (p99 %.0f ms); latencies below that are not the server's alone",
-					p.Label, rate, p.BenchLagMaxMs, p.BenchLagP99Ms))
-			}
-			if p.SendLagMaxMs > 50 {
-				notes = append(notes, fmt.Sprintf("%s at %g msgs/s: a send was %.0f ms behind its schedule (the bench could not keep the rate)",
-					p.Label, rate, p.SendLagMaxMs))
-			}
+			row := append([]string{rateText(rate), p.Label}, latencyCells(p)...)
+			row = append(row, report.Num(p.ServerCores), report.Num(p.CPUPerDeliveryUs), benchCell(p))
+			t.Rows = append(t.Rows, redis(row, opt(p.RedisCores)))
+			notes = append(notes, stepNotes(p, fmt.Sprintf("%s at %g msgs/s", p.Label, rate))...)
 		}
 		ours, ref := find(ps, func(p FanoutPoint) string { return p.Server })
 		if ours != nil && ref != nil && ours.Error == "" && ref.Error == "" {
@@ -842,6 +933,38 @@ func fanoutTable(points []FanoutPoint) string {
 		out += "redis cores: the shared Redis server's CPU over the same window (a Redis Cluster's: its six nodes', summed); "
 	}
 	out += "bench cores: the load generator's own CPU, (!) when server and bench together used over 90% of the machine.\n"
+	return out + bullets(notes)
+}
+
+// latencyCells are a point's cells deliveries/s, missing, and p50, p95,
+// p99 and max latency.
+func latencyCells(p FanoutPoint) []string {
+	missing := fmt.Sprintf("%d", p.Missing)
+	if p.Missing > 0 {
+		missing = fmt.Sprintf("%d (%.2f%%)", p.Missing, p.LossPct)
+	}
+	return []string{report.Num(p.DeliveriesPerSec), missing,
+		report.Num(p.LatencyMs.P50), report.Num(p.LatencyMs.P95), report.Num(p.LatencyMs.P99), report.Num(p.LatencyMs.Max)}
+}
+
+// latencyRatios are the same cells of the ratio row, the p99's in bold.
+func latencyRatios(ours, ref FanoutPoint) []string {
+	return []string{report.Ratio(ours.DeliveriesPerSec, ref.DeliveriesPerSec), "",
+		report.Ratio(ours.LatencyMs.P50, ref.LatencyMs.P50), report.Ratio(ours.LatencyMs.P95, ref.LatencyMs.P95),
+		"**" + report.Ratio(ours.LatencyMs.P99, ref.LatencyMs.P99) + "**", report.Ratio(ours.LatencyMs.Max, ref.LatencyMs.Max)}
+}
+
+// benchCell is the bench's cores, (!) when the machine was saturated.
+func benchCell(p FanoutPoint) string {
+	if p.Saturated {
+		return report.Num(p.BenchCores) + " (!)"
+	}
+	return report.Num(p.BenchCores)
+}
+
+// bullets is notes as a Markdown list after a blank line, "" when none.
+func bullets(notes []string) string {
+	out := ""
 	for _, n := range notes {
 		out += "\n- " + n
 	}
@@ -854,12 +977,38 @@ func fanoutTable(points []FanoutPoint) string {
 // ratioRow is the row of a's figures over b's, labelled (the Redis cell
 // aside).
 func ratioRow(label string, a, b *FanoutPoint) []string {
-	return []string{
-		"", label, report.Ratio(a.DeliveriesPerSec, b.DeliveriesPerSec), "",
-		report.Ratio(a.LatencyMs.P50, b.LatencyMs.P50), report.Ratio(a.LatencyMs.P95, b.LatencyMs.P95),
-		"**" + report.Ratio(a.LatencyMs.P99, b.LatencyMs.P99) + "**", report.Ratio(a.LatencyMs.Max, b.LatencyMs.Max),
-		report.Ratio(a.ServerCores, b.ServerCores), "**" + report.Ratio(a.CPUPerDeliveryUs, b.CPUPerDeliveryUs) + "**", "",
+	row := append([]string{"", label}, latencyRatios(*a, *b)...)
+	return append(row, report.Ratio(a.ServerCores, b.ServerCores), "**"+report.Ratio(a.CPUPerDeliveryUs, b.CPUPerDeliveryUs)+"**", "")
+}
+
+// stepNotes are the notes of a step's point p, named by at: losses of
+// connections, duplicates, disorder and refusals, and a disturbed machine
+// or bench.
+func stepNotes(p FanoutPoint, at string) []string {
+	var notes []string
+	if p.Dropped > 0 || p.Duplicates > 0 || p.OutOfOrder > 0 || p.Refused > 0 || (p.SlowDisconnects != nil && *p.SlowDisconnects > 0) {
+		slow := 0.0
+		if p.SlowDisconnects != nil {
+			slow = *p.SlowDisconnects
+		}
+		notes = append(notes, fmt.Sprintf("%s: %d receivers dropped, %.0f cut as slow, %d duplicates, %d out of order, %d refused",
+			at, p.Dropped, slow, p.Duplicates, p.OutOfOrder, p.Refused))
 	}
+	if p.NotQuiet {
+		notes = append(notes, fmt.Sprintf("%s started on a busy machine (%.2f cores busy; -quiet gave up)", at, p.BusyBefore))
+	}
+	if p.OtherCores > 0.25 {
+		notes = append(notes, fmt.Sprintf("%s: %.2f cores busy outside the server and the bench (load average %.1f): other work disturbed this step",
+			at, p.OtherCores, p.LoadAverage))
+	}
+	if p.BenchLagP99Ms > 10 {
+		notes = append(notes, fmt.Sprintf("%s: the bench's own wake-ups were up to %.0f ms late (p99 %.0f ms); latencies below that are not the server's alone",
+			at, p.BenchLagMaxMs, p.BenchLagP99Ms))
+	}
+	if p.SendLagMaxMs > 50 {
+		notes = append(notes, fmt.Sprintf("%s: a send was %.0f ms behind its schedule (the bench could not keep the rate)", at, p.SendLagMaxMs))
+	}
+	return notes
 }
 
 // beforeLast returns row with v inserted before its last element when on.

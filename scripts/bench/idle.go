@@ -119,10 +119,7 @@ func runIdle(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	what := map[string]string{"websocket": "WebSocket connections", "polling": "long-polling sessions"}[f.transport]
 	md := s.header(fmt.Sprintf("idle: %d %s, held %s", f.conns, what, f.hold)) + idleTable(res.Points)
-	if err := s.publish(stdout, res, md, nil); err != nil {
-		return err
-	}
-	return nil
+	return s.publish(stdout, res, md, nil, tally{})
 }
 
 func idleOne(ctx context.Context, s *session, f *idleFlags, k server.Kind) (IdlePoint, error) {

@@ -4,6 +4,7 @@
 //	go run ./scripts/bench idle   [flags]   memory and goroutines per idle WebSocket connection
 //	go run ./scripts/bench fanout [flags]   deliveries/s, loss, latency and CPU per delivery
 //	go run ./scripts/bench live   [flags]   the server CPU of presence and typing (ours alone)
+//	go run ./scripts/bench rooms  [flags]   messages to rooms (join, to(room).emit) and what rooms cost a socket
 //	go run ./scripts/bench storm  [flags]   a reconnect storm after a crash: resuming against fresh
 //
 // Each run starts the servers itself (our chat-server, built from this
@@ -61,6 +62,9 @@ modes:
             into PostgreSQL, and our consumer against the original's design
   live      what presence and typing cost our server: N named connections
             idle, with typists, with users coming and going (ours alone)
+  rooms     messages to rooms: N clients over R rooms, S senders, each
+            message to one room: deliveries/s, loss, isolation, latency, CPU
+            per delivery (user, system); and the RSS of a socket's extra rooms
   storm     a reconnect storm: the clients of a killed node come back at
             once, resuming with their offset against fresh (history page)
 
@@ -85,6 +89,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runPipeline(ctx, rest, stdout, stderr)
 	case "live":
 		return runLive(ctx, rest, stdout, stderr)
+	case "rooms":
+		return runRooms(ctx, rest, stdout, stderr)
 	case "storm":
 		return runStorm(ctx, rest, stdout, stderr)
 	case "-h", "-help", "--help", "help":

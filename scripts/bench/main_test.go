@@ -10,9 +10,12 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/scalable-chat-go/bench/internal/stamp"
 )
 
 func TestCommandLineMistakes(t *testing.T) {
@@ -70,6 +73,15 @@ func TestCommandLineMistakes(t *testing.T) {
 		{"live, typists not numbers", []string{"live", "-typists", "many"}, `"many" is not a whole number`, true},
 		{"live, churn too high", []string{"live", "-churn", "500"}, "-churn 500", true},
 		{"live, too long", []string{"live", "-duration", "3m"}, "-duration 3m0s", true},
+		{"rooms, no clients", []string{"rooms", "-clients", "0"}, "-clients 0", true},
+		{"rooms, more rooms than clients", []string{"rooms", "-clients", "10", "-rooms", "5,20"}, "-rooms 20", true},
+		{"rooms, rooms not numbers", []string{"rooms", "-rooms", "ten"}, `"ten" is not a whole number`, true},
+		{"rooms, nothing to measure", []string{"rooms", "-rooms=", "-mem-conns", "0"}, "nothing to measure", true},
+		{"rooms, no rate", []string{"rooms", "-rate", "0"}, "-rate 0", true},
+		{"rooms, too many senders", []string{"rooms", "-senders", "101"}, "-senders 101", true},
+		{"rooms, one room in the memory step", []string{"rooms", "-mem-rooms", "1"}, "-mem-rooms 1", true},
+		{"rooms, pool smaller than the rooms", []string{"rooms", "-mem-rooms", "10", "-mem-pool", "5"}, "-mem-pool 5", true},
+		{"rooms, too many sockets", []string{"rooms", "-mem-conns", "20001"}, "-mem-conns 20001", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -124,6 +136,89 @@ func TestSentPerSender(t *testing.T) {
 		if fmt.Sprint(got) != fmt.Sprint(tt.want) {
 			t.Errorf("sentPerSender(%d, %d, %d) = %v, want %v", tt.sent, tt.warm, tt.senders, got, tt.want)
 		}
+	}
+}
+
+func TestRouting(t *testing.T) {
+	ids := []string{"a", "b", "c", "d"}
+	// 10 clients over 4 rooms: 3, 3, 2, 2.
+	rt := newRouting(ids, 10, 2, 3)
+	if lo, hi := rt.roomSizes(); lo != 2 || hi != 3 || rt.of[5] != 1 || rt.of[9] != 1 {
+		t.Fatalf("sizes %d..%d, client 5 in room %d, client 9 in room %d", lo, hi, rt.of[5], rt.of[9])
+	}
+	// Message k goes from sender k mod 2 to room k mod 4; the measured ones
+	// start at k = 3 (three warm-up messages): sender 1 sends k = 3, 5, 7, ...
+	// (rooms 3, 1, 3, ...), sender 0 sends k = 4, 6, 8, ... (rooms 0, 2, 0, ...).
+	for _, tt := range []struct {
+		sender, seq int64
+		room        int
+	}{{1, 0, 3}, {1, 1, 1}, {1, 2, 3}, {0, 0, 0}, {0, 1, 2}, {0, 2, 0}} {
+		if got := rt.room(tt.sender, tt.seq); got != tt.room {
+			t.Errorf("room(sender %d, seq %d) = %d, want %d", tt.sender, tt.seq, got, tt.room)
+		}
+	}
+	if !rt.delivers(3, stamp.Stamp{Sender: 1, Seq: 0}) || rt.delivers(2, stamp.Stamp{Sender: 1, Seq: 0}) || rt.delivers(3, stamp.Stamp{Sender: 2}) {
+		t.Error("delivers: client 3 is in room 3, client 2 is not; there is no sender 2")
+	}
+	for _, tt := range []struct {
+		rooms, senders, j int
+		want              string
+	}{
+		{100, 10, 3, "[3 13 23 33 43 53 63 73 83 93]"},
+		{10, 10, 3, "[3]"},
+		{4, 6, 1, "[1 3]"}, // gcd 2
+		{3, 10, 7, "[0 1 2]"},
+		{2, 4, 3, "[1]"},
+	} {
+		if got := fmt.Sprint(senderRooms(tt.rooms, tt.senders, tt.j)); got != tt.want {
+			t.Errorf("senderRooms(%d, %d, %d) = %s, want %s", tt.rooms, tt.senders, tt.j, got, tt.want)
+		}
+	}
+	// Every message a sender sends goes to a room it is in.
+	for _, shape := range [][2]int{{100, 10}, {10, 10}, {4, 6}, {3, 10}, {7, 3}} {
+		n, senders := shape[0], shape[1]
+		for k := range 200 {
+			if !slices.Contains(senderRooms(n, senders, k%senders), k%n) {
+				t.Fatalf("%d rooms, %d senders: message %d goes to room %d, which sender %d is not in", n, senders, k, k%n, k%senders)
+			}
+		}
+	}
+}
+
+func TestRoomsTables(t *testing.T) {
+	point := func(server, label string, p99, cpu float64) RoomsPoint {
+		return RoomsPoint{FanoutPoint: FanoutPoint{Server: server, Label: label, Rate: 100, DeliveriesPerSec: 1000,
+			LatencyMs: Latency{P50: 1, P95: 2, P99: p99, Max: 9}, CPUPerDeliveryUs: cpu, ServerCores: 0.1, ServerRSSMB: 50},
+			Rooms: 100, RoomSizeMin: 10, RoomSizeMax: 10, ServerUserUs: cpu / 2, ServerSysUs: cpu / 2}
+	}
+	ours, ref := point("go", "ours (Go)", 3, 60), point("node", "reference (Node)", 6, 80)
+	ours.WrongRoom = 4
+	uneven := point("go", "ours (Go)", 3, 60)
+	uneven.Rooms, uneven.RoomSizeMin, uneven.RoomSizeMax, uneven.Error = 3, 3, 4, "connect clients: refused\nmore"
+	md := roomsTable([]RoomsPoint{ours, ref, uneven})
+	for _, want := range []string{"100 rooms of 10", "**0.50**", "**0.75**", "4 messages reached clients not in their room",
+		"3 rooms  ", "ours (Go), 3 rooms failed: connect clients: refused", "µs user", "µs system"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("table lacks %q:\n%s", want, md)
+		}
+	}
+	if got := shapeText(uneven); got != "3 rooms of 3-4" {
+		t.Errorf("shapeText = %q", got)
+	}
+	mem := roomsMemTable([]RoomsMemPoint{
+		{Server: "go", Label: "ours (Go)", Conns: 5000, Pool: 100, Rooms: 10, OneKB: 3, ManyKB: 4.5, ExtraKB: 1.5, ExtraSettledKB: 0.8,
+			OneLiveKB: ptr(2), ExtraLiveKB: ptr(0.7), HoldSec: 5},
+		{Server: "node", Label: "reference (Node)", Conns: 5000, Pool: 100, Rooms: 10, OneKB: 18, ManyKB: 21, ExtraKB: 3, ExtraSettledKB: 2, HoldSec: 5},
+	})
+	mem += roomsMemTable([]RoomsMemPoint{{Server: "go", Label: "ours (Go)", Error: "open connections: refused"}})
+	for _, want := range []string{"5000 sockets over 100 public rooms, 1 room each, then 10", "+9 rooms, KB/socket", "**+1.50**", "+0.80",
+		" 0.50 |", " 0.40 |", "read 5s after", "ours (Go), memory step failed: open connections: refused"} {
+		if !strings.Contains(mem, want) {
+			t.Errorf("memory table lacks %q:\n%s", want, mem)
+		}
+	}
+	if roomsMemTable(nil) != "" || roomsTable(nil) != "" {
+		t.Error("no step, no table")
 	}
 }
 
@@ -210,7 +305,7 @@ func TestClusterTableOnTwoBackends(t *testing.T) {
 // scripts/services (REDIS_URL, DATABASE_URL, KAFKA_BROKERS): without them
 // it fails.
 func TestSmoke(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	out := t.TempDir()
 	var stdout, stderr bytes.Buffer
@@ -434,6 +529,55 @@ func TestSmoke(t *testing.T) {
 		}
 		if svg, err := os.ReadFile(filepath.Join(out, "smoke-pipeline.svg")); err != nil || !bytes.HasPrefix(svg, []byte("<svg")) {
 			t.Errorf("chart: %v", err)
+		}
+	})
+
+	t.Run("rooms", func(t *testing.T) {
+		// 20 clients in 4 rooms of 5, then in 2 rooms of 10; 3 senders (in
+		// 4 and 2 rooms, gcd 1: every sender in every room); then 60 sockets
+		// in 1 room, then in 3.
+		err := run(ctx, []string{"rooms", "-clients", "20", "-rooms", "4,2", "-senders", "3", "-rate", "30", "-duration", "2s",
+			"-warmup", "500ms", "-drain", "5s", "-mem-conns", "60", "-mem-rooms", "3", "-mem-pool", "5", "-mem-hold", "200ms",
+			"-out", out, "-name", "smoke-rooms"}, &stdout, &stderr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var res RoomsResult
+		readJSON(t, filepath.Join(out, "smoke-rooms.json"), &res)
+		if len(res.Points) != 4 || res.Points[0].Server != "go" || res.Points[1].Server != "node" || res.Points[2].Rooms != 2 {
+			t.Fatalf("want ours then the reference, 4 rooms then 2: %+v", res.Points)
+		}
+		for _, p := range res.Points {
+			if p.Error != "" {
+				t.Fatalf("%s, %d rooms: %s", p.Label, p.Rooms, p.Error)
+			}
+			// 60 messages, each to the 5 or 10 clients of its room.
+			if want := 60 * int64(20/p.Rooms); p.Sent != 60 || p.Expected != want || p.Delivered != want || p.Missing != 0 ||
+				p.Duplicates != 0 || p.OutOfOrder != 0 || p.WrongRoom != 0 || p.Dropped != 0 || p.Refused != 0 {
+				t.Errorf("%s, %d rooms: sent %d, expected %d (want %d), delivered %d, missing %d, duplicates %d, out of order %d, wrong room %d, dropped %d, refused %d",
+					p.Label, p.Rooms, p.Sent, p.Expected, want, p.Delivered, p.Missing, p.Duplicates, p.OutOfOrder, p.WrongRoom, p.Dropped, p.Refused)
+			}
+			if !(p.ServerCPUSec > 0 && p.CPUPerDeliveryUs > 0 && p.ServerUserUs+p.ServerSysUs > 0 && p.ServerRSSMB > 1 && p.LatencyMs.P99 > 0) {
+				t.Errorf("%s, %d rooms: CPU %v s, %v µs/delivery (%v user, %v system), RSS %v MB, p99 %v ms",
+					p.Label, p.Rooms, p.ServerCPUSec, p.CPUPerDeliveryUs, p.ServerUserUs, p.ServerSysUs, p.ServerRSSMB, p.LatencyMs.P99)
+			}
+		}
+		if len(res.Memory) != 2 {
+			t.Fatalf("want a memory step per server: %+v", res.Memory)
+		}
+		for _, m := range res.Memory {
+			if m.Error != "" || m.Conns != 60 || m.Rooms != 3 || m.Dropped != 0 || !(m.BaseRSSMB > 1 && m.OneRSSMB > 1 && m.ManyRSSMB > 1) {
+				t.Errorf("memory step: %+v", m)
+			}
+		}
+		if res.Memory[0].ExtraLiveKB == nil || res.Memory[0].OneLiveKB == nil || *res.Memory[0].OneLiveKB <= 0 || res.Memory[1].ExtraLiveKB != nil {
+			t.Errorf("the live heap is ours only: %v, %v; %v", res.Memory[0].OneLiveKB, res.Memory[0].ExtraLiveKB, res.Memory[1].ExtraLiveKB)
+		}
+		if !strings.HasSuffix(res.Meta.Servers["node_server"], "rooms-server.js") {
+			t.Errorf("the reference is %q, want the rooms fixture", res.Meta.Servers["node_server"])
+		}
+		if env := res.Meta.Servers["go_server_step_env"]; !strings.Contains(env, "ADMIN_TOKEN=(hidden)") || !strings.Contains(env, "ROOMS_ANONYMOUS_MAX=5") {
+			t.Errorf("our step settings: %q", env)
 		}
 	})
 

@@ -155,10 +155,7 @@ func runStorm(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	res := StormResult{Meta: s.meta, Storms: points}
 	md := s.header(fmt.Sprintf("storm: %d clients of a killed node come back at once, %d messages missed", f.clients, f.missed)) + stormTable(points)
-	if err := s.publish(stdout, res, md, nil); err != nil {
-		return err
-	}
-	return nil
+	return s.publish(stdout, res, md, nil, tally{})
 }
 
 // listSetFlag is a comma separated list of words.

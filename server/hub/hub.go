@@ -139,17 +139,16 @@ func (cl *client) drop(m *member) {
 	}
 }
 
-// member is a connection in a room.
+// member is a connection in a room: 32 bytes, as a socket has one per
+// room it is in (its typing, rarer, is its room's: room.typists).
 type member struct {
 	c Conn
 	r *room
 	// live is the index in room.live, -1 until the history was sent
-	// (guarded by room.mu); idx the index in room.members (room.pmu).
-	live, idx int
-	// skip, on an ordered hub, is what a member that came back must not
-	// be sent live (guarded by room.mu).
-	skip *skip
-	typingState
+	// (guarded by room.mu); idx the index in room.members, -1 once it left
+	// (room.pmu). What a member that came back must not be sent live, on
+	// an ordered hub, is its room's (room.skips): few members have any.
+	live, idx int32
 }
 
 // ErrNotMember refuses an action in a room the connection is not in.

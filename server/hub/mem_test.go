@@ -39,3 +39,45 @@ func TestMemoryPerConnection(t *testing.T) {
 	runtime.KeepAlive(conns)
 	_ = time.Now
 }
+
+// TestMemoryPerMembership measures what a connection's rooms beyond its
+// first cost the hub: 5,000 connections, each in the global room and one
+// of 100 rooms, join 9 more each. A member is 32 bytes, plus its place in
+// the room's lists and in the connection's.
+func TestMemoryPerMembership(t *testing.T) {
+	rooms := make([]string, 100)
+	for i := range rooms {
+		rooms[i] = fmt.Sprintf("room-%03d", i)
+	}
+	n := newNode(t, nodeOptions{rooms: rooms})
+	const count, more = 5000, 9
+	conns := make([]*memConn, count)
+	for i := range conns {
+		conns[i] = &memConn{id: fmt.Sprintf("c-%06d", i)}
+		for _, room := range []string{chat.GlobalRoom, rooms[i%len(rooms)]} {
+			if err := n.Join(conns[i], room, JoinOptions{Live: true}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for i, c := range conns {
+		for a := 1; a <= more; a++ {
+			if err := n.Join(c, rooms[(i+a)%len(rooms)], JoinOptions{Live: true}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	per := float64(after.HeapAlloc-before.HeapAlloc) / count / more
+	t.Logf("hub heap per membership beyond the first two: %.0f B (%.0f B for %d more rooms)", per, per*more, more)
+	// 32 for the member, 8 in each of the room's two lists and 8 in the
+	// connection's, with the slack of their growth.
+	if per > 80 {
+		t.Errorf("a membership costs the hub %.0f B of heap, want at most 80", per)
+	}
+	runtime.KeepAlive(conns)
+}

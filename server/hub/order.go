@@ -117,6 +117,19 @@ func (s *skip) drops(pos chat.Position, id string) bool {
 	return false
 }
 
+// setSkipLocked sets what m must not be sent live (nil: nothing); r.mu is
+// held.
+func (r *room) setSkipLocked(m *member, sk *skip) {
+	if sk == nil {
+		delete(r.skips, m)
+		return
+	}
+	if r.skips == nil {
+		r.skips = make(map[*member]*skip)
+	}
+	r.skips[m] = sk
+}
+
 // placeLocked is where a client that saw every delivery so far stands;
 // o.mu is held.
 func (o *order) placeLocked() Place {
@@ -373,8 +386,10 @@ func (h *Hub) deliverPlaced(r *room, e chat.Event, pos chat.Position, place Plac
 	}
 	n := 0
 	for _, m := range r.live {
-		if m.skip != nil && m.skip.drops(pos, e.Message.ID) {
-			continue
+		if len(r.skips) > 0 {
+			if sk := r.skips[m]; sk != nil && sk.drops(pos, e.Message.ID) {
+				continue
+			}
 		}
 		m.c.Send(f)
 		n++
@@ -554,7 +569,7 @@ func (h *Hub) joinOrdered(c Conn, names []string, o JoinOptions) error {
 	}
 	for _, j := range js {
 		j.r.mu.Lock()
-		j.m.skip = sk
+		j.r.setSkipLocked(j.m, sk)
 		j.r.goLiveLocked(j.m)
 		j.r.mu.Unlock()
 	}

@@ -194,4 +194,15 @@ func TestTyping(t *testing.T) {
 	if err := n.Typing(ann, chat.GlobalRoom, true, now); !errors.Is(err, ErrNotMember) {
 		t.Fatalf("typing after leaving: %v", err)
 	}
+	// Nothing of a typist stays in its rooms once it left them.
+	for _, room := range []string{chat.GlobalRoom, "room-a"} {
+		if r := n.lookup(room); r != nil {
+			r.pmu.Lock()
+			left := len(r.typists)
+			r.pmu.Unlock()
+			if left != 0 {
+				t.Fatalf("%s still holds %d typists", room, left)
+			}
+		}
+	}
 }

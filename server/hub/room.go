@@ -18,10 +18,15 @@ type room struct {
 	// exactly.
 	mu   sync.Mutex
 	live []*member
+	// skips, on an ordered hub, are what members that came back must not
+	// be sent live (nil while none has any; guarded by mu).
+	skips map[*member]*skip
 
-	// pmu guards the members and the presence state.
+	// pmu guards the members, their typing and the presence state.
 	pmu     sync.Mutex
 	members []*member
+	// typists are the members typing now (nil while nobody types).
+	typists map[*member]typingState
 	// lastView is the cluster's view at the last presence tick and
 	// lastOnline its count (-1 before the first), lastLocal this node's
 	// count then; dirty: this node's members changed since.
@@ -157,7 +162,7 @@ func (h *Hub) enroll(c Conn, room string) (*room, *member, error) {
 	// Registered under both locks: a room is dropped only when it has no
 	// member (see dropEmpty).
 	r.pmu.Lock()
-	m.idx = len(r.members)
+	m.idx = int32(len(r.members))
 	r.members = append(r.members, m)
 	r.dirty = true
 	r.pmu.Unlock()
@@ -291,17 +296,17 @@ func (h *Hub) sendMessage(c Conn, m chat.Message, high string) {
 // goLiveLocked adds m to the live members; r.mu is held.
 func (r *room) goLiveLocked(m *member) {
 	if m.live < 0 {
-		m.live = len(r.live)
+		m.live = int32(len(r.live))
 		r.live = append(r.live, m)
 	}
 }
 
 // leaveLiveLocked removes m from the live members; r.mu is held.
 func (r *room) leaveLiveLocked(m *member) {
-	if i := m.live; i >= 0 && i < len(r.live) && r.live[i] == m {
+	if i := int(m.live); i >= 0 && i < len(r.live) && r.live[i] == m {
 		last := len(r.live) - 1
 		r.live[i] = r.live[last]
-		r.live[i].live = i
+		r.live[i].live = int32(i)
 		r.live[last] = nil
 		r.live = r.live[:last]
 	}
@@ -349,21 +354,28 @@ func (h *Hub) Leave(c Conn, room string) error {
 }
 
 func (h *Hub) leave(r *room, m *member) {
-	h.stopTyping(r, m)
 	r.mu.Lock()
 	r.leaveLiveLocked(m)
+	delete(r.skips, m)
 	r.mu.Unlock()
 	r.pmu.Lock()
-	if i := m.idx; i >= 0 && i < len(r.members) && r.members[i] == m {
+	// Its typing ends with it, under the lock that takes it out: a typing
+	// event racing the leaving finds it gone (Typing).
+	_, typing := r.typists[m]
+	delete(r.typists, m)
+	if i := int(m.idx); i >= 0 && i < len(r.members) && r.members[i] == m {
 		last := len(r.members) - 1
 		r.members[i] = r.members[last]
-		r.members[i].idx = i
+		r.members[i].idx = int32(i)
 		r.members[last] = nil
 		r.members = r.members[:last]
 		m.idx = -1
 		r.dirty = true
 	}
 	r.pmu.Unlock()
+	if typing {
+		h.broadcastTyping(m.c, r.name, false)
+	}
 }
 
 // Disconnect forgets c: it leaves every room (its typing ends).

@@ -15,12 +15,11 @@ import (
 // whose typist's node died) can expire an indicator that is not renewed.
 // Rate limits and the payload are the edge's.
 
-// typingState is a member's typing; guarded by its room's pmu. Times are
-// Unix nanoseconds: a member of every connection carries them.
+// typingState is a typing member's, in its room's typists (guarded by
+// the room's pmu). Times are Unix nanoseconds.
 type typingState struct {
-	typing bool
-	until  int64 // it ends then unless renewed
-	sent   int64 // when the others were last told
+	until int64 // it ends then unless renewed
+	sent  int64 // when the others were last told
 }
 
 type typingEvent struct {
@@ -48,17 +47,27 @@ func (h *Hub) Typing(c Conn, room string, typing bool, now time.Time) error {
 	if m == nil {
 		return ErrNotMember
 	}
-	r := h.room(room) // not nil: c is a member
+	r := m.r
 	send := false
 	r.pmu.Lock()
+	if m.idx < 0 { // it left meanwhile
+		r.pmu.Unlock()
+		return ErrNotMember
+	}
+	st, was := r.typists[m]
 	switch {
 	case typing:
-		m.until = now.Add(h.o.TypingTimeout).UnixNano()
-		if !m.typing || now.UnixNano()-m.sent >= int64(h.o.TypingTimeout/2) {
-			m.typing, m.sent, send = true, now.UnixNano(), true
+		st.until = now.Add(h.o.TypingTimeout).UnixNano()
+		if !was || now.UnixNano()-st.sent >= int64(h.o.TypingTimeout/2) {
+			st.sent, send = now.UnixNano(), true
 		}
-	case m.typing:
-		m.typing, send = false, true
+		if r.typists == nil {
+			r.typists = make(map[*member]typingState)
+		}
+		r.typists[m] = st
+	case was:
+		delete(r.typists, m)
+		send = true
 	}
 	r.pmu.Unlock()
 	if send {
@@ -70,15 +79,15 @@ func (h *Hub) Typing(c Conn, room string, typing bool, now time.Time) error {
 // StopTyping ends c's typing in room, if it is typing there.
 func (h *Hub) StopTyping(c Conn, room string) {
 	if m := h.member(c, room); m != nil {
-		h.stopTyping(h.room(room), m)
+		h.stopTyping(m.r, m)
 	}
 }
 
 // stopTyping ends m's typing in r, if it is typing there.
 func (h *Hub) stopTyping(r *room, m *member) {
 	r.pmu.Lock()
-	was := m.typing
-	m.typing = false
+	_, was := r.typists[m]
+	delete(r.typists, m)
 	r.pmu.Unlock()
 	if was {
 		h.broadcastTyping(m.c, r.name, false)
@@ -100,8 +109,8 @@ func (h *Hub) expireTyping(now time.Time) {
 	var out []expired
 	for _, r := range h.snapshotRooms() {
 		r.pmu.Lock()
-		for _, m := range r.members {
-			if m.typing && now.UnixNano() > m.until {
+		for m, st := range r.typists {
+			if now.UnixNano() > st.until {
 				out = append(out, expired{r, m})
 			}
 		}

@@ -226,10 +226,16 @@ func saslBrokerConfig(b saslBroker, controller, jaas, dir, data string) string {
 func runSASLBroker(t *testing.T, conf string) *testkit.Process {
 	t.Helper()
 	services := "../../scripts/services"
-	var id [16]byte
-	_, _ = rand.Read(id[:])
+	// A cluster id that starts with '-' reads as an option to the tool
+	// (1 in 64 random ids): draw again, as Kafka's own random-uuid does.
+	id := "-"
+	for strings.HasPrefix(id, "-") {
+		var b [16]byte
+		_, _ = rand.Read(b[:])
+		id = base64.RawURLEncoding.EncodeToString(b[:])
+	}
 	if out, err := exec.Command(services, "kafka-tool", "kafka.tools.StorageTool", "format",
-		"-t", base64.RawURLEncoding.EncodeToString(id[:]), "-c", conf).CombinedOutput(); err != nil {
+		"-t", id, "-c", conf).CombinedOutput(); err != nil {
 		t.Fatalf("format the SASL broker's storage: %v\n%s", err, out)
 	}
 	return testkit.Start(t, "SASL broker", exec.Command(services, "kafka-tool", "kafka.Kafka", conf), nil)

@@ -8,23 +8,28 @@ import (
 	"strings"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/scalable-chat-go/server/chat"
 )
 
 // Presence tells who is online in each room on every Go node of the
 // cluster: each node writes its own view of a room (its connection count
-// and its users there) to a key of the room that expires after
-// PresenceTTL, and the cluster's view of the room is the merge of its keys
-// alive. A crashed node stops refreshing its keys and drops out within the
-// TTL. Nodes running Node's adapters publish nothing, so their clients are
-// not counted.
+// and its users there), refreshed on every sync, and the cluster's view of
+// the room is the merge of the views written within PresenceTTL. A
+// crashed node stops refreshing and drops out within the TTL. Nodes
+// running Node's adapters publish nothing, so their clients are not
+// counted.
 //
-// On one server, the global room's keys are prefix:presence:<node>, as
-// before rooms, so that nodes of both versions count each other during a
-// rolling upgrade; another room's are prefix:room-presence:<room>:<node>,
-// which the global room's pattern does not match. On a Redis Cluster, a
-// room's keys are prefix:presence:{<room>}:<node>: the hash tag puts them
-// in one slot, so one node's SCAN lists them all and one MGET reads them.
+// The global room keeps the keys it had before rooms, one per node,
+// prefix:presence:<node> with the TTL as their expiry, so that nodes of
+// both versions count each other during a rolling upgrade; reading them
+// takes a SCAN, once a second per node. Every other room is one hash,
+// prefix:room-presence:<room>, a field per node: a sync reads and writes
+// only that key, so its cost follows the room's nodes, not the keyspace
+// (a SCAN per room per second would walk the whole keyspace as many
+// times as a node holds rooms). On a Redis Cluster the global room's keys
+// are prefix:presence:{global}:<node>, one slot for the SCAN.
 type Presence struct{ c *Cluster }
 
 var _ chat.Presence = (*Presence)(nil)
@@ -32,16 +37,18 @@ var _ chat.Presence = (*Presence)(nil)
 // Presence returns the cluster's presence.
 func (c *Cluster) Presence() *Presence { return &Presence{c: c} }
 
-// key is the key of node's view of room; key(room, "*") the pattern of the
-// room's keys.
-func (p *Presence) key(room, node string) string {
+// key is the key of node's view of the global room; key("") the prefix of
+// all of them.
+func (p *Presence) key(node string) string {
 	if p.c.cluster != nil {
-		return p.c.o.KeyPrefix + ":presence:{" + room + "}:" + node
+		return p.c.o.KeyPrefix + ":presence:{" + chat.GlobalRoom + "}:" + node
 	}
-	if room == chat.GlobalRoom {
-		return p.c.o.KeyPrefix + ":presence:" + node
-	}
-	return p.c.o.KeyPrefix + ":room-presence:" + room + ":" + node
+	return p.c.o.KeyPrefix + ":presence:" + node
+}
+
+// roomKey is the hash of room's views, a field per node.
+func (p *Presence) roomKey(room string) string {
+	return p.c.o.KeyPrefix + ":room-presence:" + room
 }
 
 // globEscape quotes the characters SCAN's MATCH reads as a pattern.
@@ -61,6 +68,31 @@ type nodeUser struct {
 	Since  int64  `json:"since"` // Unix milliseconds
 }
 
+// syncRoom writes this node's view (ARGV[2]) of a room under its field
+// (ARGV[1]), stamped with Redis's own clock, and returns the views
+// written within ARGV[3] milliseconds, deleting the older ones (their
+// nodes stopped). Redis's clock, not the nodes': their clocks may
+// disagree by more than the TTL. The key expires with the TTL too, so a
+// room every node left leaves nothing behind.
+var syncRoom = goredis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ttl = tonumber(ARGV[3])
+redis.call('HSET', KEYS[1], ARGV[1], now .. ' ' .. ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ttl)
+local all = redis.call('HGETALL', KEYS[1])
+local out = {}
+for i = 1, #all, 2 do
+  local at, view = string.match(all[i + 1], '^(%d+) (.*)$')
+  if at and now - tonumber(at) <= ttl then
+    out[#out + 1] = view
+  else
+    redis.call('HDEL', KEYS[1], all[i])
+  end
+end
+return out
+`)
+
 // Sync publishes local, this node's view of room, and returns the
 // cluster's.
 func (p *Presence) Sync(ctx context.Context, room string, local chat.PresenceView) (chat.PresenceView, error) {
@@ -73,36 +105,25 @@ func (p *Presence) Sync(ctx context.Context, room string, local chat.PresenceVie
 	if err != nil {
 		return chat.PresenceView{}, fmt.Errorf("encode presence: %w", err)
 	}
-	if err := c.client.Set(ctx, p.key(room, c.nodeID), b, c.o.PresenceTTL).Err(); err != nil {
-		return chat.PresenceView{}, fmt.Errorf("publish presence: %w", err)
+	var views []string
+	if room == chat.GlobalRoom {
+		views, err = p.syncGlobal(ctx, b)
+	} else {
+		views, err = syncRoom.Run(ctx, c.client, []string{p.roomKey(room)},
+			c.nodeID, b, max(c.o.PresenceTTL.Milliseconds(), 1)).StringSlice()
+		if err != nil {
+			err = fmt.Errorf("sync presence: %w", err)
+		}
 	}
-	var keys []string
-	// The keys of the room live on one node (its hash tag's, on a cluster).
-	node, err := c.nodeFor(ctx, p.key(room, c.nodeID))
 	if err != nil {
-		return chat.PresenceView{}, fmt.Errorf("list presence keys: %w", err)
+		return chat.PresenceView{}, err
 	}
-	iter := node.Scan(ctx, 0, globEscape.Replace(p.key(room, ""))+"*", 100).Iterator()
-	for iter.Next(ctx) {
-		keys = append(keys, iter.Val())
-	}
-	if err := iter.Err(); err != nil {
-		return chat.PresenceView{}, fmt.Errorf("list presence keys: %w", err)
-	}
-	if len(keys) == 0 {
+	if len(views) == 0 {
 		return local, nil
-	}
-	vals, err := c.client.MGet(ctx, keys...).Result()
-	if err != nil {
-		return chat.PresenceView{}, fmt.Errorf("read presence: %w", err)
 	}
 	var out chat.PresenceView
 	var lists [][]chat.OnlineUser
-	for _, v := range vals {
-		s, ok := v.(string)
-		if !ok {
-			continue // expired between SCAN and MGET
-		}
+	for _, s := range views {
 		nv, ok := parseNodeView(s)
 		if !ok {
 			continue
@@ -119,6 +140,42 @@ func (p *Presence) Sync(ctx context.Context, room string, local chat.PresenceVie
 		out.Users, _ = chat.MergeUsers(-1, lists...)
 	}
 	return out, nil
+}
+
+// syncGlobal writes this node's view of the global room, b, and returns
+// the views of every node alive.
+func (p *Presence) syncGlobal(ctx context.Context, b []byte) ([]string, error) {
+	c := p.c
+	if err := c.client.Set(ctx, p.key(c.nodeID), b, c.o.PresenceTTL).Err(); err != nil {
+		return nil, fmt.Errorf("publish presence: %w", err)
+	}
+	var keys []string
+	// The keys live on one node (their hash tag's, on a cluster).
+	node, err := c.nodeFor(ctx, p.key(c.nodeID))
+	if err != nil {
+		return nil, fmt.Errorf("list presence keys: %w", err)
+	}
+	iter := node.Scan(ctx, 0, globEscape.Replace(p.key(""))+"*", 100).Iterator()
+	for iter.Next(ctx) {
+		keys = append(keys, iter.Val())
+	}
+	if err := iter.Err(); err != nil {
+		return nil, fmt.Errorf("list presence keys: %w", err)
+	}
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	vals, err := c.client.MGet(ctx, keys...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("read presence: %w", err)
+	}
+	views := make([]string, 0, len(vals))
+	for _, v := range vals {
+		if s, ok := v.(string); ok { // nil: expired between SCAN and MGET
+			views = append(views, s)
+		}
+	}
+	return views, nil
 }
 
 // parseNodeView reads a node's key: the JSON view, or an earlier node's
@@ -140,7 +197,13 @@ func (p *Presence) Leave(ctx context.Context, rooms ...string) error {
 	// One key a command: the keys of several rooms need not share a slot.
 	var first error
 	for _, r := range rooms {
-		if err := p.c.client.Del(ctx, p.key(r, p.c.nodeID)).Err(); err != nil && first == nil {
+		var err error
+		if r == chat.GlobalRoom {
+			err = p.c.client.Del(ctx, p.key(p.c.nodeID)).Err()
+		} else {
+			err = p.c.client.HDel(ctx, p.roomKey(r), p.c.nodeID).Err()
+		}
+		if err != nil && first == nil {
 			first = err
 		}
 	}

@@ -226,6 +226,9 @@ type StartOptions struct {
 	// Script runs this Node script (a path) instead of Options.NodeScript;
 	// Node kind only.
 	Script string
+	// NodeArgs are options of node before the script (Node kind only),
+	// e.g. --expose-gc for Process.CollectGarbage.
+	NodeArgs []string
 	// ReadyPath is the HTTP path answering 200 once the process is ready
 	// (default /readyz for ours, /healthz for Node).
 	ReadyPath string
@@ -276,7 +279,7 @@ func (l *Launcher) StartWith(ctx context.Context, k Kind, o StartOptions) (*Proc
 		if o.Script != "" {
 			script = o.Script
 		}
-		cmd = exec.Command("node", script)
+		cmd = exec.Command("node", append(append([]string{}, o.NodeArgs...), script)...)
 		cmd.Dir = filepath.Join(l.o.Repo, "server", "e2e")
 		cmd.Env = append(append(base, "HOST=127.0.0.1"), o.Env...)
 		readyPath = "/healthz"
@@ -354,6 +357,60 @@ func (p *Process) CPUProfile(ctx context.Context, d time.Duration) ([]byte, erro
 		return nil, fmt.Errorf("CPU profile of %s server: %w", p.Kind, err)
 	}
 	return body, nil
+}
+
+// CollectGarbage has the process collect its garbage now: our server
+// through Go's profiler (started with StartOptions.Pprof; it collects
+// before it writes a heap profile), a Node fixture that offers GET /gc
+// (server/e2e/fixtures/rooms-server.js, run with --expose-gc).
+func (p *Process) CollectGarbage(ctx context.Context) error {
+	url := p.URL + "/gc"
+	if p.Kind == Go {
+		if p.pprofAddr == "" {
+			return fmt.Errorf("%s server (pid %d) was started without its profiler", p.Kind, p.PID)
+		}
+		url = "http://" + p.pprofAddr + "/debug/pprof/heap?gc=1"
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("collect the garbage of %s server: %w", p.Kind, err)
+	}
+	body, _ := io.ReadAll(io.LimitReader(res.Body, 64<<20))
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("collect the garbage of %s server: %s %s", p.Kind, res.Status, clip(body))
+	}
+	return nil
+}
+
+// LiveHeap collects our server's garbage (CollectGarbage) and returns the
+// heap then in use, in bytes, from /metrics: what the live objects take,
+// without the garbage a reading at any other moment includes.
+func (p *Process) LiveHeap(ctx context.Context) (float64, error) {
+	if err := p.CollectGarbage(ctx); err != nil {
+		return 0, err
+	}
+	v, err := p.Metrics(ctx, "go_memstats_heap_inuse_bytes")
+	if err != nil {
+		return 0, err
+	}
+	heap, ok := v["go_memstats_heap_inuse_bytes"]
+	if !ok {
+		return 0, fmt.Errorf("%s server's /metrics has no go_memstats_heap_inuse_bytes", p.Kind)
+	}
+	return heap, nil
+}
+
+// clip is the start of a body, for errors.
+func clip(b []byte) string {
+	b = bytes.TrimSpace(b)
+	if len(b) > 200 {
+		b = b[:200]
+	}
+	return string(b)
 }
 
 func (p *Process) waitReady(ctx context.Context, path string, timeout time.Duration) error {

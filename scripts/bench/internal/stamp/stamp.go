@@ -36,6 +36,14 @@ var marker = []byte(`"bench|`)
 // `event:message` {message, username} whose text carries s, padded to
 // textLen characters (a text never gets shorter than its stamp).
 func AppendEvent(dst []byte, s Stamp, textLen int) []byte {
+	return AppendRoomEvent(dst, s, textLen, "")
+}
+
+// AppendRoomEvent is AppendEvent with the payload's room ({message,
+// username, room}); room "" leaves it out (the global room). A room id is
+// written as it is: the bench's are UUIDs and plain names, which JSON never
+// escapes.
+func AppendRoomEvent(dst []byte, s Stamp, textLen int, room string) []byte {
 	dst = append(dst, `42["event:message",{"message":"bench|`...)
 	start := len(dst) - len("bench|")
 	dst = strconv.AppendInt(dst, s.Run, 10)
@@ -49,7 +57,13 @@ func AppendEvent(dst []byte, s Stamp, textLen int) []byte {
 	for len(dst)-start < textLen {
 		dst = append(dst, 'x')
 	}
-	return append(dst, `","username":"`+Username+`"}]`...)
+	dst = append(dst, `","username":"`+Username+`"`...)
+	if room != "" {
+		dst = append(dst, `,"room":"`...)
+		dst = append(dst, room...)
+		dst = append(dst, '"')
+	}
+	return append(dst, "}]"...)
 }
 
 // Parse finds a stamp in a received frame. It reports false when the frame

@@ -33,6 +33,28 @@ func TestAppendEventIsTheOriginalProtocol(t *testing.T) {
 	}
 }
 
+func TestAppendRoomEvent(t *testing.T) {
+	s := Stamp{Run: 5, Sender: 2, Seq: 7, Sent: 99}
+	f := AppendRoomEvent(nil, s, 40, "0193d6c4-8d2f-7b8e-9a41-5c2e1f0a3b7d")
+	var args []json.RawMessage
+	if err := json.Unmarshal(f[2:], &args); err != nil || len(args) != 2 {
+		t.Fatalf("frame %q: %v", f, err)
+	}
+	var payload struct{ Message, Username, Room string }
+	if err := json.Unmarshal(args[1], &payload); err != nil {
+		t.Fatal(err)
+	}
+	if payload.Room != "0193d6c4-8d2f-7b8e-9a41-5c2e1f0a3b7d" || payload.Username != Username || len(payload.Message) != 40 {
+		t.Fatalf("payload %+v", payload)
+	}
+	if got, ok := Parse(f); !ok || got != s {
+		t.Fatalf("parsed %v %v", got, ok)
+	}
+	if g, w := string(AppendRoomEvent(nil, s, 40, "")), string(AppendEvent(nil, s, 40)); g != w {
+		t.Fatalf("no room is the global room's frame: %q, want %q", g, w)
+	}
+}
+
 func TestParse(t *testing.T) {
 	tests := []struct {
 		name  string

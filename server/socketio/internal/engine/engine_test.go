@@ -397,6 +397,52 @@ func TestInboxBackPressure(t *testing.T) {
 	}
 }
 
+// A session keeps no inbox array once it handled a burst: an idle
+// connection that once sent thirty packets at once (a client joining its
+// rooms) costs what one that never did costs.
+func TestInboxNotKeptAfterABurst(t *testing.T) {
+	release := make(chan struct{})
+	var releaseOnce sync.Once
+	let := func() { releaseOnce.Do(func() { close(release) }) }
+	var handled atomic.Int64
+	var sess atomic.Pointer[Session]
+	// A heartbeat longer than the test: this client answers no ping.
+	ts := startEngine(t, Options{Path: "/engine.io/", InboxLimit: 64, PingInterval: 20 * time.Second, PingTimeout: 20 * time.Second,
+		Messages: func(s *Session, data []byte, _ bool) {
+			sess.Store(s)
+			<-release
+			handled.Add(1)
+		}})
+	t.Cleanup(let) // before the engine's close, which waits for the handler
+	inbox := func() (n, capacity int) {
+		s := sess.Load()
+		if s == nil {
+			return 0, 0
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return len(s.inbox), cap(s.inbox)
+	}
+	w := ts.ws("EIO=4&transport=websocket")
+	w.read()
+	// The first message holds the worker; the burst queues behind it.
+	w.send("4m0")
+	eventually(t, 5*time.Second, "the first message handled", func() (bool, string) { return sess.Load() != nil, "not yet" })
+	const n = 30
+	for i := 1; i < n; i++ {
+		w.send("4m" + strconv.Itoa(i))
+	}
+	eventually(t, 5*time.Second, "the burst queued", func() (bool, string) {
+		queued, _ := inbox()
+		return queued == n-1, strconv.Itoa(queued)
+	})
+	let()
+	eventually(t, 5*time.Second, "the burst handled and its inbox let go", func() (bool, string) {
+		_, capacity := inbox()
+		return handled.Load() == n && capacity == 0, fmt.Sprintf("%d handled, inbox capacity %d", handled.Load(), capacity)
+	})
+}
+
 // An upgrade keeps the order: what was queued for polling goes first.
 func TestUpgradeKeepsOrder(t *testing.T) {
 	ts := bareEcho(t)

@@ -333,14 +333,17 @@ const maxBatch = 64
 // run handles the inbox, in order; workers call it.
 func (s *Session) run() {
 	s.mu.Lock()
-	n := min(len(s.inbox), maxBatch)
-	batch := make([]inbound, n)
-	copy(batch, s.inbox)
-	k := copy(s.inbox, s.inbox[n:])
-	clear(s.inbox[k:])
-	s.inbox = s.inbox[:k]
-	if len(s.inbox) == 0 && cap(s.inbox) > 4*maxBatch {
-		s.inbox = nil
+	var batch []inbound
+	if len(s.inbox) <= maxBatch {
+		// The whole inbox is the batch: an idle session keeps no array,
+		// however many items a burst (ten room:join at once) queued.
+		batch, s.inbox = s.inbox, nil
+	} else {
+		batch = make([]inbound, maxBatch)
+		copy(batch, s.inbox)
+		k := copy(s.inbox, s.inbox[maxBatch:])
+		clear(s.inbox[k:])
+		s.inbox = s.inbox[:k]
 	}
 	s.mu.Unlock()
 
