@@ -146,8 +146,6 @@ func Open(o Options) (*Cluster, error) {
 		return nil, err
 	}
 	c := &Cluster{o: o, nodeID: randomID(), m: newMetrics(o.Registerer)}
-	logTarget.Store(c)
-	setLogger.Do(func() { goredis.SetLogger(redisLogger{}) })
 	if len(o.ClusterNodes) > 0 {
 		opts, node, err := clusterOptions(o)
 		if err != nil {
@@ -191,6 +189,10 @@ func Open(o Options) (*Cluster, error) {
 		go c.reach.run(ctx)
 		c.adapter = &shardedBuilder{c: c}
 	}
+	// go-redis's logger reports to c once c is whole: the clients of a
+	// cluster opened before log meanwhile, and a report reads c.cluster.
+	logTarget.Store(c)
+	setLogger.Do(func() { goredis.SetLogger(redisLogger{}) })
 	return c, nil
 }
 
