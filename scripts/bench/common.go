@@ -107,6 +107,21 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
+// parseOurs parses the flags of a mode that measures our server alone,
+// checks the common ones, and refuses -servers other than go, saying why.
+func (c *common) parseOurs(fs *flag.FlagSet, args []string, why string) error {
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := c.check(); err != nil {
+		return err
+	}
+	if len(c.servers) != 1 || c.servers[0] != server.Go {
+		return usagef("-servers: %s", why)
+	}
+	return nil
+}
+
 func (c *common) check() error {
 	if len(c.servers) == 0 {
 		return usagef("-servers: none given")

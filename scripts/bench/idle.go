@@ -119,13 +119,7 @@ func runIdle(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	what := map[string]string{"websocket": "WebSocket connections", "polling": "long-polling sessions"}[f.transport]
 	md := s.header(fmt.Sprintf("idle: %d %s, held %s", f.conns, what, f.hold)) + idleTable(res.Points)
-	paths, err := s.write(res, md, nil)
-	if err != nil {
-		return err
-	}
-	fmt.Fprint(stdout, md)
-	fmt.Fprintf(stdout, "\nwritten: %v\n", paths)
-	return nil
+	return s.publish(stdout, res, md, nil, tally{})
 }
 
 func idleOne(ctx context.Context, s *session, f *idleFlags, k server.Kind) (IdlePoint, error) {

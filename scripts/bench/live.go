@@ -110,14 +110,8 @@ func runLive(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			"Ours alone (the reference has neither).\n\n")
 		fs.PrintDefaults()
 	}
-	if err := parseFlags(fs, args); err != nil {
+	if err := f.parseOurs(fs, args, "the live mode measures ours only (go): the reference has no presence or typing"); err != nil {
 		return err
-	}
-	if err := f.check(); err != nil {
-		return err
-	}
-	if len(f.servers) != 1 || f.servers[0] != server.Go {
-		return usagef("-servers: the live mode measures ours only (go): the reference has no presence or typing")
 	}
 	if f.conns < 2 || f.conns > maxLiveConns {
 		return usagef("-conns %d: want 2..%d", f.conns, maxLiveConns)

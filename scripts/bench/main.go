@@ -5,6 +5,7 @@
 //	go run ./scripts/bench fanout [flags]   deliveries/s, loss, latency and CPU per delivery
 //	go run ./scripts/bench live   [flags]   the server CPU of presence and typing (ours alone)
 //	go run ./scripts/bench rooms  [flags]   messages to rooms (join, to(room).emit) and what rooms cost a socket
+//	go run ./scripts/bench storm  [flags]   a reconnect storm after a crash: resuming against fresh
 //
 // Each run starts the servers itself (our chat-server, built from this
 // repository, and server/e2e/fixtures/original-server.js), one after the
@@ -64,6 +65,8 @@ modes:
   rooms     messages to rooms: N clients over R rooms, S senders, each
             message to one room: deliveries/s, loss, isolation, latency, CPU
             per delivery (user, system); and the RSS of a socket's extra rooms
+  storm     a reconnect storm: the clients of a killed node come back at
+            once, resuming with their offset against fresh (history page)
 
 Run "go run ./scripts/bench <mode> -h" for a mode's flags.
 `
@@ -88,6 +91,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runLive(ctx, rest, stdout, stderr)
 	case "rooms":
 		return runRooms(ctx, rest, stdout, stderr)
+	case "storm":
+		return runStorm(ctx, rest, stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -363,6 +363,37 @@ func TestSmoke(t *testing.T) {
 		}
 	})
 
+	t.Run("storm", func(t *testing.T) {
+		if testing.Short() {
+			t.Skip("needs Redis (REDIS_URL): -short runs only the tests that need no service")
+		}
+		if os.Getenv("REDIS_URL") == "" {
+			t.Fatal(`REDIS_URL is not set: the storm mode needs the real Redis. Start it with: eval "$(scripts/services up redis)" (or run scripts/test)`)
+		}
+		err := run(ctx, []string{"storm", "-clients", "30", "-before", "5", "-missed", "10",
+			"-out", out, "-name", "smoke-storm"}, &stdout, &stderr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var res StormResult
+		readJSON(t, filepath.Join(out, "smoke-storm.json"), &res)
+		if len(res.Storms) != 4 {
+			t.Fatalf("want resume and fresh, to the other node and the restarted one: %+v", res.Storms)
+		}
+		for _, p := range res.Storms {
+			owed := 10
+			if p.Reconnect == "fresh" {
+				owed = 15
+			}
+			if p.CaughtUp != 30 || p.Owed != owed || p.Extra != 0 || p.StormMS <= 0 || p.ServerCPUMS <= 0 {
+				t.Errorf("%s/%s: %+v", p.To, p.Reconnect, p)
+			}
+			if p.Reconnect == "resume" && (p.Resumed != 30 || p.ResumeGaps != 0) {
+				t.Errorf("%s/resume: resumed %v, gaps %v; want 30 exact resumes", p.To, p.Resumed, p.ResumeGaps)
+			}
+		}
+	})
+
 	t.Run("live", func(t *testing.T) {
 		err := run(ctx, []string{"live", "-conns", "20", "-typists", "5", "-churn", "2", "-duration", "2s", "-settle", "1500ms",
 			"-out", out, "-name", "smoke-live"}, &stdout, &stderr)

@@ -269,16 +269,7 @@ func runPipeline(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		report.Num(float64(f.messages)), plural(f.senders, "sender"), f.window, f.text)
 	md := s.header(title) + pipelineTables(res.Points)
 	svg := pipelineChart(title, res.Points)
-	paths, err := s.write(res, md, svg)
-	if err != nil {
-		return err
-	}
-	fmt.Fprint(stdout, md)
-	fmt.Fprintf(stdout, "\nwritten: %v\n", paths)
-	if failed > 0 {
-		return fmt.Errorf("%d of %d steps failed", failed, len(res.Points))
-	}
-	return nil
+	return s.publish(stdout, res, md, svg, tally{steps: len(res.Points), failed: failed})
 }
 
 func (f *pipelineFlags) checkPipeline() error {

@@ -10,9 +10,10 @@ const GlobalRoom = "global"
 // Broker carries events between the nodes of a cluster. A node's hub
 // delivers an event to its own members first, then publishes it; the
 // broker hands it to the handlers of every other node that subscribed to
-// its room, never back to the publishing node. Every method that carries
-// an event names its room (or its user), so that a node receives only the
-// rooms it has members in.
+// its room, never back to the publishing node (but an OrderedBroker's
+// messages, see OrderedBroker). Every method that carries an event names
+// its room (or its user), so that a node receives only the rooms it has
+// members in.
 //
 // Guarantees, for every engine:
 //   - Publish, PublishUser and PublishControl never block on the network
@@ -27,6 +28,9 @@ const GlobalRoom = "global"
 //   - Once: each event reaches each other node once while the link is up;
 //     a publication repeated after an error may arrive twice, so handlers
 //     drop what they already delivered (the hub does, by message id).
+//   - Sent: an event given to Publish with Event.Sent set has it called
+//     once, from any goroutine: nil once the link took the event (at once
+//     for a node alone), or the error that made the engine give it up.
 //   - Control events reach the other nodes' control handlers only, never a
 //     client.
 //   - Rooms: a node receives the events of the global room always, and

@@ -21,8 +21,9 @@ const (
 	// CodeInvalidClientID: clientId is present but not a UUID.
 	CodeInvalidClientID = "invalid_client_id"
 	// CodeClientIDTaken: clientId is the id of a message another sender
-	// sent, or the sender's own with other content; only the same sender
-	// sending the same text and username again is a retry.
+	// sent, or the sender's own with other content; only the same text in
+	// the same room from the same verified user (an anonymous sender: under
+	// the same username) is a retry (Claim.Retries).
 	CodeClientIDTaken = "client_id_taken"
 	// CodeRateLimited: the connection sent faster than its rate limit.
 	CodeRateLimited = "rate_limited"

@@ -32,6 +32,18 @@ type Event struct {
 	// have it (the room was deleted).
 	Join, Leave string
 	Close       bool
+
+	// Pos is the event's place in the cluster's ordered log, set by an
+	// OrderedBroker on the events it hands to the handlers; zero
+	// otherwise. Own marks a message the broker hands back to the node that
+	// published it.
+	Pos Position
+	Own bool
+	// Sent, when set on an event given to Fanout.Broadcast, is called once
+	// the event left this node: nil when the other nodes' link took it (at
+	// once for a node alone), or the error that made the broker give it up
+	// (counted and logged by the broker). It must not block.
+	Sent func(error)
 }
 
 // Events other than messages that clients receive.

@@ -28,13 +28,11 @@ type History struct {
 	high  Message        // the newest message delivered here (CreatedAt, then ID)
 	seq   uint64         // how many messages were observed, ever
 
-	// deleted holds the ids of the latest deletions (at most
-	// len(deletedOrder)): their messages are left out of every page and
+	// deleted holds the ids of the latest deletions: their messages are
+	// left out of every page and
 	// recovery, and a late delivery of one (from another node) is dropped,
 	// even before the store has the tombstone.
-	deleted      map[string]struct{}
-	deletedOrder []string // circular
-	deletedAt    int
+	deleted *RecentIDs
 }
 
 // Delivery is a message as this node delivered it: with the id of the
@@ -60,13 +58,12 @@ func NewHistory(store Store, capacity int) *History {
 func NewRoomHistory(store Store, room string, capacity int) *History {
 	capacity = max(capacity, 1)
 	return &History{
-		store:        store,
-		room:         room,
-		ring:         make([]Message, capacity),
-		highs:        make([]string, capacity),
-		byID:         make(map[string]int, capacity),
-		deleted:      make(map[string]struct{}),
-		deletedOrder: make([]string, max(4*capacity, 10_000)),
+		store:   store,
+		room:    room,
+		ring:    make([]Message, capacity),
+		highs:   make([]string, capacity),
+		byID:    make(map[string]int, capacity),
+		deleted: NewRecentIDs(max(4*capacity, 10_000)),
 	}
 }
 
@@ -76,23 +73,14 @@ func NewRoomHistory(store Store, room string, capacity int) *History {
 func (h *History) Forget(id string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if _, ok := h.deleted[id]; ok {
-		return
-	}
-	if old := h.deletedOrder[h.deletedAt]; old != "" {
-		delete(h.deleted, old)
-	}
-	h.deletedOrder[h.deletedAt] = id
-	h.deletedAt = (h.deletedAt + 1) % len(h.deletedOrder)
-	h.deleted[id] = struct{}{}
+	h.deleted.Add(id)
 }
 
 // Deleted reports whether the message with id was deleted lately.
 func (h *History) Deleted(id string) bool {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	_, ok := h.deleted[id]
-	return ok
+	return h.deleted.Has(id)
 }
 
 // Known reports whether a message with id was delivered here lately or is
@@ -100,7 +88,7 @@ func (h *History) Deleted(id string) bool {
 func (h *History) Known(ctx context.Context, id string) (bool, error) {
 	h.mu.RLock()
 	_, inRing := h.byID[id]
-	_, gone := h.deleted[id]
+	gone := h.deleted.Has(id)
 	h.mu.RUnlock()
 	if inRing || gone {
 		return true, nil
@@ -124,7 +112,7 @@ func (h *History) Lookup(ctx context.Context, id string) (m Message, known bool,
 	if inRing {
 		m = h.ring[i]
 	}
-	_, gone := h.deleted[id]
+	gone := h.deleted.Has(id)
 	h.mu.RUnlock()
 	if inRing {
 		return m, true, nil
@@ -189,7 +177,7 @@ func (h *History) SinceMark(mark uint64) (out []Delivery, found bool) {
 	n := int(h.seq - mark)
 	for k := n; k > 0; k-- {
 		j := (h.next - k + len(h.ring)) % len(h.ring)
-		if _, gone := h.deleted[h.ring[j].ID]; gone {
+		if h.deleted.Has(h.ring[j].ID) {
 			continue
 		}
 		out = append(out, Delivery{Message: h.ring[j], High: h.highs[j]})
@@ -261,7 +249,7 @@ func (h *History) Merge(stored []Message, limit int, cur *Cursor) []Message {
 	seen := make(map[string]struct{}, len(stored))
 	h.mu.RLock()
 	for _, m := range stored {
-		if _, gone := h.deleted[m.ID]; gone {
+		if h.deleted.Has(m.ID) {
 			continue
 		}
 		if _, dup := seen[m.ID]; !dup {
@@ -275,7 +263,7 @@ func (h *History) Merge(stored []Message, limit int, cur *Cursor) []Message {
 		if !p.wants(m) || cur != nil && !m.Before(Message{CreatedAt: cur.CreatedAt, ID: cur.ID}) {
 			continue
 		}
-		if _, gone := h.deleted[m.ID]; gone {
+		if h.deleted.Has(m.ID) {
 			continue
 		}
 		if _, dup := seen[m.ID]; !dup {
@@ -356,7 +344,7 @@ func (h *History) Since(id string) (out []Delivery, found bool) {
 	pos := (i - oldest + len(h.ring)) % len(h.ring)
 	for k := pos + 1; k < h.size; k++ {
 		j := (oldest + k) % len(h.ring)
-		if _, gone := h.deleted[h.ring[j].ID]; gone {
+		if h.deleted.Has(h.ring[j].ID) {
 			continue
 		}
 		out = append(out, Delivery{Message: h.ring[j], High: h.highs[j]})

@@ -33,8 +33,12 @@ func NewReplica(log Log, logger *slog.Logger) *Replica {
 	return &Replica{log: log, logger: logger}
 }
 
-// HandlePublication stores another node's message or deletion.
+// HandlePublication stores another node's message or deletion (not this
+// node's own, which an ordered broker hands back: its Log has them).
 func (r *Replica) HandlePublication(_ string, e Event) {
+	if e.Own {
+		return
+	}
 	var err error
 	switch {
 	case e.IsMessage():

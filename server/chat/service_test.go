@@ -41,16 +41,20 @@ func (f *fakeLog) Delete(d Deletion, done func(error)) error {
 func (f *fakeLog) Close(context.Context) error { return nil }
 func (f *fakeLog) settle(i int, err error)     { f.dones[i](err) }
 
-type fakeFanout struct{ got []Message }
+type fakeFanout struct {
+	got  []Message
+	sent []func(error) // each broadcast's Event.Sent
+}
 
 // alice and bob are two connections.
 var alice, bob = Sender{ConnID: "alice-conn"}, Sender{ConnID: "bob-conn"}
 
 func (f *fakeFanout) Broadcast(room string, e Event) {
-	if room != GlobalRoom {
+	if room != RoomOf(e.Message) {
 		panic("a message broadcast to " + room)
 	}
 	f.got = append(f.got, e.Message)
+	f.sent = append(f.sent, e.Sent)
 }
 
 func TestAcceptAssignsIDAndMonotonicTime(t *testing.T) {
@@ -214,16 +218,20 @@ func TestClientIDIsOnlyTheFirstSendersToRetry(t *testing.T) {
 		{"same connection, same content", bob, bob, first, false, true},
 		{"same content after trimming and cleaning", bob, bob, map[string]any{"message": " the original\x00 ", "username": "bob ", "clientId": id}, false, true},
 		{"another connection, other content", bob, alice, map[string]any{"message": "HIJACKED", "username": "mallory", "clientId": id}, false, false},
-		{"another connection, same content", bob, alice, first, false, false},
+		{"anonymous, another connection, same username and text", bob, alice, first, false, true},
 		{"same connection, other text", bob, bob, map[string]any{"message": "edited", "username": "bob", "clientId": id}, false, false},
 		{"same connection, other username", bob, bob, map[string]any{"message": "the original", "username": "bobby", "clientId": id}, false, false},
 		{"same connection, username dropped", bob, bob, map[string]any{"message": "the original", "clientId": id}, false, false},
-		{"a server-made id, another connection", bob, alice, map[string]any{"message": "the original", "username": "bob"}, true, false},
-		{"a server-made id, same connection and content", bob, bob, map[string]any{"message": "the original", "username": "bob"}, true, true},
+		{"same connection, another room", bob, bob, map[string]any{"message": "the original", "username": "bob", "room": "r1", "clientId": id}, false, false},
+		{"a server-made id, another connection, same username and text", bob, alice, map[string]any{"message": "the original", "username": "bob"}, true, true},
+		{"a server-made id, another username", bob, alice, map[string]any{"message": "the original", "username": "mallory"}, true, false},
 		{"same verified user on another connection", userA1, userA2, first, false, true},
+		{"same verified user, another username typed", userA1, userA2, map[string]any{"message": "the original", "username": "x", "clientId": id}, false, true},
+		{"same verified user, other text", userA1, userA2, map[string]any{"message": "edited", "username": "bob", "clientId": id}, false, false},
 		{"verified user, then the same connection unverified", userA1, Sender{ConnID: "c1"}, first, false, false},
+		{"unverified, then a verified user with the same name", Sender{ConnID: "c1"}, Sender{ConnID: "c1", UserID: "bob", Name: "bob"}, first, false, false},
 		{"another verified user on the same connection", userA1, Sender{ConnID: "c1", UserID: "user-b"}, first, false, false},
-		{"a sender the edge could not name", Sender{}, Sender{}, first, false, false},
+		{"anonymous senders the edge could not name", Sender{}, Sender{}, first, false, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -89,6 +89,9 @@ type Config struct {
 	RedisKeyPrefix      string        // REDIS_KEY_PREFIX
 	RedisRequestTimeout time.Duration // REDIS_REQUEST_TIMEOUT
 	RedisPublishBuffer  int           // REDIS_PUBLISH_BUFFER
+	ClientIDTTL         time.Duration // CLIENT_ID_TTL
+	ResumeLogSize       int           // RESUME_LOG_SIZE
+	RedisEarlyAfter     time.Duration // REDIS_EARLY_AFTER
 
 	KafkaBrokers     []string      // KAFKA_BROKERS
 	KafkaTopic       string        // KAFKA_TOPIC

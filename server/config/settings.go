@@ -161,6 +161,16 @@ var definitions = []definition{
 	def(sectionRedis, "REDIS_PUBLISH_BUFFER", intIn(10_000, 1, 10_000_000, func(c *Config) *int { return &c.RedisPublishBuffer }),
 		"messages waiting to be published to the other nodes while Redis is unreachable; past it the oldest are "+
 			"dropped, counted and logged", "-"),
+	def(sectionRedis, "CLIENT_ID_TTL", duration(10*time.Minute, time.Second, func(c *Config) *time.Duration { return &c.ClientIDTTL }),
+		"how long Redis remembers a message's `clientId` for the whole cluster: a retry within it, on any node, "+
+			"is not broadcast again; past it, each node still remembers its own latest 100,000", "-"),
+	def(sectionRedis, "RESUME_LOG_SIZE", intIn(10_000, 1, 10_000_000, func(c *Config) *int { return &c.ResumeLogSize }),
+		"streams mode: how many of the cluster's latest messages each node keeps (and reads from the stream when it "+
+			"starts) for the clients that come back; one away longer resumes inexactly, counted in `chat_resume_gaps_total`", "-"),
+	def(sectionRedis, "REDIS_EARLY_AFTER", duration(time.Second, 0, func(c *Config) *time.Duration { return &c.RedisEarlyAfter }),
+		"streams mode: how long a node waits for its own message to come back from the stream, while Redis answers, "+
+			"before it delivers it to its own clients at once (when a publication to Redis fails, at once); "+
+			"`0` delivers at once always", "-"),
 
 	def(sectionKafka, "KAFKA_BROKERS", list(nil, func(c *Config) *[]string { return &c.KafkaBrokers }),
 		"Kafka bootstrap brokers, comma separated (`host:port,...`); selects the Kafka log; needs `DATABASE_URL`", "hard-coded host"),

@@ -34,4 +34,10 @@
 //   - No blocking: Conn.Send only queues; a store read for a newcomer's
 //     history happens outside the room's lock, so a slow store or a slow
 //     member never holds up the others.
+//
+// On an ordered broker (chat.OrderedBroker: Redis in streams mode) the hub
+// delivers messages in the order of the cluster's log, its own too, and
+// the recovery offset of every message is the client's Place in that log:
+// a client that comes back, to any node and after any crash, gets exactly
+// what it missed (order.go).
 package hub

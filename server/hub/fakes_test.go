@@ -16,16 +16,17 @@ import (
 
 // frame is what the test encoder makes: the event, readable.
 type frame struct {
-	name string
-	msg  chat.Message // a message event's
-	high string
-	data string // any other event's data, as JSON
+	name  string
+	msg   chat.Message // a message event's
+	high  string
+	place string // an ordered hub's Place
+	data  string // any other event's data, as JSON
 }
 
 type testEncoder struct{}
 
-func (testEncoder) Message(m chat.Message, high string) (Frame, error) {
-	return frame{name: chat.EventMessage, msg: m, high: high}, nil
+func (testEncoder) Message(m chat.Message, at Offset) (Frame, error) {
+	return frame{name: chat.EventMessage, msg: m, high: at.High, place: at.Place}, nil
 }
 
 func (testEncoder) Event(name string, data any) (Frame, error) {

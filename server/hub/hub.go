@@ -19,9 +19,8 @@ type Frame any
 
 // Encoder encodes the events the hub delivers (the edge's protocol).
 type Encoder interface {
-	// Message encodes a `message` event of m; high is the id of its
-	// high-water mark (chat.Delivery), "" when it is sent in order.
-	Message(m chat.Message, high string) (Frame, error)
+	// Message encodes a `message` event of m, with its recovery offset.
+	Message(m chat.Message, at Offset) (Frame, error)
 	// Event encodes any other event, with data as its only argument.
 	Event(name string, data any) (Frame, error)
 }
@@ -71,6 +70,14 @@ type Options struct {
 	PresenceListLimit int
 	// TypingTimeout ends a typing not renewed within it.
 	TypingTimeout time.Duration
+	// On an ordered broker (chat.OrderedBroker, see order.go): LogSize is
+	// how many of the log's latest messages the node keeps for clients
+	// that come back (at least 1), and EarlyAfter how long its own message
+	// may take to come back from the log, while the link works, before it
+	// is delivered at once (0: at once, always; while the link fails, at
+	// once too).
+	LogSize    int
+	EarlyAfter time.Duration
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
@@ -87,6 +94,9 @@ type Hub struct {
 	rooms map[string]*room
 	conns map[Conn]*client
 	users map[string]map[Conn]struct{} // verified user id -> connections
+
+	// ord is the hub's state on an ordered broker, nil otherwise.
+	ord *order
 
 	stop      chan struct{}
 	stopped   chan struct{}
@@ -136,7 +146,8 @@ type member struct {
 	r *room
 	// live is the index in room.live, -1 until the history was sent
 	// (guarded by room.mu); idx the index in room.members, -1 once it left
-	// (room.pmu).
+	// (room.pmu). What a member that came back must not be sent live, on
+	// an ordered hub, is its room's (room.skips): few members have any.
 	live, idx int32
 }
 
@@ -174,6 +185,9 @@ func New(o Options) (*Hub, error) {
 		users:   make(map[string]map[Conn]struct{}),
 		stop:    make(chan struct{}),
 		stopped: make(chan struct{}),
+	}
+	if ob, ok := o.Broker.(chat.OrderedBroker); ok && ob.Ordered() {
+		h.ord = newOrder(ob, o.LogSize, o.EarlyAfter)
 	}
 	if h.room(chat.GlobalRoom) == nil {
 		return nil, errors.New("hub: Options.History gives the global room no history")
@@ -226,6 +240,17 @@ func (h *Hub) lookup(name string) *room {
 // Broadcast delivers e to the members of room on this node, then
 // publishes it to the other nodes (chat.Fanout).
 func (h *Hub) Broadcast(room string, e chat.Event) {
+	if h.ord != nil {
+		if e.IsMessage() {
+			h.broadcastOrdered(room, e)
+			return
+		}
+		if e.Deletion != nil {
+			h.ord.mu.Lock()
+			h.ord.deleted.Add(e.Deletion.ID)
+			h.ord.mu.Unlock()
+		}
+	}
 	if r := h.lookup(room); r != nil {
 		r.mu.Lock()
 		h.deliverLocked(r, e)
@@ -242,11 +267,34 @@ func (h *Hub) Broadcast(room string, e chat.Event) {
 	h.o.Broker.Publish(room, e)
 }
 
+// Offset is what a message frame tells its client of where it stands (its
+// recovery offset): High on a hub that is not ordered, Place on one that
+// is (see order.go).
+type Offset struct {
+	// High is the id of the delivery's high-water mark (chat.Delivery), ""
+	// when the message is sent in order.
+	High string
+	// Place is where the client stands once it has the frame (a Place's
+	// String).
+	Place string
+}
+
 // HandlePublication delivers an event another node published to room
 // (chat.BrokerEventHandler). A message delivered here already (a
 // publication repeated after an error) is dropped, and so is an event of a
 // room this node has no member in.
 func (h *Hub) HandlePublication(room string, e chat.Event) {
+	if h.ord != nil {
+		if e.Deletion != nil {
+			h.ord.mu.Lock()
+			h.ord.deleted.Add(e.Deletion.ID)
+			h.ord.mu.Unlock()
+		}
+		if e.IsMessage() && !e.Pos.IsZero() {
+			h.handleOrdered(room, e)
+			return
+		}
+	}
 	r := h.lookup(room)
 	if r == nil {
 		return
@@ -349,7 +397,7 @@ func (h *Hub) deliverLocked(r *room, e chat.Event) {
 		if r.history.Deleted(e.Message.ID) {
 			return // deleted while it was on its way here
 		}
-		f, err = h.o.Encoder.Message(e.Message, r.history.Observe(e.Message))
+		f, err = h.o.Encoder.Message(e.Message, Offset{High: r.history.Observe(e.Message)})
 	} else {
 		f, err = h.o.Encoder.Event(e.Name, e.Data)
 	}

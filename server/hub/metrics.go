@@ -12,6 +12,9 @@ type metrics struct {
 	broadcastErrors prometheus.Counter
 	events          *prometheus.CounterVec
 	joinGaps        prometheus.Counter
+	resumeGaps      *prometheus.CounterVec
+	resumed         prometheus.Counter
+	early           prometheus.Counter
 	panics          prometheus.Counter
 	unknownRoom     prometheus.Counter
 }
@@ -33,6 +36,16 @@ func newMetrics(r prometheus.Registerer) *metrics {
 		joinGaps: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "chat_join_gaps_total", Help: "Newcomers whose history took so long to read that more messages were delivered meanwhile than HISTORY_RING_SIZE holds: they may have missed some.",
 		}),
+		resumeGaps: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chat_resume_gaps_total",
+			Help: "Clients that came back (streams mode) from a place this node could not resume exactly, by reason: log (older than RESUME_LOG_SIZE messages, or the log was lost), early (more early deliveries than their offset lists). They got the latest history page: they may have missed messages or seen some again.",
+		}, []string{"reason"}),
+		resumed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "chat_resumed_total", Help: "Clients that came back (streams mode) and were sent exactly what they missed.",
+		}),
+		early: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "chat_early_deliveries_total", Help: "This node's own messages it delivered before they came back from the cluster's log (Redis slow or down; streams mode).",
+		}),
 		panics: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "chat_hub_panics_total", Help: "Panics recovered in the hub's presence and typing loop (each is a bug).",
 		}),
@@ -41,7 +54,7 @@ func newMetrics(r prometheus.Registerer) *metrics {
 		}),
 	}
 	if r != nil {
-		r.MustRegister(m.deliveries, m.broadcast, m.broadcastErrors, m.events, m.joinGaps, m.panics, m.unknownRoom)
+		r.MustRegister(m.deliveries, m.broadcast, m.broadcastErrors, m.events, m.joinGaps, m.resumeGaps, m.resumed, m.early, m.panics, m.unknownRoom)
 	}
 	return m
 }

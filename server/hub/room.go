@@ -18,6 +18,9 @@ type room struct {
 	// exactly.
 	mu   sync.Mutex
 	live []*member
+	// skips, on an ordered hub, are what members that came back must not
+	// be sent live (nil while none has any; guarded by mu).
+	skips map[*member]*skip
 
 	// pmu guards the members, their typing and the presence state.
 	pmu     sync.Mutex
@@ -59,6 +62,20 @@ type JoinOptions struct {
 	// invitation).
 	Live bool
 
+	// Since, on an ordered hub (order.go), is where the connection stands:
+	// the hub's Place when the client was told it is connected (a
+	// newcomer), or, with Back, the Place its recovery offset names (a
+	// client that comes back, which gets no history). It is sent every
+	// message of its rooms after it, then the live ones. Nil: the join
+	// happens at once (the history unless Live, then the live events).
+	// Mark, RecoverFrom and ResumeAfter are not used there.
+	Since *Place
+	Back  bool
+	// Also, on an ordered hub, are rooms the connection joins at the same
+	// time, live, with the same Since: what it missed in all of them is
+	// sent in the log's order (a verified user's rooms at CONNECT).
+	Also []string
+
 	// first is sent to the connection under the room's lock, before
 	// anything of the room (the event that made it join).
 	first Frame
@@ -89,12 +106,41 @@ func (h *Hub) Recoverable(room, last string) bool {
 // Joining a room c is in already sends nothing again. It returns
 // ErrUnknownRoom for a room that does not exist here.
 func (h *Hub) Join(c Conn, room string, o JoinOptions) error {
+	if h.ord != nil && (o.Since != nil || len(o.Also) > 0) {
+		return h.joinOrdered(c, append([]string{room}, o.Also...), o)
+	}
+	r, m, err := h.enroll(c, room)
+	switch {
+	case err != nil:
+		return err
+	case m == nil:
+		if o.first != nil {
+			c.Send(o.first)
+		}
+		return nil
+	case h.ord != nil:
+		h.welcomeOrdered(r, m, o, false)
+	case o.RecoverFrom == "" || !h.recovered(r, m, o.RecoverFrom, &o.first):
+		if o.RecoverFrom != "" {
+			// The ring lost its place meanwhile: resume after it.
+			o.ResumeAfter = []string{o.RecoverFrom}
+		}
+		h.welcome(r, m, o)
+	}
+	h.sendPresence(r, c)
+	return nil
+}
+
+// enroll makes c a member of room, not live yet; m is nil when c is in the
+// room already. It returns ErrUnknownRoom for a room that does not exist
+// here.
+func (h *Hub) enroll(c Conn, room string) (*room, *member, error) {
 	userID := c.Identity().UserID
 	h.mu.Lock()
 	r := h.roomLocked(room)
 	if r == nil {
 		h.mu.Unlock()
-		return ErrUnknownRoom
+		return nil, nil, ErrUnknownRoom
 	}
 	m := &member{c: c, r: r, live: -1}
 	cl := h.conns[c]
@@ -110,10 +156,7 @@ func (h *Hub) Join(c Conn, room string, o JoinOptions) error {
 	}
 	if cl.in(room) != nil {
 		h.mu.Unlock()
-		if o.first != nil {
-			c.Send(o.first)
-		}
-		return nil
+		return r, nil, nil
 	}
 	cl.rooms = append(cl.rooms, m)
 	// Registered under both locks: a room is dropped only when it has no
@@ -129,16 +172,7 @@ func (h *Hub) Join(c Conn, room string, o JoinOptions) error {
 	}
 	r.pmu.Unlock()
 	h.mu.Unlock()
-
-	if o.RecoverFrom == "" || !h.recovered(r, m, o.RecoverFrom, &o.first) {
-		if o.RecoverFrom != "" {
-			// The ring lost its place meanwhile: resume after it.
-			o.ResumeAfter = []string{o.RecoverFrom}
-		}
-		h.welcome(r, m, o)
-	}
-	h.sendPresence(r, c)
-	return nil
+	return r, m, nil
 }
 
 // recovered sends a recovered member the messages it missed since the id
@@ -256,7 +290,7 @@ const historyTimeout = 5 * time.Second
 // sendMessage sends c one message of its history or recovery, with the
 // high-water id high ("" when it is sent in order).
 func (h *Hub) sendMessage(c Conn, m chat.Message, high string) {
-	f, err := h.o.Encoder.Message(m, high)
+	f, err := h.o.Encoder.Message(m, Offset{High: high})
 	if err != nil {
 		h.encodeFailed(chat.MessageEvent(m), err)
 		return
@@ -293,6 +327,10 @@ func (h *Hub) Rejoin(c Conn, room string) error {
 		return ErrNotMember
 	}
 	r := h.room(room)
+	if h.ord != nil {
+		h.welcomeOrdered(r, m, JoinOptions{}, true)
+		return nil
+	}
 	r.mu.Lock()
 	r.leaveLiveLocked(m)
 	mark := r.history.Mark()
@@ -323,6 +361,7 @@ func (h *Hub) Leave(c Conn, room string) error {
 func (h *Hub) leave(r *room, m *member) {
 	r.mu.Lock()
 	r.leaveLiveLocked(m)
+	delete(r.skips, m)
 	r.mu.Unlock()
 	r.pmu.Lock()
 	// Its typing ends with it, under the lock that takes it out: a typing

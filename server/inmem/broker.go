@@ -173,8 +173,12 @@ func (n *Broker) Dropped() int {
 	return n.dropped
 }
 
-// Publish hands e to the other nodes' handlers, for room.
+// Publish hands e to the other nodes' handlers, for room. The bus took it
+// at once: e.Sent is called before Publish returns.
 func (n *Broker) Publish(room string, e chat.Event) {
+	if e.Sent != nil {
+		defer e.Sent(nil)
+	}
 	others := n.others()
 	if len(others) == 0 {
 		return // a node alone: nothing to encode
@@ -219,6 +223,7 @@ func (n *Broker) Unsubscribe(string) {}
 // Except (a connection of this node), a copy of its deletion.
 func wired(e chat.Event) chat.Event {
 	e.Except = ""
+	e.Sent = nil
 	if e.Data != nil {
 		e.Data = roundTrip(e.Data)
 	}

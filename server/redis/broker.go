@@ -60,10 +60,14 @@ import (
 // Guarantees (see chat.Broker): the node publishes from a bounded queue in
 // one goroutine, in order, retrying with back-off while Redis is
 // unreachable; when the queue is full the oldest event is dropped, counted
-// (chat_cluster_dropped_total) and logged. In sharded mode an event
-// published while a node cannot read Redis does not reach that node; in
-// streams mode it reaches it when it reads again, within the stream's
-// retention.
+// (chat_cluster_dropped_total) and logged; an event's Sent callback is
+// called once it is published, or with the reason it was dropped. In
+// sharded mode an event published while a node cannot read Redis does not
+// reach that node; in streams mode it reaches it when it reads again,
+// within the stream's retention, and the broker is a chat.OrderedBroker:
+// it reads the stream itself, hands every entry over with its position,
+// hands the node's own messages back, and starts from the stream's latest
+// entries (BrokerOptions.Seed; see stream.go).
 type Broker struct {
 	c   *Cluster
 	o   BrokerOptions
@@ -82,8 +86,10 @@ type Broker struct {
 
 	mu     sync.Mutex
 	cond   *sync.Cond
-	queue  []*sioadapter.ClusterMessage
+	queue  []queued
 	closed bool
+	// linked is false after a failed publication, until one succeeds.
+	linked atomic.Bool
 
 	// routes are the rooms the hub has members in (routing.go).
 	routes routes
@@ -91,6 +97,12 @@ type Broker struct {
 	stopped chan struct{}
 	servers atomic.Int64
 	quit    chan struct{}
+
+	// reader reads the stream in streams mode (nil in sharded mode), until
+	// stopReading.
+	reader      *streamReader
+	stopReading context.CancelFunc
+	readerDone  chan struct{}
 
 	// admin links the Admin UI's namespace across the nodes (nil when the
 	// Admin UI is off); see adminLink.
@@ -101,8 +113,8 @@ type Broker struct {
 }
 
 var (
-	_ chat.Broker    = (*Broker)(nil)
-	_ chat.Directory = (*Broker)(nil)
+	_ chat.OrderedBroker = (*Broker)(nil)
+	_ chat.Directory     = (*Broker)(nil)
 )
 
 // BrokerOptions configure a Broker. Zero fields take their defaults.
@@ -119,6 +131,10 @@ type BrokerOptions struct {
 	SocketsLimit int
 	// Admin carries the Socket.IO Admin UI's namespace across the nodes.
 	Admin bool
+	// Seed is how many of the stream's last entries a node reads when it
+	// starts, in streams mode (RESUME_LOG_SIZE; default 10,000): the
+	// messages among them are what it can resume clients from.
+	Seed int
 }
 
 // publisher is the part of the library's cluster adapters the broker
@@ -140,10 +156,14 @@ func (c *Cluster) Broker(o BrokerOptions) *Broker {
 	if o.SocketsLimit <= 0 {
 		o.SocketsLimit = 10_000
 	}
+	if o.Seed <= 0 {
+		o.Seed = 10_000
+	}
 	b := &Broker{c: c, o: o, m: newBrokerMetrics(c.o.Registerer), log: c.o.Logger,
 		routes:  routes{held: map[string]int{}},
 		stopped: make(chan struct{}), quit: make(chan struct{})}
 	b.servers.Store(-1)
+	b.linked.Store(true)
 	b.cond = sync.NewCond(&b.mu)
 	return b
 }
@@ -178,6 +198,9 @@ func (b *Broker) Run() error {
 	if !ok {
 		return fmt.Errorf("redis: the cluster adapter %T cannot publish", nsp.Adapter())
 	}
+	if b.c.streams != nil && b.c.cluster != nil {
+		pub = streamsCount{publisher: pub, c: b.c, channel: b.c.o.KeyPrefix + "#/#"}
+	}
 	b.pub = pub
 	var err error
 	if b.sink, err = joinSink(nsp, newSinkConn("cluster-sink")); err != nil {
@@ -197,7 +220,44 @@ func (b *Broker) Run() error {
 	b.running = true
 	go b.publishLoop()
 	go b.countLoop()
+	if b.c.streams != nil {
+		b.startReading()
+	}
 	return nil
+}
+
+// startReading starts the stream's reader, and waits (a request timeout
+// at most) until the seed is read, so that the node takes no client
+// before it knows the latest messages.
+func (b *Broker) startReading() {
+	b.reader = &streamReader{b: b, s: b.c.streams, client: b.c.client, stream: b.c.o.KeyPrefix,
+		seed: int64(b.o.Seed), count: 500, block: time.Second}
+	ctx, cancel := context.WithCancel(context.Background())
+	b.stopReading = cancel
+	b.readerDone = make(chan struct{})
+	seeded := make(chan struct{})
+	go func() {
+		defer close(b.readerDone)
+		b.reader.run(ctx, seeded)
+	}()
+	select {
+	case <-seeded:
+	case <-time.After(2 * b.c.o.RequestTimeout):
+		b.log.Warn("the stream's latest entries could not be read in time; this node resumes no client exactly until it reads them")
+	}
+}
+
+// Ordered reports whether the broker keeps the cluster's ordered log: in
+// streams mode (chat.OrderedBroker).
+func (b *Broker) Ordered() bool { return b.c.streams != nil }
+
+// Floor is the position after which this node has read the whole stream
+// (chat.OrderedBroker).
+func (b *Broker) Floor() (chat.Position, bool) {
+	if b.reader == nil {
+		return chat.Position{}, false
+	}
+	return b.reader.floorNow()
 }
 
 // guard runs fn, recovering (and logging) a panic: another node's event
@@ -240,6 +300,18 @@ func (b *Broker) onRemote(args ...any) {
 		return
 	}
 	payload := args[1:]
+	var at entryInfo
+	if b.reader != nil {
+		if cur := b.reader.cur.Load(); cur != nil {
+			at = *cur
+		}
+	}
+	if at.own {
+		// This node's own entry, back from the stream: only its messages
+		// matter (its hub delivers them now).
+		b.onOwn(name, payload, at.pos)
+		return
+	}
 	if b.onNodeRequest(name, payload) {
 		return // another Go node's request, for no client
 	}
@@ -260,6 +332,7 @@ func (b *Broker) onRemote(args ...any) {
 		// not: the one stream is every node's log, whose order the
 		// handlers may keep whole.
 		if room, e, ok := openEnvelope(data, "room"); ok && (b.roomEvent(room) || b.c.subs == nil) {
+			e.Pos = at.pos
 			b.publication(room, e)
 		}
 		return
@@ -271,7 +344,26 @@ func (b *Broker) onRemote(args ...any) {
 		}
 		return
 	}
-	b.publication(chat.GlobalRoom, globalEvent(name, payload))
+	e := globalEvent(name, payload)
+	e.Pos = at.pos
+	b.publication(chat.GlobalRoom, e)
+}
+
+// onOwn hands back a message this node published, now that the stream has
+// it at pos.
+func (b *Broker) onOwn(name string, payload []any, pos chat.Position) {
+	room, e := chat.GlobalRoom, globalEvent(name, payload)
+	if name == roomEnvelope && len(payload) > 0 {
+		var ok bool
+		if room, e, ok = openEnvelope(payload[0], "room"); !ok {
+			return
+		}
+	}
+	if !e.IsMessage() {
+		return
+	}
+	e.Pos, e.Own = pos, true
+	b.publication(room, e)
 }
 
 func (b *Broker) publication(room string, e chat.Event) {
@@ -286,22 +378,22 @@ func (b *Broker) publication(room string, e chat.Event) {
 func (b *Broker) Publish(room string, e chat.Event) {
 	switch {
 	case room == chat.GlobalRoom:
-		b.enqueue(broadcast("/", globalData(e), nil))
+		b.enqueue(broadcast("/", globalData(e), nil), e.Sent)
 	case b.c.subs != nil:
-		b.enqueue(roomMessage(room, e))
+		b.enqueue(roomMessage(room, e), e.Sent)
 	default:
-		b.enqueue(broadcast("/", []any{roomEnvelope, seal(e, "room", room)}, []socket.Room{relayRoom}))
+		b.enqueue(broadcast("/", []any{roomEnvelope, seal(e, "room", room)}, []socket.Room{relayRoom}), e.Sent)
 	}
 }
 
 // PublishUser queues e for the connections of userID on the other nodes.
 func (b *Broker) PublishUser(userID string, e chat.Event) {
-	b.enqueue(broadcast("/", []any{userEnvelope, seal(e, "userId", userID)}, []socket.Room{relayRoom}))
+	b.enqueue(broadcast("/", []any{userEnvelope, seal(e, "userId", userID)}, []socket.Room{relayRoom}), nil)
 }
 
 // PublishControl queues a control event for the other nodes.
 func (b *Broker) PublishControl(e chat.Event) {
-	b.enqueue(broadcast("/", []any{e.Name, e.Data}, []socket.Room{internalRoom}))
+	b.enqueue(broadcast("/", []any{e.Name, e.Data}, []socket.Room{internalRoom}), nil)
 }
 
 // broadcast is a cluster message that broadcasts data to rooms of nsp
@@ -319,24 +411,43 @@ func broadcast(nsp string, data []any, rooms []socket.Room) *sioadapter.ClusterM
 	}
 }
 
-// enqueue queues msg for the publisher.
-func (b *Broker) enqueue(msg *sioadapter.ClusterMessage) {
+// queued is a cluster message waiting to be published, and whom to tell
+// when it was (chat.Event.Sent).
+type queued struct {
+	msg  *sioadapter.ClusterMessage
+	sent func(error)
+}
+
+// errDropped is what Event.Sent hears of an event the broker gave up.
+var errDropped = errors.New("redis: the event was not published to the other nodes")
+
+// enqueue queues msg for the publisher; sent, when not nil, is called
+// once it is published or given up.
+func (b *Broker) enqueue(msg *sioadapter.ClusterMessage, sent func(error)) {
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
+		if sent != nil {
+			sent(fmt.Errorf("%w: the broker is closed", errDropped))
+		}
 		return
 	}
+	var gone queued
 	if len(b.queue) >= b.o.Buffer {
-		b.queue[0] = nil
+		gone = b.queue[0]
+		b.queue[0] = queued{}
 		b.queue = b.queue[1:]
 		b.m.dropped.Inc()
 		b.log.Warn("cluster publish queue full: the oldest event will not reach the other nodes",
 			"limit", b.o.Buffer, "setting", "REDIS_PUBLISH_BUFFER")
 	}
-	b.queue = append(b.queue, msg)
+	b.queue = append(b.queue, queued{msg: msg, sent: sent})
 	b.m.queue.Set(float64(len(b.queue)))
 	b.mu.Unlock()
 	b.cond.Signal()
+	if gone.sent != nil {
+		gone.sent(fmt.Errorf("%w: the queue is full (REDIS_PUBLISH_BUFFER)", errDropped))
+	}
 }
 
 // publishLoop publishes queued events in order, retrying with back-off
@@ -353,11 +464,12 @@ func (b *Broker) publishLoop() {
 			b.mu.Unlock()
 			return
 		}
-		msg := b.queue[0]
+		q := b.queue[0]
 		closed := b.closed
 		b.mu.Unlock()
-		if _, err := b.pub.PublishAndReturnOffset(msg); err != nil {
+		if _, err := b.pub.PublishAndReturnOffset(q.msg); err != nil {
 			b.m.publishErrors.Inc()
+			b.linked.Store(false)
 			b.c.routingStale()
 			if closed {
 				b.drop("shutdown")
@@ -369,15 +481,20 @@ func (b *Broker) publishLoop() {
 			backoff = min(2*backoff, b.c.o.BackoffMax)
 			continue
 		}
+		b.linked.Store(true)
 		backoff = 50 * time.Millisecond
 		b.mu.Lock()
-		if len(b.queue) > 0 && b.queue[0] == msg {
-			b.queue[0] = nil
+		mine := len(b.queue) > 0 && b.queue[0].msg == q.msg
+		if mine {
+			b.queue[0] = queued{}
 			b.queue = b.queue[1:]
 		}
 		b.m.queue.Set(float64(len(b.queue)))
 		b.mu.Unlock()
 		b.m.published.Inc()
+		if mine && q.sent != nil {
+			q.sent(nil)
+		}
 	}
 }
 
@@ -385,14 +502,23 @@ func (b *Broker) publishLoop() {
 // unreachable), counting them.
 func (b *Broker) drop(why string) {
 	b.mu.Lock()
-	n := len(b.queue)
+	gone := b.queue
 	b.queue = nil
 	b.mu.Unlock()
-	if n > 0 {
+	if n := len(gone); n > 0 {
 		b.m.dropped.Add(float64(n))
 		b.log.Warn("events not published to the other nodes", "count", n, "why", why)
 	}
+	for _, q := range gone {
+		if q.sent != nil {
+			q.sent(fmt.Errorf("%w: %s", errDropped, why))
+		}
+	}
 }
+
+// Linked reports whether the last attempt to publish succeeded
+// (chat.OrderedBroker).
+func (b *Broker) Linked() bool { return b.linked.Load() }
 
 // Nodes is how many servers share the cluster channel, as Redis counted
 // them lately (Node's adapters count the same way); -1 before the first
@@ -434,6 +560,13 @@ func (b *Broker) Close(ctx context.Context) error {
 	case <-ctx.Done():
 		b.drop("shutdown timeout")
 		<-b.stopped
+	}
+	if b.stopReading != nil {
+		b.stopReading()
+		select {
+		case <-b.readerDone:
+		case <-ctx.Done():
+		}
 	}
 	if b.admin != nil {
 		b.admin.close()

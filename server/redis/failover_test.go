@@ -97,7 +97,9 @@ type flow struct {
 }
 
 func (f *flow) HandlePublication(_ string, e chat.Event) {
-	if !e.IsMessage() {
+	// In streams mode a node's own messages come back to it (Own): they
+	// are not the other node's.
+	if !e.IsMessage() || e.Own {
 		return
 	}
 	f.mu.Lock()

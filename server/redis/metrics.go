@@ -8,6 +8,10 @@ type metrics struct {
 	dialErrors  prometheus.Counter
 	reconnects  prometheus.Counter
 	badMessages prometheus.Counter
+	claims      *prometheus.CounterVec
+	// streamResets counts the times the stream lost entries a node had not
+	// read (stream.go).
+	streamResets prometheus.Counter
 }
 
 func newMetrics(r prometheus.Registerer) *metrics {
@@ -27,10 +31,18 @@ func newMetrics(r prometheus.Registerer) *metrics {
 		badMessages: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "chat_redis_bad_messages_total", Help: "Messages on the sharded channels that could not be decoded (dropped).",
 		}),
+		claims: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chat_client_id_claims_total",
+			Help: "Client ids claimed in the cluster's memory, by result: new (first admission), known (a retry, or taken), error (Redis unreachable: the node went on with its own memory).",
+		}, []string{"result"}),
+		streamResets: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "chat_stream_resets_total",
+			Help: "Times this node found the stream no longer holding what follows the last entry it read (Redis restarted without persistence, or trimmed what it had not read): messages published then may not have reached its clients.",
+		}),
 	}
 	m.up.Set(1)
 	if r != nil {
-		r.MustRegister(m.up, m.errors, m.dialErrors, m.reconnects, m.badMessages)
+		r.MustRegister(m.up, m.errors, m.dialErrors, m.reconnects, m.badMessages, m.claims, m.streamResets)
 	}
 	return m
 }

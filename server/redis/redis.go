@@ -125,6 +125,8 @@ type Cluster struct {
 	node    *goredis.Options
 	lib     *sioredis.RedisClient
 	adapter socket.AdapterConstructor
+	// streams builds the adapters in streams mode (nil in sharded mode).
+	streams *streamsBuilder
 	// subs and reach serve the sharded mode (nil in streams mode).
 	subs   *subscriber
 	reach  *reach
@@ -144,8 +146,6 @@ func Open(o Options) (*Cluster, error) {
 		return nil, err
 	}
 	c := &Cluster{o: o, nodeID: randomID(), m: newMetrics(o.Registerer)}
-	logTarget.Store(c)
-	setLogger.Do(func() { goredis.SetLogger(redisLogger{}) })
 	if len(o.ClusterNodes) > 0 {
 		opts, node, err := clusterOptions(o)
 		if err != nil {
@@ -166,9 +166,6 @@ func Open(o Options) (*Cluster, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
 	c.lib = sioredis.NewRedisClient(ctx, c.client)
-	if o.Mode == ModeStreams {
-		c.lib = sioredis.NewRedisClientWithSub(ctx, c.client, &streamReader{UniversalClient: c.client, c: c})
-	}
 	_ = c.lib.On("error", func(args ...any) {
 		var err error
 		if len(args) > 0 {
@@ -182,13 +179,20 @@ func Open(o Options) (*Cluster, error) {
 		so.SetStreamName(o.KeyPrefix)
 		so.SetChannelPrefix(o.KeyPrefix)
 		so.SetSessionKeyPrefix(o.KeyPrefix + ":session:")
-		c.adapter = &sioadapter.RedisStreamsAdapterBuilder{Redis: c.lib, Opts: so}
+		so.SetMaxLen(sioadapter.DefaultStreamMaxLen)
+		// The broker reads the stream itself (stream.go).
+		c.streams = &streamsBuilder{lib: c.lib, opts: so}
+		c.adapter = c.streams
 	default:
 		c.subs = newSubscriber(c)
 		c.reach = newReach(o.Logger, o.Registerer)
 		go c.reach.run(ctx)
 		c.adapter = &shardedBuilder{c: c}
 	}
+	// go-redis's logger reports to c once c is whole: the clients of a
+	// cluster opened before log meanwhile, and a report reads c.cluster.
+	logTarget.Store(c)
+	setLogger.Do(func() { goredis.SetLogger(redisLogger{}) })
 	return c, nil
 }
 
@@ -365,6 +369,29 @@ func (c *Cluster) nodeFor(ctx context.Context, key string) (goredis.Cmdable, err
 	return c.cluster.MasterForKey(ctx, key)
 }
 
+// subscribers counts the subscribers of channel (sharded: of the sharded
+// channel) on the node that serves it: a cluster's masters count only
+// their own; 0 when Redis does not answer.
+func (c *Cluster) subscribers(channel string, sharded bool) int64 {
+	ctx, cancel := context.WithTimeout(context.Background(), c.o.RequestTimeout)
+	defer cancel()
+	node, err := c.nodeFor(ctx, channel)
+	if err != nil {
+		c.reportError(err)
+		return 0
+	}
+	count := node.PubSubNumSub
+	if sharded {
+		count = node.PubSubShardNumSub
+	}
+	res, err := count(ctx, channel).Result()
+	if err != nil {
+		c.reportError(err)
+		return 0
+	}
+	return res[channel]
+}
+
 // Adapter builds the Socket.IO cluster adapter in the configured mode.
 func (c *Cluster) Adapter() socket.AdapterConstructor { return c.adapter }
 
@@ -533,32 +560,4 @@ func randomID() string {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
-}
-
-// streamReader is the streams adapter's read client: XREAD, when it fails
-// (a master died, its successor is not elected yet, or Redis is down),
-// is tried again every 100 ms for up to its block time, instead of
-// returning at once to the adapter, which then sleeps a whole second
-// before its next read: deliveries resume within 100 ms of the new
-// master's election. Everything else goes to the client as it is.
-type streamReader struct {
-	goredis.UniversalClient
-	c *Cluster
-}
-
-func (r *streamReader) XRead(ctx context.Context, a *goredis.XReadArgs) *goredis.XStreamSliceCmd {
-	deadline := time.Now().Add(max(a.Block, time.Second))
-	for {
-		cmd := r.UniversalClient.XRead(ctx, a)
-		err := cmd.Err()
-		if err == nil || errors.Is(err, goredis.Nil) || ctx.Err() != nil || time.Now().After(deadline) {
-			return cmd
-		}
-		r.c.routingStale()
-		select {
-		case <-ctx.Done():
-			return cmd
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
 }

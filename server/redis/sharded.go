@@ -262,21 +262,7 @@ func (a *shardedAdapter) publishRaw(channel string, payload []byte) (int64, erro
 // ServerCount is how many servers subscribe to the namespace's channel
 // (PUBSUB SHARDNUMSUB on the node that serves it), as Node counts; 0 when
 // Redis does not answer.
-func (a *shardedAdapter) ServerCount() int64 {
-	ctx, cancel := context.WithTimeout(context.Background(), a.c.o.RequestTimeout)
-	defer cancel()
-	node, err := a.c.nodeFor(ctx, a.channel)
-	if err != nil {
-		a.c.reportError(err)
-		return 0
-	}
-	res, err := node.PubSubShardNumSub(ctx, a.channel).Result()
-	if err != nil {
-		a.c.reportError(err)
-		return 0
-	}
-	return res[a.channel]
-}
+func (a *shardedAdapter) ServerCount() int64 { return a.c.subscribers(a.channel, true) }
 
 // Close tells the other Go nodes that this server leaves (so that they do
 // not count what they publish next as undelivered to it), and leaves the

@@ -135,6 +135,12 @@ type Dialer struct {
 type Conn struct {
 	// SID is the Engine.IO session id.
 	SID string
+	// PID is the private session id the namespace CONNECT answer carries
+	// when the server recovers connection state: socket.io-client sends it
+	// back with its last offset in the auth of its next CONNECT
+	// ({pid, offset}), and its socket is recovered when the answer carries
+	// the same PID again.
+	PID string
 
 	ws   *websocket.Conn // nil for long-polling
 	poll *polling
@@ -276,6 +282,12 @@ func (c *Conn) join(auth []byte) (early [][]byte, err error) {
 		}
 		switch Classify(f) {
 		case KindConnect:
+			var answer struct {
+				PID string `json:"pid"`
+			}
+			if i := bytes.IndexByte(f, '{'); i >= 0 && json.Unmarshal(f[i:], &answer) == nil {
+				c.PID = answer.PID
+			}
 			return early, nil
 		case KindConnectError:
 			return nil, fmt.Errorf("%w: %s", ErrConnectRefused, clip(f))

@@ -238,7 +238,7 @@ func TestDialAuthSendsTheAuthInTheConnect(t *testing.T) {
 		_ = c.WriteMessage(websocket.TextMessage, []byte(`0{"sid":"abc"}`))
 		_, m, _ := c.ReadMessage()
 		got <- string(m)
-		_ = c.WriteMessage(websocket.TextMessage, []byte(`40{"sid":"s1"}`))
+		_ = c.WriteMessage(websocket.TextMessage, []byte(`40{"sid":"s1","pid":"p1"}`))
 		_, _, _ = c.ReadMessage()
 	}))
 	defer srv.Close()
@@ -250,5 +250,8 @@ func TestDialAuthSendsTheAuthInTheConnect(t *testing.T) {
 	defer c.Close()
 	if m := <-got; m != `40{"username":"u1"}` {
 		t.Fatalf("CONNECT %q", m)
+	}
+	if c.PID != "p1" {
+		t.Fatalf("PID %q, want the answer's p1", c.PID)
 	}
 }

@@ -115,6 +115,10 @@ func (s *Server) connect(sock *engine.Socket, h *engine.Hello) error {
 		return err
 	}
 	sock.Data = c
+	if place, ordered := s.hub.Place(); ordered {
+		s.connectOrdered(c, h, place)
+		return nil
+	}
 	// The marks are taken before the client is told it is connected: every
 	// message after them reaches the client, however long its history
 	// takes.
@@ -142,6 +146,32 @@ func (s *Server) connect(sock *engine.Socket, h *engine.Hello) error {
 	return nil
 }
 
+// connectOrdered decides how a socket joins an ordered hub (its broker
+// keeps the cluster's log: streams mode). A newcomer stands at the hub's
+// place now, taken before it is told it is connected; a client that comes
+// back (a recovery offset, in its session or its auth) stands where its
+// offset says, on any node, and is recovered (no history, socket.recovered
+// true) when its session is here and the node's log covers its place. Its
+// rooms join with it, their missed messages in the log's order.
+func (s *Server) connectOrdered(c *conn, h *engine.Hello, now hub.Place) {
+	c.join = &hub.JoinOptions{Since: &now}
+	s.memberRooms(c)
+	offset := h.Offset
+	if !h.Resumable {
+		offset = resumeOffset(h.Auth)
+	}
+	if p, ok := hub.ParsePlace(offset); ok {
+		if h.Resumable && s.hub.CanResume(p) {
+			h.Recover()
+		}
+		c.join = &hub.JoinOptions{Since: &p, Back: true}
+	}
+	for _, r := range c.rooms {
+		c.join.Also = append(c.join.Also, r.id)
+	}
+	c.rooms = nil
+}
+
 // Ready joins the socket to the global room: the hub sends a newcomer its
 // history, or a recovered client what it missed, then the live events
 // (engine.Handler).
@@ -166,7 +196,8 @@ func (s *Server) Ready(sock *engine.Socket) {
 
 // resumeOffset reads the recovery offset a reconnecting socket.io-client
 // sends in its auth ({pid, offset}): the offset of the last message the
-// client received (makeOffset), at most two ids of 64 bytes.
+// client received (makeOffset's two ids of at most 64 bytes, or an ordered
+// hub's Place).
 func resumeOffset(auth map[string]any) string {
 	if auth == nil {
 		return ""
@@ -175,7 +206,7 @@ func resumeOffset(auth map[string]any) string {
 		return ""
 	}
 	offset, _ := auth["offset"].(string)
-	if len(offset) > 2*64+len(offsetSep) {
+	if len(offset) > maxOffsetLength {
 		return ""
 	}
 	return offset

@@ -30,12 +30,16 @@ func NewEncoder(authMode chat.AuthMode, recovery time.Duration) Encoder {
 	return Encoder{mode: authMode, recovery: recovery > 0}
 }
 
-// Message encodes a `message` event of m with its high-water id.
-func (e Encoder) Message(m chat.Message, high string) (hub.Frame, error) {
-	if e.recovery {
-		return engine.EventFrame(chat.EventMessage, m.WireFor(e.mode), makeOffset(m.ID, high))
+// Message encodes a `message` event of m with its recovery offset: the
+// hub's Place on an ordered hub, else the message's id and high-water id.
+func (e Encoder) Message(m chat.Message, at hub.Offset) (hub.Frame, error) {
+	if !e.recovery {
+		return engine.EventFrame(chat.EventMessage, m.WireFor(e.mode))
 	}
-	return engine.EventFrame(chat.EventMessage, m.WireFor(e.mode))
+	if at.Place != "" {
+		return engine.EventFrame(chat.EventMessage, m.WireFor(e.mode), at.Place)
+	}
+	return engine.EventFrame(chat.EventMessage, m.WireFor(e.mode), makeOffset(m.ID, at.High))
 }
 
 // Event encodes any other event with its one argument. An event that

@@ -1,8 +1,16 @@
 package socketio
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/scalable-chat-go/server/hub"
+)
 
 // Connection-state recovery offsets.
+//
+// On an ordered hub (streams mode) the offset is the hub's Place instead
+// (hub/place.go): where the client stands in the cluster's log, which any
+// node resumes exactly. What follows is the offset of the other hubs.
 //
 // The offset of a `message` event is the message's id, followed, when a
 // newer message was delivered before it (messages of several nodes arrive
@@ -15,6 +23,10 @@ import "strings"
 // offsetSep joins a message id and its high-water id in a recovery offset
 // (ids are UUIDs, which never hold it).
 const offsetSep = "~"
+
+// maxOffsetLength is the longest recovery offset a client may send back:
+// two ids of 64 bytes, or an ordered hub's Place (hub.MaxPlaceLength).
+const maxOffsetLength = max(2*64+len(offsetSep), hub.MaxPlaceLength)
 
 // makeOffset is the recovery offset of a message: its id, then, when a
 // newer message was delivered before it, offsetSep and that message's id.

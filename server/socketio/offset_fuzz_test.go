@@ -53,7 +53,7 @@ func FuzzRecoveryOffset(f *testing.F) {
 			if got != "" {
 				t.Fatalf("resumeOffset(%v) = %q, want none", auth, got)
 			}
-		case len(offset) > 2*64+len(offsetSep):
+		case len(offset) > maxOffsetLength:
 			if got != "" {
 				t.Fatalf("an offset of %d bytes was kept", len(offset))
 			}

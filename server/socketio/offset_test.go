@@ -36,16 +36,18 @@ func TestRecoveryOffset(t *testing.T) {
 
 func TestResumeOffset(t *testing.T) {
 	two := strings.Repeat("a", 64) + "~" + strings.Repeat("b", 64)
+	long := strings.Repeat("1", maxOffsetLength)
 	for _, tt := range []struct {
 		auth map[string]any
 		want string
 	}{
 		{nil, ""},
 		{map[string]any{"offset": "x"}, ""}, // no session id: not a reconnection
-		{map[string]any{"pid": "p", "offset": 5}, ""},         // not a string
-		{map[string]any{"pid": "p", "offset": "x~y"}, "x~y"},  // two ids
-		{map[string]any{"pid": "p", "offset": two}, two},      // the longest accepted
-		{map[string]any{"pid": "p", "offset": two + "c"}, ""}, // too long: ignored
+		{map[string]any{"pid": "p", "offset": 5}, ""},          // not a string
+		{map[string]any{"pid": "p", "offset": "x~y"}, "x~y"},   // two ids
+		{map[string]any{"pid": "p", "offset": two}, two},       // two ids
+		{map[string]any{"pid": "p", "offset": long}, long},     // the longest accepted: a Place
+		{map[string]any{"pid": "p", "offset": long + "c"}, ""}, // too long: ignored
 	} {
 		if got := resumeOffset(tt.auth); got != tt.want {
 			t.Errorf("resumeOffset(%v) = %q, want %q", tt.auth, got, tt.want)

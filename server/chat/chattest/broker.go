@@ -93,6 +93,119 @@ func TestBroker(t *testing.T, newNodes func(t *testing.T, n int) []Cluster) {
 		}
 	})
 
+	t.Run("SentIsCalledOnceThePublicationLeft", func(t *testing.T) {
+		nodes, rec := startNodes(t, newNodes, 2)
+		sent := make(chan error, 2)
+		e := chat.MessageEvent(Msg("s-1", "x", 1))
+		e.Sent = func(err error) { sent <- err }
+		nodes[0].Publish(chat.GlobalRoom, e)
+		select {
+		case err := <-sent:
+			if err != nil {
+				t.Fatalf("Sent(%v) for a publication that left", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("Sent not called within 10 s")
+		}
+		if got := rec[1].waitPublications(t, 1); got[0].e.Sent != nil {
+			t.Fatal("the receiving node got the publisher's Sent")
+		}
+		select {
+		case <-sent:
+			t.Fatal("Sent called twice")
+		case <-time.After(100 * time.Millisecond):
+		}
+	})
+
+	t.Run("OrderedNodesReadOneLog", func(t *testing.T) {
+		nodes, rec := startNodes(t, newNodes, 3)
+		if !ordered(nodes[0]) {
+			t.Skip("the engine keeps no ordered log (chat.OrderedBroker)")
+		}
+		const each = 40
+		var wg sync.WaitGroup
+		for k := range 2 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range each {
+					nodes[k].Publish(chat.GlobalRoom, chat.MessageEvent(Msg(fmt.Sprintf("n%d-%03d", k, i), "x", i)))
+				}
+				// A node's other events do not come back to it.
+				nodes[k].Publish(chat.GlobalRoom, chat.Event{Name: chat.EventTyping, Data: "t"})
+			}()
+		}
+		wg.Wait()
+		// Every node reads the same messages in the same order: its own
+		// too, marked, at their places.
+		var orders [3][]string
+		for i := range nodes {
+			own := 0
+			if i < 2 {
+				own = each
+			}
+			var all []publication
+			all = append(all, rec[i].waitOwn(t, own)...)
+			for _, p := range rec[i].waitPublications(t, 2*each-own+1+boolInt(i == 2)) {
+				if p.e.IsMessage() {
+					all = append(all, p)
+				}
+			}
+			sort.Slice(all, func(a, b int) bool { return all[a].e.Pos.Before(all[b].e.Pos) })
+			for j, p := range all {
+				if p.e.Pos.IsZero() || j > 0 && !all[j-1].e.Pos.Before(p.e.Pos) {
+					t.Fatalf("node %d: message %s at %v: positions must rise", i, p.e.Message.ID, p.e.Pos)
+				}
+				if p.e.Own != strings.HasPrefix(p.e.Message.ID, fmt.Sprintf("n%d-", i)) {
+					t.Fatalf("node %d: message %s Own=%v", i, p.e.Message.ID, p.e.Own)
+				}
+				orders[i] = append(orders[i], fmt.Sprint(p.e.Message.ID, "@", p.e.Pos))
+			}
+		}
+		if len(orders[0]) != 2*each || !reflect.DeepEqual(orders[0], orders[1]) || !reflect.DeepEqual(orders[0], orders[2]) {
+			t.Fatalf("the nodes read different logs:\n%v\n%v\n%v", orders[0], orders[1], orders[2])
+		}
+	})
+
+	t.Run("OrderedNodeReadsTheLatestFirst", func(t *testing.T) {
+		nodes := newNodes(t, 2)
+		if !ordered(nodes[0]) {
+			t.Skip("the engine keeps no ordered log (chat.OrderedBroker)")
+		}
+		recs := make([]*recorder, 2)
+		for i, node := range nodes {
+			recs[i] = &recorder{probes: map[string]map[any]bool{}, changed: make(chan struct{}, 1)}
+			node.RegisterEventHandler(recs[i])
+		}
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			for _, node := range nodes {
+				_ = node.Close(ctx)
+			}
+		})
+		if err := nodes[0].Run(); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 3 {
+			nodes[0].Publish("room-a", chat.MessageEvent(Msg(fmt.Sprintf("s-%d", i), "x", i)))
+		}
+		own := recs[0].waitOwn(t, 3)
+		// A node that starts now reads them first, as another node's.
+		if err := nodes[1].Run(); err != nil {
+			t.Fatal(err)
+		}
+		got := recs[1].waitPublications(t, 3)
+		for i, p := range got {
+			if p.room != "room-a" || p.e.Own || p.e.Message.ID != own[i].e.Message.ID || p.e.Pos != own[i].e.Pos {
+				t.Fatalf("the new node read %+v, want %+v", p, own[i])
+			}
+		}
+		if floor, ok := nodes[1].(chat.OrderedBroker).Floor(); !ok || got[0].e.Pos.Before(floor) {
+			t.Fatalf("Floor() = %v, %v; want a floor at or before the first message read", floor, ok)
+		}
+	})
+
 	t.Run("OneNodesEventsArriveInOrder", func(t *testing.T) {
 		nodes, rec := startNodes(t, newNodes, 2)
 		const n = 500
@@ -233,6 +346,19 @@ func sameMessage(a, b chat.Message) bool {
 	return a.ID == b.ID && a.Text == b.Text && a.Username == b.Username && a.UserID == b.UserID && a.CreatedAt.Equal(b.CreatedAt)
 }
 
+// ordered reports whether the node is an ordered broker that keeps a log.
+func ordered(b chat.Broker) bool {
+	ob, ok := b.(chat.OrderedBroker)
+	return ok && ob.Ordered()
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 // startNodes makes n nodes, registers a recorder on each, and runs them.
 func startNodes(t *testing.T, newNodes func(t *testing.T, n int) []Cluster, n int) ([]Cluster, []*recorder) {
 	t.Helper()
@@ -342,6 +468,7 @@ type recorder struct {
 
 	mu          sync.Mutex
 	pubs        []publication
+	own         []publication // the node's own messages, back (ordered)
 	users       []userEvent
 	control     []chat.Event
 	disconnects []string
@@ -380,7 +507,11 @@ func (r *recorder) HandlePublication(room string, e chat.Event) {
 		return
 	}
 	r.mu.Lock()
-	r.pubs = append(r.pubs, publication{room, e})
+	if e.Own {
+		r.own = append(r.own, publication{room, e})
+	} else {
+		r.pubs = append(r.pubs, publication{room, e})
+	}
 	r.mu.Unlock()
 	r.note()
 }
@@ -480,6 +611,18 @@ func (r *recorder) waitFor(t *testing.T, what string, ready func() bool) {
 			t.Fatalf("waited 10 s for %s", what)
 		}
 	}
+}
+
+// waitOwn waits until n of the node's own messages came back (an ordered
+// broker), and returns and forgets them.
+func (r *recorder) waitOwn(t *testing.T, n int) []publication {
+	t.Helper()
+	r.waitFor(t, fmt.Sprintf("%d own messages back", n), func() bool { return len(r.own) >= n })
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := r.own
+	r.own = nil
+	return out
 }
 
 func (r *recorder) waitPublications(t *testing.T, n int) []publication {

@@ -34,13 +34,21 @@ type sio struct {
 // dialSIO connects over "websocket" or "polling" and joins namespace "/".
 func dialSIO(t *testing.T, url, transport string) *sio {
 	t.Helper()
+	return dialSIOAuth(t, url, transport, nil)
+}
+
+// dialSIOAuth is dialSIO with the namespace CONNECT's auth (JSON; over
+// WebSocket only), as socket.io-client sends {pid, offset} when it comes
+// back.
+func dialSIOAuth(t *testing.T, url, transport string, auth []byte) *sio {
+	t.Helper()
 	c := &sio{t: t, frames: make(chan string, 100_000), closed: make(chan struct{}), acks: map[int64]chan map[string]any{}}
 	var d sioclient.Dialer
 	var early [][]byte
 	var err error
 	switch transport {
 	case "websocket":
-		c.conn, early, err = d.Dial(context.Background(), url, nil)
+		c.conn, early, err = d.DialAuth(context.Background(), url, nil, auth)
 	case "polling":
 		c.conn, early, err = d.DialPolling(context.Background(), url)
 	default:
@@ -72,22 +80,31 @@ func (c *sio) receive(p string) {
 		return
 	}
 	p = p[1:]
-	if strings.HasPrefix(p, "3") { // ack
-		i := strings.IndexByte(p, '[')
-		var id int64
-		fmt.Sscan(p[1:i], &id)
-		var args []map[string]any
-		_ = json.Unmarshal([]byte(p[i:]), &args)
-		c.mu.Lock()
-		ch := c.acks[id]
-		delete(c.acks, id)
-		c.mu.Unlock()
-		if ch != nil && len(args) > 0 {
-			ch <- args[0]
-		}
+	if strings.HasPrefix(p, "3") {
+		answerAck(&c.mu, c.acks, p)
 		return
 	}
 	c.frames <- p
+}
+
+// answerAck hands an acknowledgement packet ("3<id>[args]") to the
+// channel waiting for it in acks (guarded by mu).
+func answerAck(mu *sync.Mutex, acks map[int64]chan map[string]any, p string) {
+	i := strings.IndexByte(p, '[')
+	if i < 1 {
+		return
+	}
+	var id int64
+	fmt.Sscan(p[1:i], &id)
+	var args []map[string]any
+	_ = json.Unmarshal([]byte(p[i:]), &args)
+	mu.Lock()
+	ch := acks[id]
+	delete(acks, id)
+	mu.Unlock()
+	if ch != nil && len(args) > 0 {
+		ch <- args[0]
+	}
 }
 
 // close leaves cleanly: a Socket.IO DISCONNECT, then the transport closes

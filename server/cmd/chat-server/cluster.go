@@ -56,6 +56,7 @@ func newClusterLink(cfg config.Config, reg prometheus.Registerer, logger *slog.L
 		FetchTimeout: cfg.RedisRequestTimeout,
 		SocketsLimit: cfg.AdminUI.SocketsLimit,
 		Admin:        cfg.AdminUI.Enabled,
+		Seed:         cfg.ResumeLogSize,
 	})
 	return &clusterLink{
 		broker: b, directory: b, presence: c.Presence(), kind: "redis-" + c.Mode(), redis: c,

@@ -215,6 +215,8 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		PresenceInterval:  cfg.PresenceInterval,
 		PresenceListLimit: cfg.PresenceListLimit,
 		TypingTimeout:     cfg.TypingTimeout,
+		LogSize:           cfg.ResumeLogSize,
+		EarlyAfter:        cfg.RedisEarlyAfter,
 		Logger:            logger.With("component", "hub"),
 		Registerer:        reg,
 	})
@@ -247,7 +249,13 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if cfg.AuthGuest {
 		guestNames = names
 	}
-	svc := chat.NewService(wlog, hb, chat.ServiceOptions{Limits: limits})
+	so := chat.ServiceOptions{Limits: limits, Delivered: hb.Delivered, WaitForLink: hb.Ordered(),
+		Logger: logger.With("component", "accept")}
+	if link.redis != nil {
+		// Admitted client ids are remembered cluster-wide (CLIENT_ID_TTL).
+		so.Claims = link.redis.ClientIDs(cfg.ClientIDTTL)
+	}
+	svc := chat.NewService(wlog, hb, so)
 	rooms := roomService(cfg, store, hb, link.replica)
 
 	edge, err := socketio.New(socketio.Options{

@@ -467,6 +467,16 @@ func (p *Process) Stop(ctx context.Context) error {
 	return fmt.Errorf("%s server (pid %d) did not stop within %s of SIGTERM; killed", p.Kind, p.PID, p.stopTimeout)
 }
 
+// Kill ends the process at once, as a crash does (SIGKILL to its PID:
+// no shutdown, nothing flushed), and waits for the exit.
+func (p *Process) Kill() {
+	if p.Exited() {
+		return
+	}
+	_ = p.cmd.Process.Kill()
+	<-p.exited
+}
+
 // LogTail returns the last n lines of the server's output.
 func (p *Process) LogTail(n int) string {
 	data, _ := os.ReadFile(p.logPath)
