@@ -80,18 +80,19 @@ type Config struct {
 	DatabaseURL string // DATABASE_URL
 	Migrate     bool   // MIGRATE
 	// MigrateLockTimeout bounds the wait for the migration lock.
-	MigrateLockTimeout  time.Duration // MIGRATE_LOCK_TIMEOUT
-	RedisURL            string        // REDIS_URL
-	RedisClusterNodes   []string      // REDIS_CLUSTER_NODES (seeds of a Redis Cluster; see rediscluster.go)
-	RedisPasswd         string        // REDIS_PASSWD
-	RedisCAFile         string        // REDIS_CA_FILE
-	RedisAdapterMode    string        // REDIS_ADAPTER_MODE
-	RedisKeyPrefix      string        // REDIS_KEY_PREFIX
-	RedisRequestTimeout time.Duration // REDIS_REQUEST_TIMEOUT
-	RedisPublishBuffer  int           // REDIS_PUBLISH_BUFFER
-	ClientIDTTL         time.Duration // CLIENT_ID_TTL
-	ResumeLogSize       int           // RESUME_LOG_SIZE
-	RedisEarlyAfter     time.Duration // REDIS_EARLY_AFTER
+	MigrateLockTimeout    time.Duration // MIGRATE_LOCK_TIMEOUT
+	RedisURL              string        // REDIS_URL
+	RedisClusterNodes     []string      // REDIS_CLUSTER_NODES (seeds of a Redis Cluster; see rediscluster.go)
+	RedisPasswd           string        // REDIS_PASSWD
+	RedisCAFile           string        // REDIS_CA_FILE
+	RedisAdapterMode      string        // REDIS_ADAPTER_MODE
+	RedisSubscriptionMode string        // REDIS_SUBSCRIPTION_MODE
+	RedisKeyPrefix        string        // REDIS_KEY_PREFIX
+	RedisRequestTimeout   time.Duration // REDIS_REQUEST_TIMEOUT
+	RedisPublishBuffer    int           // REDIS_PUBLISH_BUFFER
+	ClientIDTTL           time.Duration // CLIENT_ID_TTL
+	ResumeLogSize         int           // RESUME_LOG_SIZE
+	RedisEarlyAfter       time.Duration // REDIS_EARLY_AFTER
 
 	KafkaBrokers     []string      // KAFKA_BROKERS
 	KafkaTopic       string        // KAFKA_TOPIC

@@ -76,10 +76,13 @@ func TestValues(t *testing.T) {
 		"PORT": "9000", "PING_INTERVAL": "1500", "PING_TIMEOUT": "2s", "CORS_ORIGINS": "https://a.example, https://b.example",
 		"TRUSTED_PROXIES": "10.0.0.0/8, 127.0.0.1", "HISTORY_LIMIT": "0", "CONNECTION_RECOVERY_WINDOW": "0",
 		"LOG_FORMAT": "JSON", "LOG_LEVEL": "debug", "MIGRATE": "off", "KAFKA_BROKERS": "a:9092,b:9092",
-		"MIGRATE_LOCK_TIMEOUT": "1m",
+		"MIGRATE_LOCK_TIMEOUT": "1m", "REDIS_SUBSCRIPTION_MODE": "Static",
 	}))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if c.RedisSubscriptionMode != "static" {
+		t.Fatalf("REDIS_SUBSCRIPTION_MODE=Static read as %q", c.RedisSubscriptionMode)
 	}
 	if c.Port != 9000 || c.PingInterval != 1500*time.Millisecond || c.PingTimeout != 2*time.Second ||
 		len(c.CORSOrigins) != 2 || c.CORSOrigins[1] != "https://b.example" || len(c.TrustedProxies) != 2 ||
@@ -93,12 +96,12 @@ func TestBadValuesAreAllReportedByName(t *testing.T) {
 	_, err := FromLookup(lookup(map[string]string{
 		"PORT": "eighty", "PING_INTERVAL": "soon", "MAX_MESSAGE_LENGTH": "0", "TRUSTED_PROXIES": "not-an-ip",
 		"LOG_FORMAT": "xml", "MIGRATE": "maybe", "HISTORY_LIMIT": "100", "HISTORY_RING_SIZE": "10",
-		"MIGRATE_LOCK_TIMEOUT": "10us",
+		"MIGRATE_LOCK_TIMEOUT": "10us", "REDIS_SUBSCRIPTION_MODE": "dynamic-private",
 	}))
 	if err == nil {
 		t.Fatal("no error")
 	}
-	for _, name := range []string{"PORT=", "PING_INTERVAL=", "MAX_MESSAGE_LENGTH=", "TRUSTED_PROXIES=", "LOG_FORMAT=", "MIGRATE=", "HISTORY_RING_SIZE=", "MIGRATE_LOCK_TIMEOUT="} {
+	for _, name := range []string{"PORT=", "PING_INTERVAL=", "MAX_MESSAGE_LENGTH=", "TRUSTED_PROXIES=", "LOG_FORMAT=", "MIGRATE=", "HISTORY_RING_SIZE=", "MIGRATE_LOCK_TIMEOUT=", "REDIS_SUBSCRIPTION_MODE="} {
 		if !strings.Contains(err.Error(), name) {
 			t.Errorf("error does not name %s:\n%v", name, err)
 		}

@@ -154,6 +154,9 @@ var definitions = []definition{
 	def(sectionRedis, "REDIS_ADAPTER_MODE", oneOf("sharded", []string{"sharded", "streams"}, func(c *Config) *string { return &c.RedisAdapterMode }),
 		"`sharded` (SSUBSCRIBE/SPUBLISH, Redis 7+, as Node's `createShardedAdapter`) or `streams` (as "+
 			"`@socket.io/redis-streams-adapter`: nothing is lost across nodes during a Redis outage)", "Pub/Sub channel `MESSAGES`"),
+	def(sectionRedis, "REDIS_SUBSCRIPTION_MODE", oneOf("dynamic", []string{"dynamic", "static"}, func(c *Config) *string { return &c.RedisSubscriptionMode }),
+		"sharded mode: `dynamic` gives each room a channel a node subscribes to while it holds a member, as Node's default; "+
+			"`static` sends every room on the namespace's channel, to share rooms with Node servers in `subscriptionMode: \"static\"`", "-"),
 	def(sectionRedis, "REDIS_KEY_PREFIX", str("socket.io", func(c *Config) *string { return &c.RedisKeyPrefix }),
 		"prefix of the channels, stream and keys (Node's adapters use the same default)", "-"),
 	def(sectionRedis, "REDIS_REQUEST_TIMEOUT", duration(5*time.Second, 10*time.Millisecond, func(c *Config) *time.Duration { return &c.RedisRequestTimeout }),

@@ -30,9 +30,15 @@ func target(t *testing.T, backend string) redis.Options {
 // their own (so runs and modes never hear each other).
 func open(t *testing.T, backend, mode string, n int, presenceTTL time.Duration) []*redis.Cluster {
 	t.Helper()
+	return openWith(t, backend, mode, "", n, presenceTTL)
+}
+
+// openWith is open in a subscription mode ("": the default).
+func openWith(t *testing.T, backend, mode, subscription string, n int, presenceTTL time.Duration) []*redis.Cluster {
+	t.Helper()
 	o := target(t, backend)
 	o.KeyPrefix = fmt.Sprintf("broker-test-%s-%d", mode, time.Now().UnixNano())
-	o.Mode, o.RequestTimeout, o.PresenceTTL = mode, 2*time.Second, presenceTTL
+	o.Mode, o.Subscription, o.RequestTimeout, o.PresenceTTL = mode, subscription, 2*time.Second, presenceTTL
 	out := make([]*redis.Cluster, n)
 	for i := range out {
 		c, err := redis.Open(o)
@@ -59,6 +65,18 @@ func TestBroker(t *testing.T) {
 			})
 		}
 	}
+}
+
+// In static subscription mode every room rides the namespace's channel,
+// as with Node's subscriptionMode "static": the contract holds the same.
+func TestBrokerStaticSubscription(t *testing.T) {
+	chattest.TestBroker(t, func(t *testing.T, n int) []chattest.Cluster {
+		out := make([]chattest.Cluster, n)
+		for i, c := range openWith(t, "redis", redis.ModeSharded, redis.SubscriptionStatic, n, 0) {
+			out[i] = c.Broker(redis.BrokerOptions{Admin: true, FetchTimeout: 2 * time.Second})
+		}
+		return out
+	})
 }
 
 func TestPresence(t *testing.T) {

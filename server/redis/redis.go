@@ -48,6 +48,10 @@ import (
 const (
 	ModeSharded = "sharded"
 	ModeStreams = "streams"
+
+	// The subscription modes of sharded mode, as Node's.
+	SubscriptionDynamic = string(sioredis.DynamicSubscriptionMode)
+	SubscriptionStatic  = string(sioredis.StaticSubscriptionMode)
 )
 
 // Options configure the connection. Zero fields take their defaults.
@@ -68,6 +72,11 @@ type Options struct {
 	// KeyPrefix and RequestTimeout are the caller's to give: the
 	// configuration owns their defaults.
 	Mode string
+	// Subscription is how sharded mode routes the rooms of the hub
+	// (REDIS_SUBSCRIPTION_MODE, as Node's subscriptionMode):
+	// SubscriptionDynamic (the default) gives each room a channel of its
+	// own, SubscriptionStatic sends every room on the namespace's channel.
+	Subscription string
 	// KeyPrefix prefixes channels, streams and keys (REDIS_KEY_PREFIX;
 	// Node's adapters use "socket.io").
 	KeyPrefix string
@@ -92,6 +101,13 @@ func (o *Options) defaults() error {
 	}
 	if o.Mode != ModeSharded && o.Mode != ModeStreams {
 		return fmt.Errorf("REDIS_ADAPTER_MODE=%q: want sharded or streams", o.Mode)
+	}
+	switch o.Subscription {
+	case "":
+		o.Subscription = SubscriptionDynamic
+	case SubscriptionDynamic, SubscriptionStatic:
+	default:
+		return fmt.Errorf("REDIS_SUBSCRIPTION_MODE=%q: want dynamic or static", o.Subscription)
 	}
 	if o.KeyPrefix == "" {
 		return errors.New("redis: no key prefix (REDIS_KEY_PREFIX)")

@@ -5,7 +5,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	sioadapter "github.com/zishang520/socket.io/adapters/adapter/v3"
-	sioredis "github.com/zishang520/socket.io/adapters/redis/v3"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 
 	"github.com/scalable-chat-go/server/chat"
@@ -23,6 +22,11 @@ import (
 // library object): the adapter hands their broadcasts to the broker
 // directly (shardedAdapter.hubRoom), with the room's name, which the
 // library's delivery to the sink would lose.
+//
+// In static subscription mode (REDIS_SUBSCRIPTION_MODE=static, as Node's
+// subscriptionMode "static") the same broadcasts go on the namespace's
+// channel, which every node reads: rooms are shared with Node servers in
+// that mode, and a node drops (and counts) the rooms it has no member in.
 //
 // In streams mode every node reads the one stream, whatever the room: a
 // room's events stay envelopes to relayRoom (wire.go), all handed on (the
@@ -132,6 +136,10 @@ func (b *Broker) startRouting(a socket.Adapter) {
 		return
 	}
 	sa.setRoomHandler(b.onRoom)
+	if sa.c.o.Subscription == SubscriptionStatic {
+		// Every room comes on the namespace's channel: nothing to follow.
+		return
+	}
 	b.routes.mu.Lock()
 	defer b.routes.mu.Unlock()
 	b.routes.router = sa
@@ -208,14 +216,14 @@ func (a *shardedAdapter) setRoomHandler(h func(room string, data []any, fx *effe
 // socket's own has none (Node then publishes to the namespace's channel,
 // which this node reads anyway).
 func (a *shardedAdapter) follow(room string) {
-	if r := socket.Room(room); sioredis.ShouldUseDynamicChannel(sioredis.DynamicSubscriptionMode, r) {
+	if r := socket.Room(room); a.dynamic(r) {
 		a.c.subs.addRoom(a.roomChannel(r), a.onRaw)
 	}
 }
 
 // unfollow leaves room's channel.
 func (a *shardedAdapter) unfollow(room string) {
-	if r := socket.Room(room); sioredis.ShouldUseDynamicChannel(sioredis.DynamicSubscriptionMode, r) {
+	if r := socket.Room(room); a.dynamic(r) {
 		a.c.subs.remove(a.roomChannel(r))
 	}
 }

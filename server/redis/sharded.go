@@ -94,6 +94,9 @@ func roomOf(args []any) (socket.Room, bool) {
 // ownChannel tells whether room gets a channel of its own: every room but
 // a socket's own (Node's dynamic mode).
 func (a *shardedAdapter) ownChannel(room socket.Room) bool {
+	if a.c.o.Subscription == SubscriptionStatic {
+		return false
+	}
 	_, private := a.Sids().Load(socket.SocketId(room))
 	return !private
 }
@@ -109,7 +112,7 @@ func (a *shardedAdapter) publishChannel(msg *sioadapter.ClusterMessage) string {
 	}
 	if rb, ok := msg.Data.(*roomBroadcast); ok {
 		d := &rb.BroadcastMessage
-		if room := d.Opts.Rooms[0]; sioredis.ShouldUseDynamicChannel(sioredis.DynamicSubscriptionMode, room) {
+		if room := d.Opts.Rooms[0]; a.dynamic(room) {
 			return a.roomChannel(room)
 		}
 		return a.channel
@@ -118,10 +121,17 @@ func (a *shardedAdapter) publishChannel(msg *sioadapter.ClusterMessage) string {
 	if !ok || d.RequestId != nil || d.Opts == nil || len(d.Opts.Rooms) != 1 {
 		return a.channel
 	}
-	if room := d.Opts.Rooms[0]; sioredis.ShouldUseDynamicChannel(sioredis.DynamicSubscriptionMode, room) {
+	if room := d.Opts.Rooms[0]; a.dynamic(room) {
 		return a.roomChannel(room)
 	}
 	return a.channel
+}
+
+// dynamic tells whether room has a channel of its own in this
+// subscription mode (as Node decides: not in static mode, nor for a room
+// named like a socket).
+func (a *shardedAdapter) dynamic(room socket.Room) bool {
+	return sioredis.ShouldUseDynamicChannel(sioredis.SubscriptionMode(a.c.o.Subscription), room)
 }
 
 // DoPublish publishes msg, and counts the other servers it did not reach

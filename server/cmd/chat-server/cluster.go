@@ -43,6 +43,7 @@ func newClusterLink(cfg config.Config, reg prometheus.Registerer, logger *slog.L
 		Password:       cfg.RedisPasswd,
 		CAFile:         cfg.RedisCAFile,
 		Mode:           cfg.RedisAdapterMode,
+		Subscription:   cfg.RedisSubscriptionMode,
 		KeyPrefix:      cfg.RedisKeyPrefix,
 		RequestTimeout: cfg.RedisRequestTimeout,
 		Logger:         logger.With("component", "redis"),
