@@ -385,7 +385,9 @@ func TestSmoke(t *testing.T) {
 			if p.Reconnect == "fresh" {
 				owed = 15
 			}
-			if p.CaughtUp != 30 || p.Owed != owed || p.Extra != 0 || p.StormMS <= 0 || p.ServerCPUMS <= 0 {
+			// No bound on the CPU: /proc counts it in 10 ms ticks, and a
+			// 30-client storm of 30 ms may read 0 (CI saw it).
+			if p.CaughtUp != 30 || p.Owed != owed || p.Extra != 0 || p.StormMS <= 0 || p.ServerCPUMS < 0 {
 				t.Errorf("%s/%s: %+v", p.To, p.Reconnect, p)
 			}
 			if p.Reconnect == "resume" && (p.Resumed != 30 || p.ResumeGaps != 0) {
