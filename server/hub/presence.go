@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"sync"
 
 	"github.com/scalable-chat-go/server/chat"
 )
@@ -105,10 +106,32 @@ func (h *Hub) sendPresence(r *room, c Conn) {
 	c.Send(f)
 }
 
+// presenceSyncs is how many rooms' syncs a tick runs at once. A sync is
+// a round trip to Redis (about 0.12 ms on one server, 0.25 ms on a
+// cluster, BenchmarkRoomPresenceSync): one at a time, a tick of 1 s could
+// sync no more than 4,000 to 8,000 rooms, and a node holding more would
+// tell presence late. The rooms are independent; the connections to
+// Redis are pooled.
+const presenceSyncs = 16
+
 func (h *Hub) presenceTick() {
-	for _, r := range h.snapshotRooms() {
-		h.syncPresence(r)
+	rooms := h.snapshotRooms()
+	work := make(chan *room)
+	var wg sync.WaitGroup
+	for range min(presenceSyncs, len(rooms)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for r := range work {
+				h.guard("presence", func() { h.syncPresence(r) })
+			}
+		}()
 	}
+	for _, r := range rooms {
+		work <- r
+	}
+	close(work)
+	wg.Wait()
 	h.dropEmpty()
 }
 

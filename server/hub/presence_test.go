@@ -3,7 +3,9 @@ package hub
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -204,5 +206,55 @@ func TestTyping(t *testing.T) {
 				t.Fatalf("%s still holds %d typists", room, left)
 			}
 		}
+	}
+}
+
+// slowPresence answers after a delay, as a remote Redis does, and records
+// how many syncs ran at once.
+type slowPresence struct {
+	mu           sync.Mutex
+	now, most, n int
+}
+
+func (p *slowPresence) Sync(_ context.Context, _ string, v chat.PresenceView) (chat.PresenceView, error) {
+	p.mu.Lock()
+	p.now++
+	p.n++
+	p.most = max(p.most, p.now)
+	p.mu.Unlock()
+	time.Sleep(5 * time.Millisecond)
+	p.mu.Lock()
+	p.now--
+	p.mu.Unlock()
+	return v, nil
+}
+
+// A tick syncs its rooms several at a time, at most presenceSyncs: one at
+// a time, a node holding thousands of rooms would tell presence late, as
+// each sync waits for Redis.
+func TestPresenceSyncsRoomsAtOnce(t *testing.T) {
+	const rooms = 3 * presenceSyncs
+	names := make([]string, rooms)
+	for i := range names {
+		names[i] = fmt.Sprint("room-", i)
+	}
+	p := &slowPresence{}
+	n := newNode(t, nodeOptions{presence: p, rooms: names})
+	c := newConn("c", "ann")
+	for _, r := range append([]string{chat.GlobalRoom}, names...) {
+		if err := n.Join(c, r, JoinOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.take()
+	n.presenceTick()
+	if p.n != rooms+1 {
+		t.Fatalf("%d syncs, want one per room (%d)", p.n, rooms+1)
+	}
+	if p.most < 2 || p.most > presenceSyncs {
+		t.Fatalf("at most %d syncs at once, want 2 to %d", p.most, presenceSyncs)
+	}
+	if got := datas(c, chat.EventPresence); len(got) != rooms+1 {
+		t.Fatalf("%d presence events, want one per room", len(got))
 	}
 }

@@ -18,7 +18,7 @@ import (
 var backends = []string{"redis", "cluster"}
 
 // target returns the options that reach backend: its URL or its seeds.
-func target(t *testing.T, backend string) redis.Options {
+func target(t testing.TB, backend string) redis.Options {
 	t.Helper()
 	if backend == "cluster" {
 		return redis.Options{ClusterNodes: strings.Split(testkit.Service(t, "REDIS_CLUSTER_NODES", "Redis Cluster"), ",")}
@@ -28,13 +28,13 @@ func target(t *testing.T, backend string) redis.Options {
 
 // open returns n connections to backend in mode, sharing a key prefix of
 // their own (so runs and modes never hear each other).
-func open(t *testing.T, backend, mode string, n int, presenceTTL time.Duration) []*redis.Cluster {
+func open(t testing.TB, backend, mode string, n int, presenceTTL time.Duration) []*redis.Cluster {
 	t.Helper()
 	return openWith(t, backend, mode, "", n, presenceTTL)
 }
 
 // openWith is open in a subscription mode ("": the default).
-func openWith(t *testing.T, backend, mode, subscription string, n int, presenceTTL time.Duration) []*redis.Cluster {
+func openWith(t testing.TB, backend, mode, subscription string, n int, presenceTTL time.Duration) []*redis.Cluster {
 	t.Helper()
 	o := target(t, backend)
 	o.KeyPrefix = fmt.Sprintf("broker-test-%s-%d", mode, time.Now().UnixNano())

@@ -2,6 +2,7 @@ package redis_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -111,4 +112,30 @@ func scanAll(t *testing.T, rdb goredis.UniversalClient, pattern string) []string
 		t.Fatal(err)
 	}
 	return keys
+}
+
+// BenchmarkRoomPresenceSync is one node's sync of one room, as the hub
+// runs it for each room it holds, one after another, every
+// PRESENCE_INTERVAL: its time bounds the rooms a node can hold per tick.
+func BenchmarkRoomPresenceSync(b *testing.B) {
+	for _, backend := range backends {
+		b.Run(backend, func(b *testing.B) {
+			nodes := open(b, backend, redis.ModeSharded, 3, 0)
+			ctx := context.Background()
+			view := chat.PresenceView{Online: 2, Users: []chat.OnlineUser{{Name: "ann", Since: time.UnixMilli(1)}, {Name: "bob", Since: time.UnixMilli(2)}}}
+			for _, n := range nodes[1:] {
+				for r := range 100 {
+					if _, err := n.Presence().Sync(ctx, fmt.Sprint("room-", r), view); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			b.ResetTimer()
+			for i := 0; b.Loop(); i++ {
+				if _, err := nodes[0].Presence().Sync(ctx, fmt.Sprint("room-", i%100), view); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
