@@ -55,6 +55,9 @@ func TestBroker(t *testing.T) {
 	for _, backend := range backends {
 		for _, mode := range []string{redis.ModeSharded, redis.ModeStreams} {
 			t.Run(backend+"/"+mode, func(t *testing.T) {
+				// Each has its own key prefix; most of their time is
+				// waiting (for a node count, a stream's reader).
+				t.Parallel()
 				chattest.TestBroker(t, func(t *testing.T, n int) []chattest.Cluster {
 					out := make([]chattest.Cluster, n)
 					for i, c := range open(t, backend, mode, n, 0) {
