@@ -148,6 +148,13 @@ func TestJWKSStaleKeysServeWhileOneFetchRenewsThem(t *testing.T) {
 	if took > time.Second {
 		t.Fatalf("50 tokens with stale keys took %v against a hanging JWKS", took)
 	}
+	// The renewal runs in the background: its request may reach the JWKS
+	// after the tokens are verified (CI saw 1 then). Wait for it, then
+	// for any second one.
+	for deadline := time.Now().Add(2 * time.Second); srv.hits.Load() < 2 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond)
 	if n := srv.hits.Load(); n != 2 {
 		t.Fatalf("%d fetches, want 2 (the first, and one renewal)", n)
 	}
