@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -118,14 +119,18 @@ func TestPresenceAboveTheListLimitIsACount(t *testing.T) {
 
 // When the cluster's presence fails, the node's own view is used.
 func TestPresenceFallsBackToThisNode(t *testing.T) {
-	n := newNode(t, nodeOptions{presence: failingPresence{}})
+	n := newNode(t, nodeOptions{presence: failingPresence{}, rooms: []string{"room-a"}})
 	c := newConn("c", "ann")
-	if err := n.Join(c, chat.GlobalRoom, JoinOptions{}); err != nil {
-		t.Fatal(err)
+	for _, r := range []string{chat.GlobalRoom, "room-a"} {
+		if err := n.Join(c, r, JoinOptions{}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	c.take()
 	n.presenceTick()
-	if got := datas(c, chat.EventPresence); len(got) != 1 || !strings.HasPrefix(got[0], `{"online":1,`) {
+	got := datas(c, chat.EventPresence)
+	slices.Sort(got)
+	if len(got) != 2 || !strings.HasPrefix(got[0], `{"online":1,`) || !strings.HasPrefix(got[1], `{"room":"room-a","online":1,`) {
 		t.Fatalf("presence: %v", got)
 	}
 }
@@ -134,6 +139,10 @@ type failingPresence struct{}
 
 func (failingPresence) Sync(context.Context, string, chat.PresenceView) (chat.PresenceView, error) {
 	return chat.PresenceView{}, errors.New("down")
+}
+
+func (failingPresence) SyncRooms(context.Context, []chat.RoomView) ([]chat.PresenceView, error) {
+	return nil, errors.New("down")
 }
 
 // Typing reaches the room's other members, not the typist; it is renewed
@@ -212,28 +221,39 @@ func TestTyping(t *testing.T) {
 // slowPresence answers after a delay, as a remote Redis does, and records
 // how many syncs ran at once.
 type slowPresence struct {
-	mu           sync.Mutex
-	now, most, n int
+	mu                    sync.Mutex
+	now, most, n, batches int
+	largest               int
 }
 
 func (p *slowPresence) Sync(_ context.Context, _ string, v chat.PresenceView) (chat.PresenceView, error) {
 	p.mu.Lock()
-	p.now++
 	p.n++
+	p.mu.Unlock()
+	return v, nil
+}
+
+func (p *slowPresence) SyncRooms(_ context.Context, rooms []chat.RoomView) ([]chat.PresenceView, error) {
+	p.mu.Lock()
+	p.now++
+	p.n += len(rooms)
+	p.batches++
 	p.most = max(p.most, p.now)
+	p.largest = max(p.largest, len(rooms))
 	p.mu.Unlock()
 	time.Sleep(5 * time.Millisecond)
 	p.mu.Lock()
 	p.now--
 	p.mu.Unlock()
-	return v, nil
+	return chat.LocalPresence{}.SyncRooms(context.Background(), rooms)
 }
 
-// A tick syncs its rooms several at a time, at most presenceSyncs: one at
-// a time, a node holding thousands of rooms would tell presence late, as
-// each sync waits for Redis.
-func TestPresenceSyncsRoomsAtOnce(t *testing.T) {
-	const rooms = 3 * presenceSyncs
+// A tick syncs its rooms in batches (one round trip each), several
+// batches at a time, at most presenceSyncs: one room a round trip, a node
+// holding thousands of rooms would tell presence late and cost Redis a
+// round trip a room.
+func TestPresenceSyncsRoomsInBatches(t *testing.T) {
+	const rooms = 3*presenceBatch + 5
 	names := make([]string, rooms)
 	for i := range names {
 		names[i] = fmt.Sprint("room-", i)
@@ -249,10 +269,13 @@ func TestPresenceSyncsRoomsAtOnce(t *testing.T) {
 	c.take()
 	n.presenceTick()
 	if p.n != rooms+1 {
-		t.Fatalf("%d syncs, want one per room (%d)", p.n, rooms+1)
+		t.Fatalf("%d rooms synced, want every room (%d)", p.n, rooms+1)
+	}
+	if p.batches != 4 || p.largest != presenceBatch {
+		t.Fatalf("%d batches, the largest of %d rooms; want 4, at most %d", p.batches, p.largest, presenceBatch)
 	}
 	if p.most < 2 || p.most > presenceSyncs {
-		t.Fatalf("at most %d syncs at once, want 2 to %d", p.most, presenceSyncs)
+		t.Fatalf("at most %d batches at once, want 2 to %d", p.most, presenceSyncs)
 	}
 	if got := datas(c, chat.EventPresence); len(got) != rooms+1 {
 		t.Fatalf("%d presence events, want one per room", len(got))

@@ -59,6 +59,19 @@ func (p *Presence) Sync(_ context.Context, room string, local chat.PresenceView)
 	return out, nil
 }
 
+// SyncRooms is Sync of each room.
+func (p *Presence) SyncRooms(ctx context.Context, rooms []chat.RoomView) ([]chat.PresenceView, error) {
+	out := make([]chat.PresenceView, len(rooms))
+	for i, r := range rooms {
+		v, err := p.Sync(ctx, r.Room, r.View)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = v
+	}
+	return out, nil
+}
+
 // Leave removes this node's views of the rooms at once.
 func (p *Presence) Leave(_ context.Context, rooms ...string) error {
 	p.bus.pmu.Lock()

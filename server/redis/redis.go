@@ -153,6 +153,9 @@ type Cluster struct {
 	errMu      sync.Mutex
 	lastLog    time.Time
 	suppressed int
+
+	presenceOnce sync.Once
+	presence     *Presence
 }
 
 // Open prepares the connection; it does not wait for Redis to answer, so a

@@ -84,13 +84,55 @@ func TestPresence(t *testing.T, ttl time.Duration, newNodes func(t *testing.T, n
 
 	t.Run("ANodeThatStopsSyncingDropsOut", func(t *testing.T) {
 		p := newNodes(t, 2)
-		sync(t, p[0], chat.GlobalRoom, chat.PresenceView{Online: 5, Users: []chat.OnlineUser{{Name: "gone", Since: at(1)}}})
-		if got := sync(t, p[1], chat.GlobalRoom, chat.PresenceView{Online: 1}); got.Online != 6 {
-			t.Fatalf("before: %+v", got)
+		for _, room := range []string{chat.GlobalRoom, "room-a"} {
+			sync(t, p[0], room, chat.PresenceView{Online: 5, Users: []chat.OnlineUser{{Name: "gone", Since: at(1)}}})
+			if got := sync(t, p[1], room, chat.PresenceView{Online: 1}); got.Online != 6 {
+				t.Fatalf("%s before: %+v", room, got)
+			}
 		}
 		time.Sleep(ttl + ttl/2)
-		if got := sync(t, p[1], chat.GlobalRoom, chat.PresenceView{Online: 1}); got.Online != 1 || len(got.Users) != 0 {
-			t.Fatalf("%v after the other node's last sync: %+v, want only this node's", ttl+ttl/2, got)
+		for _, room := range []string{chat.GlobalRoom, "room-a"} {
+			if got := sync(t, p[1], room, chat.PresenceView{Online: 1}); got.Online != 1 || len(got.Users) != 0 {
+				t.Fatalf("%s, %v after the other node's last sync: %+v, want only this node's", room, ttl+ttl/2, got)
+			}
+		}
+	})
+
+	// A node that syncs the same view again and again stays counted well
+	// past the expiry (an engine may skip rewriting an unchanged view, not
+	// refreshing it).
+	t.Run("ANodeThatKeepsSyncingStaysIn", func(t *testing.T) {
+		p := newNodes(t, 2)
+		view := chat.PresenceView{Online: 2, Users: []chat.OnlineUser{{Name: "ann", Since: at(1)}}}
+		for end := time.Now().Add(2*ttl + ttl/2); time.Now().Before(end); time.Sleep(ttl / 5) {
+			sync(t, p[0], "room-a", view)
+		}
+		if got := sync(t, p[1], "room-a", chat.PresenceView{Online: 1}); got.Online != 3 || len(got.Users) != 1 {
+			t.Fatalf("%+v, want the other node's 2 and ann", got)
+		}
+	})
+
+	t.Run("SyncRoomsIsSyncOfEach", func(t *testing.T) {
+		p := newNodes(t, 2)
+		sync(t, p[0], "room-a", chat.PresenceView{Online: 1, Users: []chat.OnlineUser{{Name: "ann", Since: at(1)}}})
+		sync(t, p[0], "room-b", chat.PresenceView{Online: 3, Truncated: true})
+		got, err := p[1].SyncRooms(ctx, []chat.RoomView{
+			{Room: "room-a", View: chat.PresenceView{Online: 1, Users: []chat.OnlineUser{{Name: "bob", Since: at(2)}}}},
+			{Room: "room-b", View: chat.PresenceView{Online: 1}},
+			{Room: "room-c", View: chat.PresenceView{Online: 2}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 3 || got[0].Online != 2 || len(got[0].Users) != 2 || got[1].Online != 4 || !got[1].Truncated ||
+			got[2].Online != 2 || len(got[2].Users) != 0 {
+			t.Fatalf("%+v", got)
+		}
+		if a := sync(t, p[0], "room-a", chat.PresenceView{Online: 1, Users: []chat.OnlineUser{{Name: "ann", Since: at(1)}}}); a.Online != 2 || len(a.Users) != 2 {
+			t.Fatalf("room-a seen from the first node: %+v", a)
+		}
+		if got, err := p[1].SyncRooms(ctx, nil); err != nil || len(got) != 0 {
+			t.Fatalf("no rooms: %v, %v", got, err)
 		}
 	})
 }
