@@ -35,7 +35,8 @@ import (
 //
 // The rooms a node holds are synced in batches, one pipeline each
 // (SyncRooms): a room's sync is HGETALL, and HSET and PEXPIRE when this
-// node's view changed or was last written a third of the TTL ago. The
+// node's view changed or was last written half the TTL ago (the TTL is
+// at least 4 ticks, so a view is rewritten before it is 3/4 of it old). The
 // stamps are Redis's time, not the node's (the nodes' clocks may disagree
 // by more than the TTL): the node reads Redis's TIME at most every
 // presenceClockEvery and stamps with its own clock plus that offset.
@@ -151,7 +152,7 @@ func (p *Presence) SyncRooms(ctx context.Context, rooms []chat.RoomView) ([]chat
 		}
 		last, ok := p.written[r.Room]
 		jobs[i].view = b
-		jobs[i].write = !ok || !bytes.Equal(last.view, b) || now-last.at >= ttl/3
+		jobs[i].write = !ok || !bytes.Equal(last.view, b) || now-last.at >= ttl/2
 		if jobs[i].write {
 			key := p.roomKey(r.Room)
 			pipe.HSet(ctx, key, c.nodeID, strconv.FormatInt(now, 10)+" "+string(b))
@@ -179,7 +180,7 @@ func (p *Presence) SyncRooms(ctx context.Context, rooms []chat.RoomView) ([]chat
 			stamp, err := strconv.ParseInt(at, 10, 64)
 			if !ok || err != nil || now-stamp > ttl {
 				// Not counted. Removed once surely dead: a live node
-				// rewrites its view every third of the TTL, and one that
+				// rewrites its view every half TTL, and one that
 				// finds it gone (seen below) writes it again.
 				if !ok || err != nil || now-stamp > 2*ttl {
 					stale = append(stale, p.roomKey(r.Room), field)

@@ -88,7 +88,9 @@ type Options struct {
 	// seconds).
 	BackoffMax time.Duration
 	// PresenceTTL is how long a node's published count lives without a
-	// refresh (5 s): a crashed node drops out of the count within it.
+	// refresh (5 s): a crashed node drops out of the count within it. It
+	// must be several syncs long: the node sets it to at least 4
+	// PRESENCE_INTERVALs.
 	PresenceTTL time.Duration
 
 	Logger     *slog.Logger

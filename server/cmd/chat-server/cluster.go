@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -46,8 +47,11 @@ func newClusterLink(cfg config.Config, reg prometheus.Registerer, logger *slog.L
 		Subscription:   cfg.RedisSubscriptionMode,
 		KeyPrefix:      cfg.RedisKeyPrefix,
 		RequestTimeout: cfg.RedisRequestTimeout,
-		Logger:         logger.With("component", "redis"),
-		Registerer:     reg,
+		// Views are rewritten every other sync or so: a TTL shorter than
+		// a few PRESENCE_INTERVALs would let live nodes drop out.
+		PresenceTTL: max(5*time.Second, 4*cfg.PresenceInterval),
+		Logger:      logger.With("component", "redis"),
+		Registerer:  reg,
 	})
 	if err != nil {
 		return nil, err
