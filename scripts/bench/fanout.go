@@ -169,8 +169,12 @@ type FanoutPoint struct {
 	ServerSysSec     float64 `json:"server_sys_sec"`
 	ServerCores      float64 `json:"server_cores"`
 	CPUPerDeliveryUs float64 `json:"cpu_per_delivery_us"`
-	ServerRSSMB      float64 `json:"server_rss_mb"`
-	ServerThreads    int     `json:"server_threads"`
+	// UserPerDeliveryUs and SysPerDeliveryUs split CPUPerDeliveryUs into
+	// user and system time.
+	UserPerDeliveryUs float64 `json:"user_per_delivery_us"`
+	SysPerDeliveryUs  float64 `json:"sys_per_delivery_us"`
+	ServerRSSMB       float64 `json:"server_rss_mb"`
+	ServerThreads     int     `json:"server_threads"`
 	// Redis (cluster mode): the shared Redis server's CPU over the same
 	// window, its cores and µs per delivery.
 	RedisCPUSec           *float64 `json:"redis_cpu_sec,omitempty"`
@@ -542,9 +546,10 @@ func fanoutStep(ctx context.Context, s *session, f *fanoutFlags, top topology, k
 		return pt, err
 	}
 	pt.LoadAverage = loadAvg
-	fmt.Fprintf(s.log, "%s, %g msgs/s: %s deliveries/s (offered %s), missing %d, p50 %s ms, p99 %s ms, %s µs CPU/delivery, server %.2f cores, bench %.2f cores\n",
+	fmt.Fprintf(s.log, "%s, %g msgs/s: %s deliveries/s (offered %s), missing %d, p50 %s ms, p99 %s ms, %s µs CPU/delivery (%s user, %s system), server %.2f cores, bench %.2f cores\n",
 		k.Label(), rate, report.Num(pt.DeliveriesPerSec), report.Num(pt.OfferedDeliveriesPerSec), pt.Missing,
-		report.Num(pt.LatencyMs.P50), report.Num(pt.LatencyMs.P99), report.Num(pt.CPUPerDeliveryUs), pt.ServerCores, pt.BenchCores)
+		report.Num(pt.LatencyMs.P50), report.Num(pt.LatencyMs.P99), report.Num(pt.CPUPerDeliveryUs),
+		report.Num(pt.UserPerDeliveryUs), report.Num(pt.SysPerDeliveryUs), pt.ServerCores, pt.BenchCores)
 	return pt, nil
 }
 
@@ -798,6 +803,7 @@ func (r *fanoutRun) measure(ctx context.Context, sys *system, redisPIDs []int, r
 	}
 	if n := delivered + r.senderCopies.Load(); n > 0 {
 		pt.CPUPerDeliveryUs = pt.ServerCPUSec / float64(n) * 1e6
+		pt.UserPerDeliveryUs, pt.SysPerDeliveryUs = pt.ServerUserSec/float64(n)*1e6, pt.ServerSysSec/float64(n)*1e6
 	}
 	if len(redisPIDs) > 0 {
 		redis1, err := redisCPU(redisPIDs)
@@ -875,8 +881,8 @@ func fanoutTable(points []FanoutPoint) string {
 	redis := func(row []string, cell string) []string { return beforeLast(row, cell, withRedis) }
 	t := report.Table{
 		Header: redis([]string{"msgs/s", "server", "deliveries/s", "missing", "p50 ms", "p95 ms", "p99 ms", "max ms",
-			"server cores", "µs CPU/delivery", "bench cores"}, "redis cores"),
-		Right: beforeLast([]bool{true, false, true, true, true, true, true, true, true, true, true}, true, withRedis),
+			"server cores", "µs CPU/delivery", "µs user", "µs system", "bench cores"}, "redis cores"),
+		Right: beforeLast([]bool{true, false, true, true, true, true, true, true, true, true, true, true, true}, true, withRedis),
 	}
 	var notes []string
 	// Rows by rate, then by backend (cluster mode may run each rate on
@@ -898,12 +904,12 @@ func fanoutTable(points []FanoutPoint) string {
 		rate, ps := g.rate, byGroup[g]
 		for _, p := range ps {
 			if p.Error != "" {
-				t.Rows = append(t.Rows, redis([]string{rateText(rate), p.Label, "failed", "", "", "", "", "", "", "", ""}, ""))
+				t.Rows = append(t.Rows, redis([]string{rateText(rate), p.Label, "failed", "", "", "", "", "", "", "", "", "", ""}, ""))
 				notes = append(notes, fmt.Sprintf("%s at %g msgs/s failed: %s", p.Label, rate, firstLine(p.Error)))
 				continue
 			}
 			row := append([]string{rateText(rate), p.Label}, latencyCells(p)...)
-			row = append(row, report.Num(p.ServerCores), report.Num(p.CPUPerDeliveryUs), benchCell(p))
+			row = append(row, report.Num(p.ServerCores), report.Num(p.CPUPerDeliveryUs), report.Num(p.UserPerDeliveryUs), report.Num(p.SysPerDeliveryUs), benchCell(p))
 			t.Rows = append(t.Rows, redis(row, opt(p.RedisCores)))
 			notes = append(notes, stepNotes(p, fmt.Sprintf("%s at %g msgs/s", p.Label, rate))...)
 		}
@@ -928,7 +934,7 @@ func fanoutTable(points []FanoutPoint) string {
 	out := t.Markdown()
 	out += "\ndeliveries/s: receptions over the time from the first measured send to the last reception; " +
 		"missing: expected receptions that did not arrive within the drain time; latency: send to reception; " +
-		"server CPU from /proc/<pid>/stat over the same window (summed over the nodes), per delivery including the senders' own copies; "
+		"server CPU from /proc/<pid>/stat over the same window (summed over the nodes), per delivery including the senders' own copies, split into user and system time; "
 	if withRedis {
 		out += "redis cores: the shared Redis server's CPU over the same window (a Redis Cluster's: its six nodes', summed); "
 	}
@@ -978,7 +984,8 @@ func bullets(notes []string) string {
 // aside).
 func ratioRow(label string, a, b *FanoutPoint) []string {
 	row := append([]string{"", label}, latencyRatios(*a, *b)...)
-	return append(row, report.Ratio(a.ServerCores, b.ServerCores), "**"+report.Ratio(a.CPUPerDeliveryUs, b.CPUPerDeliveryUs)+"**", "")
+	return append(row, report.Ratio(a.ServerCores, b.ServerCores), "**"+report.Ratio(a.CPUPerDeliveryUs, b.CPUPerDeliveryUs)+"**",
+		report.Ratio(a.UserPerDeliveryUs, b.UserPerDeliveryUs), report.Ratio(a.SysPerDeliveryUs, b.SysPerDeliveryUs), "")
 }
 
 // stepNotes are the notes of a step's point p, named by at: losses of

@@ -47,6 +47,11 @@ func TestCommandLineMistakes(t *testing.T) {
 		{"profile too long", []string{"pipeline", "-server-profile", "2m"}, "-server-profile 2m0s", true},
 		{"pipeline read buffer", []string{"pipeline", "-read-buffer", "10"}, "-read-buffer 10", true},
 		{"no services", []string{"pipeline", "-database-url=", "-kafka-brokers="}, "needs PostgreSQL and Kafka", false},
+		{"rooms on no nodes", []string{"rooms", "-nodes", "0"}, "-nodes 0", true},
+		{"unknown subscription", []string{"rooms", "-nodes", "3", "-subscription", "dynamic,sharded"}, `-subscription "dynamic,sharded"`, true},
+		{"rooms across nodes without redis", []string{"rooms", "-nodes", "3", "-redis-url="}, "-nodes 3 needs Redis", false},
+		{"rooms across nodes without a store", []string{"rooms", "-nodes", "3", "-redis-url", "redis://127.0.0.1:6379", "-database-url="}, "needs PostgreSQL for ours", false},
+		{"rooms' redis not on loopback", []string{"rooms", "-nodes", "2", "-redis-url", "redis://cache.example.org:6379"}, "not a loopback address", true},
 		{"database not on loopback", []string{"pipeline", "-database-url", "postgresql://chat@db.example.org/chat", "-kafka-brokers", "127.0.0.1:59092"}, "not a loopback address", true},
 		{"broker not on loopback", []string{"pipeline", "-database-url", "postgresql://chat@127.0.0.1/chat", "-kafka-brokers", "kafka.example.org:9092"}, "not a loopback address", true},
 		{"unknown flag", []string{"fanout", "-receviers", "10"}, "flag provided but not defined", true},
@@ -185,11 +190,56 @@ func TestRouting(t *testing.T) {
 	}
 }
 
+// The placement across nodes: even rooms on their home node, odd ones
+// on two; every sender on the home of its rooms when the nodes divide
+// gcd(rooms, senders); and the events each node must receive.
+func TestRoomsPlacement(t *testing.T) {
+	ids := make([]string, 300)
+	rt := newRouting(ids, 1000, 15, 0)
+	pl := newPlacement(rt, 3)
+	for r := range ids {
+		var on []int
+		for n, held := range pl.holders[r] {
+			if held {
+				on = append(on, n)
+			}
+		}
+		want := []int{r % 3}
+		if r%2 == 1 {
+			want = []int{r % 3, (r%3 + 1) % 3}
+			slices.Sort(want)
+		}
+		if !slices.Equal(on, want) {
+			t.Fatalf("room %d is held by nodes %v, want %v", r, on, want)
+		}
+	}
+	for i, r := range rt.of {
+		if n := pl.client[i]; !pl.holders[r][n] {
+			t.Fatalf("client %d of room %d is on node %d, which does not hold it", i, r, n)
+		}
+	}
+	for j := range 15 {
+		for _, r := range senderRooms(300, 15, j) {
+			if pl.sender[j] != r%3 {
+				t.Fatalf("sender %d is on node %d, room %d's home is %d", j, pl.sender[j], r, r%3)
+			}
+		}
+	}
+	// 600 messages: each from its room's home; an odd room's reach its
+	// second node, an even room's no other.
+	var c CrossNode
+	pl.expect(&c, 600)
+	if c.All != 1200 || c.Held != 300 {
+		t.Fatalf("held %d of %d, want 300 of 1200", c.Held, c.All)
+	}
+}
+
 func TestRoomsTables(t *testing.T) {
 	point := func(server, label string, p99, cpu float64) RoomsPoint {
 		return RoomsPoint{FanoutPoint: FanoutPoint{Server: server, Label: label, Rate: 100, DeliveriesPerSec: 1000,
-			LatencyMs: Latency{P50: 1, P95: 2, P99: p99, Max: 9}, CPUPerDeliveryUs: cpu, ServerCores: 0.1, ServerRSSMB: 50},
-			Rooms: 100, RoomSizeMin: 10, RoomSizeMax: 10, ServerUserUs: cpu / 2, ServerSysUs: cpu / 2}
+			LatencyMs: Latency{P50: 1, P95: 2, P99: p99, Max: 9}, CPUPerDeliveryUs: cpu, ServerCores: 0.1, ServerRSSMB: 50,
+			UserPerDeliveryUs: cpu / 2, SysPerDeliveryUs: cpu / 2},
+			Rooms: 100, RoomSizeMin: 10, RoomSizeMax: 10}
 	}
 	ours, ref := point("go", "ours (Go)", 3, 60), point("node", "reference (Node)", 6, 80)
 	ours.WrongRoom = 4
@@ -255,19 +305,22 @@ func TestFanoutTable(t *testing.T) {
 
 func TestClusterTable(t *testing.T) {
 	points := []FanoutPoint{
-		{Server: "go", Label: "ours (Go)", Rate: 100, Nodes: 3, DeliveriesPerSec: 100000, CPUPerDeliveryUs: 3, ServerCores: 0.3, RedisCores: ptr(0.02)},
-		{Server: "node", Label: "reference (Node)", Rate: 100, Nodes: 3, DeliveriesPerSec: 100000, CPUPerDeliveryUs: 6, ServerCores: 0.6, RedisCores: ptr(0.04)},
+		{Server: "go", Label: "ours (Go)", Rate: 100, Nodes: 3, DeliveriesPerSec: 100000, CPUPerDeliveryUs: 3, UserPerDeliveryUs: 2, SysPerDeliveryUs: 1,
+			ServerCores: 0.3, RedisCores: ptr(0.02)},
+		{Server: "node", Label: "reference (Node)", Rate: 100, Nodes: 3, DeliveriesPerSec: 100000, CPUPerDeliveryUs: 6, UserPerDeliveryUs: 5, SysPerDeliveryUs: 1,
+			ServerCores: 0.6, RedisCores: ptr(0.04)},
 		{Server: "go", Label: "ours (Go)", Rate: 200, Nodes: 3, Error: "node exited"},
 	}
 	md := fanoutTable(points)
-	for _, want := range []string{"| redis cores | bench cores |", "0.020 |", "**0.50** |        0.50 |", "|    200 | ours (Go)          |       failed |"} {
+	for _, want := range []string{"| µs user | µs system | redis cores | bench cores |", "0.020 |", "**0.50** |    0.40 |      1.00 |        0.50 |",
+		"|    200 | ours (Go)          |       failed |"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("table lacks %q:\n%s", want, md)
 		}
 	}
 	for i, line := range strings.Split(strings.TrimSpace(md[:strings.Index(md, "\n\n")]), "\n") {
-		if n := strings.Count(line, "|"); n != 13 {
-			t.Errorf("line %d has %d cells, want 12: %s", i, n-1, line)
+		if n := strings.Count(line, "|"); n != 15 {
+			t.Errorf("line %d has %d cells, want 14: %s", i, n-1, line)
 		}
 	}
 }
@@ -443,11 +496,7 @@ func TestSmoke(t *testing.T) {
 		}
 		var res FanoutResult
 		readJSON(t, filepath.Join(out, "smoke-cluster.json"), &res)
-		var order []string
-		for _, p := range res.Points {
-			order = append(order, p.Server+"/"+p.Backend)
-		}
-		if strings.Join(order, " ") != "go/redis node/redis go/cluster node/cluster" {
+		if order := orderOf(res.Points, func(p FanoutPoint) string { return p.Server + "/" + p.Backend }); order != "go/redis node/redis go/cluster node/cluster" {
 			t.Fatalf("want one point per server and backend, ours first, one Redis first: %v", order)
 		}
 		for _, p := range res.Points {
@@ -559,9 +608,9 @@ func TestSmoke(t *testing.T) {
 				t.Errorf("%s, %d rooms: sent %d, expected %d (want %d), delivered %d, missing %d, duplicates %d, out of order %d, wrong room %d, dropped %d, refused %d",
 					p.Label, p.Rooms, p.Sent, p.Expected, want, p.Delivered, p.Missing, p.Duplicates, p.OutOfOrder, p.WrongRoom, p.Dropped, p.Refused)
 			}
-			if !(p.ServerCPUSec > 0 && p.CPUPerDeliveryUs > 0 && p.ServerUserUs+p.ServerSysUs > 0 && p.ServerRSSMB > 1 && p.LatencyMs.P99 > 0) {
+			if !(p.ServerCPUSec > 0 && p.CPUPerDeliveryUs > 0 && p.UserPerDeliveryUs+p.SysPerDeliveryUs > 0 && p.ServerRSSMB > 1 && p.LatencyMs.P99 > 0) {
 				t.Errorf("%s, %d rooms: CPU %v s, %v µs/delivery (%v user, %v system), RSS %v MB, p99 %v ms",
-					p.Label, p.Rooms, p.ServerCPUSec, p.CPUPerDeliveryUs, p.ServerUserUs, p.ServerSysUs, p.ServerRSSMB, p.LatencyMs.P99)
+					p.Label, p.Rooms, p.ServerCPUSec, p.CPUPerDeliveryUs, p.UserPerDeliveryUs, p.SysPerDeliveryUs, p.ServerRSSMB, p.LatencyMs.P99)
 			}
 		}
 		if len(res.Memory) != 2 {
@@ -580,6 +629,56 @@ func TestSmoke(t *testing.T) {
 		}
 		if env := res.Meta.Servers["go_server_step_env"]; !strings.Contains(env, "ADMIN_TOKEN=(hidden)") || !strings.Contains(env, "ROOMS_ANONYMOUS_MAX=5") {
 			t.Errorf("our step settings: %q", env)
+		}
+	})
+
+	t.Run("rooms across nodes", func(t *testing.T) {
+		if testing.Short() {
+			t.Skip("needs Redis and PostgreSQL (REDIS_URL, DATABASE_URL): -short runs only the tests that need no service")
+		}
+		for _, v := range []string{"REDIS_URL", "DATABASE_URL"} {
+			if os.Getenv(v) == "" {
+				t.Fatalf(`%s is not set: rooms across nodes need the real Redis and PostgreSQL. Start them with: eval "$(scripts/services up redis postgres)" (or run scripts/test)`, v)
+			}
+		}
+		// 2 nodes, 4 rooms of 4: rooms 0 and 2 on node 0 with their sender,
+		// rooms 1 and 3 on node 1 with theirs and half their members on
+		// node 0. Routing by room brings node 0 the odd rooms' events and
+		// node 1 none; one channel for all brings each node every event of
+		// the other's.
+		err := run(ctx, []string{"rooms", "-nodes", "2", "-clients", "16", "-rooms", "4", "-senders", "2", "-rate", "20", "-duration", "2s",
+			"-warmup", "500ms", "-drain", "5s", "-mem-conns", "0", "-out", out, "-name", "smoke-rooms-nodes"}, &stdout, &stderr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var res RoomsResult
+		readJSON(t, filepath.Join(out, "smoke-rooms-nodes.json"), &res)
+		if order := orderOf(res.Points, func(p RoomsPoint) string { return p.Server + "/" + p.Subscription }); order != "go/dynamic node/dynamic go/static node/static" {
+			t.Fatalf("want each server in each mode, ours first, dynamic first: %v", order)
+		}
+		for _, p := range res.Points {
+			if p.Error != "" {
+				t.Fatalf("%s: %s", p.Label, p.Error)
+			}
+			c := p.Cross
+			if c == nil || p.Nodes != 2 || p.Missing != 0 || p.WrongRoom != 0 || p.Delivered != p.Expected || p.Sent != 40 {
+				t.Fatalf("%s: %d nodes, sent %d, delivered %d of %d, missing %d, wrong room %d, cross-node %+v",
+					p.Label, p.Nodes, p.Sent, p.Delivered, p.Expected, p.Missing, p.WrongRoom, c)
+			}
+			// 50 messages with the warm-up's, half of them to odd rooms.
+			if c.Held != 25 || c.All != 50 {
+				t.Errorf("%s: expected %d held and %d in all, want 25 and 50", p.Label, c.Held, c.All)
+			}
+			want, dropped := c.Held, int64(0)
+			if p.Subscription == "static" {
+				want, dropped = c.All, c.All-c.Held
+			}
+			if c.Received != want || c.Dropped != dropped {
+				t.Errorf("%s: the nodes received %d (%d dropped), want %d (%d dropped)", p.Label, c.Received, c.Dropped, want, dropped)
+			}
+			if c.RedisInPerMsg <= 0 || c.RedisOutPerMsg <= 0 || c.RedisCPUPerMsgUs == nil {
+				t.Errorf("%s: Redis per message: %v bytes in, %v out, %v µs", p.Label, c.RedisInPerMsg, c.RedisOutPerMsg, c.RedisCPUPerMsgUs)
+			}
 		}
 	})
 
@@ -622,4 +721,13 @@ func readJSON(t *testing.T, path string, v any) {
 	if err := json.Unmarshal(data, v); err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}
+}
+
+// orderOf names the points in order, each by key, separated by spaces.
+func orderOf[T any](points []T, key func(T) string) string {
+	names := make([]string, len(points))
+	for i, p := range points {
+		names[i] = key(p)
+	}
+	return strings.Join(names, " ")
 }

@@ -12,8 +12,10 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,6 +24,7 @@ import (
 
 	"github.com/scalable-chat-go/bench/internal/report"
 	"github.com/scalable-chat-go/bench/internal/server"
+	"github.com/scalable-chat-go/bench/internal/services"
 	"github.com/scalable-chat-go/bench/internal/stamp"
 	"github.com/scalable-chat-go/server/sioclient"
 )
@@ -62,6 +65,12 @@ type roomsFlags struct {
 	memConns, memRooms int
 	memPool            int
 	memHold            time.Duration
+	// Across nodes (rooms_cluster.go).
+	nodes        int
+	redisURL     string
+	databaseURL  string
+	subscription string
+	subs         []string
 }
 
 // RoomsResult is the JSON of a rooms run.
@@ -86,10 +95,11 @@ type RoomsPoint struct {
 	// JoinSec is the time every client and sender took to join its rooms,
 	// acknowledgements included.
 	JoinSec float64 `json:"join_sec"`
-	// ServerUserUs and ServerSysUs split CPUPerDeliveryUs into user and
-	// system time.
-	ServerUserUs float64 `json:"user_per_delivery_us"`
-	ServerSysUs  float64 `json:"sys_per_delivery_us"`
+	// Subscription is the Redis subscription mode of a step across nodes
+	// (dynamic or static; "" on one node), and Cross what its nodes
+	// received from each other (rooms_cluster.go).
+	Subscription string     `json:"subscription,omitempty"`
+	Cross        *CrossNode `json:"cross_node,omitempty"`
 }
 
 // RoomsMemPoint is one server's memory step.
@@ -144,6 +154,10 @@ func runRooms(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&f.memRooms, "mem-rooms", 10, fmt.Sprintf("memory step: rooms each socket is in at the second reading (2..%d)", maxMemRooms))
 	fs.IntVar(&f.memPool, "mem-pool", 100, "memory step: public rooms the sockets are spread over (at least -mem-rooms)")
 	fs.DurationVar(&f.memHold, "mem-hold", 5*time.Second, "memory step: wait before each reading")
+	fs.IntVar(&f.nodes, "nodes", 1, fmt.Sprintf("nodes of each server sharing Redis (1..%d); above 1 each room's members sit on one node or two", maxNodes))
+	fs.StringVar(&f.redisURL, "redis-url", os.Getenv("REDIS_URL"), `with -nodes: Redis on loopback (default $REDIS_URL, from eval "$(scripts/services up redis postgres)")`)
+	fs.StringVar(&f.databaseURL, "database-url", os.Getenv("DATABASE_URL"), "with -nodes: PostgreSQL on loopback whose role may create databases, for ours (default $DATABASE_URL)")
+	fs.StringVar(&f.subscription, "subscription", "dynamic,static", "with -nodes: the Redis subscription modes to run each server in, in this order: dynamic (a channel per room), static (one for all)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: go run ./scripts/bench rooms [flags]\n\n"+
 			"For each shape and each server: makes the rooms, puts each client in one, sends at the rate\n"+
@@ -165,6 +179,22 @@ func runRooms(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
+	var cl *roomsCluster
+	modes := []string{""}
+	if f.nodes > 1 {
+		modes = f.subs
+		cl = &roomsCluster{redisURL: f.redisURL, run: time.Now().UTC().Format("20060102150405"), log: stderr}
+		var err error
+		if cl.redisPID, err = services.RedisPID(ctx, f.redisURL); err != nil {
+			return fmt.Errorf("the Redis server at %s: %w", f.redisURL, err)
+		}
+		if slices.Contains(f.servers, server.Go) {
+			if cl.pg, err = services.ConnectPostgres(ctx, f.databaseURL); err != nil {
+				return err
+			}
+			defer cl.pg.Close(context.Background())
+		}
+	}
 
 	s, cleanup, err := f.start(ctx, "rooms", args, max(f.clients+f.senders, f.memConns)+fdMargin, stderr)
 	if err != nil {
@@ -175,6 +205,13 @@ func runRooms(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		"clients": f.clients, "rooms": f.rooms, "senders": f.senders, "rate": f.rate, "duration": f.duration.String(),
 		"warmup": f.warmup.String(), "drain": f.drain.String(), "text": f.text, "quiet": f.quiet,
 		"mem_conns": f.memConns, "mem_rooms": f.memRooms, "mem_pool": f.memPool, "mem_hold": f.memHold.String(),
+		"nodes": f.nodes,
+	}
+	if cl != nil {
+		s.meta.Params["subscription"] = f.subs
+		s.meta.Params["redis"] = f.redisURL
+		s.meta.Servers["go_server_cluster"] = fmt.Sprintf("%d nodes; each step adds REDIS_URL, REDIS_KEY_PREFIX (fresh), REDIS_SUBSCRIPTION_MODE and DATABASE_URL (a fresh PostgreSQL database)", f.nodes)
+		s.meta.Servers["node_server_cluster"] = fmt.Sprintf("%d nodes, createShardedAdapter (@socket.io/redis-adapter %s) with subscriptionMode REDIS_SUBSCRIPTION_MODE", f.nodes, s.meta.Servers["node_@socket.io/redis-adapter"])
 	}
 	token := adminToken()
 	s.meta.Servers["go_server_step_env"] = "each step adds " + strings.Join(f.serverEnv("(hidden)"), " ")
@@ -185,12 +222,14 @@ func runRooms(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	res := RoomsResult{Meta: s.meta}
 	var t tally
 	for _, n := range f.rooms {
-		for _, k := range f.servers {
-			p, err := roomsStep(ctx, s, &f, k, n, t.steps+1, token)
-			if p.Error, err = t.take(ctx, err, fmt.Sprintf("rooms, %s with %d rooms", k.Label(), n), stderr); err != nil {
-				return err
+		for _, mode := range modes {
+			for _, k := range f.servers {
+				p, err := roomsStep(ctx, s, &f, k, n, mode, t.steps+1, token, cl)
+				if p.Error, err = t.take(ctx, err, fmt.Sprintf("rooms, %s with %d rooms", p.Label, n), stderr); err != nil {
+					return err
+				}
+				res.Points = append(res.Points, p)
 			}
-			res.Points = append(res.Points, p)
 		}
 	}
 	for _, k := range f.servers {
@@ -205,7 +244,10 @@ func runRooms(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	title := fmt.Sprintf("rooms: %d clients, each in one room; %s at %g msgs/s in all, each message to one room; %s per shape after %s warm-up, %d-character texts",
 		f.clients, plural(f.senders, "sender"), f.rate, f.duration, f.warmup, f.text)
-	return s.publish(stdout, res, s.header(title)+roomsTable(res.Points)+roomsMemTable(res.Memory), nil, t)
+	if cl != nil {
+		title += fmt.Sprintf("; %d nodes of each server through one Redis, each room on one node or two", f.nodes)
+	}
+	return s.publish(stdout, res, s.header(title)+roomsTable(res.Points)+roomsClusterTable(res.Points)+roomsMemTable(res.Memory), nil, t)
 }
 
 func (f *roomsFlags) checkRooms() error {
@@ -228,6 +270,28 @@ func (f *roomsFlags) checkRooms() error {
 		return usagef("-mem-pool %d: want -mem-rooms (%d)..%d", f.memPool, f.memRooms, maxRoomsShape)
 	case f.memHold < 0 || f.memHold > time.Minute:
 		return usagef("-mem-hold %s: want 0..1m", f.memHold)
+	case f.nodes < 1 || f.nodes > maxNodes:
+		return usagef("-nodes %d: want 1..%d", f.nodes, maxNodes)
+	}
+	if f.nodes > 1 {
+		var err error
+		if f.subs, err = parseSubscriptions(f.subscription); err != nil {
+			return err
+		}
+		if f.redisURL == "" {
+			return fmt.Errorf(`-nodes %d needs Redis: set REDIS_URL or -redis-url (start it with: eval "$(scripts/services up redis postgres)")`, f.nodes)
+		}
+		if _, err := services.RedisAddr(f.redisURL); err != nil {
+			return usagef("-redis-url: %v", err)
+		}
+		if slices.Contains(f.servers, server.Go) {
+			if f.databaseURL == "" {
+				return fmt.Errorf(`-nodes %d needs PostgreSQL for ours (rooms across nodes need a shared store): set DATABASE_URL or -database-url (start it with: eval "$(scripts/services up redis postgres)")`, f.nodes)
+			}
+			if err := services.PostgresHost(f.databaseURL); err != nil {
+				return usagef("-database-url: %v", err)
+			}
+		}
 	}
 	for _, n := range f.rooms {
 		if n < 1 || n > min(maxRoomsShape, f.clients) {
@@ -454,14 +518,24 @@ func (js *joins) join(ctx context.Context, cs *conns, parallel, next int, rooms 
 	}
 }
 
-func roomsStep(ctx context.Context, s *session, f *roomsFlags, k server.Kind, n, step int, token string) (pt RoomsPoint, err error) {
-	pt = RoomsPoint{FanoutPoint: FanoutPoint{Server: string(k), Label: k.Label(), Rate: f.rate, Receivers: f.clients, Senders: f.senders, Nodes: 1,
-		OfferedDeliveriesPerSec: f.rate * float64(f.clients) / float64(n)}, Rooms: n}
+func roomsStep(ctx context.Context, s *session, f *roomsFlags, k server.Kind, n int, mode string, step int, token string, cl *roomsCluster) (pt RoomsPoint, err error) {
+	pt = RoomsPoint{FanoutPoint: FanoutPoint{Server: string(k), Label: modeLabel(k, mode), Rate: f.rate, Receivers: f.clients, Senders: f.senders, Nodes: f.nodes,
+		OfferedDeliveriesPerSec: f.rate * float64(f.clients) / float64(n)}, Rooms: n, Subscription: mode}
 	var o server.StartOptions
 	if k == server.Go {
 		o.Env = f.serverEnv(token)
 	}
-	sys, loadAvg, err := startStep(ctx, s, k, 1, o, &pt.FanoutPoint)
+	var redisPIDs []int
+	if cl != nil {
+		env, cleanup, err := cl.env(ctx, k, step, mode)
+		if err != nil {
+			return pt, err
+		}
+		defer cleanup() // after the nodes stopped (deferred below)
+		o.Env = append(o.Env, env...)
+		redisPIDs = []int{cl.redisPID}
+	}
+	sys, loadAvg, err := startStep(ctx, s, k, f.nodes, o, &pt.FanoutPoint)
 	if err != nil {
 		return pt, err
 	}
@@ -477,6 +551,12 @@ func roomsStep(ctx context.Context, s *session, f *roomsFlags, k server.Kind, n,
 	}
 	rt := newRouting(ids, f.clients, f.senders, l.warm)
 	pt.RoomSizeMin, pt.RoomSizeMax = rt.roomSizes()
+	clientURLs, senderURLs := sys.urls(), sys.urls()
+	var pl *placement
+	if cl != nil {
+		pl = newPlacement(rt, f.nodes)
+		clientURLs, senderURLs = pl.urls(sys.urls(), pl.client), pl.urls(sys.urls(), pl.sender)
+	}
 	l.frame = func(dst []byte, st stamp.Stamp, k int64) []byte {
 		return stamp.AppendRoomEvent(dst, st, f.text, ids[k%int64(n)])
 	}
@@ -486,12 +566,12 @@ func roomsStep(ctx context.Context, s *session, f *roomsFlags, k server.Kind, n,
 	var js joins
 	d := &sioclient.Dialer{ReadBufferSize: f.readBuffer}
 	t := time.Now()
-	rc, err := dial(ctx, d, sys.urls(), f.clients, f.parallel, func(i int) func([]byte) { return js.wrap(r.receiver(i)) })
+	rc, err := dial(ctx, d, clientURLs, f.clients, f.parallel, func(i int) func([]byte) { return js.wrap(r.receiver(i)) })
 	defer rc.close()
 	if err != nil {
 		return pt, fmt.Errorf("connect clients (%d open): %w", rc.open(), err)
 	}
-	sc, err := dial(ctx, d, sys.urls(), f.senders, f.parallel, func(j int) func([]byte) { return js.wrap(r.sender(j)) })
+	sc, err := dial(ctx, d, senderURLs, f.senders, f.parallel, func(j int) func([]byte) { return js.wrap(r.sender(j)) })
 	defer sc.close()
 	if err != nil {
 		return pt, fmt.Errorf("connect senders: %w", err)
@@ -528,18 +608,43 @@ func roomsStep(ctx context.Context, s *session, f *roomsFlags, k server.Kind, n,
 	if err := r.probe(ctx, probe, 200*time.Millisecond); err != nil {
 		return pt, err
 	}
-	if err := r.measure(ctx, sys, nil, rc, sc, l, &pt.FanoutPoint); err != nil {
+	var cross0 [4]int64 // received, dropped, Redis bytes in, out
+	if cl != nil {
+		if cross0, err = crossNow(ctx, sys, cl); err != nil {
+			return pt, err
+		}
+	}
+	if err := r.measure(ctx, sys, redisPIDs, rc, sc, l, &pt.FanoutPoint); err != nil {
 		return pt, err
+	}
+	if cl != nil {
+		cross1, err := settledCross(ctx, sys, cl)
+		if err != nil {
+			return pt, err
+		}
+		c := &CrossNode{Received: cross1[0] - cross0[0], Dropped: cross1[1] - cross0[1]}
+		sent := l.warm + pt.Sent
+		pl.expect(c, sent)
+		if c.Held > 0 {
+			c.Ratio = float64(c.Received) / float64(c.Held)
+		}
+		if sent > 0 {
+			c.RedisInPerMsg, c.RedisOutPerMsg = float64(cross1[2]-cross0[2])/float64(sent), float64(cross1[3]-cross0[3])/float64(sent)
+		}
+		if pt.RedisCPUSec != nil && pt.Sent > 0 {
+			c.RedisCPUPerMsgUs = ptr(*pt.RedisCPUSec / float64(pt.Sent) * 1e6)
+		}
+		pt.Cross = c
+		fmt.Fprintf(s.log, "%s, %d rooms: the nodes received %d events of rooms from each other, %d expected (%s), %d of every event; Redis %s µs CPU, %s bytes in, %s bytes out per message\n",
+			pt.Label, n, c.Received, c.Held, report.Ratio(float64(c.Received), float64(c.Held)), c.All,
+			opt(c.RedisCPUPerMsgUs), report.Num(c.RedisInPerMsg), report.Num(c.RedisOutPerMsg))
 	}
 	pt.LoadAverage = loadAvg
 	pt.WrongRoom = r.wrongRoom.Load()
-	if n := float64(pt.Delivered + r.senderCopies.Load()); n > 0 {
-		pt.ServerUserUs, pt.ServerSysUs = pt.ServerUserSec/n*1e6, pt.ServerSysSec/n*1e6
-	}
 	fmt.Fprintf(s.log, "%s, %d rooms: %s deliveries/s (offered %s), missing %d, wrong room %d, p50 %s ms, p99 %s ms, %s µs CPU/delivery (%s user, %s system), server %.2f cores, bench %.2f cores\n",
-		k.Label(), n, report.Num(pt.DeliveriesPerSec), report.Num(pt.OfferedDeliveriesPerSec), pt.Missing, pt.WrongRoom,
+		pt.Label, n, report.Num(pt.DeliveriesPerSec), report.Num(pt.OfferedDeliveriesPerSec), pt.Missing, pt.WrongRoom,
 		report.Num(pt.LatencyMs.P50), report.Num(pt.LatencyMs.P99), report.Num(pt.CPUPerDeliveryUs),
-		report.Num(pt.ServerUserUs), report.Num(pt.ServerSysUs), pt.ServerCores, pt.BenchCores)
+		report.Num(pt.UserPerDeliveryUs), report.Num(pt.SysPerDeliveryUs), pt.ServerCores, pt.BenchCores)
 	return pt, nil
 }
 
@@ -680,16 +785,22 @@ func roomsTable(points []RoomsPoint) string {
 		Right: []bool{false, false, true, true, true, true, true, true, true, true, true, true, true, true},
 	}
 	var notes []string
-	var order []int
-	byRooms := map[int][]RoomsPoint{}
-	for _, p := range points {
-		if _, ok := byRooms[p.Rooms]; !ok {
-			order = append(order, p.Rooms)
-		}
-		byRooms[p.Rooms] = append(byRooms[p.Rooms], p)
+	// Rows by shape, then by subscription mode (across nodes).
+	type group struct {
+		rooms int
+		sub   string
 	}
-	for _, n := range order {
-		ps := byRooms[n]
+	var order []group
+	byRooms := map[group][]RoomsPoint{}
+	for _, p := range points {
+		g := group{p.Rooms, p.Subscription}
+		if _, ok := byRooms[g]; !ok {
+			order = append(order, g)
+		}
+		byRooms[g] = append(byRooms[g], p)
+	}
+	for _, g := range order {
+		ps := byRooms[g]
 		for _, p := range ps {
 			at := fmt.Sprintf("%s, %d rooms", p.Label, p.Rooms)
 			if p.Error != "" {
@@ -699,7 +810,7 @@ func roomsTable(points []RoomsPoint) string {
 			}
 			row := append([]string{shapeText(p), p.Label}, latencyCells(p.FanoutPoint)...)
 			t.Rows = append(t.Rows, append(row, report.Num(p.ServerCores), report.Num(p.CPUPerDeliveryUs),
-				report.Num(p.ServerUserUs), report.Num(p.ServerSysUs), report.Num(p.ServerRSSMB), benchCell(p.FanoutPoint)))
+				report.Num(p.UserPerDeliveryUs), report.Num(p.SysPerDeliveryUs), report.Num(p.ServerRSSMB), benchCell(p.FanoutPoint)))
 			if p.WrongRoom > 0 {
 				notes = append(notes, fmt.Sprintf("%s: %d messages reached clients not in their room", at, p.WrongRoom))
 			}
@@ -709,8 +820,8 @@ func roomsTable(points []RoomsPoint) string {
 		if ours != nil && ref != nil && ours.Error == "" && ref.Error == "" {
 			row := append([]string{"", "**ours/reference**"}, latencyRatios(ours.FanoutPoint, ref.FanoutPoint)...)
 			t.Rows = append(t.Rows, append(row, report.Ratio(ours.ServerCores, ref.ServerCores),
-				"**"+report.Ratio(ours.CPUPerDeliveryUs, ref.CPUPerDeliveryUs)+"**", report.Ratio(ours.ServerUserUs, ref.ServerUserUs),
-				report.Ratio(ours.ServerSysUs, ref.ServerSysUs), report.Ratio(ours.ServerRSSMB, ref.ServerRSSMB), ""))
+				"**"+report.Ratio(ours.CPUPerDeliveryUs, ref.CPUPerDeliveryUs)+"**", report.Ratio(ours.UserPerDeliveryUs, ref.UserPerDeliveryUs),
+				report.Ratio(ours.SysPerDeliveryUs, ref.SysPerDeliveryUs), report.Ratio(ours.ServerRSSMB, ref.ServerRSSMB), ""))
 		}
 	}
 	out := t.Markdown()

@@ -84,9 +84,33 @@ func RedisAddr(rawURL string) (string, error) {
 // RedisPID asks the Redis server at rawURL for its process id (INFO
 // server), so that its CPU can be read from /proc.
 func RedisPID(ctx context.Context, rawURL string) (int, error) {
-	addr, err := RedisAddr(rawURL)
+	info, err := RedisInfo(ctx, rawURL, "server")
 	if err != nil {
 		return 0, err
+	}
+	return InfoPID(info)
+}
+
+// RedisNetBytes returns the bytes the Redis server at rawURL has read
+// from and written to its clients so far (INFO stats).
+func RedisNetBytes(ctx context.Context, rawURL string) (in, out int64, err error) {
+	info, err := RedisInfo(ctx, rawURL, "stats")
+	if err != nil {
+		return 0, 0, err
+	}
+	if in, err = InfoInt(info, "total_net_input_bytes"); err != nil {
+		return 0, 0, err
+	}
+	out, err = InfoInt(info, "total_net_output_bytes")
+	return in, out, err
+}
+
+// RedisInfo returns the text of INFO section from the Redis server at
+// rawURL.
+func RedisInfo(ctx context.Context, rawURL, section string) ([]byte, error) {
+	addr, err := RedisAddr(rawURL)
+	if err != nil {
+		return nil, err
 	}
 	u, _ := url.Parse(rawURL)
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -94,7 +118,7 @@ func RedisPID(ctx context.Context, rawURL string) (int, error) {
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return 0, fmt.Errorf("connect: %w", err)
+		return nil, fmt.Errorf("connect: %w", err)
 	}
 	defer c.Close()
 	if dl, ok := ctx.Deadline(); ok {
@@ -107,24 +131,20 @@ func RedisPID(ctx context.Context, rawURL string) (int, error) {
 			user = "default"
 		}
 		if _, err := c.Write(Command("AUTH", user, pw)); err != nil {
-			return 0, fmt.Errorf("AUTH: %w", err)
+			return nil, fmt.Errorf("AUTH: %w", err)
 		}
 		if line, err := r.ReadString('\n'); err != nil || !strings.HasPrefix(line, "+OK") {
-			return 0, fmt.Errorf("AUTH refused: %q %v", strings.TrimSpace(line), err)
+			return nil, fmt.Errorf("AUTH refused: %q %v", strings.TrimSpace(line), err)
 		}
 	}
-	if _, err := c.Write(Command("INFO", "server")); err != nil {
-		return 0, fmt.Errorf("INFO: %w", err)
+	if _, err := c.Write(Command("INFO", section)); err != nil {
+		return nil, fmt.Errorf("INFO: %w", err)
 	}
 	info, err := ReadBulk(r)
 	if err != nil {
-		return 0, fmt.Errorf("INFO: %w", err)
+		return nil, fmt.Errorf("INFO: %w", err)
 	}
-	pid, err := InfoPID(info)
-	if err != nil {
-		return 0, err
-	}
-	return pid, nil
+	return info, nil
 }
 
 // Command encodes a Redis command as a RESP array of bulk strings.
@@ -169,14 +189,23 @@ func ReadBulk(r *bufio.Reader) ([]byte, error) {
 
 // InfoPID reads process_id from the text of INFO server.
 func InfoPID(info []byte) (int, error) {
+	pid, err := InfoInt(info, "process_id")
+	if err == nil && pid <= 0 {
+		err = fmt.Errorf("INFO: bad process_id %d", pid)
+	}
+	return int(pid), err
+}
+
+// InfoInt reads the whole number key from the text of an INFO reply.
+func InfoInt(info []byte, key string) (int64, error) {
 	for _, line := range strings.Split(string(info), "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "process_id:"); ok {
-			pid, err := strconv.Atoi(v)
-			if err != nil || pid <= 0 {
-				return 0, fmt.Errorf("INFO server: bad process_id %q", v)
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), key+":"); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("INFO: bad %s %q", key, v)
 			}
-			return pid, nil
+			return n, nil
 		}
 	}
-	return 0, errors.New("INFO server has no process_id")
+	return 0, fmt.Errorf("INFO has no %s", key)
 }

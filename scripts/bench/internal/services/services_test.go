@@ -75,6 +75,13 @@ func TestReadBulkAndInfoPID(t *testing.T) {
 			t.Errorf("ReadBulk(%q): want an error", bad)
 		}
 	}
+	stats := []byte("# Stats\r\ntotal_net_input_bytes:123456789012\r\ntotal_net_output_bytes:7\r\n")
+	if n, err := InfoInt(stats, "total_net_input_bytes"); err != nil || n != 123456789012 {
+		t.Errorf("InfoInt = %d, %v", n, err)
+	}
+	if _, err := InfoInt(stats, "total_net_repl_input_bytes"); err == nil {
+		t.Error("InfoInt of a missing key: want an error")
+	}
 	for _, bad := range []string{"redis_version:7\r\n", "process_id:zero\r\n", "process_id:0\r\n"} {
 		if _, err := InfoPID([]byte(bad)); err == nil {
 			t.Errorf("InfoPID(%q): want an error", bad)
