@@ -214,7 +214,7 @@ func (l *loop) post(fn func()) bool {
 	l.mu.Unlock()
 	if wake {
 		one := [8]byte{1}
-		_, _ = unix.Write(l.efd, one[:])
+		_, _ = rawWrite(l.efd, one[:])
 	}
 	return true
 }
@@ -275,7 +275,7 @@ func (l *loop) wait(events []unix.EpollEvent) (int, error) {
 	var n int
 	var werr error
 	err := l.rc.Read(func(fd uintptr) bool {
-		n, werr = unix.EpollWait(int(fd), events, 0)
+		n, werr = rawEpollWait(int(fd), events)
 		return n > 0 || werr != nil
 	})
 	if err != nil {
@@ -287,7 +287,7 @@ func (l *loop) wait(events []unix.EpollEvent) (int, error) {
 // runTasks runs what was posted; true when the loop must stop.
 func (l *loop) runTasks() bool {
 	var b [8]byte
-	_, _ = unix.Read(l.efd, b[:])
+	_, _ = rawRead(l.efd, b[:])
 	l.mu.Lock()
 	tasks := l.tasks
 	l.tasks = nil
@@ -310,7 +310,7 @@ func (c *wsConn) readable() {
 	}
 	l := c.sys.loop
 	for !c.dead && !c.paused {
-		n, err := unix.Read(c.sys.fd, l.buf)
+		n, err := rawRead(c.sys.fd, l.buf)
 		if n > 0 {
 			c.consume(l.buf[:n])
 			if n < len(l.buf) && !c.sys.hup {
@@ -340,9 +340,9 @@ func (s *sysConn) writev(v [][]byte) (int, error) {
 		var n int
 		var err error
 		if len(v) == 1 {
-			n, err = unix.Write(s.fd, v[0])
+			n, err = rawWrite(s.fd, v[0])
 		} else {
-			n, err = unix.Writev(s.fd, v)
+			n, err = rawWritev(s.fd, v)
 		}
 		switch {
 		case err == nil:
@@ -400,7 +400,7 @@ func (s *ioSet) close() {
 		}
 		l.mu.Unlock()
 		one := [8]byte{1}
-		_, _ = unix.Write(l.efd, one[:])
+		_, _ = rawWrite(l.efd, one[:])
 	}
 	close(s.stopCh)
 	s.wg.Wait()
