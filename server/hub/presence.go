@@ -193,7 +193,11 @@ func (h *Hub) syncPresence(r *room) {
 	ctx, cancel := context.WithTimeout(context.Background(), h.o.PresenceInterval)
 	view, err := h.o.Presence.Sync(ctx, r.name, local)
 	cancel()
-	h.applyPresence(r, local, view, err)
+	if err != nil {
+		h.log.Debug("cluster presence unavailable; using this node's view", "room", r.name, "err", err)
+		view = local
+	}
+	h.applyPresence(r, local, view)
 }
 
 // syncRooms syncs the views of rooms (locals) with the cluster's at once.
@@ -204,22 +208,22 @@ func (h *Hub) syncRooms(rooms []*room, locals []chat.RoomView) {
 	if err == nil && len(views) != len(rooms) {
 		err = fmt.Errorf("presence: %d views for %d rooms", len(views), len(rooms))
 	}
+	if err != nil {
+		h.log.Debug("cluster presence unavailable; using this node's views", "rooms", len(rooms), "err", err)
+	}
 	for i, r := range rooms {
-		var view chat.PresenceView
+		view := locals[i].View
 		if err == nil {
 			view = views[i]
 		}
-		h.applyPresence(r, locals[i].View, view, err)
+		h.applyPresence(r, locals[i].View, view)
 	}
 }
 
 // applyPresence takes view, the cluster's view of r after a sync of local
-// (err: the sync failed), and tells r's members here when it changed.
-func (h *Hub) applyPresence(r *room, local, view chat.PresenceView, err error) {
-	if err != nil {
-		h.log.Debug("cluster presence unavailable; using this node's view", "room", r.name, "err", err)
-		view = local
-	}
+// (local itself when the sync failed), and tells r's members here when it
+// changed.
+func (h *Hub) applyPresence(r *room, local, view chat.PresenceView) {
 	if !view.Truncated && len(view.Users) > h.o.PresenceListLimit {
 		view.Users, view.Truncated = nil, true
 	}
