@@ -2,6 +2,7 @@ package sqlstore_test
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"testing"
 
@@ -94,6 +95,40 @@ func TestSQLiteReopenKeepsMessages(t *testing.T) {
 	defer s.Close()
 	if m, err := s.Find(ctx, "a"); err != nil || m.Text != "kept" {
 		t.Fatalf("after reopening: %+v, %v", m, err)
+	}
+}
+
+// Every statement shape the SQLite store writes with: a batch in one
+// prepared INSERT (kept, then reused), one INSERT too large to keep
+// prepared, and a batch over several INSERTs in a transaction whose last
+// part is a prepared one. Each batch written twice stores each row once.
+func TestSQLiteBatchShapes(t *testing.T) {
+	ctx := context.Background()
+	s, err := sqlstore.OpenSQLite(ctx, filepath.Join(t.TempDir(), "chat.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	n := 0
+	for _, size := range []int{1, 6, 6, 64, 65, 1000, 1010, 2064} {
+		batch := make([]chat.Message, size)
+		for i := range batch {
+			batch[i] = chattest.Msg(fmt.Sprintf("m%06d", n), "shape", n)
+			batch[i].Room = "r"
+			n++
+		}
+		for range 2 {
+			if rej, err := s.SaveBatch(ctx, batch); err != nil || len(rej) > 0 {
+				t.Fatalf("batch of %d: %v, %v", size, rej, err)
+			}
+		}
+		got, err := s.Recent(ctx, "r", n+1, nil)
+		if err != nil || len(got) != n {
+			t.Fatalf("after a batch of %d: %d stored of %d, %v", size, len(got), n, err)
+		}
+		if got[0].ID != batch[size-1].ID || got[0].Room != "r" {
+			t.Fatalf("after a batch of %d: newest %+v, want %s in room r", size, got[0], batch[size-1].ID)
+		}
 	}
 }
 

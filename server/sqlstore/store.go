@@ -26,7 +26,6 @@ import (
 	"time"
 
 	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
 
 	"github.com/scalable-chat-go/server/chat"
 )
@@ -48,16 +47,6 @@ type dialect interface {
 	isDataError(err error) bool
 }
 
-// row maps a message onto the `messages` table (Prisma model Message).
-type row struct {
-	ID        string  `gorm:"column:id;primaryKey"`
-	Content   string  `gorm:"column:content"`
-	Username  string  `gorm:"column:username"`
-	CreatedAt dbTime  `gorm:"column:created_at"`
-	UserID    *string `gorm:"column:user_id"`
-	RoomID    *string `gorm:"column:room_id"`
-}
-
 // nullable is s, or NULL when s is empty.
 func nullable(s string) *string {
 	if s == "" {
@@ -65,8 +54,6 @@ func nullable(s string) *string {
 	}
 	return &s
 }
-
-func (row) TableName() string { return "messages" }
 
 // dbTime is a message time on its way to the database: a time value, or
 // for SQLite a fixed-width text (see sqliteTimeLayout).
@@ -130,26 +117,6 @@ func (s *Store) SaveBatch(ctx context.Context, batch []chat.Message) ([]chat.Rej
 		return left, err
 	}
 	return append(left, right...), nil
-}
-
-// insertRows stores batch through GORM in one transaction, chunk rows per
-// INSERT ... ON CONFLICT (id) DO NOTHING statement.
-func insertRows(ctx context.Context, db *gorm.DB, d dialect, batch []chat.Message, chunk int) error {
-	rows := make([]row, len(batch))
-	for i, m := range batch {
-		rows[i] = row{ID: m.ID, Content: m.Text, Username: m.Username, CreatedAt: d.toDB(m.CreatedAt), UserID: nullable(m.UserID),
-			RoomID: nullable(m.Room)}
-	}
-	return db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		for start := 0; start < len(rows); start += chunk {
-			part := rows[start:min(start+chunk, len(rows))]
-			if err := tx.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "id"}}, DoNothing: true}).
-				Create(&part).Error; err != nil {
-				return err
-			}
-		}
-		return nil
-	})
 }
 
 // Recent returns up to limit messages of room (chat.GlobalRoom, or a
