@@ -117,9 +117,14 @@ func (l *Log) Append(m chat.Message, done func(error)) error {
 	n := len(l.queue)
 	l.mu.Unlock()
 	l.m.depth.Set(float64(n))
-	select {
-	case l.wake <- struct{}{}:
-	default:
+	// The writer waits for a first message, then for a full batch or its
+	// deadline: only those two wake it. A wake for every message would
+	// cost a goroutine switch each, to find the batch not yet full.
+	if n == 1 || n == l.o.BatchSize {
+		select {
+		case l.wake <- struct{}{}:
+		default:
+		}
 	}
 	return nil
 }
