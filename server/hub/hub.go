@@ -17,6 +17,18 @@ import (
 // every recipient's Conn.Send gets it as it is.
 type Frame any
 
+// fanouter is a Frame told how many connections it is about to be sent
+// to: the edge writes a frame of a few recipients from the sender's
+// goroutine, and leaves a large fanout to its writers on every core.
+type fanouter interface{ Fanout(n int) }
+
+// fanout tells f, when it listens, that it goes to n connections.
+func fanout(f Frame, n int) {
+	if fo, ok := f.(fanouter); ok {
+		fo.Fanout(n)
+	}
+}
+
 // Encoder encodes the events the hub delivers (the edge's protocol).
 type Encoder interface {
 	// Message encodes a `message` event of m, with its recovery offset.
@@ -405,6 +417,7 @@ func (h *Hub) deliverLocked(r *room, e chat.Event) {
 		h.encodeFailed(e, err)
 		return
 	}
+	fanout(f, len(r.live))
 	n := 0
 	for _, m := range r.live {
 		if e.Except == "" || m.c.ID() != e.Except {

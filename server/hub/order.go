@@ -384,6 +384,7 @@ func (h *Hub) deliverPlaced(r *room, e chat.Event, pos chat.Position, place Plac
 		h.encodeFailed(e, err)
 		return
 	}
+	fanout(f, len(r.live))
 	n := 0
 	for _, m := range r.live {
 		if len(r.skips) > 0 {

@@ -269,6 +269,9 @@ func (h *Hub) applyPresence(r *room, local, view chat.PresenceView) {
 		add(chat.EventPresenceLeave, presenceChange{Room: room, Name: u.Name, UserID: u.UserID})
 	}
 	add(chat.EventPresence, presenceEvent{Room: room, Online: view.Online, Users: wireUsers(view)})
+	for _, f := range frames {
+		fanout(f, len(all))
+	}
 	for _, c := range all {
 		for _, f := range frames {
 			c.Send(f)

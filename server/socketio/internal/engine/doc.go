@@ -24,8 +24,10 @@
 //	     copied into its session's inbox ─▶ worker pool (one session at a time,
 //	     in order) ─▶ Socket.IO decode ─▶ Handler
 //	out: Handler builds a Frame once (EventFrame) ─▶ Socket.Send on every
-//	     recipient: appended to its queue ─▶ its flusher (one per core) writes
-//	     all that is queued for the connection with one writev, at once
+//	     recipient: appended to its queue ─▶ written by the sender at once
+//	     when nothing else was queued, for a frame's first 16 recipients (a
+//	     small room, an ack: no goroutine switch); else its flusher (one per
+//	     core) writes all that is queued for the connection with one writev
 //
 // Guarantees:
 //   - Order: a session's packets reach the Handler in the order the client
@@ -33,7 +35,8 @@
 //     server sends a session leaves in the order it was queued (what was
 //     queued for polling goes first on the upgraded WebSocket).
 //   - No delay on the way out: a frame for a connection whose queue is
-//     empty is written as soon as its flusher runs; frames queued while a
+//     empty is written at once, by its sender (the first 16 recipients of
+//     a frame) or as soon as its flusher runs; frames queued while a
 //     flusher is busy go out together in its next writev. That is the only
 //     coalescing.
 //   - Nothing per idle connection: no goroutine and no buffer. A split frame

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/zishang520/socket.io/parsers/socket/v3/parser"
 	"github.com/zishang520/socket.io/v3/pkg/types"
@@ -56,6 +57,9 @@ type Frame struct {
 	// next are the binary attachments of a Socket.IO packet, sent right
 	// after it.
 	next []*Frame
+	// direct counts the recipients whose sender wrote it to them itself
+	// (see directFanout).
+	direct atomic.Int32
 }
 
 // newTextFrame builds the frame of a text Engine.IO packet: typ, then

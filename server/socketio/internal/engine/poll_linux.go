@@ -334,6 +334,10 @@ func (c *wsConn) readable() {
 	}
 }
 
+// directWrites: a sender may write a frame itself (wsConn.writeNow), as
+// writes never block here.
+const directWrites = true
+
 // writev writes v without blocking.
 func (s *sysConn) writev(v [][]byte) (int, error) {
 	for {

@@ -15,6 +15,10 @@ import (
 // connection, blocking reads into a buffer of its own, and writes with a
 // deadline. Correct, not lean: Linux is the target.
 
+// directWrites is off: a write here may block until its deadline, which
+// no sender may wait for.
+const directWrites = false
+
 // loop is unused on this path.
 type loop struct{}
 
