@@ -19,14 +19,18 @@ type History struct {
 	store Store
 	room  string // GlobalRoom, or a room's id: the store pages it reads
 
-	mu    sync.RWMutex
-	ring  []Message // circular, capacity fixed
-	highs []string  // per ring entry: the high-water id when it was delivered
-	next  int       // where the next message goes
-	size  int
-	byID  map[string]int // id -> index in ring
-	high  Message        // the newest message delivered here (CreatedAt, then ID)
-	seq   uint64         // how many messages were observed, ever
+	mu sync.RWMutex
+	// ring is circular once it holds capacity messages; until then it
+	// grows, so that a room with few messages costs little (a node may
+	// hold many rooms).
+	ring     []Message
+	highs    []string // per ring entry: the high-water id when it was delivered
+	capacity int
+	next     int // where the next message goes
+	size     int
+	byID     map[string]int // id -> index in ring
+	high     Message        // the newest message delivered here (CreatedAt, then ID)
+	seq      uint64         // how many messages were observed, ever
 
 	// deleted holds the ids of the latest deletions: their messages are
 	// left out of every page and
@@ -58,12 +62,11 @@ func NewHistory(store Store, capacity int) *History {
 func NewRoomHistory(store Store, room string, capacity int) *History {
 	capacity = max(capacity, 1)
 	return &History{
-		store:   store,
-		room:    room,
-		ring:    make([]Message, capacity),
-		highs:   make([]string, capacity),
-		byID:    make(map[string]int, capacity),
-		deleted: NewRecentIDs(max(4*capacity, 10_000)),
+		store:    store,
+		room:     room,
+		capacity: capacity,
+		byID:     make(map[string]int),
+		deleted:  NewRecentIDs(max(4*capacity, 10_000)),
 	}
 }
 
@@ -142,15 +145,21 @@ func (h *History) Observe(m Message) (high string) {
 	if h.high.ID == "" || h.high.Before(m) {
 		h.high = m
 	}
-	if h.size == len(h.ring) {
-		delete(h.byID, h.ring[h.next].ID)
-	} else {
+	if h.size < h.capacity {
+		// Growing: the ring is in order from 0, and next is its length
+		// (0 once it is full).
+		h.ring = append(h.ring, m)
+		h.highs = append(h.highs, h.high.ID)
+		h.byID[m.ID] = h.size
 		h.size++
+		h.next = h.size % h.capacity
+	} else {
+		delete(h.byID, h.ring[h.next].ID)
+		h.ring[h.next] = m
+		h.highs[h.next] = h.high.ID
+		h.byID[m.ID] = h.next
+		h.next = (h.next + 1) % h.capacity
 	}
-	h.ring[h.next] = m
-	h.highs[h.next] = h.high.ID
-	h.byID[m.ID] = h.next
-	h.next = (h.next + 1) % len(h.ring)
 	h.seq++
 	return h.high.ID
 }
@@ -192,7 +201,7 @@ func (h *History) Pending(mark uint64) int {
 	if mark > h.seq {
 		return 0
 	}
-	return int(min(h.seq-mark, uint64(len(h.ring))))
+	return int(min(h.seq-mark, uint64(h.capacity)))
 }
 
 // Recent returns up to limit messages, newest first, strictly before the

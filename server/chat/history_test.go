@@ -3,6 +3,7 @@ package chat
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"slices"
 	"testing"
 	"time"
@@ -175,4 +176,23 @@ func deliveryIDs(ds []Delivery) []string {
 		out = append(out, d.Message.ID)
 	}
 	return out
+}
+
+// A node holds a History for every room one of its sockets is in: one
+// without messages must cost little, whatever HISTORY_RING_SIZE says (the
+// ring and the deletions grow as they fill; they took 330 KB a room when
+// made at full size).
+func TestAnEmptyRoomHistoryIsSmall(t *testing.T) {
+	const rooms = 100
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	hs := make([]*History, rooms)
+	for i := range hs {
+		hs[i] = NewRoomHistory(&memStore{}, "r", 1000)
+	}
+	runtime.ReadMemStats(&after)
+	if per := (after.TotalAlloc - before.TotalAlloc) / rooms; per > 4096 {
+		t.Fatalf("an empty room's History allocated %d bytes", per)
+	}
+	runtime.KeepAlive(hs)
 }
