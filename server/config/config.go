@@ -55,14 +55,15 @@ type Config struct {
 	// TRUSTED_PROXIES are not counted.
 	HTTPMaxConnsPerIP int
 
-	HistoryLimit      int           // HISTORY_LIMIT (0 disables)
-	HistoryRingSize   int           // HISTORY_RING_SIZE
-	RecoveryWindow    time.Duration // CONNECTION_RECOVERY_WINDOW (0 disables)
-	PresenceInterval  time.Duration // PRESENCE_INTERVAL
-	ConnectTimeout    time.Duration // CONNECT_TIMEOUT
-	PresenceListLimit int           // PRESENCE_LIST_LIMIT
-	TypingRatePerSec  float64       // TYPING_RATE_PER_SEC
-	TypingTimeout     time.Duration // TYPING_TIMEOUT
+	HistoryLimit        int           // HISTORY_LIMIT (0 disables)
+	HistoryRingSize     int           // HISTORY_RING_SIZE
+	RoomHistoryRingSize int           // ROOM_HISTORY_RING_SIZE
+	RecoveryWindow      time.Duration // CONNECTION_RECOVERY_WINDOW (0 disables)
+	PresenceInterval    time.Duration // PRESENCE_INTERVAL
+	ConnectTimeout      time.Duration // CONNECT_TIMEOUT
+	PresenceListLimit   int           // PRESENCE_LIST_LIMIT
+	TypingRatePerSec    float64       // TYPING_RATE_PER_SEC
+	TypingTimeout       time.Duration // TYPING_TIMEOUT
 
 	RoomsPerUser      int // ROOMS_PER_USER_MAX
 	RoomMembersMax    int // ROOM_MEMBERS_MAX

@@ -79,6 +79,9 @@ var definitions = []definition{
 				p.fail("HISTORY_RING_SIZE", strconv.Itoa(c.HistoryRingSize), fmt.Sprintf("at least HISTORY_LIMIT (%d)", c.HistoryLimit))
 			}
 		}),
+	def(sectionHistory, "ROOM_HISTORY_RING_SIZE", intIn(100, 1, 10_000_000, func(c *Config) *int { return &c.RoomHistoryRingSize }),
+		"the same for each other room a node holds, grown as its messages come (a node may hold every room; "+
+			"a full ring of 100 takes about 35 KB); `HISTORY_LIMIT` when that is larger", "-"),
 	def(sectionHistory, "CONNECTION_RECOVERY_WINDOW", duration(2*time.Minute, 0, func(c *Config) *time.Duration { return &c.RecoveryWindow }),
 		"how long a dropped client's session is kept for recovery; `0` disables", "-"),
 	def(sectionHistory, "PRESENCE_INTERVAL", duration(time.Second, 10*time.Millisecond, func(c *Config) *time.Duration { return &c.PresenceInterval }),

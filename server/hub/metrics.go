@@ -34,7 +34,7 @@ func newMetrics(r prometheus.Registerer) *metrics {
 			Name: "chat_events_broadcast_total", Help: "Events other than messages this node broadcast, by event.",
 		}, []string{"event"}),
 		joinGaps: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "chat_join_gaps_total", Help: "Newcomers whose history took so long to read that more messages were delivered meanwhile than HISTORY_RING_SIZE holds: they may have missed some.",
+			Name: "chat_join_gaps_total", Help: "Newcomers whose history took so long to read that more messages were delivered meanwhile than HISTORY_RING_SIZE (ROOM_HISTORY_RING_SIZE in other rooms) holds: they may have missed some.",
 		}),
 		resumeGaps: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "chat_resume_gaps_total",

@@ -262,7 +262,7 @@ func (h *Hub) welcome(r *room, m *member, o JoinOptions) {
 		if !found {
 			h.m.joinGaps.Inc()
 			h.log.Warn("a newcomer's history took longer than the history ring covers; it gets the latest page, and may miss messages delivered while it was read",
-				"room", r.name, "conn", m.c.ID(), "ring", "HISTORY_RING_SIZE")
+				"room", r.name, "conn", m.c.ID(), "ring", ringSetting(r.name))
 		}
 		if o.first != nil {
 			m.c.Send(o.first)
@@ -407,4 +407,12 @@ func (h *Hub) Disconnect(c Conn) {
 	for _, m := range rooms {
 		h.leave(m.r, m)
 	}
+}
+
+// ringSetting names the setting that sizes room's history ring.
+func ringSetting(room string) string {
+	if room == chat.GlobalRoom {
+		return "HISTORY_RING_SIZE"
+	}
+	return "ROOM_HISTORY_RING_SIZE"
 }

@@ -110,6 +110,11 @@ func openStore(ctx context.Context, cfg config.Config, logger *slog.Logger) (sto
 	return store, "postgres", where, err
 }
 
+// roomRing is the ring of a room other than global: ROOM_HISTORY_RING_SIZE,
+// or HISTORY_LIMIT when that is larger, so that a node whose store is down
+// still has a newcomer's whole history of what it delivered.
+func roomRing(cfg config.Config) int { return max(cfg.RoomHistoryRingSize, cfg.HistoryLimit) }
+
 // roomHistories is the hub's history of each room: global's is the one
 // the API and moderation read too; another room's is made when the room
 // first has a member here.
@@ -209,7 +214,7 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	hb, err := hub.New(hub.Options{
 		Broker:            link.broker,
 		Presence:          link.presence,
-		History:           roomHistories(history, store, cfg.HistoryRingSize),
+		History:           roomHistories(history, store, roomRing(cfg)),
 		Encoder:           socketio.NewEncoder(authMode, cfg.RecoveryWindow),
 		HistoryLimit:      cfg.HistoryLimit,
 		PresenceInterval:  cfg.PresenceInterval,
@@ -327,7 +332,7 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		Presence:    func() chat.PresenceView { return hb.PresenceView(chat.GlobalRoom) },
 		Details:     link.details,
 		Trust:       trust,
-		Rooms:       roomsAPI(rooms, store, hb, cfg.HistoryRingSize),
+		Rooms:       roomsAPI(rooms, store, hb, roomRing(cfg)),
 		ClientAddr:  edge.ClientAddr,
 		NoMetrics:   cfg.MetricsAddr != "",
 	})
