@@ -39,6 +39,18 @@ func newRoom(name string, history *chat.History) *room {
 	return &room{name: name, history: history, lastOnline: -1}
 }
 
+// Live returns how many connections of this node receive the room's
+// events now.
+func (h *Hub) Live(room string) int {
+	r := h.lookup(room)
+	if r == nil {
+		return 0
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.live)
+}
+
 // JoinOptions say how a connection joins a room.
 type JoinOptions struct {
 	// Mark is the room's history mark (Hub.Mark) taken before the client

@@ -56,6 +56,9 @@ type Options struct {
 	// Directory reaches the other nodes' sockets, for the Admin UI; nil on
 	// a node alone.
 	Directory chat.Directory
+	// ClientIDsWait: a message with a clientId waits for the cluster to
+	// claim it (a Redis round trip), so it is handled on a worker.
+	ClientIDsWait bool
 
 	// PingInterval and PingTimeout are Engine.IO's heartbeat.
 	PingInterval, PingTimeout time.Duration
@@ -204,6 +207,7 @@ func New(o Options) (*Server, error) {
 		AllowOrigin:        allow,
 		ClientAddr:         s.clientAddr,
 		Handler:            handler,
+		Inline:             s.inline,
 		Logger:             o.Logger,
 		Registerer:         o.Registerer,
 	})

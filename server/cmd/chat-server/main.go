@@ -269,6 +269,7 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		Moderation:          moderation,
 		Rooms:               rooms,
 		Directory:           link.directory,
+		ClientIDsWait:       link.redis != nil,
 		PingInterval:        cfg.PingInterval,
 		PingTimeout:         cfg.PingTimeout,
 		ConnectTimeout:      cfg.ConnectTimeout,

@@ -498,7 +498,7 @@ func (c *wsConn) message(op byte, payload []byte, owned bool) bool {
 // handOn gives a message to the session's workers; when its inbox is full,
 // reading pauses until the workers caught up.
 func (c *wsConn) handOn(it inbound) bool {
-	if c.sess.deliver(it) {
+	if c.sess.deliverFrom(it, true) {
 		return true
 	}
 	if c.sess.pauseReading(c) {

@@ -22,7 +22,9 @@
 //	in:  socket ─epoll (a few loops)─▶ shared 64 KB read buffer ─parse─▶ control frames
 //	     answered on the loop; Engine.IO pings/pongs handled there; a message
 //	     copied into its session's inbox ─▶ worker pool (one session at a time,
-//	     in order) ─▶ Socket.IO decode ─▶ Handler
+//	     in order) ─▶ Socket.IO decode ─▶ Handler; a session with nothing
+//	     waiting is decoded on the loop, and an event that Options.Inline says
+//	     never waits is handled there too (anything else goes to a worker)
 //	out: Handler builds a Frame once (EventFrame) ─▶ Socket.Send on every
 //	     recipient: appended to its queue ─▶ written by the sender at once
 //	     when nothing else was queued, for a frame's first 16 recipients (a

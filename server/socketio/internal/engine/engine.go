@@ -120,6 +120,13 @@ type Options struct {
 	// Messages, when set, makes a bare Engine.IO server (see
 	// MessageHandler).
 	Messages MessageHandler
+	// Inline, when set, reports whether the Handler's Event for an event
+	// of namespace nsp never waits (no I/O, no lock held long, little work): such an event
+	// read from a WebSocket is handled on the loop that read it, when its
+	// session has nothing else waiting, without handing it to a worker
+	// (the switch cost more CPU than a small room's event on two cores).
+	// Anything else is the workers', in order.
+	Inline func(nsp, name string, args []any) bool
 	// Workers is the size of the pool that runs Handler calls
 	// (8 × GOMAXPROCS, at least 16).
 	Workers int

@@ -72,6 +72,11 @@ type Session struct {
 	// toPark: the worker running the session started a decision (read and
 	// written by that worker only: park's test without the lock).
 	toPark bool
+	// onLoop: a read loop runs the session (Options.Inline); toWorker is
+	// what it leaves to a worker, with everything after it. Both belong
+	// to whoever runs the session, and are clear whenever it hands over.
+	onLoop   bool
+	toWorker func()
 
 	main    Socket
 	extra   []*Socket
@@ -297,7 +302,11 @@ func (s *Session) connectTimeout() {
 
 // deliver puts an item in the inbox and schedules a worker; false when the
 // inbox is over InboxLimit (the caller stops reading).
-func (s *Session) deliver(it inbound) bool {
+func (s *Session) deliver(it inbound) bool { return s.deliverFrom(it, false) }
+
+// deliverFrom queues it; from a read loop (loop), a message of a session
+// with nothing else to do is handled there and then (Options.Inline).
+func (s *Session) deliverFrom(it inbound, loop bool) bool {
 	s.mu.Lock()
 	if s.closed && it.kind != itemClosed {
 		s.mu.Unlock()
@@ -309,6 +318,11 @@ func (s *Session) deliver(it inbound) bool {
 	s.scheduled = true
 	s.mu.Unlock()
 	if sched {
+		if loop && it.kind == itemMessage && s.e.o.Inline != nil && s.e.o.Messages == nil {
+			s.onLoop = true
+			s.run()
+			return !over
+		}
 		s.e.workers.schedule(s)
 	}
 	return !over
@@ -360,10 +374,15 @@ func (s *Session) run() {
 		case itemCall:
 			it.call()
 		}
-		if it.kind == itemMessage && s.park(batch[i+1:]) {
+		if (it.kind == itemMessage || it.kind == itemCall) && s.park(batch[i+1:]) {
+			return
+		}
+		if s.toWorker != nil {
+			s.handOver(batch[i+1:])
 			return
 		}
 	}
+	s.onLoop = false
 
 	s.mu.Lock()
 	more := len(s.inbox) > 0
@@ -382,6 +401,20 @@ func (s *Session) run() {
 	if last {
 		s.e.live.Done()
 	}
+}
+
+// handOver leaves the session to a worker, from a read loop that met
+// what it may not handle (toWorker): that, then rest, the batch's items
+// after it, go to the head of the inbox, and the session to the run queue
+// (it stays scheduled: no packet schedules it meanwhile).
+func (s *Session) handOver(rest []inbound) {
+	call := s.toWorker
+	s.toWorker, s.onLoop = nil, false
+	s.mu.Lock()
+	head := append(make([]inbound, 0, 1+len(rest)+len(s.inbox)), inbound{kind: itemCall, call: call})
+	s.inbox = append(append(head, rest...), s.inbox...)
+	s.mu.Unlock()
+	s.e.workers.schedule(s)
 }
 
 // park reports whether the item just handled left a CONNECT to be

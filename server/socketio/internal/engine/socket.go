@@ -199,6 +199,22 @@ func (s *Session) onSocketIO(data []byte, binary bool) {
 	s.dispatch(p)
 }
 
+// inline reports whether p, read by a loop, may be handled there: an
+// event of a connected namespace that Options.Inline says never waits.
+// Anything else (a CONNECT above all, whose Handler may read a store)
+// is a worker's.
+func (s *Session) inline(p *parser.Packet) bool {
+	if p.Type != parser.EVENT || s.socketOf(p.Nsp) == nil {
+		return false
+	}
+	args, _ := plain(p.Data).([]any)
+	if len(args) == 0 {
+		return false
+	}
+	name, ok := args[0].(string)
+	return ok && s.e.o.Inline(p.Nsp, name, args[1:])
+}
+
 // protocolError closes the session for a packet that breaks the protocol,
 // as Node does.
 func (s *Session) protocolError(err error) {
@@ -208,6 +224,10 @@ func (s *Session) protocolError(err error) {
 }
 
 func (s *Session) dispatch(p *parser.Packet) {
+	if s.onLoop && !s.inline(p) {
+		s.toWorker = func() { s.dispatch(p) }
+		return
+	}
 	switch p.Type {
 	case parser.CONNECT:
 		s.connectNamespace(p)
