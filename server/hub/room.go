@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/scalable-chat-go/server/chat"
@@ -18,6 +19,9 @@ type room struct {
 	// exactly.
 	mu   sync.Mutex
 	live []*member
+	// nlive is len(live), for readers that must not wait for mu (a read
+	// loop asking Hub.Live while a large room's delivery holds it).
+	nlive atomic.Int32
 	// skips, on an ordered hub, are what members that came back must not
 	// be sent live (nil while none has any; guarded by mu).
 	skips map[*member]*skip
@@ -40,15 +44,13 @@ func newRoom(name string, history *chat.History) *room {
 }
 
 // Live returns how many connections of this node receive the room's
-// events now.
+// events now. It does not wait for the room's deliveries.
 func (h *Hub) Live(room string) int {
 	r := h.lookup(room)
 	if r == nil {
 		return 0
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.live)
+	return int(r.nlive.Load())
 }
 
 // JoinOptions say how a connection joins a room.
@@ -315,6 +317,7 @@ func (r *room) goLiveLocked(m *member) {
 	if m.live < 0 {
 		m.live = int32(len(r.live))
 		r.live = append(r.live, m)
+		r.nlive.Store(int32(len(r.live)))
 	}
 }
 
@@ -326,6 +329,7 @@ func (r *room) leaveLiveLocked(m *member) {
 		r.live[i].live = int32(i)
 		r.live[last] = nil
 		r.live = r.live[:last]
+		r.nlive.Store(int32(len(r.live)))
 	}
 	m.live = -1
 }
