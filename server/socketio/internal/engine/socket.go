@@ -203,12 +203,8 @@ func (s *Session) onSocketIO(data []byte, binary bool) {
 // event of a connected namespace that Options.Inline says never waits.
 // Anything else (a CONNECT above all, whose Handler may read a store)
 // is a worker's.
-func (s *Session) inline(p *parser.Packet) bool {
-	if p.Type != parser.EVENT || s.socketOf(p.Nsp) == nil {
-		return false
-	}
-	args, _ := plain(p.Data).([]any)
-	if len(args) == 0 {
+func (s *Session) inline(p *parser.Packet, args []any) bool {
+	if p.Type != parser.EVENT || s.socketOf(p.Nsp) == nil || len(args) == 0 {
 		return false
 	}
 	name, ok := args[0].(string)
@@ -224,8 +220,18 @@ func (s *Session) protocolError(err error) {
 }
 
 func (s *Session) dispatch(p *parser.Packet) {
-	if s.onLoop && !s.inline(p) {
-		s.toWorker = func() { s.dispatch(p) }
+	var args []any
+	if p.Type == parser.EVENT || p.Type == parser.BINARY_EVENT {
+		args, _ = plain(p.Data).([]any)
+	}
+	s.dispatchPlain(p, args)
+}
+
+// dispatchPlain handles p, an event's arguments made plain once (args): a
+// loop that hands the event over does not convert them again.
+func (s *Session) dispatchPlain(p *parser.Packet, args []any) {
+	if s.onLoop && !s.inline(p, args) {
+		s.toWorker = func() { s.dispatchPlain(p, args) }
 		return
 	}
 	switch p.Type {
@@ -243,7 +249,6 @@ func (s *Session) dispatch(p *parser.Packet) {
 			s.protocolError(errors.New("event for a namespace not connected"))
 			return
 		}
-		args, _ := plain(p.Data).([]any)
 		if len(args) == 0 {
 			s.protocolError(errors.New("event without a name"))
 			return
