@@ -257,7 +257,7 @@ func (s *Server) Event(sock *engine.Socket, name string, args []any, ack engine.
 // be handled on the read loop that read it: as many as the engine writes
 // from the sender, so that a small room's message goes from read to write
 // with no goroutine switch (four a message before, in rooms of 10).
-const inlineFanout = 16
+const inlineFanout = engine.DirectFanout
 
 // inline reports whether an event of the chat never waits and reaches
 // few connections (engine.Options.Inline): `event:message` and `typing`

@@ -55,28 +55,28 @@ func (c *wsConn) enqueue(f *Frame) {
 	for _, a := range f.next {
 		c.q = append(c.q, a.ws)
 	}
-	if directWrites && idle && f.direct.Add(1) <= directFanout {
+	if directWrites && idle && f.direct.Add(1) <= DirectFanout {
 		c.writeNow()
 		return
 	}
 	c.afterQueue()
 }
 
-// directFanout is how many recipients of one frame, at most, the sender
+// DirectFanout is how many recipients of one frame, at most, the sender
 // writes to itself, when nothing else is queued for them. A frame of a
 // small room, or an acknowledgement, then leaves without waking a flusher:
 // two goroutine switches a message saved in rooms of 10 (the execution
 // trace counted two flusher wakes a message), which on two cores cost more
 // CPU than the writes. A larger fanout (Frame.Fanout) is the flushers',
 // which write on every core and coalesce what queues up while they write.
-const directFanout = 16
+const DirectFanout = 16
 
 // Fanout tells the engine that f is about to be sent to n recipients. Past
-// directFanout, no sender writes it itself: the flushers start on every
+// DirectFanout, no sender writes it itself: the flushers start on every
 // core at once, instead of after the sender's first writes.
 func (f *Frame) Fanout(n int) {
-	if n > directFanout {
-		f.direct.Store(directFanout)
+	if n > DirectFanout {
+		f.direct.Store(DirectFanout)
 	}
 }
 

@@ -12,12 +12,12 @@ import (
 	"github.com/gorilla/websocket"
 )
 
-// Frames to more recipients than a sender writes itself (directFanout),
+// Frames to more recipients than a sender writes itself (DirectFanout),
 // sent back to back from several goroutines at once: every recipient gets
 // every frame, each sender's in its order, whether its sender or a
 // flusher wrote it.
 func TestFanoutBeyondTheDirectWrites(t *testing.T) {
-	const conns, senders, frames = 3 * directFanout, 4, 50
+	const conns, senders, frames = 3 * DirectFanout, 4, 50
 	var mu sync.Mutex
 	var socks []*Socket
 	h := &collect{add: func(s *Socket) { mu.Lock(); socks = append(socks, s); mu.Unlock() }}

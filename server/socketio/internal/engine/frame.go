@@ -58,7 +58,7 @@ type Frame struct {
 	// after it.
 	next []*Frame
 	// direct counts the recipients whose sender wrote it to them itself
-	// (see directFanout).
+	// (see DirectFanout).
 	direct atomic.Int32
 }
 
