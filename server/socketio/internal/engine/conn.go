@@ -97,6 +97,11 @@ func (c *wsConn) writeNow() {
 		c.closing = true
 		c.q = nil
 		c.post(func() { c.closeConn(0, "transport error") })
+	case len(c.q) > 0:
+		// A short write: the buffer took part of it, with no EAGAIN, so
+		// no EPOLLOUT will come for the rest. The flusher writes it.
+		c.afterQueue()
+		return
 	}
 	c.wmu.Unlock()
 }

@@ -22,24 +22,9 @@ func TestFanoutBeyondTheDirectWrites(t *testing.T) {
 	var socks []*Socket
 	h := &collect{add: func(s *Socket) { mu.Lock(); socks = append(socks, s); mu.Unlock() }}
 	ts := startEngine(t, Options{Handler: h})
-	u := "ws" + strings.TrimPrefix(ts.url, "http") + "?EIO=4&transport=websocket"
 	clients := make([]*websocket.Conn, conns)
 	for i := range clients {
-		c, _, err := websocket.DefaultDialer.Dial(u, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		if _, _, err := c.ReadMessage(); err != nil { // the Engine.IO open
-			t.Fatal(err)
-		}
-		if err := c.WriteMessage(websocket.TextMessage, []byte("40")); err != nil {
-			t.Fatal(err)
-		}
-		if _, _, err := c.ReadMessage(); err != nil { // the CONNECT
-			t.Fatal(err)
-		}
-		clients[i] = c
+		clients[i] = connectWS(t, ts)
 	}
 	eventually(t, 5*time.Second, "every socket ready", func() (bool, string) {
 		mu.Lock()
@@ -78,4 +63,71 @@ func TestFanoutBeyondTheDirectWrites(t *testing.T) {
 			next[s]++
 		}
 	}
+}
+
+// A direct write the socket buffer takes only in part leaves the rest to
+// a flusher. Frames go to a client that reads nothing until one of them
+// stays queued: with a short write (no EAGAIN) nothing else would write
+// its tail, and the client would wait for it until the next frame came.
+func TestAShortDirectWriteIsFlushed(t *testing.T) {
+	var mu sync.Mutex
+	var sock *Socket
+	h := &collect{add: func(s *Socket) { mu.Lock(); sock = s; mu.Unlock() }}
+	ts := startEngine(t, Options{Handler: h})
+	c := connectWS(t, ts)
+	eventually(t, 5*time.Second, "the socket ready", func() (bool, string) {
+		mu.Lock()
+		defer mu.Unlock()
+		return sock != nil, ""
+	})
+	ws := sock.sess.ws
+	// Odd sizes, so that the buffer's end falls inside a frame, not at
+	// its edge (a write that takes nothing is EAGAIN, which waits for
+	// EPOLLOUT and was never the problem).
+	pad := strings.Repeat("x", 7919)
+	sent := 0
+	for ; sent < 20000; sent++ {
+		sock.Send(MustEventFrame("m", sent, pad))
+		ws.wmu.Lock()
+		queued, blocked := len(ws.q), ws.blocked
+		ws.wmu.Unlock()
+		if queued > 0 {
+			t.Logf("frame %d stayed queued (EAGAIN: %v, else a short write)", sent, blocked)
+			sent++
+			break
+		}
+	}
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for i := range sent {
+		_, data, err := c.ReadMessage()
+		if err != nil {
+			t.Fatalf("frame %d of %d: %v", i, sent, err)
+		}
+		var n int
+		if _, err := fmt.Sscanf(string(data), `42["m",%d,`, &n); err != nil || n != i {
+			t.Fatalf("frame %d: got %.20q (%v)", i, data, err)
+		}
+	}
+}
+
+// connectWS opens a WebSocket session to ts and connects its "/"
+// namespace; it is closed when the test ends.
+func connectWS(t *testing.T, ts *tserver) *websocket.Conn {
+	t.Helper()
+	u := "ws" + strings.TrimPrefix(ts.url, "http") + "?EIO=4&transport=websocket"
+	c, _, err := websocket.DefaultDialer.Dial(u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if _, _, err := c.ReadMessage(); err != nil { // the Engine.IO open
+		t.Fatal(err)
+	}
+	if err := c.WriteMessage(websocket.TextMessage, []byte("40")); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.ReadMessage(); err != nil { // the CONNECT
+		t.Fatal(err)
+	}
+	return c
 }
