@@ -252,7 +252,7 @@ func (b recordingBroker) Unsubscribe(room string) {
 
 // newNode starts a hub whose loop never ticks by itself (the tests call
 // presenceTick and expireTyping).
-func newNode(t *testing.T, o nodeOptions) *node {
+func newNode(t testing.TB, o nodeOptions) *node {
 	t.Helper()
 	if o.ring == 0 {
 		o.ring = 100

@@ -110,6 +110,9 @@ type Hub struct {
 	// ord is the hub's state on an ordered broker, nil otherwise.
 	ord *order
 
+	// betweenEnrollSteps, for tests, runs between enroll's two steps.
+	betweenEnrollSteps func()
+
 	stop      chan struct{}
 	stopped   chan struct{}
 	closeOnce sync.Once
@@ -138,6 +141,18 @@ func (cl *client) in(name string) *member {
 	return nil
 }
 
+// append adds the membership m. The list grows by a quarter, to an even
+// length (a size class of the allocator up to 32 rooms), not by double: a
+// socket in 10 rooms keeps 10 slots, not 16.
+func (cl *client) append(m *member) {
+	if n := len(cl.rooms); n == cap(cl.rooms) && n >= 2 && n < 32 {
+		grown := make([]*member, n, (n+max(1, n/4)+1)&^1)
+		copy(grown, cl.rooms)
+		cl.rooms = grown
+	}
+	cl.rooms = append(cl.rooms, m)
+}
+
 // drop forgets the membership m.
 func (cl *client) drop(m *member) {
 	for i, x := range cl.rooms {
@@ -151,16 +166,21 @@ func (cl *client) drop(m *member) {
 	}
 }
 
-// member is a connection in a room: 32 bytes, as a socket has one per
-// room it is in (its typing, rarer, is its room's: room.typists).
+// member is a connection in a room: 24 bytes, as a socket has one per
+// room it is in (its typing, rarer, is its room's: room.typists). It
+// points to its client, not to the Conn (an interface, 16 bytes).
 type member struct {
-	c Conn
-	r *room
-	// live is the index in room.live, -1 until the history was sent
-	// (guarded by room.mu); idx the index in room.members, -1 once it left
-	// (room.pmu). What a member that came back must not be sent live, on
-	// an ordered hub, is its room's (room.skips): few members have any.
-	live, idx int32
+	cl *client
+	r  *room
+	// idx is the index in room.members, -1 before it is in the list and
+	// once it left; gone: it left, or never will be in the list (both
+	// written under room.mu and room.pmu). live: its history was sent, it
+	// receives live events (room.mu). What a member that came back must
+	// not be sent live, on an ordered hub, is its room's (room.skips): few
+	// members have any.
+	idx  int32
+	live bool
+	gone bool
 }
 
 // ErrNotMember refuses an action in a room the connection is not in.
@@ -328,7 +348,7 @@ func (h *Hub) closeRoom(r *room) {
 	r.pmu.Lock()
 	members := make([]Conn, 0, len(r.members))
 	for _, m := range r.members {
-		members = append(members, m.c)
+		members = append(members, m.cl.c)
 	}
 	r.pmu.Unlock()
 	for _, c := range members {
@@ -417,11 +437,11 @@ func (h *Hub) deliverLocked(r *room, e chat.Event) {
 		h.encodeFailed(e, err)
 		return
 	}
-	fanout(f, len(r.live))
+	fanout(f, int(r.nlive.Load()))
 	n := 0
-	for _, m := range r.live {
-		if e.Except == "" || m.c.ID() != e.Except {
-			m.c.Send(f)
+	for _, m := range r.members {
+		if m.live && (e.Except == "" || m.cl.c.ID() != e.Except) {
+			m.cl.c.Send(f)
 			n++
 		}
 	}

@@ -384,15 +384,18 @@ func (h *Hub) deliverPlaced(r *room, e chat.Event, pos chat.Position, place Plac
 		h.encodeFailed(e, err)
 		return
 	}
-	fanout(f, len(r.live))
+	fanout(f, int(r.nlive.Load()))
 	n := 0
-	for _, m := range r.live {
+	for _, m := range r.members {
+		if !m.live {
+			continue
+		}
 		if len(r.skips) > 0 {
 			if sk := r.skips[m]; sk != nil && sk.drops(pos, e.Message.ID) {
 				continue
 			}
 		}
-		m.c.Send(f)
+		m.cl.c.Send(f)
 		n++
 	}
 	h.m.deliveries.WithLabelValues(chat.EventMessage).Add(float64(n))
@@ -625,12 +628,12 @@ func (h *Hub) welcomeOrdered(r *room, m *member, o JoinOptions, again bool) {
 	}
 	at := h.ord.placeLocked()
 	if o.first != nil {
-		m.c.Send(o.first)
+		m.cl.c.Send(o.first)
 	}
 	if limit > 0 {
 		older := r.history.Merge(stored, limit, nil)
 		for i := len(older) - 1; i >= 0; i-- {
-			h.sendPlaced(m.c, older[i], at)
+			h.sendPlaced(m.cl.c, older[i], at)
 		}
 	}
 	r.goLiveLocked(m)

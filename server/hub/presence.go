@@ -81,7 +81,7 @@ func (h *Hub) localViewLocked(r *room) chat.PresenceView {
 	v := chat.PresenceView{Online: len(r.members)}
 	users := make([]chat.OnlineUser, 0, len(r.members))
 	for _, m := range r.members {
-		if id := m.c.Identity(); id.Name != "" {
+		if id := m.cl.c.Identity(); id.Name != "" {
 			users = append(users, chat.OnlineUser{Name: id.Name, UserID: id.UserID, Since: id.Since})
 		}
 	}
@@ -165,7 +165,7 @@ func (h *Hub) dropEmpty() {
 			continue
 		}
 		r.pmu.Lock()
-		if len(r.members) == 0 && !r.dirty {
+		if len(r.members) == 0 && r.joining == 0 && !r.dirty {
 			delete(h.rooms, name)
 		}
 		r.pmu.Unlock()
@@ -245,7 +245,7 @@ func (h *Hub) applyPresence(r *room, local, view chat.PresenceView) {
 	if changed {
 		all = make([]Conn, 0, len(r.members))
 		for _, m := range r.members {
-			all = append(all, m.c)
+			all = append(all, m.cl.c)
 		}
 	}
 	r.pmu.Unlock()

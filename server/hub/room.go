@@ -17,18 +17,25 @@ type room struct {
 	// mu orders deliveries with members going live, so that each
 	// newcomer's history (or recovered messages) meets the live events
 	// exactly.
-	mu   sync.Mutex
-	live []*member
-	// nlive is len(live), for readers that must not wait for mu (a read
-	// loop asking Hub.Live while a large room's delivery holds it).
+	mu sync.Mutex
+	// nlive counts the live members, for readers that must not wait for
+	// mu (a read loop asking Hub.Live while a large room's delivery holds
+	// it).
 	nlive atomic.Int32
 	// skips, on an ordered hub, are what members that came back must not
 	// be sent live (nil while none has any; guarded by mu).
 	skips map[*member]*skip
 
-	// pmu guards the members, their typing and the presence state.
-	pmu     sync.Mutex
+	// pmu guards the members' typing and the presence state.
+	pmu sync.Mutex
+	// members are the room's connections here: one list, which deliveries
+	// read under mu (passing over those not live yet) and presence under
+	// pmu, so it changes under both. A list of live members beside it cost
+	// 8 bytes more a membership.
 	members []*member
+	// joining counts the members enrolled but not in members yet (enroll);
+	// the room is not dropped meanwhile (pmu).
+	joining int
 	// typists are the members typing now (nil while nobody types).
 	typists map[*member]typingState
 	// lastView is the cluster's view at the last presence tick and
@@ -156,7 +163,6 @@ func (h *Hub) enroll(c Conn, room string) (*room, *member, error) {
 		h.mu.Unlock()
 		return nil, nil, ErrUnknownRoom
 	}
-	m := &member{c: c, r: r, live: -1}
 	cl := h.conns[c]
 	if cl == nil {
 		cl = &client{c: c, userID: userID, rooms: make([]*member, 0, 1)}
@@ -172,20 +178,38 @@ func (h *Hub) enroll(c Conn, room string) (*room, *member, error) {
 		h.mu.Unlock()
 		return r, nil, nil
 	}
-	cl.rooms = append(cl.rooms, m)
-	// Registered under both locks: a room is dropped only when it has no
-	// member (see dropEmpty).
+	m := &member{cl: cl, r: r, idx: -1}
+	cl.append(m)
+	// Counted under both locks: a room is dropped only when it has no
+	// member and none joining (see dropEmpty).
 	r.pmu.Lock()
-	m.idx = int32(len(r.members))
-	r.members = append(r.members, m)
-	r.dirty = true
-	if len(r.members) == 1 && r.name != chat.GlobalRoom {
-		// Under the members' lock: the broker sees a room's first join
-		// and last leave in the order they happened.
-		h.o.Broker.Subscribe(r.name)
-	}
+	r.joining++
 	r.pmu.Unlock()
 	h.mu.Unlock()
+	if h.betweenEnrollSteps != nil {
+		h.betweenEnrollSteps()
+	}
+	// In the list under the room's lock, which a large room's delivery
+	// holds for a while: not with the hub's held, which every room needs.
+	r.mu.Lock()
+	r.pmu.Lock()
+	r.joining--
+	gone := m.gone
+	if !gone {
+		m.idx = int32(len(r.members))
+		r.members = append(r.members, m)
+		r.dirty = true
+		if len(r.members) == 1 && r.name != chat.GlobalRoom {
+			// Under the members' lock: the broker sees a room's first join
+			// and last leave in the order they happened.
+			h.o.Broker.Subscribe(r.name)
+		}
+	}
+	r.pmu.Unlock()
+	r.mu.Unlock()
+	if gone {
+		return r, nil, nil // it left meanwhile (Leave, Disconnect)
+	}
 	return r, m, nil
 }
 
@@ -200,11 +224,11 @@ func (h *Hub) recovered(r *room, m *member, from string, first *Frame) bool {
 		return false
 	}
 	if *first != nil {
-		m.c.Send(*first)
+		m.cl.c.Send(*first)
 		*first = nil
 	}
 	for _, d := range missed {
-		h.sendMessage(m.c, d.Message, d.High)
+		h.sendMessage(m.cl.c, d.Message, d.High)
 	}
 	r.goLiveLocked(m)
 	return true
@@ -276,20 +300,20 @@ func (h *Hub) welcome(r *room, m *member, o JoinOptions) {
 		if !found {
 			h.m.joinGaps.Inc()
 			h.log.Warn("a newcomer's history took longer than the history ring covers; it gets the latest page, and may miss messages delivered while it was read",
-				"room", r.name, "conn", m.c.ID(), "ring", ringSetting(r.name))
+				"room", r.name, "conn", m.cl.c.ID(), "ring", ringSetting(r.name))
 		}
 		if o.first != nil {
-			m.c.Send(o.first)
+			m.cl.c.Send(o.first)
 			o.first = nil
 		}
 		for i := len(older) - 1; i >= 0; i-- {
 			if msg := older[i]; !seen(msg) {
-				h.sendMessage(m.c, msg, "")
+				h.sendMessage(m.cl.c, msg, "")
 			}
 		}
 		for _, d := range since {
 			if !seen(d.Message) {
-				h.sendMessage(m.c, d.Message, d.High)
+				h.sendMessage(m.cl.c, d.Message, d.High)
 			}
 		}
 		r.goLiveLocked(m)
@@ -312,26 +336,21 @@ func (h *Hub) sendMessage(c Conn, m chat.Message, high string) {
 	c.Send(f)
 }
 
-// goLiveLocked adds m to the live members; r.mu is held.
+// goLiveLocked lets m, a member still in the room, receive live events;
+// r.mu is held.
 func (r *room) goLiveLocked(m *member) {
-	if m.live < 0 {
-		m.live = int32(len(r.live))
-		r.live = append(r.live, m)
-		r.nlive.Store(int32(len(r.live)))
+	if !m.live && !m.gone {
+		m.live = true
+		r.nlive.Add(1)
 	}
 }
 
-// leaveLiveLocked removes m from the live members; r.mu is held.
+// leaveLiveLocked stops m's live events; r.mu is held.
 func (r *room) leaveLiveLocked(m *member) {
-	if i := int(m.live); i >= 0 && i < len(r.live) && r.live[i] == m {
-		last := len(r.live) - 1
-		r.live[i] = r.live[last]
-		r.live[i].live = int32(i)
-		r.live[last] = nil
-		r.live = r.live[:last]
-		r.nlive.Store(int32(len(r.live)))
+	if m.live {
+		m.live = false
+		r.nlive.Add(-1)
 	}
-	m.live = -1
 }
 
 // Rejoin sends c, a member of room, the room's history again, then its
@@ -378,8 +397,8 @@ func (h *Hub) leave(r *room, m *member) {
 	r.mu.Lock()
 	r.leaveLiveLocked(m)
 	delete(r.skips, m)
-	r.mu.Unlock()
 	r.pmu.Lock()
+	m.gone = true
 	// Its typing ends with it, under the lock that takes it out: a typing
 	// event racing the leaving finds it gone (Typing).
 	_, typing := r.typists[m]
@@ -397,8 +416,9 @@ func (h *Hub) leave(r *room, m *member) {
 		}
 	}
 	r.pmu.Unlock()
+	r.mu.Unlock()
 	if typing {
-		h.broadcastTyping(m.c, r.name, false)
+		h.broadcastTyping(m.cl.c, r.name, false)
 	}
 }
 

@@ -90,7 +90,7 @@ func (h *Hub) stopTyping(r *room, m *member) {
 	delete(r.typists, m)
 	r.pmu.Unlock()
 	if was {
-		h.broadcastTyping(m.c, r.name, false)
+		h.broadcastTyping(m.cl.c, r.name, false)
 	}
 }
 
