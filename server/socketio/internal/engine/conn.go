@@ -51,13 +51,13 @@ func (c *wsConn) enqueue(f *Frame) {
 		return
 	}
 	idle := len(c.q) == 0 && !c.dirty && !c.blocked
+	if directWrites && idle && len(f.next) == 0 && f.direct.Add(1) <= DirectFanout {
+		c.writeNow(f.ws)
+		return
+	}
 	c.q = append(c.q, f.ws)
 	for _, a := range f.next {
 		c.q = append(c.q, a.ws)
-	}
-	if directWrites && idle && f.direct.Add(1) <= DirectFanout {
-		c.writeNow()
-		return
 	}
 	c.afterQueue()
 }
@@ -80,26 +80,27 @@ func (f *Frame) Fanout(n int) {
 	}
 }
 
-// writeNow writes what is queued (just queued, to a connection that had
-// nothing waiting) from the sender's goroutine, as the flusher would, and
-// unlocks wmu. The write does not block: what the socket does not take
-// waits for EPOLLOUT, as a flusher's would.
-func (c *wsConn) writeNow() {
-	n, err := c.sys.writev(c.q)
+// writeNow writes b, a frame for a connection with nothing queued, from
+// the sender's goroutine, as the flusher would, and unlocks wmu. The
+// queue is not used unless the socket leaves part of b: a socket of a
+// small room then keeps no queue array at all. The write does not block.
+func (c *wsConn) writeNow(b []byte) {
+	n, err := c.sys.write(b)
 	c.set.e.m.wsWrites.Inc()
-	if n > 0 {
-		c.advance(n)
-	}
 	switch {
-	case err == errAgain:
-		c.blocked = true
-	case err != nil:
+	case err != nil && err != errAgain:
 		c.closing = true
 		c.q = nil
 		c.post(func() { c.closeConn(0, "transport error") })
-	case len(c.q) > 0:
-		// A short write: the buffer took part of it, with no EAGAIN, so
-		// no EPOLLOUT will come for the rest. The flusher writes it.
+	case n < len(b):
+		c.q = append(c.q, b)
+		c.off = n
+		if err == errAgain {
+			c.blocked = true // EPOLLOUT resumes it
+			break
+		}
+		// A short write, with no EAGAIN: no EPOLLOUT will come for the
+		// rest. The flusher writes it.
 		c.afterQueue()
 		return
 	}

@@ -340,14 +340,22 @@ const directWrites = true
 
 // writev writes v without blocking.
 func (s *sysConn) writev(v [][]byte) (int, error) {
+	if len(v) == 1 {
+		return s.write(v[0])
+	}
+	return nonBlocking(func() (int, error) { return rawWritev(s.fd, v) })
+}
+
+// write writes b without blocking.
+func (s *sysConn) write(b []byte) (int, error) {
+	return nonBlocking(func() (int, error) { return rawWrite(s.fd, b) })
+}
+
+// nonBlocking makes a write call again when a signal interrupted it, and
+// reports a full socket buffer as errAgain.
+func nonBlocking(write func() (int, error)) (int, error) {
 	for {
-		var n int
-		var err error
-		if len(v) == 1 {
-			n, err = rawWrite(s.fd, v[0])
-		} else {
-			n, err = rawWritev(s.fd, v)
-		}
+		n, err := write()
 		switch {
 		case err == nil:
 			return n, nil

@@ -137,6 +137,9 @@ func (s *sysConn) writev(v [][]byte) (int, error) {
 	return int(n), err
 }
 
+// write is writev of one buffer (directWrites is off: nothing calls it).
+func (s *sysConn) write(b []byte) (int, error) { return s.writev([][]byte{b}) }
+
 func (s *sysConn) close(*wsConn) {
 	if s.nc != nil {
 		_ = s.nc.Close()
