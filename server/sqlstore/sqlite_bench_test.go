@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"syscall"
 	"testing"
 	"time"
@@ -109,4 +110,52 @@ func BenchmarkSQLiteSaveBatch(b *testing.B) {
 			b.ReportMetric(0, "ns/op") // the loop times two writers: read the metrics
 		})
 	}
+}
+
+// BenchmarkSQLiteFindRoom reads a room by id, as every room:join does,
+// with Store.FindRoom and, in the same loop, with the reference: the
+// store's earlier GORM query and scan. It reports the allocations and the
+// bytes of each a read, and their ratios. Run it with
+//
+//	go test -run '^$' -bench SQLiteFindRoom -benchtime 20000x ./sqlstore/
+func BenchmarkSQLiteFindRoom(b *testing.B) {
+	ctx := context.Background()
+	s, err := sqlstore.OpenSQLite(ctx, filepath.Join(b.TempDir(), "rooms.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = s.Close() })
+	room := chat.Room{ID: "room-1", Name: "lobby", Kind: chat.RoomPublic, CreatedBy: "u-1", CreatedAt: time.Now().UTC().Truncate(time.Millisecond)}
+	if err := s.CreateRoom(ctx, room, []chat.Member{{RoomID: room.ID, UserID: "u-1", Role: chat.RoomOwner, JoinedAt: room.CreatedAt}}); err != nil {
+		b.Fatal(err)
+	}
+	type refRoom struct {
+		ID, Name, Kind, CreatedBy string
+		CreatedAt                 time.Time
+		DeletedAt                 *time.Time
+	}
+	db := s.DB()
+	measure := func(read func() error) (allocs, bytes float64) {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		for range b.N {
+			if err := read(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		runtime.ReadMemStats(&after)
+		n := float64(b.N)
+		return float64(after.Mallocs-before.Mallocs) / n, float64(after.TotalAlloc-before.TotalAlloc) / n
+	}
+	b.ResetTimer()
+	oa, ob := measure(func() error { _, err := s.FindRoom(ctx, room.ID); return err })
+	ra, rb := measure(func() error {
+		var r refRoom
+		return db.WithContext(ctx).Raw(`SELECT id, name, kind, created_by, created_at, deleted_at FROM rooms WHERE id = ?`, room.ID).Scan(&r).Error
+	})
+	b.ReportMetric(oa, "allocs/read")
+	b.ReportMetric(ob, "B/read")
+	b.ReportMetric(ra, "gorm-allocs/read")
+	b.ReportMetric(rb, "gorm-B/read")
+	b.ReportMetric(ob/rb, "B-ratio")
 }

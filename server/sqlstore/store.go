@@ -20,9 +20,11 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"gorm.io/gorm"
@@ -34,6 +36,10 @@ import (
 type Store struct {
 	db      *gorm.DB
 	dialect dialect
+
+	// findRoom is FindRoom's statement, prepared on first use.
+	findRoomMu sync.Mutex
+	findRoom   *sql.Stmt
 }
 
 // dialect holds what differs between databases.
