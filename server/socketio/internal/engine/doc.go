@@ -26,10 +26,11 @@
 //	     waiting is decoded on the loop, and an event that Options.Inline says
 //	     never waits is handled there too (anything else goes to a worker)
 //	out: Handler builds a Frame once (EventFrame) ─▶ Socket.Send on every
-//	     recipient: appended to its queue ─▶ written by the sender at once
-//	     when nothing else was queued, for a frame's first 16 recipients (a
-//	     small room, an ack: no goroutine switch); else its flusher (one per
-//	     core) writes all that is queued for the connection with one writev
+//	     recipient: written by the sender at once when nothing was queued,
+//	     for a frame's first 16 recipients (a small room, an ack: no
+//	     goroutine switch; what the socket does not take is queued); else
+//	     appended to its queue, whose flusher (one per core) writes all that
+//	     is queued for the connection with one writev
 //
 // Guarantees:
 //   - Order: a session's packets reach the Handler in the order the client
@@ -40,7 +41,9 @@
 //     empty is written at once, by its sender (the first 16 recipients of
 //     a frame) or as soon as its flusher runs; frames queued while a
 //     flusher is busy go out together in its next writev. That is the only
-//     coalescing.
+//     coalescing. What a socket leaves of a write waits for EPOLLOUT when
+//     the socket buffer is full, and goes back to the flusher when it took
+//     part of it (a short write raises no EPOLLOUT).
 //   - Nothing per idle connection: no goroutine and no buffer. A split frame
 //     keeps its start in a buffer of its own until it is whole; a long-poll
 //     GET holds net/http's goroutine while it waits.
