@@ -26,8 +26,10 @@ const GlobalRoom = "global"
 //     adapter does), and ordering them would put every room back on one
 //     channel.
 //   - Once: each event reaches each other node once while the link is up;
-//     a publication repeated after an error may arrive twice, so handlers
-//     drop what they already delivered (the hub does, by message id).
+//     a publication repeated after an error may arrive twice, and so may a
+//     message an engine that routes relays after a join (below), so
+//     handlers drop what they already delivered (the hub does, by message
+//     id).
 //   - Sent: an event given to Publish with Event.Sent set has it called
 //     once, from any goroutine: nil once the link took the event (at once
 //     for a node alone), or the error that made the engine give it up.
@@ -38,7 +40,10 @@ const GlobalRoom = "global"
 //     engine may hand over other rooms' events too (handlers drop them);
 //     one that routes subscribes in the background, so what other nodes
 //     publish to a room before the subscription is in place (a round trip
-//     to the engine) does not reach the node.
+//     to the engine) does not reach the node; but for the messages a node
+//     publishes to a room right after a user event of its joined the room
+//     (Event.Join): those reach the nodes that joined the user's
+//     connections on that event.
 //   - Handlers are called one event at a time, in the order they were
 //     registered; a handler must not block for long (it holds up the
 //     node's other events).

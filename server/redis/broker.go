@@ -93,6 +93,9 @@ type Broker struct {
 
 	// routes are the rooms the hub has members in (routing.go).
 	routes routes
+	// joins are the rooms whose messages also go on the relay for a while
+	// (joinRelay, routing.go).
+	joins joinRelay
 
 	stopped chan struct{}
 	servers atomic.Int64
@@ -381,6 +384,11 @@ func (b *Broker) Publish(room string, e chat.Event) {
 		b.enqueue(broadcast("/", globalData(e), nil), e.Sent)
 	case b.c.subs != nil:
 		b.enqueue(roomMessage(room, e), e.Sent)
+		if e.IsMessage() && b.joins.relaying(room, time.Now()) {
+			// See joinRelay (routing.go).
+			b.enqueue(broadcast("/", []any{roomEnvelope, seal(e, "room", room)}, []socket.Room{relayRoom}), nil)
+			b.m.roomRelayed.Inc()
+		}
 	default:
 		b.enqueue(broadcast("/", []any{roomEnvelope, seal(e, "room", room)}, []socket.Room{relayRoom}), e.Sent)
 	}
@@ -389,6 +397,9 @@ func (b *Broker) Publish(room string, e chat.Event) {
 // PublishUser queues e for the connections of userID on the other nodes.
 func (b *Broker) PublishUser(userID string, e chat.Event) {
 	b.enqueue(broadcast("/", []any{userEnvelope, seal(e, "userId", userID)}, []socket.Room{relayRoom}), nil)
+	if e.Join != "" && b.ownChannel(e.Join) {
+		b.joins.joined(e.Join, time.Now())
+	}
 }
 
 // PublishControl queues a control event for the other nodes.

@@ -2,9 +2,11 @@ package redis
 
 import (
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	sioadapter "github.com/zishang520/socket.io/adapters/adapter/v3"
+	sioredis "github.com/zishang520/socket.io/adapters/redis/v3"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 
 	"github.com/scalable-chat-go/server/chat"
@@ -66,6 +68,68 @@ func roomMessage(room string, e chat.Event) *sioadapter.ClusterMessage {
 	msg := broadcast("/", globalData(e), []socket.Room{socket.Room(room)})
 	msg.Data = &roomBroadcast{BroadcastMessage: *msg.Data.(*sioadapter.BroadcastMessage), Chat: effectsOf(e)}
 	return msg
+}
+
+// joinRelay closes the window of a join announced across nodes. In
+// sharded mode with rooms on channels of their own, a node subscribes to
+// a room's channel when the room's first member joins there, in the
+// background: what other nodes publish to the room meanwhile, a round
+// trip to Redis, does not reach it. A user event with Join (an invite, a
+// direct room opened, a verified user's join for its other sockets) makes
+// the user's sockets on every node join the room at once, so the messages
+// this node sends right after it, the first of a direct room above all,
+// would miss the nodes that subscribe for it. For joinRelayGrace after
+// such an event, this node also publishes its messages of the room as an
+// envelope on the relay, which every Go node reads in order, behind the
+// user event: a node that joined the user's sockets delivers it, and the
+// hub drops by message id whichever copy comes second; a node with no
+// member drops it (chat_cluster_room_events_dropped_total). Messages of
+// other nodes in that window are not covered: a node knows only the joins
+// it announced.
+type joinRelay struct {
+	mu    sync.Mutex
+	until map[string]time.Time
+}
+
+// joinRelayGrace is how long a room's messages go on the relay too after
+// a join was announced: far more than a subscription's round trip.
+const joinRelayGrace = 2 * time.Second
+
+// joined starts, or extends, the relay of room's messages.
+func (j *joinRelay) joined(room string, now time.Time) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.until == nil {
+		j.until = make(map[string]time.Time)
+	}
+	if len(j.until) >= 64 {
+		for r, t := range j.until {
+			if now.After(t) {
+				delete(j.until, r)
+			}
+		}
+	}
+	j.until[room] = now.Add(joinRelayGrace)
+}
+
+// relaying reports whether room's messages go on the relay too now.
+func (j *joinRelay) relaying(room string, now time.Time) bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	t, ok := j.until[room]
+	if ok && now.After(t) {
+		delete(j.until, room)
+		return false
+	}
+	return ok
+}
+
+// ownChannel reports whether room's events travel on a channel of its
+// own (sharded mode, dynamic subscriptions), which a node reads only once
+// it subscribed.
+func (b *Broker) ownChannel(room string) bool {
+	return b.c.subs != nil && room != chat.GlobalRoom &&
+		sioredis.ShouldUseDynamicChannel(sioredis.SubscriptionMode(b.c.o.Subscription), socket.Room(room))
 }
 
 // routes are the rooms this node subscribes to, each with how many
@@ -258,6 +322,7 @@ type routeMetrics struct {
 	roomUnsubscribes prometheus.Counter
 	roomReceived     prometheus.Counter
 	roomDropped      prometheus.Counter
+	roomRelayed      prometheus.Counter
 }
 
 func newRouteMetrics() routeMetrics {
@@ -275,11 +340,14 @@ func newRouteMetrics() routeMetrics {
 			Name: "chat_cluster_room_events_received_total", Help: "Events of rooms other than the global one received from other nodes.",
 		}),
 		roomDropped: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "chat_cluster_room_events_dropped_total", Help: "Events of rooms other than the global one received from other nodes for a room with no member here, which no client of this node gets: in sharded mode those in flight as the last member left, in streams mode every room's not held here.",
+			Name: "chat_cluster_room_events_dropped_total", Help: "Events of rooms other than the global one received from other nodes for a room with no member here, which no client of this node gets: in sharded mode those in flight as the last member left and the copies relayed after a join, in streams mode every room's not held here.",
+		}),
+		roomRelayed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "chat_cluster_room_messages_relayed_total", Help: "Messages of a room also published on the relay, in the 2 s after this node announced a join to it (sharded mode): the nodes subscribing to the room meanwhile get them.",
 		}),
 	}
 }
 
 func (m routeMetrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.roomChannels, m.roomSubscribes, m.roomUnsubscribes, m.roomReceived, m.roomDropped}
+	return []prometheus.Collector{m.roomChannels, m.roomSubscribes, m.roomUnsubscribes, m.roomReceived, m.roomDropped, m.roomRelayed}
 }

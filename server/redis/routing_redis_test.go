@@ -15,21 +15,37 @@ import (
 	"github.com/zishang520/socket.io/servers/socket/v3"
 
 	"github.com/scalable-chat-go/server/chat"
+	"github.com/scalable-chat-go/server/chat/chattest"
 	"github.com/scalable-chat-go/server/testkit"
 )
 
 // roomRecorder keeps the publications a node is handed.
 type roomRecorder struct {
 	mu   sync.Mutex
-	pubs []string // room/event
+	pubs []string // room/event, room/message:id for a message
+	// onUser, when set, is handed the user events (a hub joins the
+	// user's sockets there).
+	onUser func(e chat.Event)
 }
 
 func (r *roomRecorder) HandlePublication(room string, e chat.Event) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if e.IsMessage() {
+		r.pubs = append(r.pubs, room+"/message:"+e.Message.ID)
+		return
+	}
 	r.pubs = append(r.pubs, room+"/"+e.Name)
 }
-func (r *roomRecorder) HandleUserEvent(string, chat.Event) {}
+
+func (r *roomRecorder) HandleUserEvent(_ string, e chat.Event) {
+	r.mu.Lock()
+	f := r.onUser
+	r.mu.Unlock()
+	if f != nil {
+		f(e)
+	}
+}
 
 // got returns the publications so far, and whether one of them is want.
 func (r *roomRecorder) got(want string) ([]string, bool) {
@@ -325,6 +341,53 @@ func TestRoomsAcrossThreeNodes(t *testing.T) {
 				if c.mode == ModeSharded && (ratio > maxRatio || got < float64(want[n])) {
 					t.Fatalf("node %d received %v cross-node room events, want %d (at most %.1f×)", n, got, want[n], maxRatio)
 				}
+			}
+		})
+	}
+}
+
+// A user event that joins a room (an invite, a direct room), then this
+// node's messages of the room at once: the node that joins the user's
+// sockets on that event, and only then subscribes to the room's channel,
+// gets every message, as the relay carries those its subscription comes
+// too late for; a node with no member drops the copies. A room with no
+// join announced is not relayed. Without the relay, B missed the first
+// messages (they were published before its SSUBSCRIBE).
+func TestMessagesRightAfterAJoinReachTheJoiningNode(t *testing.T) {
+	for _, backend := range []string{"redis", "cluster"} {
+		t.Run(backend, func(t *testing.T) {
+			nodes, recs, _ := routingNodes(t, backend, ModeSharded, 3)
+			a, b, c := nodes[0], nodes[1], nodes[2]
+			recs[1].mu.Lock()
+			recs[1].onUser = func(e chat.Event) {
+				if e.Join != "" {
+					b.Subscribe(e.Join) // as the hub's join of its first member
+				}
+			}
+			recs[1].mu.Unlock()
+			const room, n = "dm-1", 5
+			a.PublishUser("bob", chat.Event{Name: "room:invited", Join: room})
+			for i := range n {
+				a.Publish(room, chat.MessageEvent(chattest.Msg(fmt.Sprint("m-", i), "hi", i)))
+			}
+			for i := range n {
+				want := fmt.Sprintf("%s/message:m-%d", room, i)
+				eventually(t, "B got "+want, func() bool { _, ok := recs[1].got(want); return ok })
+			}
+			if v := testutil.ToFloat64(a.m.roomRelayed); v != n {
+				t.Fatalf("A relayed %v messages, want %d", v, n)
+			}
+			eventually(t, "C dropped the copies", func() bool { return testutil.ToFloat64(c.m.roomDropped) == n })
+			if got, _ := recs[2].got(""); len(got) > 0 && strings.Contains(strings.Join(got, " "), room) {
+				t.Fatalf("C, with no member, was handed the room: %v", got)
+			}
+
+			b.Subscribe("room-2")
+			eventually(t, "B subscribed to room-2", func() bool { st := b.c.subs.state(); return st.Subscribed == st.Wanted })
+			a.Publish("room-2", chat.MessageEvent(chattest.Msg("m-x", "hi", 9)))
+			eventually(t, "B got room-2's message", func() bool { _, ok := recs[1].got("room-2/message:m-x"); return ok })
+			if v := testutil.ToFloat64(a.m.roomRelayed); v != n {
+				t.Fatalf("A relayed a room with no join announced: %v", v)
 			}
 		})
 	}
