@@ -41,9 +41,9 @@ const GlobalRoom = "global"
 //     one that routes subscribes in the background, so what other nodes
 //     publish to a room before the subscription is in place (a round trip
 //     to the engine) does not reach the node; but for the messages a node
-//     publishes to a room right after a user event of its joined the room
-//     (Event.Join): those reach the nodes that joined the user's
-//     connections on that event.
+//     publishes to a room right after a user event of its invited users
+//     to the room (Event.Join with Event.Invite): those reach the nodes
+//     that joined the users' connections on that event.
 //   - Handlers are called one event at a time, in the order they were
 //     registered; a handler must not block for long (it holds up the
 //     node's other events).

@@ -32,6 +32,13 @@ type Event struct {
 	// have it (the room was deleted).
 	Join, Leave string
 	Close       bool
+	// Invite, on an event with Join, says that the users it joins to the
+	// room were added by someone else (an invitation, a direct room
+	// opened): they are not watching the room, and the first messages
+	// follow at once. An engine that routes rooms makes the next messages
+	// this node publishes there reach the nodes that join them, however
+	// long their subscription takes (Broker).
+	Invite bool
 
 	// Pos is the event's place in the cluster's ordered log, set by an
 	// OrderedBroker on the events it hands to the handlers; zero

@@ -258,7 +258,7 @@ func (s *RoomService) Create(ctx context.Context, by *User, name string, kind Ro
 	}
 	s.o.Users.SendUser(by.ID, Event{Name: EventRoomJoined, Data: roomRef{r.ID}, Join: r.ID})
 	for _, id := range invited {
-		s.o.Users.SendUser(id, Event{Name: EventRoomInvited, Data: map[string]any{"room": r.Wire()}, Join: r.ID})
+		s.o.Users.SendUser(id, Event{Name: EventRoomInvited, Data: map[string]any{"room": r.Wire()}, Join: r.ID, Invite: true})
 	}
 	return r, nil
 }
@@ -324,7 +324,7 @@ func (s *RoomService) OpenDirect(ctx context.Context, by *User, userID string) (
 	}
 	if created {
 		s.o.Users.SendUser(by.ID, Event{Name: EventRoomJoined, Data: roomRef{room.ID}, Join: room.ID})
-		s.o.Users.SendUser(userID, Event{Name: EventRoomInvited, Data: map[string]any{"room": room.Wire()}, Join: room.ID})
+		s.o.Users.SendUser(userID, Event{Name: EventRoomInvited, Data: map[string]any{"room": room.Wire()}, Join: room.ID, Invite: true})
 	}
 	return room, created, nil
 }
@@ -489,7 +489,7 @@ func (s *RoomService) Invite(ctx context.Context, by *User, id, userID string) e
 		return fmt.Errorf("add member: %w", err)
 	}
 	if added {
-		s.o.Users.SendUser(userID, Event{Name: EventRoomInvited, Data: map[string]any{"room": r.Wire()}, Join: r.ID})
+		s.o.Users.SendUser(userID, Event{Name: EventRoomInvited, Data: map[string]any{"room": r.Wire()}, Join: r.ID, Invite: true})
 	}
 	return nil
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -17,14 +16,18 @@ import (
 // sent records what the service sends to users and rooms.
 type sent struct {
 	mu    sync.Mutex
-	users []string // "user event join=room leave=room except=conn"
+	users []string // "user event join=room leave=room except=conn[ invite]"
 	rooms []string // "room event close"
 }
 
 func (s *sent) SendUser(user string, e chat.Event) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.users = append(s.users, fmt.Sprintf("%s %s join=%s leave=%s except=%s", user, e.Name, e.Join, e.Leave, e.Except))
+	line := fmt.Sprintf("%s %s join=%s leave=%s except=%s", user, e.Name, e.Join, e.Leave, e.Except)
+	if e.Invite {
+		line += " invite"
+	}
+	s.users = append(s.users, line)
 }
 
 func (s *sent) Broadcast(room string, e chat.Event) {
@@ -150,7 +153,7 @@ func TestCreateRoom(t *testing.T) {
 		t.Fatalf("members %+v", members)
 	}
 	users, _ := f.out.take()
-	want := []string{"u-ann room:joined join=" + r.ID + " leave= except=", "u-bob room:invited join=" + r.ID + " leave= except="}
+	want := []string{"u-ann room:joined join=" + r.ID + " leave= except=", "u-bob room:invited join=" + r.ID + " leave= except= invite"}
 	if !slices.Equal(users, want) {
 		t.Fatalf("user events %v, want %v", users, want)
 	}
@@ -216,7 +219,7 @@ func TestDirectRooms(t *testing.T) {
 		t.Fatalf("the other way: %+v %v %v", again, created, err)
 	}
 	users, _ := f.out.take()
-	if len(users) != 2 || !strings.HasPrefix(users[1], "u-bob room:invited join="+r.ID) {
+	if len(users) != 2 || users[1] != "u-bob room:invited join="+r.ID+" leave= except= invite" {
 		t.Fatalf("user events %v", users)
 	}
 	if _, _, err := f.svc.OpenDirect(ctx, ann, bob.ID); err != nil {
@@ -324,7 +327,7 @@ func TestInviteRemoveDelete(t *testing.T) {
 		t.Fatalf("a moderator invites: %v", err)
 	}
 	users, _ := f.out.take()
-	want := []string{"u-bob room:removed join= leave=" + priv.ID + " except=", "u-cid room:invited join=" + priv.ID + " leave= except="}
+	want := []string{"u-bob room:removed join= leave=" + priv.ID + " except=", "u-cid room:invited join=" + priv.ID + " leave= except= invite"}
 	if !slices.Equal(users, want) {
 		t.Fatalf("user events %v, want %v", users, want)
 	}

@@ -397,7 +397,7 @@ func (b *Broker) Publish(room string, e chat.Event) {
 // PublishUser queues e for the connections of userID on the other nodes.
 func (b *Broker) PublishUser(userID string, e chat.Event) {
 	b.enqueue(broadcast("/", []any{userEnvelope, seal(e, "userId", userID)}, []socket.Room{relayRoom}), nil)
-	if e.Join != "" && b.ownChannel(e.Join) {
+	if e.Join != "" && e.Invite && b.ownChannel(e.Join) {
 		b.joins.joined(e.Join, time.Now())
 	}
 }

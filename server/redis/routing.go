@@ -74,18 +74,20 @@ func roomMessage(room string, e chat.Event) *sioadapter.ClusterMessage {
 // sharded mode with rooms on channels of their own, a node subscribes to
 // a room's channel when the room's first member joins there, in the
 // background: what other nodes publish to the room meanwhile, a round
-// trip to Redis, does not reach it. A user event with Join (an invite, a
-// direct room opened, a verified user's join for its other sockets) makes
-// the user's sockets on every node join the room at once, so the messages
-// this node sends right after it, the first of a direct room above all,
-// would miss the nodes that subscribe for it. For joinRelayGrace after
-// such an event, this node also publishes its messages of the room as an
+// trip to Redis, does not reach it. An invitation (a user event with Join
+// and Invite: users invited, a direct room opened) makes the users'
+// sockets on every node join the room at once, and the inviter's first
+// messages follow at once: they would miss the nodes that subscribe for
+// it. For joinRelayGrace after such an event, this node also publishes
+// its messages of the room as an
 // envelope on the relay, which every Go node reads in order, behind the
 // user event: a node that joined the user's sockets delivers it, and the
 // hub drops by message id whichever copy comes second; a node with no
 // member drops it (chat_cluster_room_events_dropped_total). Messages of
 // other nodes in that window are not covered: a node knows only the joins
-// it announced.
+// it announced. A user's own join, for its other sockets, is not relayed:
+// its messages come from a person who just joined, and the relay would
+// bring every node a busy room's traffic after each one.
 type joinRelay struct {
 	mu    sync.Mutex
 	until map[string]time.Time
@@ -340,10 +342,10 @@ func newRouteMetrics() routeMetrics {
 			Name: "chat_cluster_room_events_received_total", Help: "Events of rooms other than the global one received from other nodes.",
 		}),
 		roomDropped: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "chat_cluster_room_events_dropped_total", Help: "Events of rooms other than the global one received from other nodes for a room with no member here, which no client of this node gets: in sharded mode those in flight as the last member left and the copies relayed after a join, in streams mode every room's not held here.",
+			Name: "chat_cluster_room_events_dropped_total", Help: "Events of rooms other than the global one received from other nodes for a room with no member here, which no client of this node gets: in sharded mode those in flight as the last member left and the copies relayed after an invitation, in streams mode every room's not held here.",
 		}),
 		roomRelayed: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "chat_cluster_room_messages_relayed_total", Help: "Messages of a room also published on the relay, in the 2 s after this node announced a join to it (sharded mode): the nodes subscribing to the room meanwhile get them.",
+			Name: "chat_cluster_room_messages_relayed_total", Help: "Messages of a room also published on the relay, in the 2 s after this node invited users to it (sharded mode): the nodes subscribing to the room for them get them.",
 		}),
 	}
 }
