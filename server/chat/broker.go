@@ -65,6 +65,10 @@ type Broker interface {
 	// global room needs neither.
 	Subscribe(room string)
 	Unsubscribe(room string)
+	// Subscribed waits until room, which this node subscribes to, reaches
+	// it: what other nodes publish to it from then on does. At once for an
+	// engine that does not route; ctx's error when ctx ends first.
+	Subscribed(ctx context.Context, room string) error
 	// Nodes is how many nodes share the broker, this one included, as it
 	// counted them lately (1 alone; -1 before the first count).
 	Nodes() int64

@@ -1,11 +1,14 @@
 package hub
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/scalable-chat-go/server/chat"
 )
@@ -156,5 +159,40 @@ func TestAJoinInFlightKeepsItsRoom(t *testing.T) {
 	}
 	if r := n.lookup("r-0"); r == nil || len(r.members) != 1 || r.nlive.Load() != 1 {
 		t.Fatalf("r-0 after b left on its way in: %+v", r)
+	}
+}
+
+// Warm holds a room, subscribed, for its hold: the presence ticks keep
+// it meanwhile, a member that comes and goes leaves its subscription in
+// place, and the room is let go once the hold ends.
+func TestWarmHoldsARoomSubscribed(t *testing.T) {
+	subs := &subscriptions{}
+	n := newNode(t, nodeOptions{rooms: []string{"r-0"}, subs: subs})
+	if err := n.Warm(context.Background(), []string{"r-0", chat.GlobalRoom}, 100*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	n.presenceTick()
+	n.presenceTick()
+	if n.lookup("r-0") == nil {
+		t.Fatal("r-0 dropped during its hold")
+	}
+	a := newConn("a", "")
+	if err := n.Join(a, "r-0", JoinOptions{Live: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Leave(a, "r-0"); err != nil {
+		t.Fatal(err)
+	}
+	if got := subs.take(); !slices.Equal(got, []string{"+r-0", "+r-0", "-r-0"}) {
+		t.Fatalf("subscriptions during the hold: %v", got)
+	}
+	time.Sleep(200 * time.Millisecond)
+	n.presenceTick()
+	n.presenceTick()
+	if got := subs.take(); !slices.Equal(got, []string{"-r-0"}) {
+		t.Fatalf("subscriptions after the hold: %v", got)
+	}
+	if n.lookup("r-0") != nil {
+		t.Fatal("r-0 kept after its hold, with no member")
 	}
 }

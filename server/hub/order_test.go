@@ -79,8 +79,9 @@ func (n *logBroker) PublishControl(chat.Event)                       {}
 
 // Subscribe and Unsubscribe do nothing: the log brings every node every
 // room's events, as Redis streams do.
-func (n *logBroker) Subscribe(string)   {}
-func (n *logBroker) Unsubscribe(string) {}
+func (n *logBroker) Subscribe(string)                         {}
+func (n *logBroker) Unsubscribe(string)                       {}
+func (n *logBroker) Subscribed(context.Context, string) error { return nil }
 
 // Publish appends e to the log (or keeps it while the link is down), then
 // every node reads what is new.

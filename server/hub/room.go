@@ -102,6 +102,48 @@ type JoinOptions struct {
 	first Frame
 }
 
+// Warm makes this node receive the events of rooms before a connection
+// joins them: it holds each room here, and subscribed, for hold, and
+// waits until the broker says every subscription is in place or ctx
+// ends. A connection whose marks (Mark) are taken after Warm, and that
+// joins within hold, then gets every message of its rooms published after
+// its marks, on any node: without it, what other nodes published in the
+// round trip of the subscription its first join makes was lost. It
+// returns ctx's error (the rooms stay held for hold all the same).
+func (h *Hub) Warm(ctx context.Context, rooms []string, hold time.Duration) error {
+	held := make([]*room, 0, len(rooms))
+	for _, name := range rooms {
+		r := h.room(name)
+		if r == nil || name == chat.GlobalRoom {
+			continue
+		}
+		// Held as a member on its way in is (enroll): not dropped, and
+		// subscribed for as long, whoever joins or leaves meanwhile.
+		r.pmu.Lock()
+		r.joining++
+		r.pmu.Unlock()
+		h.o.Broker.Subscribe(name)
+		held = append(held, r)
+	}
+	if len(held) == 0 {
+		return nil
+	}
+	time.AfterFunc(hold, func() {
+		for _, r := range held {
+			r.pmu.Lock()
+			r.joining--
+			r.pmu.Unlock()
+			h.o.Broker.Unsubscribe(r.name)
+		}
+	})
+	for _, r := range held {
+		if err := h.o.Broker.Subscribed(ctx, r.name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Mark returns the place of the next message of room: a newcomer takes it
 // before it is told it is connected (JoinOptions.Mark).
 func (h *Hub) Mark(room string) uint64 {

@@ -219,6 +219,9 @@ func (n *Broker) Subscribe(string) {}
 // Unsubscribe does nothing (see Subscribe).
 func (n *Broker) Unsubscribe(string) {}
 
+// Subscribed returns at once: every room reaches every node.
+func (n *Broker) Subscribed(context.Context, string) error { return nil }
+
 // wired is e as another node receives it: its data decoded from JSON, no
 // Except (a connection of this node), a copy of its deletion.
 func wired(e chat.Event) chat.Event {

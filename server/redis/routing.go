@@ -1,6 +1,9 @@
 package redis
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -159,6 +162,40 @@ func (b *Broker) Subscribe(room string) {
 	}
 	b.roomGaugeLocked()
 }
+
+// Subscribed waits until this node's subscription to room's channel is
+// confirmed (chat.Broker): at once in streams mode, in static mode and for
+// the global room, whose events come on channels a node always reads.
+func (b *Broker) Subscribed(ctx context.Context, room string) error {
+	if !b.ownChannel(room) {
+		return nil
+	}
+	if !b.linked.Load() {
+		// Redis fails: a confirmation would not come, and the node serves
+		// its own clients meanwhile without waiting for it.
+		return fmt.Errorf("the subscription to room %s: %w", room, errUnlinked)
+	}
+	b.routes.mu.Lock()
+	router := b.routes.router
+	b.routes.mu.Unlock()
+	if router == nil {
+		return nil // not running yet: Run subscribes first
+	}
+	channel := router.roomChannel(socket.Room(room))
+	t := time.NewTicker(time.Millisecond)
+	defer t.Stop()
+	for !b.c.subs.confirmed(channel) {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the subscription to room %s: %w", room, ctx.Err())
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
+// errUnlinked: the link to Redis failed lately.
+var errUnlinked = errors.New("the link to Redis is down")
 
 // Unsubscribe undoes one Subscribe; the room's channel is left with the
 // last one.

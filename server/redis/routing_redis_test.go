@@ -398,3 +398,36 @@ func TestMessagesRightAfterAJoinReachTheJoiningNode(t *testing.T) {
 		})
 	}
 }
+
+// Subscribed returns once the room's channel is subscribed to: a message
+// published right after reaches the node (without the wait it was missed
+// on the Redis Cluster, see the test above). A room the node does not
+// subscribe to is waited for until ctx ends; the global room is not.
+func TestSubscribedWaitsForTheChannel(t *testing.T) {
+	for _, backend := range []string{"redis", "cluster"} {
+		t.Run(backend, func(t *testing.T) {
+			nodes, recs, _ := routingNodes(t, backend, ModeSharded, 2)
+			a, b := nodes[0], nodes[1]
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			for i := range 3 {
+				room := fmt.Sprint("warm-", i)
+				b.Subscribe(room)
+				if err := b.Subscribed(ctx, room); err != nil {
+					t.Fatal(err)
+				}
+				a.Publish(room, chat.MessageEvent(chattest.Msg(fmt.Sprint("w-", i), "hi", i)))
+				want := fmt.Sprintf("%s/message:w-%d", room, i)
+				eventually(t, "B got "+want, func() bool { _, ok := recs[1].got(want); return ok })
+			}
+			if err := b.Subscribed(ctx, chat.GlobalRoom); err != nil {
+				t.Fatalf("the global room: %v", err)
+			}
+			short, cancelShort := context.WithTimeout(context.Background(), 50*time.Millisecond)
+			defer cancelShort()
+			if err := b.Subscribed(short, "never-subscribed"); err == nil {
+				t.Fatal("a room never subscribed to was reported subscribed")
+			}
+		})
+	}
+}

@@ -15,6 +15,7 @@ type metrics struct {
 	connectRefused *prometheus.CounterVec
 	tokenExpired   prometheus.Counter
 	banDisconnects prometheus.Counter
+	warmMisses     prometheus.Counter
 }
 
 func newMetrics(r prometheus.Registerer) *metrics {
@@ -40,9 +41,12 @@ func newMetrics(r prometheus.Registerer) *metrics {
 		banDisconnects: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "chat_ban_disconnects_total", Help: "Sockets disconnected by a ban.",
 		}),
+		warmMisses: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "chat_connect_rooms_unsubscribed_total", Help: "CONNECTs of verified users told they are connected before every room of theirs was subscribed to here (Redis slow or down): what other nodes published to those rooms right after may not have reached them.",
+		}),
 	}
 	if r != nil {
-		r.MustRegister(m.connections, m.connects, m.received, m.rejected, m.connectRefused, m.tokenExpired, m.banDisconnects)
+		r.MustRegister(m.connections, m.connects, m.received, m.rejected, m.connectRefused, m.tokenExpired, m.banDisconnects, m.warmMisses)
 	}
 	return m
 }

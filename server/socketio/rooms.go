@@ -173,8 +173,10 @@ func (s *Server) refuse(c *conn, ack engine.Ack, e *chat.Error) {
 	s.refuseEvent(c, nil, ev)
 }
 
-// memberRooms loads the rooms of a verified user at CONNECT, and takes
-// each one's mark before the client is told it is connected.
+// memberRooms loads the rooms of a verified user at CONNECT, has this
+// node receive them (Hub.Warm: a room new here is subscribed to, and
+// what other nodes publish to it after that reaches the client), then
+// takes each one's mark, all before the client is told it is connected.
 func (s *Server) memberRooms(c *conn) {
 	if c.user == nil {
 		return
@@ -186,11 +188,30 @@ func (s *Server) memberRooms(c *conn) {
 		s.log.Warn("a verified user's rooms could not be read at CONNECT; it joins the global room only", "err", err)
 		return
 	}
+	ids := make([]string, len(rooms))
+	for i, r := range rooms {
+		ids[i] = r.ID
+	}
+	wctx, wcancel := context.WithTimeout(context.Background(), warmWait)
+	defer wcancel()
+	if err := s.hub.Warm(wctx, ids, warmHold); err != nil {
+		s.m.warmMisses.Inc()
+		s.log.Warn("a verified user's rooms were not all subscribed to before it was told it is connected; what other nodes publish to them in the next moments may not reach it",
+			"rooms", len(ids), "err", err)
+	}
 	c.rooms = make([]roomJoin, 0, len(rooms))
 	for _, r := range rooms {
 		c.rooms = append(c.rooms, roomJoin{id: r.ID, mark: s.hub.Mark(r.ID)})
 	}
 }
+
+// warmWait bounds how long a CONNECT waits for its rooms' subscriptions (a
+// round trip to Redis, as a rule); warmHold is how long they are held for
+// the socket's joins, which follow the CONNECT at once.
+const (
+	warmWait = time.Second
+	warmHold = 10 * time.Second
+)
 
 // roomJoin is a room a socket joins in Ready, with its mark.
 type roomJoin struct {
