@@ -181,18 +181,20 @@ func (b *Broker) Subscribed(ctx context.Context, room string) error {
 	if router == nil {
 		return nil // not running yet: Run subscribes first
 	}
-	channel := router.roomChannel(socket.Room(room))
-	t := time.NewTicker(time.Millisecond)
-	defer t.Stop()
-	for !b.c.subs.confirmed(channel) {
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("the subscription to room %s: %w", room, ctx.Err())
-		case <-t.C:
-		}
+	confirmed := b.c.subs.whenConfirmed(router.roomChannel(socket.Room(room)))
+	if confirmed == nil {
+		return fmt.Errorf("the subscription to room %s: %w", room, errNotSubscribed)
 	}
-	return nil
+	select {
+	case <-confirmed:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("the subscription to room %s: %w", room, ctx.Err())
+	}
 }
+
+// errNotSubscribed: Subscribed of a room this node does not subscribe to.
+var errNotSubscribed = errors.New("this node does not subscribe to the room")
 
 // errUnlinked: the link to Redis failed lately.
 var errUnlinked = errors.New("the link to Redis is down")

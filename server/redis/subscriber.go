@@ -93,6 +93,9 @@ type subChannel struct {
 	since   time.Time
 	lostAt  time.Time
 	lostWhy string
+	// confirmed, once made (whenConfirmed), is closed when the
+	// subscription is confirmed next.
+	confirmed chan struct{}
 }
 
 // subConn is one Pub/Sub connection to a node, on a client of its own
@@ -588,6 +591,10 @@ func (s *subscriber) onSubscription(sc *subConn, m *goredis.Subscription) {
 		defer s.mu.Unlock()
 		if ch := s.want[m.Channel]; ch != nil && ch.conn == sc && !ch.ok {
 			ch.ok = true
+			if ch.confirmed != nil {
+				close(ch.confirmed)
+				ch.confirmed = nil
+			}
 			s.confirmedN++
 			delete(s.pending, m.Channel)
 			if !ch.lostAt.IsZero() {
@@ -718,6 +725,26 @@ func (s *subscriber) wants(channel string) bool {
 	defer s.mu.Unlock()
 	return s.want[channel] != nil
 }
+
+// whenConfirmed returns a channel closed once this node is subscribed
+// to channel: closed already when it is; nil when channel is not wanted.
+func (s *subscriber) whenConfirmed(channel string) <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ch := s.want[channel]
+	switch {
+	case ch == nil:
+		return nil
+	case ch.ok:
+		return closedChan
+	case ch.confirmed == nil:
+		ch.confirmed = make(chan struct{})
+	}
+	return ch.confirmed
+}
+
+// closedChan is a closed channel.
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
 // confirmed tells whether this node is subscribed to channel now.
 func (s *subscriber) confirmed(channel string) bool {
