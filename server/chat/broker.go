@@ -27,7 +27,7 @@ const GlobalRoom = "global"
 //     channel.
 //   - Once: each event reaches each other node once while the link is up;
 //     a publication repeated after an error may arrive twice, and so may a
-//     message an engine that routes relays after a join (below), so
+//     message an engine that routes relays after an invitation (below), so
 //     handlers drop what they already delivered (the hub does, by message
 //     id).
 //   - Sent: an event given to Publish with Event.Sent set has it called
