@@ -220,6 +220,26 @@ func TestBroker(t *testing.T, newNodes func(t *testing.T, n int) []Cluster) {
 		}
 	})
 
+	t.Run("SubscribedMeansTheNextEventArrives", func(t *testing.T) {
+		nodes, rec := startNodes(t, newNodes, 2)
+		// Once Subscribed returns, the room's very next message reaches
+		// the node: no probe, no retry.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		nodes[1].Subscribe("room-s")
+		if err := nodes[1].Subscribed(ctx, "room-s"); err != nil {
+			t.Fatal(err)
+		}
+		nodes[0].Publish("room-s", chat.MessageEvent(Msg("s-1", "first", 1)))
+		got := rec[1].waitPublications(t, 1)
+		if got[0].room != "room-s" || got[0].e.Message.ID != "s-1" {
+			t.Fatalf("got %+v", got)
+		}
+		if err := nodes[1].Subscribed(ctx, chat.GlobalRoom); err != nil {
+			t.Fatalf("the global room: %v", err)
+		}
+	})
+
 	t.Run("SubscriptionsNest", func(t *testing.T) {
 		nodes, rec := startNodes(t, newNodes, 2)
 		// Two subscriptions, one undone: node 1 still receives room-b.
