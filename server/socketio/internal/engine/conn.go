@@ -163,8 +163,9 @@ func (c *wsConn) checkSlow() {
 // presence) grows a queue to dozens of frames; kept at 64 (1.5 KB), those
 // arrays were the largest part of what a socket's nine more rooms cost
 // (3.5 MB of the heap over 5,000 sockets in the rooms bench's memory
-// step). A steady stream stays under it, and keeps its array.
-const keptQueue = 8
+// step), and kept at 8 still 0.6 MB. A steady stream, a frame or two
+// between flushes, stays under it and keeps its array.
+const keptQueue = 2
 
 // maxIOV is the most buffers one writev takes (IOV_MAX).
 const maxIOV = 1024
