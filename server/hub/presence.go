@@ -79,7 +79,10 @@ func (h *Hub) PresenceView(room string) chat.PresenceView {
 // localViewLocked is this node's view of r now; r.pmu is held.
 func (h *Hub) localViewLocked(r *room) chat.PresenceView {
 	v := chat.PresenceView{Online: len(r.members)}
-	users := make([]chat.OnlineUser, 0, len(r.members))
+	// Grown from nil: a room of anonymous sockets allocates nothing a
+	// tick. Sized by the members, the list cost a tick 56 bytes a member
+	// (2.8 MB a second, idle, for 50,000 memberships).
+	var users []chat.OnlineUser
 	for _, m := range r.members {
 		if id := m.cl.c.Identity(); id.Name != "" {
 			users = append(users, chat.OnlineUser{Name: id.Name, UserID: id.UserID, Since: id.Since})
