@@ -110,8 +110,9 @@ type Hub struct {
 	// ord is the hub's state on an ordered broker, nil otherwise.
 	ord *order
 
-	// betweenEnrollSteps, for tests, runs between enroll's two steps.
-	betweenEnrollSteps func()
+	// afterEnroll, for tests, runs after a connection is enrolled in a
+	// room, before it is sent anything of it.
+	afterEnroll func()
 
 	stop      chan struct{}
 	stopped   chan struct{}
@@ -123,40 +124,49 @@ var (
 	_ chat.BrokerEventHandler = (*Hub)(nil)
 )
 
-// client is the hub's state of one connection: its memberships (a few, as
-// a rule: a slice costs less than a map per connection).
+// client is the hub's state of one connection: the rooms it is in (a
+// few, as a rule: a slice costs less than a map per connection), guarded
+// by Hub.mu.
 type client struct {
 	c      Conn
 	userID string
-	rooms  []*member
+	rooms  []*room
 }
 
-// in returns the client's membership of the room named name, or nil.
-func (cl *client) in(name string) *member {
-	for _, m := range cl.rooms {
-		if m.r.name == name {
-			return m
+// in returns the client's room named name, or nil.
+func (cl *client) in(name string) *room {
+	for _, r := range cl.rooms {
+		if r.name == name {
+			return r
 		}
 	}
 	return nil
 }
 
-// append adds the membership m. The list grows by a quarter, to an even
-// length (a size class of the allocator up to 32 rooms), not by double: a
-// socket in 10 rooms keeps 10 slots, not 16.
-func (cl *client) append(m *member) {
+// inOrNil is in, for a client that may be nil.
+func (cl *client) inOrNil(name string) *room {
+	if cl == nil {
+		return nil
+	}
+	return cl.in(name)
+}
+
+// append adds the room r. The list grows by a quarter, to an even length
+// (a size class of the allocator up to 32 rooms), not by double: a socket
+// in 10 rooms keeps 10 slots, not 16.
+func (cl *client) append(r *room) {
 	if n := len(cl.rooms); n == cap(cl.rooms) && n >= 2 && n < 32 {
-		grown := make([]*member, n, (n+max(1, n/4)+1)&^1)
+		grown := make([]*room, n, (n+max(1, n/4)+1)&^1)
 		copy(grown, cl.rooms)
 		cl.rooms = grown
 	}
-	cl.rooms = append(cl.rooms, m)
+	cl.rooms = append(cl.rooms, r)
 }
 
-// drop forgets the membership m.
-func (cl *client) drop(m *member) {
+// drop forgets the room r.
+func (cl *client) drop(r *room) {
 	for i, x := range cl.rooms {
-		if x == m {
+		if x == r {
 			last := len(cl.rooms) - 1
 			cl.rooms[i] = cl.rooms[last]
 			cl.rooms[last] = nil
@@ -166,21 +176,17 @@ func (cl *client) drop(m *member) {
 	}
 }
 
-// member is a connection in a room: 24 bytes, as a socket has one per
-// room it is in (its typing, rarer, is its room's: room.typists). It
-// points to its client, not to the Conn (an interface, 16 bytes).
+// member is a connection on its way into a room: enrolled, its history
+// being sent, not live yet (room.pending). It lives only that long: a
+// live member is its client in the room's list, and nothing more, so a
+// membership costs 8 bytes in the room's list and 8 in the client's. The
+// 24-byte member every membership kept before was half of what a
+// socket's nine more rooms cost the heap.
 type member struct {
 	cl *client
-	r  *room
-	// idx is the index in room.members, -1 before it is in the list and
-	// once it left; gone: it left, or never will be in the list (both
-	// written under room.mu and room.pmu). live: its history was sent, it
-	// receives live events (room.mu). What a member that came back must
-	// not be sent live, on an ordered hub, is its room's (room.skips): few
-	// members have any.
-	idx  int32
-	live bool
-	gone bool
+	// idx is the index in room.pending; -1 once it went live or left
+	// (room.pmu).
+	idx int32
 }
 
 // ErrNotMember refuses an action in a room the connection is not in.
@@ -346,10 +352,7 @@ func (h *Hub) HandlePublication(room string, e chat.Event) {
 // closeRoom takes every member of r out of it (an event closed it).
 func (h *Hub) closeRoom(r *room) {
 	r.pmu.Lock()
-	members := make([]Conn, 0, len(r.members))
-	for _, m := range r.members {
-		members = append(members, m.cl.c)
-	}
+	members := r.connsLocked()
 	r.pmu.Unlock()
 	for _, c := range members {
 		_ = h.Leave(c, r.name)
@@ -416,7 +419,10 @@ func (h *Hub) History(room string) *chat.History {
 }
 
 // IsMember reports whether c is in room.
-func (h *Hub) IsMember(c Conn, room string) bool { return h.member(c, room) != nil }
+func (h *Hub) IsMember(c Conn, room string) bool {
+	cl, _ := h.member(c, room)
+	return cl != nil
+}
 
 // deliverLocked delivers e to r's live members; r.mu is held.
 func (h *Hub) deliverLocked(r *room, e chat.Event) {
@@ -439,9 +445,9 @@ func (h *Hub) deliverLocked(r *room, e chat.Event) {
 	}
 	fanout(f, int(r.nlive.Load()))
 	n := 0
-	for _, m := range r.members {
-		if m.live && (e.Except == "" || m.cl.c.ID() != e.Except) {
-			m.cl.c.Send(f)
+	for _, cl := range r.members {
+		if e.Except == "" || cl.c.ID() != e.Except {
+			cl.c.Send(f)
 			n++
 		}
 	}
@@ -474,8 +480,8 @@ func (h *Hub) Rooms(c Conn) []string {
 		return nil
 	}
 	out := make([]string, 0, len(cl.rooms))
-	for _, m := range cl.rooms {
-		out = append(out, m.r.name)
+	for _, r := range cl.rooms {
+		out = append(out, r.name)
 	}
 	return out
 }

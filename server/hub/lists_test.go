@@ -80,19 +80,21 @@ func TestRacingJoinsAndLeavesKeepTheListsWhole(t *testing.T) {
 
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	held := map[*member]bool{}
+	held := map[*room]map[*client]bool{}
 	for c, cl := range n.conns {
-		for _, m := range cl.rooms {
-			held[m] = true
+		if cl.c != c {
+			t.Errorf("%s is listed as %s", c.ID(), cl.c.ID())
+		}
+		for _, r := range cl.rooms {
+			if held[r] == nil {
+				held[r] = map[*client]bool{}
+			}
+			held[r][cl] = true
 			switch {
-			case m.cl.c != c:
-				t.Errorf("%s holds a membership of %s", c.ID(), m.cl.c.ID())
-			case n.rooms[m.r.name] != m.r:
-				t.Errorf("%s is in %s, which the hub dropped", c.ID(), m.r.name)
-			case m.idx < 0 || int(m.idx) >= len(m.r.members) || m.r.members[m.idx] != m:
-				t.Errorf("%s is in %s but not in its list (idx %d)", c.ID(), m.r.name, m.idx)
-			case !m.live || m.gone:
-				t.Errorf("%s in %s: live %v, gone %v", c.ID(), m.r.name, m.live, m.gone)
+			case n.rooms[r.name] != r:
+				t.Errorf("%s is in %s, which the hub dropped", c.ID(), r.name)
+			case r.liveIndexLocked(cl) < 0:
+				t.Errorf("%s is in %s but not in its live list (on its way in: %v)", c.ID(), r.name, r.pendingOfLocked(cl) != nil)
 			}
 		}
 	}
@@ -116,28 +118,30 @@ func TestRacingJoinsAndLeavesKeepTheListsWhole(t *testing.T) {
 		if r == nil {
 			continue
 		}
-		live := 0
-		for _, m := range r.members {
-			if !held[m] {
-				t.Errorf("%s lists %s, which is not in it", name, m.cl.c.ID())
+		if len(r.pending) > 0 {
+			t.Errorf("%s: %d members still on their way in", name, len(r.pending))
+		}
+		for i, cl := range r.members {
+			if !held[r][cl] {
+				t.Errorf("%s lists %s, which is not in it", name, cl.c.ID())
 			}
-			if m.live {
-				live++
+			if r.liveIndexLocked(cl) != i {
+				t.Errorf("%s lists %s at %d, and finds it at %d", name, cl.c.ID(), i, r.liveIndexLocked(cl))
 			}
 		}
-		if int(r.nlive.Load()) != live {
-			t.Errorf("%s: nlive %d, %d live members", name, r.nlive.Load(), live)
+		if int(r.nlive.Load()) != len(r.members) {
+			t.Errorf("%s: nlive %d, %d live members", name, r.nlive.Load(), len(r.members))
 		}
 	}
 }
 
-// A room whose only member is on its way in (enrolled, not in the list
-// yet) is not dropped by the presence ticks meanwhile, and a connection
-// that leaves meanwhile is not put in the list.
+// A room whose only member is on its way in (enrolled, not live yet) is
+// not dropped by the presence ticks meanwhile, and a connection that
+// leaves meanwhile does not go live.
 func TestAJoinInFlightKeepsItsRoom(t *testing.T) {
 	n := newNode(t, nodeOptions{rooms: []string{"r-0"}})
 	a, b := newConn("a", ""), newConn("b", "")
-	n.betweenEnrollSteps = func() {
+	n.afterEnroll = func() {
 		n.presenceTick()
 		n.presenceTick()
 	}
@@ -148,14 +152,14 @@ func TestAJoinInFlightKeepsItsRoom(t *testing.T) {
 	if got := a.messages(); len(got) != 1 {
 		t.Fatalf("a got %v after joining, want m-001: the room was dropped under it", got)
 	}
-	n.betweenEnrollSteps = func() { n.Disconnect(b) }
+	n.afterEnroll = func() { n.Disconnect(b) }
 	if err := n.Join(b, "r-0", JoinOptions{Live: true}); err != nil {
 		t.Fatal(err)
 	}
-	n.betweenEnrollSteps = nil
+	n.afterEnroll = nil
 	n.Broadcast("r-0", chat.MessageEvent(msg(2)))
 	if got := b.messages(); len(got) != 0 {
-		t.Fatalf("b, gone before it was in the list, got %v", got)
+		t.Fatalf("b, gone on its way in, got %v", got)
 	}
 	if r := n.lookup("r-0"); r == nil || len(r.members) != 1 || r.nlive.Load() != 1 {
 		t.Fatalf("r-0 after b left on its way in: %+v", r)
@@ -194,5 +198,59 @@ func TestWarmHoldsARoomSubscribed(t *testing.T) {
 	}
 	if n.lookup("r-0") != nil {
 		t.Fatal("r-0 kept after its hold, with no member")
+	}
+}
+
+// A room past indexAbove members finds them through its index: members
+// leave in any order, each of the others keeps its place, deliveries
+// reach exactly those still in, and the index goes once the room is
+// small again.
+func TestALargeRoomKeepsItsIndexWhole(t *testing.T) {
+	n := newNode(t, nodeOptions{rooms: []string{"r-0"}})
+	conns := make([]*testConn, indexAbove+indexAbove/2)
+	for i := range conns {
+		conns[i] = newConn(fmt.Sprintf("c-%04d", i), "")
+		if err := n.Join(conns[i], "r-0", JoinOptions{Live: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := n.lookup("r-0")
+	check := func(when string, wantIndex bool) {
+		t.Helper()
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.pmu.Lock()
+		defer r.pmu.Unlock()
+		if (r.index != nil) != wantIndex {
+			t.Fatalf("%s: %d members, index %v, want %v", when, len(r.members), r.index != nil, wantIndex)
+		}
+		if r.index != nil && len(r.index) != len(r.members) {
+			t.Fatalf("%s: %d in the index, %d members", when, len(r.index), len(r.members))
+		}
+		for i, cl := range r.members {
+			if got := r.liveIndexLocked(cl); got != i {
+				t.Fatalf("%s: %s at %d, found at %d", when, cl.c.ID(), i, got)
+			}
+		}
+	}
+	check("all joined", true)
+	rnd := rand.New(rand.NewPCG(1, 2))
+	order := rnd.Perm(len(conns))
+	gone := map[int]bool{}
+	for k, i := range order[:len(conns)-indexAbove/4] {
+		if err := n.Leave(conns[i], "r-0"); err != nil {
+			t.Fatal(err)
+		}
+		gone[i] = true
+		if k%100 == 0 {
+			check(fmt.Sprintf("after %d left", k+1), len(conns)-k-1 >= indexAbove/2)
+		}
+	}
+	check("most left", false)
+	n.Broadcast("r-0", chat.MessageEvent(msg(1)))
+	for i, c := range conns {
+		if got := len(c.messages()); got != map[bool]int{true: 0, false: 1}[gone[i]] {
+			t.Fatalf("%s (left: %v) got %d messages", c.ID(), gone[i], got)
+		}
 	}
 }

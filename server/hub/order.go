@@ -117,17 +117,17 @@ func (s *skip) drops(pos chat.Position, id string) bool {
 	return false
 }
 
-// setSkipLocked sets what m must not be sent live (nil: nothing); r.mu is
-// held.
-func (r *room) setSkipLocked(m *member, sk *skip) {
+// setSkipLocked sets what cl, a member, must not be sent live (nil:
+// nothing); r.mu is held.
+func (r *room) setSkipLocked(cl *client, sk *skip) {
 	if sk == nil {
-		delete(r.skips, m)
+		delete(r.skips, cl)
 		return
 	}
 	if r.skips == nil {
-		r.skips = make(map[*member]*skip)
+		r.skips = make(map[*client]*skip)
 	}
-	r.skips[m] = sk
+	r.skips[cl] = sk
 }
 
 // placeLocked is where a client that saw every delivery so far stands;
@@ -386,16 +386,13 @@ func (h *Hub) deliverPlaced(r *room, e chat.Event, pos chat.Position, place Plac
 	}
 	fanout(f, int(r.nlive.Load()))
 	n := 0
-	for _, m := range r.members {
-		if !m.live {
-			continue
-		}
+	for _, cl := range r.members {
 		if len(r.skips) > 0 {
-			if sk := r.skips[m]; sk != nil && sk.drops(pos, e.Message.ID) {
+			if sk := r.skips[cl]; sk != nil && sk.drops(pos, e.Message.ID) {
 				continue
 			}
 		}
-		m.cl.c.Send(f)
+		cl.c.Send(f)
 		n++
 	}
 	h.m.deliveries.WithLabelValues(chat.EventMessage).Add(float64(n))
@@ -573,8 +570,11 @@ func (h *Hub) joinOrdered(c Conn, names []string, o JoinOptions) error {
 	}
 	for _, j := range js {
 		j.r.mu.Lock()
-		j.r.setSkipLocked(j.m, sk)
-		j.r.goLiveLocked(j.m)
+		// Only a member still there: a skip left behind would hold back
+		// the live events of the connection's next membership.
+		if j.r.goLiveLocked(j.m) {
+			j.r.setSkipLocked(j.m.cl, sk)
+		}
 		j.r.mu.Unlock()
 	}
 	ord.mu.Unlock()
@@ -602,10 +602,11 @@ func (h *Hub) sendPlaced(c Conn, m chat.Message, at Place) {
 	c.Send(f)
 }
 
-// welcomeOrdered sends a member joining alone its history (unless live)
-// and lets the live events through, at once in the log's order; again: a
-// live member is sent the history again (it pauses meanwhile).
-func (h *Hub) welcomeOrdered(r *room, m *member, o JoinOptions, again bool) {
+// welcomeOrdered sends a member joining alone (m, on its way in) its
+// history (unless live) and lets the live events through, at once in the
+// log's order; with m nil, cl, a member, is sent the history again (its
+// live events pause meanwhile).
+func (h *Hub) welcomeOrdered(r *room, cl *client, m *member, o JoinOptions) {
 	limit := max(h.o.HistoryLimit, 0)
 	if o.Live {
 		limit = 0
@@ -623,17 +624,20 @@ func (h *Hub) welcomeOrdered(r *room, m *member, o JoinOptions, again bool) {
 	defer h.ord.mu.Unlock()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if again {
-		r.leaveLiveLocked(m)
+	if m == nil {
+		m = r.pauseLocked(cl)
+	}
+	if m == nil || !r.waitingLocked(m) {
+		return // it left meanwhile
 	}
 	at := h.ord.placeLocked()
 	if o.first != nil {
-		m.cl.c.Send(o.first)
+		cl.c.Send(o.first)
 	}
 	if limit > 0 {
 		older := r.history.Merge(stored, limit, nil)
 		for i := len(older) - 1; i >= 0; i-- {
-			h.sendPlaced(m.cl.c, older[i], at)
+			h.sendPlaced(cl.c, older[i], at)
 		}
 	}
 	r.goLiveLocked(m)

@@ -71,22 +71,28 @@ func (h *Hub) PresenceView(room string) chat.PresenceView {
 	defer r.pmu.Unlock()
 	v := r.lastView
 	if r.lastOnline < 0 {
-		v.Online = len(r.members)
+		v.Online = r.countLocked()
 	}
 	return v
 }
 
 // localViewLocked is this node's view of r now; r.pmu is held.
 func (h *Hub) localViewLocked(r *room) chat.PresenceView {
-	v := chat.PresenceView{Online: len(r.members)}
+	v := chat.PresenceView{Online: r.countLocked()}
 	// Grown from nil: a room of anonymous sockets allocates nothing a
 	// tick. Sized by the members, the list cost a tick 56 bytes a member
 	// (2.8 MB a second, idle, for 50,000 memberships).
 	var users []chat.OnlineUser
-	for _, m := range r.members {
-		if id := m.cl.c.Identity(); id.Name != "" {
+	add := func(cl *client) {
+		if id := cl.c.Identity(); id.Name != "" {
 			users = append(users, chat.OnlineUser{Name: id.Name, UserID: id.UserID, Since: id.Since})
 		}
+	}
+	for _, cl := range r.members {
+		add(cl)
+	}
+	for _, m := range r.pending {
+		add(m.cl)
 	}
 	v.Users, v.Truncated = chat.MergeUsers(h.o.PresenceListLimit, users)
 	return v
@@ -96,7 +102,7 @@ func (h *Hub) localViewLocked(r *room) chat.PresenceView {
 // node's change of count since.
 func (h *Hub) sendPresence(r *room, c Conn) {
 	r.pmu.Lock()
-	n := len(r.members)
+	n := r.countLocked()
 	if r.lastOnline >= 0 {
 		n = max(r.lastOnline+n-r.lastLocal, n)
 	}
@@ -168,7 +174,7 @@ func (h *Hub) dropEmpty() {
 			continue
 		}
 		r.pmu.Lock()
-		if len(r.members) == 0 && r.joining == 0 && !r.dirty {
+		if r.countLocked() == 0 && r.held == 0 && !r.dirty {
 			delete(h.rooms, name)
 		}
 		r.pmu.Unlock()
@@ -181,7 +187,7 @@ func (h *Hub) dropEmpty() {
 func (h *Hub) presenceLocal(r *room) (chat.PresenceView, bool) {
 	r.pmu.Lock()
 	defer r.pmu.Unlock()
-	if r.name != chat.GlobalRoom && len(r.members) == 0 && !r.dirty {
+	if r.name != chat.GlobalRoom && r.countLocked() == 0 && !r.dirty {
 		return chat.PresenceView{}, false
 	}
 	return h.localViewLocked(r), true
@@ -246,10 +252,7 @@ func (h *Hub) applyPresence(r *room, local, view chat.PresenceView) {
 	r.lastView = view
 	var all []Conn
 	if changed {
-		all = make([]Conn, 0, len(r.members))
-		for _, m := range r.members {
-			all = append(all, m.cl.c)
-		}
+		all = r.connsLocked()
 	}
 	r.pmu.Unlock()
 	if !changed || len(all) == 0 {

@@ -24,20 +24,25 @@ type room struct {
 	nlive atomic.Int32
 	// skips, on an ordered hub, are what members that came back must not
 	// be sent live (nil while none has any; guarded by mu).
-	skips map[*member]*skip
+	skips map[*client]*skip
 
 	// pmu guards the members' typing and the presence state.
 	pmu sync.Mutex
-	// members are the room's connections here: one list, which deliveries
-	// read under mu (passing over those not live yet) and presence under
-	// pmu, so it changes under both. A list of live members beside it cost
-	// 8 bytes more a membership.
-	members []*member
-	// joining counts the members enrolled but not in members yet (enroll);
-	// the room is not dropped meanwhile (pmu).
-	joining int
+	// members are the room's live connections here, which deliveries walk
+	// under mu and presence under pmu: they change under both. index finds
+	// a member's place in a large room (nil at indexAbove members or
+	// fewer, where a scan of the list costs less than a map's 20 bytes a
+	// member).
+	members []*client
+	index   map[*client]int32
+	// pending are the members on their way in (enrolled, their history
+	// being sent), under pmu: counted as members (presence, the room's
+	// subscription), not sent live events.
+	pending []*member
+	// held counts Warm's holds: the room is not dropped meanwhile (pmu).
+	held int
 	// typists are the members typing now (nil while nobody types).
-	typists map[*member]typingState
+	typists map[*client]typingState
 	// lastView is the cluster's view at the last presence tick and
 	// lastOnline its count (-1 before the first), lastLocal this node's
 	// count then; dirty: this node's members changed since.
@@ -117,10 +122,10 @@ func (h *Hub) Warm(ctx context.Context, rooms []string, hold time.Duration) erro
 		if r == nil || name == chat.GlobalRoom {
 			continue
 		}
-		// Held as a member on its way in is (enroll): not dropped, and
-		// subscribed for as long, whoever joins or leaves meanwhile.
+		// Held: not dropped, and subscribed for as long, whoever joins or
+		// leaves meanwhile.
 		r.pmu.Lock()
-		r.joining++
+		r.held++
 		r.pmu.Unlock()
 		h.o.Broker.Subscribe(name)
 		held = append(held, r)
@@ -131,7 +136,7 @@ func (h *Hub) Warm(ctx context.Context, rooms []string, hold time.Duration) erro
 	time.AfterFunc(hold, func() {
 		for _, r := range held {
 			r.pmu.Lock()
-			r.joining--
+			r.held--
 			r.pmu.Unlock()
 			h.o.Broker.Unsubscribe(r.name)
 		}
@@ -182,7 +187,7 @@ func (h *Hub) Join(c Conn, room string, o JoinOptions) error {
 		}
 		return nil
 	case h.ord != nil:
-		h.welcomeOrdered(r, m, o, false)
+		h.welcomeOrdered(r, m.cl, m, o)
 	case o.RecoverFrom == "" || !h.recovered(r, m, o.RecoverFrom, &o.first):
 		if o.RecoverFrom != "" {
 			// The ring lost its place meanwhile: resume after it.
@@ -194,9 +199,9 @@ func (h *Hub) Join(c Conn, room string, o JoinOptions) error {
 	return nil
 }
 
-// enroll makes c a member of room, not live yet; m is nil when c is in the
-// room already. It returns ErrUnknownRoom for a room that does not exist
-// here.
+// enroll makes c a member of room, not live yet (on its way in: pending);
+// m is nil when c is in the room already. It returns ErrUnknownRoom for a
+// room that does not exist here.
 func (h *Hub) enroll(c Conn, room string) (*room, *member, error) {
 	userID := c.Identity().UserID
 	h.mu.Lock()
@@ -207,7 +212,7 @@ func (h *Hub) enroll(c Conn, room string) (*room, *member, error) {
 	}
 	cl := h.conns[c]
 	if cl == nil {
-		cl = &client{c: c, userID: userID, rooms: make([]*member, 0, 1)}
+		cl = &client{c: c, userID: userID}
 		h.conns[c] = cl
 		if cl.userID != "" {
 			if h.users[cl.userID] == nil {
@@ -220,39 +225,163 @@ func (h *Hub) enroll(c Conn, room string) (*room, *member, error) {
 		h.mu.Unlock()
 		return r, nil, nil
 	}
-	m := &member{cl: cl, r: r, idx: -1}
-	cl.append(m)
-	// Counted under both locks: a room is dropped only when it has no
-	// member and none joining (see dropEmpty).
+	cl.append(r)
+	m := &member{cl: cl}
+	// Pending under the hub's lock, with the client's list: a presence tick
+	// that drops empty rooms (under the hub's lock too) sees it, and a
+	// leave finds it. Only the presence lock is needed, never held long.
 	r.pmu.Lock()
-	r.joining++
+	r.addPendingLocked(m)
+	h.membershipChangedLocked(r, true)
 	r.pmu.Unlock()
 	h.mu.Unlock()
-	if h.betweenEnrollSteps != nil {
-		h.betweenEnrollSteps()
-	}
-	// In the list under the room's lock, which a large room's delivery
-	// holds for a while: not with the hub's held, which every room needs.
-	r.mu.Lock()
-	r.pmu.Lock()
-	r.joining--
-	gone := m.gone
-	if !gone {
-		m.idx = int32(len(r.members))
-		r.members = append(r.members, m)
-		r.dirty = true
-		if len(r.members) == 1 && r.name != chat.GlobalRoom {
-			// Under the members' lock: the broker sees a room's first join
-			// and last leave in the order they happened.
-			h.o.Broker.Subscribe(r.name)
-		}
-	}
-	r.pmu.Unlock()
-	r.mu.Unlock()
-	if gone {
-		return r, nil, nil // it left meanwhile (Leave, Disconnect)
+	if h.afterEnroll != nil {
+		h.afterEnroll()
 	}
 	return r, m, nil
+}
+
+// countLocked is how many members the room has here, live or on their
+// way in; pmu is held.
+func (r *room) countLocked() int { return len(r.members) + len(r.pending) }
+
+// connsLocked returns the connections of every member; pmu is held.
+func (r *room) connsLocked() []Conn {
+	out := make([]Conn, 0, r.countLocked())
+	for _, cl := range r.members {
+		out = append(out, cl.c)
+	}
+	for _, m := range r.pending {
+		out = append(out, m.cl.c)
+	}
+	return out
+}
+
+// membershipChangedLocked follows a member's coming or going: the
+// presence changed, and the broker hears of the room's first member and
+// its last, in the order they happened (under pmu); pmu is held.
+func (h *Hub) membershipChangedLocked(r *room, came bool) {
+	r.dirty = true
+	if r.name == chat.GlobalRoom {
+		return
+	}
+	switch n := r.countLocked(); {
+	case came && n == 1:
+		h.o.Broker.Subscribe(r.name)
+	case !came && n == 0:
+		h.o.Broker.Unsubscribe(r.name)
+	}
+}
+
+// addPendingLocked adds m, enrolled, to the members on their way in; pmu
+// is held.
+func (r *room) addPendingLocked(m *member) {
+	m.idx = int32(len(r.pending))
+	r.pending = append(r.pending, m)
+}
+
+// dropPendingLocked takes m out of the members on its way in: it went
+// live or left. False when it was not there (it did either already); pmu
+// is held.
+func (r *room) dropPendingLocked(m *member) bool {
+	i := int(m.idx)
+	if i < 0 || i >= len(r.pending) || r.pending[i] != m {
+		return false
+	}
+	last := len(r.pending) - 1
+	r.pending[i] = r.pending[last]
+	r.pending[i].idx = int32(i)
+	r.pending[last] = nil
+	r.pending = r.pending[:last]
+	if len(r.pending) == 0 {
+		r.pending = nil // a burst of joins leaves no array behind
+	}
+	m.idx = -1
+	return true
+}
+
+// waitingLocked reports whether m is still on its way in: it did not
+// leave (nor go live). A member that left is sent nothing more; r.mu is
+// held.
+func (r *room) waitingLocked(m *member) bool {
+	r.pmu.Lock()
+	defer r.pmu.Unlock()
+	i := int(m.idx)
+	return i >= 0 && i < len(r.pending) && r.pending[i] == m
+}
+
+// pendingOfLocked returns cl's member on its way in, or nil; pmu is held.
+func (r *room) pendingOfLocked(cl *client) *member {
+	for _, m := range r.pending {
+		if m.cl == cl {
+			return m
+		}
+	}
+	return nil
+}
+
+// indexAbove is the size of a room past which it keeps an index of its
+// members' places: leaving a room of thousands (the global one) must not
+// scan it, and scanning 1,024 pointers takes a few hundred nanoseconds.
+const indexAbove = 1024
+
+// liveIndexLocked returns cl's place in members, -1 when it is not live
+// here; pmu (or mu) is held.
+func (r *room) liveIndexLocked(cl *client) int {
+	if r.index != nil {
+		if i, ok := r.index[cl]; ok {
+			return int(i)
+		}
+		return -1
+	}
+	for i, x := range r.members {
+		if x == cl {
+			return i
+		}
+	}
+	return -1
+}
+
+// holdsLocked reports whether cl is a member, live or on its way in; pmu
+// is held.
+func (r *room) holdsLocked(cl *client) bool {
+	return r.liveIndexLocked(cl) >= 0 || r.pendingOfLocked(cl) != nil
+}
+
+// addLiveLocked puts cl in the live list; mu and pmu are held.
+func (r *room) addLiveLocked(cl *client) {
+	if r.index != nil {
+		r.index[cl] = int32(len(r.members))
+	}
+	r.members = append(r.members, cl)
+	if r.index == nil && len(r.members) > indexAbove {
+		r.index = make(map[*client]int32, len(r.members))
+		for i, x := range r.members {
+			r.index[x] = int32(i)
+		}
+	}
+	r.nlive.Store(int32(len(r.members)))
+}
+
+// dropLiveLocked takes the live member at i out of the list; mu and pmu
+// are held.
+func (r *room) dropLiveLocked(i int) {
+	cl := r.members[i]
+	last := len(r.members) - 1
+	moved := r.members[last]
+	r.members[i] = moved
+	r.members[last] = nil
+	r.members = r.members[:last]
+	if r.index != nil {
+		delete(r.index, cl)
+		if i != last {
+			r.index[moved] = int32(i)
+		}
+		if len(r.members) < indexAbove/2 {
+			r.index = nil
+		}
+	}
+	r.nlive.Store(int32(len(r.members)))
 }
 
 // recovered sends a recovered member the messages it missed since the id
@@ -264,6 +393,9 @@ func (h *Hub) recovered(r *room, m *member, from string, first *Frame) bool {
 	missed, found := r.history.Since(from)
 	if !found {
 		return false
+	}
+	if !r.waitingLocked(m) {
+		return true // it left meanwhile
 	}
 	if *first != nil {
 		m.cl.c.Send(*first)
@@ -339,6 +471,10 @@ func (h *Hub) welcome(r *room, m *member, o JoinOptions) {
 			r.mu.Unlock()
 			continue
 		}
+		if !r.waitingLocked(m) {
+			r.mu.Unlock()
+			return // it left meanwhile
+		}
 		if !found {
 			h.m.joinGaps.Inc()
 			h.log.Warn("a newcomer's history took longer than the history ring covers; it gets the latest page, and may miss messages delivered while it was read",
@@ -378,40 +514,53 @@ func (h *Hub) sendMessage(c Conn, m chat.Message, high string) {
 	c.Send(f)
 }
 
-// goLiveLocked lets m, a member still in the room, receive live events;
-// r.mu is held.
-func (r *room) goLiveLocked(m *member) {
-	if !m.live && !m.gone {
-		m.live = true
-		r.nlive.Add(1)
+// goLiveLocked lets m, a member on its way in, receive live events;
+// false when it left meanwhile (or went live already). r.mu is held.
+func (r *room) goLiveLocked(m *member) bool {
+	r.pmu.Lock()
+	defer r.pmu.Unlock()
+	if !r.dropPendingLocked(m) {
+		return false
 	}
+	r.addLiveLocked(m.cl)
+	return true
 }
 
-// leaveLiveLocked stops m's live events; r.mu is held.
-func (r *room) leaveLiveLocked(m *member) {
-	if m.live {
-		m.live = false
-		r.nlive.Add(-1)
+// pauseLocked stops cl's live events, to send it the history again: it is
+// on its way in again, as the member it returns (the one already on its
+// way in, if it is; nil when it is not in the room). r.mu is held.
+func (r *room) pauseLocked(cl *client) *member {
+	r.pmu.Lock()
+	defer r.pmu.Unlock()
+	i := r.liveIndexLocked(cl)
+	if i < 0 {
+		return r.pendingOfLocked(cl)
 	}
+	r.dropLiveLocked(i)
+	m := &member{cl: cl}
+	r.addPendingLocked(m)
+	return m
 }
 
 // Rejoin sends c, a member of room, the room's history again, then its
 // live events, with no gap and no duplicate at the seam (its live events
 // pause while the history is read). ErrNotMember when c is not in room.
 func (h *Hub) Rejoin(c Conn, room string) error {
-	m := h.member(c, room)
-	if m == nil {
+	cl, r := h.member(c, room)
+	if cl == nil {
 		return ErrNotMember
 	}
-	r := h.room(room)
 	if h.ord != nil {
-		h.welcomeOrdered(r, m, JoinOptions{}, true)
+		h.welcomeOrdered(r, cl, nil, JoinOptions{})
 		return nil
 	}
 	r.mu.Lock()
-	r.leaveLiveLocked(m)
+	m := r.pauseLocked(cl)
 	mark := r.history.Mark()
 	r.mu.Unlock()
+	if m == nil {
+		return ErrNotMember // it left meanwhile
+	}
 	h.welcome(r, m, JoinOptions{Mark: mark})
 	return nil
 }
@@ -421,46 +570,41 @@ func (h *Hub) Rejoin(c Conn, room string) error {
 func (h *Hub) Leave(c Conn, room string) error {
 	h.mu.Lock()
 	cl := h.conns[c]
-	var m *member
-	if cl != nil {
-		if m = cl.in(room); m != nil {
-			cl.drop(m)
-		}
+	in := cl.inOrNil(room)
+	if in != nil {
+		cl.drop(in)
 	}
 	h.mu.Unlock()
-	if m == nil {
+	if in == nil {
 		return ErrNotMember
 	}
-	h.leave(m.r, m)
+	h.leave(in, cl)
 	return nil
 }
 
-func (h *Hub) leave(r *room, m *member) {
+func (h *Hub) leave(r *room, cl *client) {
 	r.mu.Lock()
-	r.leaveLiveLocked(m)
-	delete(r.skips, m)
+	delete(r.skips, cl)
 	r.pmu.Lock()
-	m.gone = true
 	// Its typing ends with it, under the lock that takes it out: a typing
 	// event racing the leaving finds it gone (Typing).
-	_, typing := r.typists[m]
-	delete(r.typists, m)
-	if i := int(m.idx); i >= 0 && i < len(r.members) && r.members[i] == m {
-		last := len(r.members) - 1
-		r.members[i] = r.members[last]
-		r.members[i].idx = int32(i)
-		r.members[last] = nil
-		r.members = r.members[:last]
-		m.idx = -1
-		r.dirty = true
-		if last == 0 && r.name != chat.GlobalRoom {
-			h.o.Broker.Unsubscribe(r.name)
-		}
+	_, typing := r.typists[cl]
+	delete(r.typists, cl)
+	left := true
+	if i := r.liveIndexLocked(cl); i >= 0 {
+		r.dropLiveLocked(i)
+	} else if m := r.pendingOfLocked(cl); m != nil {
+		r.dropPendingLocked(m) // its welcome, under way, lets it go live no more
+	} else {
+		left = false
+	}
+	if left {
+		h.membershipChangedLocked(r, false)
 	}
 	r.pmu.Unlock()
 	r.mu.Unlock()
 	if typing {
-		h.broadcastTyping(m.cl.c, r.name, false)
+		h.broadcastTyping(cl.c, r.name, false)
 	}
 }
 
@@ -482,8 +626,8 @@ func (h *Hub) Disconnect(c Conn) {
 	rooms := cl.rooms
 	cl.rooms = nil
 	h.mu.Unlock()
-	for _, m := range rooms {
-		h.leave(m.r, m)
+	for _, r := range rooms {
+		h.leave(r, cl)
 	}
 }
 

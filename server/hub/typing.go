@@ -29,32 +29,33 @@ type typingEvent struct {
 	Typing bool   `json:"typing"`
 }
 
-// member returns c's membership of room, or nil.
-func (h *Hub) member(c Conn, room string) *member {
+// member returns c's client and room when c is in room, nils otherwise.
+func (h *Hub) member(c Conn, room string) (*client, *room) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	if cl := h.conns[c]; cl != nil {
-		return cl.in(room)
+		if r := cl.in(room); r != nil {
+			return cl, r
+		}
 	}
-	return nil
+	return nil, nil
 }
 
 // Typing records that c is typing in room (or stopped), at now, and tells
 // the room's other members when it started, stopped, or was renewed after
 // half TypingTimeout. It returns ErrNotMember when c is not in room.
 func (h *Hub) Typing(c Conn, room string, typing bool, now time.Time) error {
-	m := h.member(c, room)
-	if m == nil {
+	cl, r := h.member(c, room)
+	if cl == nil {
 		return ErrNotMember
 	}
-	r := m.r
 	send := false
 	r.pmu.Lock()
-	if m.idx < 0 { // it left meanwhile
+	if !r.holdsLocked(cl) { // it left meanwhile
 		r.pmu.Unlock()
 		return ErrNotMember
 	}
-	st, was := r.typists[m]
+	st, was := r.typists[cl]
 	switch {
 	case typing:
 		st.until = now.Add(h.o.TypingTimeout).UnixNano()
@@ -62,11 +63,11 @@ func (h *Hub) Typing(c Conn, room string, typing bool, now time.Time) error {
 			st.sent, send = now.UnixNano(), true
 		}
 		if r.typists == nil {
-			r.typists = make(map[*member]typingState)
+			r.typists = make(map[*client]typingState)
 		}
-		r.typists[m] = st
+		r.typists[cl] = st
 	case was:
-		delete(r.typists, m)
+		delete(r.typists, cl)
 		send = true
 	}
 	r.pmu.Unlock()
@@ -78,19 +79,19 @@ func (h *Hub) Typing(c Conn, room string, typing bool, now time.Time) error {
 
 // StopTyping ends c's typing in room, if it is typing there.
 func (h *Hub) StopTyping(c Conn, room string) {
-	if m := h.member(c, room); m != nil {
-		h.stopTyping(m.r, m)
+	if cl, r := h.member(c, room); cl != nil {
+		h.stopTyping(r, cl)
 	}
 }
 
-// stopTyping ends m's typing in r, if it is typing there.
-func (h *Hub) stopTyping(r *room, m *member) {
+// stopTyping ends cl's typing in r, if it is typing there.
+func (h *Hub) stopTyping(r *room, cl *client) {
 	r.pmu.Lock()
-	_, was := r.typists[m]
-	delete(r.typists, m)
+	_, was := r.typists[cl]
+	delete(r.typists, cl)
 	r.pmu.Unlock()
 	if was {
-		h.broadcastTyping(m.cl.c, r.name, false)
+		h.broadcastTyping(cl.c, r.name, false)
 	}
 }
 
@@ -103,20 +104,20 @@ func (h *Hub) broadcastTyping(c Conn, room string, typing bool) {
 // expireTyping ends the typing not renewed within TypingTimeout.
 func (h *Hub) expireTyping(now time.Time) {
 	type expired struct {
-		r *room
-		m *member
+		r  *room
+		cl *client
 	}
 	var out []expired
 	for _, r := range h.snapshotRooms() {
 		r.pmu.Lock()
-		for m, st := range r.typists {
+		for cl, st := range r.typists {
 			if now.UnixNano() > st.until {
-				out = append(out, expired{r, m})
+				out = append(out, expired{r, cl})
 			}
 		}
 		r.pmu.Unlock()
 	}
 	for _, e := range out {
-		h.stopTyping(e.r, e.m)
+		h.stopTyping(e.r, e.cl)
 	}
 }
