@@ -284,11 +284,10 @@ func (r *room) addPendingLocked(m *member) {
 // live or left. False when it was not there (it did either already); pmu
 // is held.
 func (r *room) dropPendingLocked(m *member) bool {
-	i := int(m.idx)
-	if i < 0 || i >= len(r.pending) || r.pending[i] != m {
+	if !r.isPendingLocked(m) {
 		return false
 	}
-	last := len(r.pending) - 1
+	i, last := int(m.idx), len(r.pending)-1
 	r.pending[i] = r.pending[last]
 	r.pending[i].idx = int32(i)
 	r.pending[last] = nil
@@ -306,6 +305,11 @@ func (r *room) dropPendingLocked(m *member) bool {
 func (r *room) waitingLocked(m *member) bool {
 	r.pmu.Lock()
 	defer r.pmu.Unlock()
+	return r.isPendingLocked(m)
+}
+
+// isPendingLocked reports whether m is in pending; pmu is held.
+func (r *room) isPendingLocked(m *member) bool {
 	i := int(m.idx)
 	return i >= 0 && i < len(r.pending) && r.pending[i] == m
 }
